@@ -1,0 +1,209 @@
+#include "comm.h"
+
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int btrm_comm_error(int mpi_rc, const char *call, const char *file, int line)
+{
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(mpi_rc, text, &len) != MPI_SUCCESS)
+        snprintf(text, sizeof text, "MPI error %d", mpi_rc);
+    return btrm_error_set(BTRM_EMPI, "%s:%d: %s failed: %s", file, line, call, text);
+}
+
+int btrm_comm_init(btrm_comm *c, MPI_Comm parent)
+{
+    memset(c, 0, sizeof *c);
+    c->comm = MPI_COMM_NULL;
+    c->node = MPI_COMM_NULL;
+    BTRM_CHECK_MPI(MPI_Comm_dup(parent, &c->comm));
+    BTRM_CHECK_MPI(MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN));
+    BTRM_CHECK_MPI(MPI_Comm_rank(c->comm, &c->rank));
+    BTRM_CHECK_MPI(MPI_Comm_size(c->comm, &c->size));
+    BTRM_CHECK_MPI(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, c->rank,
+                                       MPI_INFO_NULL, &c->node));
+    BTRM_CHECK_MPI(MPI_Comm_set_errhandler(c->node, MPI_ERRORS_RETURN));
+    BTRM_CHECK_MPI(MPI_Comm_rank(c->node, &c->node_rank));
+    BTRM_CHECK_MPI(MPI_Comm_size(c->node, &c->node_size));
+    return 0;
+}
+
+void btrm_comm_free(btrm_comm *c)
+{
+    if (!c)
+        return;
+    if (c->node != MPI_COMM_NULL)
+        MPI_Comm_free(&c->node);
+    if (c->comm != MPI_COMM_NULL)
+        MPI_Comm_free(&c->comm);
+}
+
+int btrm_comm_agree(const btrm_comm *c, int rc)
+{
+    /* MINLOC picks the most negative code and, among equals, the lowest rank. */
+    struct { int code; int rank; } mine = { rc, c->rank }, worst;
+    int mpi_rc = MPI_Allreduce(&mine, &worst, 1, MPI_2INT, MPI_MINLOC, c->comm);
+    if (mpi_rc != MPI_SUCCESS)
+        btrm_comm_abort(c, BTRM_EMPI, "cannot agree on the outcome (MPI_Allreduce failed)");
+    if (worst.code == 0)
+        return 0;
+    char msg[BTRM_ERROR_MAX];
+    if (c->rank == worst.rank)
+        snprintf(msg, sizeof msg, "%s", btrm_error_msg());
+    mpi_rc = MPI_Bcast(msg, sizeof msg, MPI_CHAR, worst.rank, c->comm);
+    if (mpi_rc != MPI_SUCCESS)
+        btrm_comm_abort(c, BTRM_EMPI, "cannot share the error of rank %d", worst.rank);
+    msg[sizeof msg - 1] = '\0';
+    if (c->size > 1)
+        btrm_error_set(worst.code, "rank %d: %s", worst.rank, msg);
+    else
+        btrm_error_set(worst.code, "%s", msg);
+    return worst.code;
+}
+
+void btrm_comm_abort(const btrm_comm *c, int code, const char *fmt, ...)
+{
+    char msg[BTRM_ERROR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int rank = 0;
+    if (c && c->comm != MPI_COMM_NULL)
+        rank = c->rank;
+    else
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    fprintf(stderr, "btrm: rank %d: fatal: %s\n", rank, msg);
+    fflush(stderr);
+    MPI_Abort(c && c->comm != MPI_COMM_NULL ? c->comm : MPI_COMM_WORLD,
+              btrm_error_exit_code(code));
+    abort(); /* MPI_Abort does not return; keep _Noreturn honest */
+}
+
+static int reduce(const btrm_comm *c, void *buf, size_t n, MPI_Datatype type, MPI_Op op)
+{
+    /* Counts above INT_MAX go in chunks. */
+    size_t elem = 0;
+    int size = 0;
+    MPI_Type_size(type, &size);
+    elem = (size_t)size;
+    char *p = buf;
+    while (n > 0) {
+        int chunk = n > (1u << 30) ? (1 << 30) : (int)n;
+        BTRM_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, p, chunk, type, op, c->comm));
+        p += (size_t)chunk * elem;
+        n -= (size_t)chunk;
+    }
+    return 0;
+}
+
+int btrm_comm_allreduce_sum_f32(const btrm_comm *c, float *buf, size_t n)
+{
+    return reduce(c, buf, n, MPI_FLOAT, MPI_SUM);
+}
+int btrm_comm_allreduce_sum_f64(const btrm_comm *c, double *buf, size_t n)
+{
+    return reduce(c, buf, n, MPI_DOUBLE, MPI_SUM);
+}
+int btrm_comm_allreduce_max_f64(const btrm_comm *c, double *buf, size_t n)
+{
+    return reduce(c, buf, n, MPI_DOUBLE, MPI_MAX);
+}
+int btrm_comm_allreduce_sum_i64(const btrm_comm *c, int64_t *buf, size_t n)
+{
+    return reduce(c, buf, n, MPI_INT64_T, MPI_SUM);
+}
+int btrm_comm_allreduce_max_int(const btrm_comm *c, int *value)
+{
+    return reduce(c, value, 1, MPI_INT, MPI_MAX);
+}
+
+int btrm_comm_bcast(const btrm_comm *c, void *buf, size_t bytes, int root)
+{
+    char *p = buf;
+    while (bytes > 0) {
+        int chunk = bytes > (1u << 30) ? (1 << 30) : (int)bytes;
+        BTRM_CHECK_MPI(MPI_Bcast(p, chunk, MPI_BYTE, root, c->comm));
+        p += chunk;
+        bytes -= (size_t)chunk;
+    }
+    return 0;
+}
+
+int btrm_comm_barrier(const btrm_comm *c)
+{
+    BTRM_CHECK_MPI(MPI_Barrier(c->comm));
+    return 0;
+}
+
+int btrm_comm_allgatherv_f64(const btrm_comm *c, const double *in, int n_in,
+                             double *out, int *counts)
+{
+    int *displs = NULL;
+    int rc = BTRM_MALLOC(displs, c->size);
+    if (rc)
+        return rc;
+    int mpi_rc = MPI_Allgather(&n_in, 1, MPI_INT, counts, 1, MPI_INT, c->comm);
+    if (mpi_rc == MPI_SUCCESS) {
+        int off = 0;
+        for (int r = 0; r < c->size; r++) {
+            displs[r] = off;
+            off += counts[r];
+        }
+        mpi_rc = MPI_Allgatherv(in, n_in, MPI_DOUBLE, out, counts, displs, MPI_DOUBLE,
+                                c->comm);
+    }
+    free(displs);
+    if (mpi_rc != MPI_SUCCESS)
+        return btrm_comm_error(mpi_rc, "MPI_Allgatherv", __FILE__, __LINE__);
+    return 0;
+}
+
+int btrm_comm_shared_alloc(const btrm_comm *c, size_t bytes, btrm_shared *shm)
+{
+    memset(shm, 0, sizeof *shm);
+    shm->win = MPI_WIN_NULL;
+    MPI_Aint mine = c->node_rank == 0 ? (MPI_Aint)bytes : 0;
+    void *base = NULL;
+    BTRM_CHECK_MPI(MPI_Win_allocate_shared(mine, 1, MPI_INFO_NULL, c->node, &base,
+                                           &shm->win));
+    MPI_Aint size = 0;
+    int disp = 0;
+    BTRM_CHECK_MPI(MPI_Win_shared_query(shm->win, 0, &size, &disp, &shm->base));
+    shm->bytes = bytes;
+    /* A passive-target epoch for the window's whole life lets us use
+     * MPI_Win_sync + barrier as the memory fence between node ranks. */
+    BTRM_CHECK_MPI(MPI_Win_lock_all(MPI_MODE_NOCHECK, shm->win));
+    return 0;
+}
+
+int btrm_comm_shared_sync(const btrm_comm *c, btrm_shared *shm)
+{
+    BTRM_CHECK_MPI(MPI_Win_sync(shm->win));
+    BTRM_CHECK_MPI(MPI_Barrier(c->node));
+    BTRM_CHECK_MPI(MPI_Win_sync(shm->win));
+    return 0;
+}
+
+void btrm_comm_shared_free(btrm_shared *shm)
+{
+    if (!shm || shm->win == MPI_WIN_NULL)
+        return;
+    MPI_Win_unlock_all(shm->win);
+    MPI_Win_free(&shm->win);
+    shm->base = NULL;
+}
+
+void btrm_comm_block(int64_t n, int parts, int part, int64_t *first, int64_t *count)
+{
+    int64_t base = n / parts, extra = n % parts;
+    *count = base + (part < extra ? 1 : 0);
+    *first = part * base + (part < extra ? part : extra);
+}
+
+double btrm_comm_wtime(void) { return MPI_Wtime(); }

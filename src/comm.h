@@ -1,0 +1,76 @@
+/* comm.h: every MPI call of btrm goes through here.
+ *
+ * A btrm_comm wraps a communicator (never MPI_COMM_WORLD inside the library:
+ * main passes it in) with MPI_ERRORS_RETURN set, plus the node-local
+ * communicator used for shared-memory windows. */
+#ifndef BTRM_COMM_H
+#define BTRM_COMM_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct btrm_comm {
+    MPI_Comm comm;    /* duplicate of the caller's communicator */
+    int rank, size;
+    MPI_Comm node;    /* ranks sharing memory with this one */
+    int node_rank, node_size;
+} btrm_comm;
+
+/* Checks an MPI return code; records BTRM_EMPI with the call and location. */
+#define BTRM_CHECK_MPI(call)                                                     \
+    do {                                                                         \
+        int mpi_rc_ = (call);                                                    \
+        if (mpi_rc_ != MPI_SUCCESS)                                              \
+            return btrm_comm_error(mpi_rc_, #call, __FILE__, __LINE__);          \
+    } while (0)
+int btrm_comm_error(int mpi_rc, const char *call, const char *file, int line);
+
+int btrm_comm_init(btrm_comm *c, MPI_Comm parent);
+void btrm_comm_free(btrm_comm *c);
+
+/* Collective agreement on a return code: every rank passes its own rc and gets
+ * back the worst (most negative) one. Ranks that succeeded receive the failing
+ * rank's message, prefixed with "rank N: ", so rank 0 can print it. */
+int btrm_comm_agree(const btrm_comm *c, int rc);
+
+/* Ends the whole job from one rank when agreement is impossible (another rank
+ * may already be gone, or we are inside a collective phase): prints
+ * "btrm: rank N: fatal: <msg>" and calls MPI_Abort. */
+_Noreturn void btrm_comm_abort(const btrm_comm *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Thin wrappers that return btrm codes (sum in place over all ranks). */
+int btrm_comm_allreduce_sum_f32(const btrm_comm *c, float *buf, size_t n);
+int btrm_comm_allreduce_sum_f64(const btrm_comm *c, double *buf, size_t n);
+int btrm_comm_allreduce_max_f64(const btrm_comm *c, double *buf, size_t n);
+int btrm_comm_allreduce_sum_i64(const btrm_comm *c, int64_t *buf, size_t n);
+int btrm_comm_allreduce_max_int(const btrm_comm *c, int *value);
+int btrm_comm_bcast(const btrm_comm *c, void *buf, size_t bytes, int root);
+int btrm_comm_barrier(const btrm_comm *c);
+/* Gathers a variable number of doubles from every rank onto all ranks, in rank
+ * order: out has room for the total, counts[size] gets each rank's count. */
+int btrm_comm_allgatherv_f64(const btrm_comm *c, const double *in, int n_in,
+                             double *out, int *counts);
+
+/* Node-shared memory: one allocation per node, visible to every rank of the
+ * node (MPI_Win_allocate_shared on the node communicator). Node rank 0 owns
+ * the bytes; the others map them. */
+typedef struct btrm_shared {
+    MPI_Win win;
+    void *base;
+    size_t bytes;
+} btrm_shared;
+int btrm_comm_shared_alloc(const btrm_comm *c, size_t bytes, btrm_shared *shm);
+/* Barrier on the node with the memory synchronisation a shared window needs
+ * after its ranks wrote into it. */
+int btrm_comm_shared_sync(const btrm_comm *c, btrm_shared *shm);
+void btrm_comm_shared_free(btrm_shared *shm);
+
+/* Block decomposition: [first, first+count) of n items for `part` of `parts`
+ * parts; sizes differ by at most one, larger parts first. */
+void btrm_comm_block(int64_t n, int parts, int part, int64_t *first, int64_t *count);
+
+double btrm_comm_wtime(void);
+
+#endif

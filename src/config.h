@@ -1,0 +1,106 @@
+/* config.h: the typed run configuration and its YAML loader.
+ *
+ * One key table (config.c) describes every key: dotted name, type, default,
+ * range and doc string. The YAML loader, --set overrides, `btrm config`
+ * (emit) and docs/config.md are all driven by it. This module uses libyaml
+ * only: no MPI, no HDF5. */
+#ifndef BTRM_CONFIG_H
+#define BTRM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define BTRM_PATH_MAX 4096
+#define BTRM_NAME_MAX 256
+#define BTRM_MAX_HIDDEN 8    /* hidden layers of an mlp head */
+#define BTRM_MAX_EVAL 16     /* files in data.eval */
+
+enum btrm_head_kind { BTRM_HEAD_LINEAR = 0, BTRM_HEAD_MLP = 1 };
+enum btrm_activation { BTRM_ACT_GELU = 0, BTRM_ACT_RELU = 1, BTRM_ACT_TANH = 2 };
+enum btrm_loss_kind { BTRM_LOSS_BT = 0, BTRM_LOSS_NORMBT = 1 };
+enum btrm_margin_kind { BTRM_MARGIN_NONE = 0, BTRM_MARGIN_DATA = 1 };
+enum btrm_optim_kind { BTRM_OPTIM_ADAMW = 0, BTRM_OPTIM_SGD = 1 };
+enum btrm_schedule_kind { BTRM_SCHED_CONSTANT = 0, BTRM_SCHED_LINEAR = 1, BTRM_SCHED_COSINE = 2 };
+
+typedef struct btrm_config {
+    struct {
+        char name[BTRM_NAME_MAX];    /* run.name, default "btrm" */
+        char out_dir[BTRM_PATH_MAX]; /* run.out_dir, default "runs/<name>" ("" = that) */
+        uint64_t seed;               /* run.seed, default 1 */
+        int threads;                 /* run.threads: BLAS threads per rank, default 1 */
+    } run;
+    struct {
+        char train[BTRM_PATH_MAX];            /* data.train (required by train) */
+        char eval[BTRM_MAX_EVAL][BTRM_PATH_MAX]; /* data.eval: list of pair stores */
+        int n_eval;
+    } data;
+    struct {
+        int head;                      /* model.head: linear | mlp */
+        int hidden[BTRM_MAX_HIDDEN];   /* model.hidden: [H1, H2, ...] (mlp) */
+        int n_hidden;
+        int activation;                /* model.activation: gelu | relu | tanh */
+    } model;
+    struct {
+        int type;              /* loss.type: bt | normbt */
+        double normbt_ema;     /* loss.normbt.ema: beta in [0,1), default 0.9 */
+        double normbt_eps;     /* loss.normbt.eps: > 0, default 1e-6 */
+        double normbt_max_weight; /* loss.normbt.max_weight: 0 = none (default) */
+        int margin;            /* loss.margin: none | data */
+        double center_rewards; /* loss.center_rewards: c >= 0, default 0 */
+    } loss;
+    struct {
+        int type;            /* optim.type: adamw | sgd */
+        double lr;           /* optim.lr, default 1e-3 */
+        double betas[2];     /* optim.betas, default [0.9, 0.999] */
+        double eps;          /* optim.eps, default 1e-8 */
+        double weight_decay; /* optim.weight_decay, default 0.01 (adamw) */
+        double momentum;     /* optim.momentum (sgd), default 0 */
+        int schedule;        /* optim.schedule: constant | linear | cosine */
+        int64_t warmup_steps;/* optim.warmup_steps, default 0 */
+        double grad_clip;    /* optim.grad_clip: max global L2 norm, 0 = off */
+    } optim;
+    struct {
+        int64_t global_batch; /* train.global_batch: pairs per step; 0 = "all" */
+        int64_t epochs;       /* train.epochs, default 1 */
+        int64_t steps;        /* train.steps: -1 = unset; wins over epochs when set */
+        int64_t log_every;    /* train.log_every, default 10 */
+        int64_t eval_every;   /* train.eval_every, 0 = only at the end */
+    } train;
+    struct {
+        char dir[BTRM_PATH_MAX]; /* checkpoint.dir, "" = <out_dir>/checkpoints */
+        int64_t every;           /* checkpoint.every: steps, 0 = only at the end */
+        int keep;                /* checkpoint.keep: newest kept, default 3 */
+        bool save_initial;       /* checkpoint.save_initial, default false */
+    } checkpoint;
+    struct {
+        bool shard_optimizer;    /* dist.shard_optimizer, default true */
+    } dist;
+} btrm_config;
+
+/* Fills every key with its default. */
+void btrm_config_defaults(btrm_config *cfg);
+
+/* Loads path (following `base:` chains, relative to the including file),
+ * then applies n_sets overrides "a.b.c=value" in order. Returns 0 or
+ * BTRM_ECONFIG with a message "FILE:LINE:COL: ..." (or "--set 'a.b=c': ..."). */
+int btrm_config_load(btrm_config *cfg, const char *path, const char *const *sets,
+                     int n_sets);
+/* Applies one --set override to an already-loaded config. */
+int btrm_config_set(btrm_config *cfg, const char *assignment);
+/* Checks cross-key constraints (e.g. mlp needs hidden sizes). */
+int btrm_config_validate(const btrm_config *cfg);
+
+/* Writes the fully resolved config as YAML that loads back to the same config. */
+int btrm_config_emit(const btrm_config *cfg, FILE *out);
+/* The same into a malloc'ed string (caller frees). */
+int btrm_config_emit_string(const btrm_config *cfg, char **text);
+/* Writes docs/config.md's key reference (markdown table) from the key table. */
+void btrm_config_doc_markdown(FILE *out);
+
+/* Name of an enum value of a key, for logs and outputs ("normbt", "mlp"). */
+const char *btrm_config_enum_name(const char *key, int value);
+
+int btrm_config_main(int argc, char **argv); /* `btrm config` */
+
+#endif

@@ -1,0 +1,88 @@
+/* error.c: the last error of this process (one message; btrm is not
+ * multithreaded outside BLAS). */
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int last_code;
+static char last_msg[BTRM_ERROR_MAX];
+
+int btrm_error_set(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    va_end(ap);
+    last_code = code;
+    return code;
+}
+
+int btrm_error_wrap(int code, const char *fmt, ...)
+{
+    char prefix[BTRM_ERROR_MAX], old[BTRM_ERROR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, last_msg, sizeof old);
+    if (old[0])
+        snprintf(last_msg, sizeof last_msg, "%s: %s", prefix, old);
+    else
+        snprintf(last_msg, sizeof last_msg, "%s", prefix);
+    last_code = code;
+    return code;
+}
+
+const char *btrm_error_msg(void) { return last_msg[0] ? last_msg : "no error"; }
+int btrm_error_code(void) { return last_code; }
+
+void btrm_error_clear(void)
+{
+    last_code = 0;
+    last_msg[0] = '\0';
+}
+
+int btrm_error_exit_code(int code)
+{
+    switch (code) {
+    case BTRM_OK: return BTRM_EXIT_OK;
+    case BTRM_ECONFIG:
+    case BTRM_EUSAGE: return BTRM_EXIT_USAGE;
+    case BTRM_EPREEMPT: return BTRM_EXIT_REQUEUE;
+    default: return BTRM_EXIT_FAILURE;
+    }
+}
+
+const char *btrm_error_name(int code)
+{
+    switch (code) {
+    case BTRM_OK: return "ok";
+    case BTRM_EIO: return "runtime error";
+    case BTRM_ENOMEM: return "out of memory";
+    case BTRM_EDATA: return "data error";
+    case BTRM_EMPI: return "MPI error";
+    case BTRM_ECONFIG: return "config error";
+    case BTRM_EUSAGE: return "usage error";
+    case BTRM_EPREEMPT: return "preempted";
+    default: return "error";
+    }
+}
+
+int btrm_alloc_checked(void **ptr, size_t count, size_t size, int zero,
+                       const char *file, int line)
+{
+    *ptr = NULL;
+    if (count == 0)
+        count = 1;
+    if (count > SIZE_MAX / size)
+        return btrm_error_set(BTRM_ENOMEM, "%s:%d: allocation of %zu x %zu bytes overflows",
+                              file, line, count, size);
+    *ptr = zero ? calloc(count, size) : malloc(count * size);
+    if (!*ptr)
+        return btrm_error_set(BTRM_ENOMEM, "%s:%d: out of memory allocating %zu bytes",
+                              file, line, count * size);
+    return 0;
+}

@@ -1,0 +1,77 @@
+/* main.c: the `btrm` command. Parses the subcommand (git style), starts MPI
+ * for the commands that run on ranks, and calls btrm_<cmd>_main. */
+#include "cli.h"
+#include "error.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+
+typedef struct command {
+    const char *name;
+    int (*main)(int argc, char **argv, MPI_Comm world);
+    int uses_mpi;
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    { "train",  btrm_train_main,  1, "train a reward head (BT or NormBT) on a pair store, data-parallel" },
+    { "eval",   btrm_eval_main,   1, "evaluate a model file on a pair store (accuracy, loss, grad_share)" },
+    { "synth",  btrm_synth_main,  0, "write a synthetic pair store with fine and coarse pairs" },
+    { "config", btrm_config_main, 0, "print the fully resolved config of a YAML file" },
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: btrm <command> [options]\n"
+            "       mpirun -np P btrm train CONFIG.yaml [--set key=value ...]\n\n"
+            "btrm trains reward models on preference pairs with the Bradley-Terry loss\n"
+            "or NormBT, data-parallel over MPI ranks.\n\nCommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out,
+            "\nOptions:\n"
+            "  -h, --help     this help; 'btrm <command> --help' for a command's own\n"
+            "  -V, --version  print the version\n\n"
+            "Exit codes: 0 ok, 1 runtime failure, 2 usage or config error,\n"
+            "75 checkpointed, please requeue.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return BTRM_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+        printf("btrm %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    const command *cmd = NULL;
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            cmd = &commands[i];
+    if (!cmd) {
+        fprintf(stderr, "btrm: unknown command '%s'\n\n", argv[1]);
+        usage(stderr);
+        return BTRM_EXIT_USAGE;
+    }
+    if (!cmd->uses_mpi)
+        return cmd->main(argc - 1, argv + 1, MPI_COMM_NULL);
+
+    int provided = 0;
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "btrm: MPI_Init failed\n");
+        return BTRM_EXIT_FAILURE;
+    }
+    int code = cmd->main(argc - 1, argv + 1, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return code;
+}

@@ -1,0 +1,39 @@
+/* optim.h: optimizer updates and learning-rate schedules over flat float
+ * buffers, with PyTorch semantics (see docs/training.md). Math layer.
+ * Each update is one fused pass over its slice of the buffers, so a rank can
+ * update just its shard. */
+#ifndef BTRM_OPTIM_H
+#define BTRM_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* torch.optim.AdamW, step t >= 1 (1-based), one parameter group:
+ *   p *= 1 - lr*wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+ *   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
+void btrm_optim_adamw(float *param, const float *grad, float *exp_avg,
+                      float *exp_avg_sq, size_t n, double lr, double beta1,
+                      double beta2, double eps, double weight_decay, int64_t t);
+
+/* torch.optim.SGD (dampening 0, no Nesterov), step t >= 1:
+ *   g += wd p;  buf = g (t = 1) else momentum buf + g;  p -= lr buf
+ * (buf is used only when momentum != 0). */
+void btrm_optim_sgd(float *param, const float *grad, float *momentum_buf, size_t n,
+                    double lr, double momentum, double weight_decay, int64_t t);
+
+/* Sum of squares of a buffer in double (for the global grad norm). */
+double btrm_optim_sumsq(const float *x, size_t n);
+
+/* torch.nn.utils.clip_grad_norm_: coefficient min(1, max_norm / (norm + 1e-6));
+ * 1 when max_norm <= 0. Multiply the gradient by it. */
+double btrm_optim_clip_coef(double total_norm, double max_norm);
+
+/* Learning rate multiplier of transformers' schedulers after `step`
+ * completed optimizer steps (0-based index of the step about to be taken):
+ *   warmup: step / max(1, warmup) while step < warmup
+ *   constant: 1;  linear: max(0, (total - step) / max(1, total - warmup))
+ *   cosine: max(0, 0.5 (1 + cos(pi * progress))),
+ *           progress = (step - warmup) / max(1, total - warmup) */
+double btrm_sched_factor(int schedule, int64_t step, int64_t warmup, int64_t total);
+
+#endif

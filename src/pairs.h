@@ -1,0 +1,76 @@
+/* pairs.h: the pair store (HDF5, format "pairs-v1", docs/format.md). io layer:
+ * owns the HDF5 calls for pair stores; takes a btrm_comm for parallel access.
+ *
+ *   attribute /btrm_format = "pairs-v1"
+ *   /features            float32|float16 [M, D]  (attrs backbone, dim); absent until embed
+ *   /texts               strings [M] (optional)
+ *   /pairs/chosen        int64 [N]  row indices into /features
+ *   /pairs/rejected      int64 [N]
+ *   /pairs/category      int32 [N] + /categories strings (optional)
+ *   /pairs/subset        int32 [N] + /subsets strings (optional)
+ *   /pairs/margin        float32 [N] (optional)
+ *   /pairs/id            strings [N] (optional) */
+#ifndef BTRM_PAIRS_H
+#define BTRM_PAIRS_H
+
+#include "comm.h"
+#include "config.h"
+
+#include <stdint.h>
+
+enum {
+    BTRM_PAIRS_FEATURES = 1u << 0, /* load /features (float32) into node-shared memory */
+    BTRM_PAIRS_REQUIRE_FEATURES = 1u << 1, /* a store without /features is an error */
+};
+
+typedef struct btrm_pairs {
+    char path[BTRM_PATH_MAX];
+    int64_t n_pairs;
+    int64_t n_rows;            /* rows of /features (or /texts) */
+    int dim;                   /* D; 0 when there is no /features */
+    int features_f16;          /* /features is stored as float16 */
+    char backbone[BTRM_NAME_MAX];
+    int64_t *chosen, *rejected;    /* [n_pairs], every rank */
+    int32_t *category;             /* [n_pairs] or NULL */
+    int32_t *subset;               /* [n_pairs] or NULL */
+    float *margin;                 /* [n_pairs] or NULL */
+    char **categories; int n_categories;
+    char **subsets; int n_subsets;
+    btrm_shared features_shm;      /* node-shared [n_rows, dim] float32 */
+    const float *features;         /* NULL unless BTRM_PAIRS_FEATURES */
+    uint32_t crc32;                /* zlib crc32 of the whole file (provenance) */
+} btrm_pairs;
+
+/* Collective over c. Validates the store: format attribute, dataset ranks and
+ * types, indices in [0, n_rows), chosen != rejected, category/subset codes in
+ * range, NaN/Inf in any feature row that a pair uses. Errors (BTRM_EDATA)
+ * name the file, the dataset and the row; every rank returns the same code. */
+int btrm_pairs_open(btrm_pairs *p, const char *path, const btrm_comm *c, unsigned flags);
+void btrm_pairs_close(btrm_pairs *p);
+
+/* A pair store to write (serial, by one process): what synth and tests make. */
+typedef struct btrm_pairs_data {
+    int64_t n_pairs, n_rows;
+    int dim;
+    const float *features;            /* [n_rows, dim] or NULL (no /features) */
+    int features_f16;                 /* store /features as float16 */
+    const char *backbone;             /* attribute of /features */
+    const char *const *texts;         /* [n_rows] or NULL */
+    const int64_t *chosen, *rejected; /* [n_pairs] */
+    const int32_t *category;          /* [n_pairs] or NULL */
+    const char *const *categories; int n_categories;
+    const int32_t *subset;            /* [n_pairs] or NULL */
+    const char *const *subsets; int n_subsets;
+    const float *margin;              /* [n_pairs] or NULL */
+    const char *const *ids;           /* [n_pairs] or NULL */
+} btrm_pairs_data;
+
+/* Writes path atomically (temporary name in the same directory, then rename);
+ * nothing is left behind on failure. */
+int btrm_pairs_write(const char *path, const btrm_pairs_data *data);
+
+/* IEEE half <-> float conversions (round to nearest even). */
+float btrm_half_to_float(uint16_t h);
+uint16_t btrm_float_to_half(float f);
+
+#endif
