@@ -21,6 +21,25 @@ void btrm_optim_adamw(float *param, const float *grad, float *exp_avg,
 void btrm_optim_sgd(float *param, const float *grad, float *momentum_buf, size_t n,
                     double lr, double momentum, double weight_decay, int64_t t);
 
+/* One step's hyperparameters (optim.* keys; lr already multiplied by the
+ * schedule factor). */
+typedef struct btrm_optim_hparams {
+    double lr, beta1, beta2, eps, weight_decay, momentum;
+} btrm_optim_hparams;
+
+/* The optimizers as a table (a backend family): each keeps n_state buffers of
+ * n floats per parameter, zero before step 1, named as torch names its state. */
+typedef struct btrm_optim_ops {
+    const char *name;              /* optim.type: "adamw" | "sgd" */
+    int n_state;                   /* 2 (adamw) | 1 (sgd; unused without momentum) */
+    const char *state_names[2];    /* "exp_avg", "exp_avg_sq" | "momentum_buffer" */
+    void (*step)(const btrm_optim_hparams *hp, int64_t t, float *param, const float *grad,
+                 float *const *state, size_t n);
+} btrm_optim_ops;
+
+/* The ops of BTRM_OPTIM_ADAMW | BTRM_OPTIM_SGD; NULL for another value. */
+const btrm_optim_ops *btrm_optim_lookup(int type);
+
 /* Sum of squares of a buffer in double (for the global grad norm). */
 double btrm_optim_sumsq(const float *x, size_t n);
 

@@ -1,0 +1,194 @@
+/* optim.c: AdamW and SGD with PyTorch semantics, gradient clipping and
+ * learning-rate schedules (see optim.h, docs/training.md).
+ *
+ * The updates are memory bound (AdamW reads p, g, m, v and writes p, m, v once
+ * per element), so each is one pass with the per-step scalars computed once in
+ * double and rounded to float, as PyTorch rounds Python scalars to the tensor's
+ * dtype; the element math is float, like torch's float32 CPU kernels. */
+#include "optim.h"
+
+#include "config.h"
+
+#include <math.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
+/* AdamW's per-step constants, rounded to float once per step. */
+typedef struct adamw_k {
+    float decay;    /* 1 - lr wd */
+    float w1;       /* 1 - b1: torch's m.lerp_(g, 1 - b1) = m + (1 - b1)(g - m)
+                     * (its form for b1 > 0.5; other b1 agree to rounding) */
+    float b2, w2;   /* b2, 1 - b2 */
+    float step;     /* lr / (1 - b1^t) */
+    float bc2_sqrt; /* sqrt(1 - b2^t) */
+    float eps;
+} adamw_k;
+
+/* sqrt of OPTIM_BLOCK floats. sqrtf alone keeps GCC from vectorizing at -O2
+ * (its errno path is a call in the loop); sqrtps is IEEE correctly rounded
+ * like sqrtf, so both paths give the same bits. */
+#define OPTIM_BLOCK 16
+static inline void sqrt_block(float *x)
+{
+#if defined(__SSE__)
+    for (int j = 0; j < OPTIM_BLOCK; j += 4)
+        _mm_storeu_ps(x + j, _mm_sqrt_ps(_mm_loadu_ps(x + j)));
+#else
+    for (int j = 0; j < OPTIM_BLOCK; j++)
+        x[j] = sqrtf(x[j]);
+#endif
+}
+
+/* OPTIM_BLOCK elements; the fixed trip count lets -O2 vectorize each loop.
+ * The element math is exactly adamw_one's (same operations, same order). */
+static inline void adamw_block(const adamw_k *k, float *restrict p, const float *restrict g,
+                               float *restrict m, float *restrict v)
+{
+    float root[OPTIM_BLOCK];
+    for (int j = 0; j < OPTIM_BLOCK; j++) {
+        m[j] = m[j] + k->w1 * (g[j] - m[j]);
+        v[j] = v[j] * k->b2 + k->w2 * g[j] * g[j];
+        root[j] = v[j];
+    }
+    sqrt_block(root);
+    for (int j = 0; j < OPTIM_BLOCK; j++)
+        p[j] = p[j] * k->decay - k->step * (m[j] / (root[j] / k->bc2_sqrt + k->eps));
+}
+
+static inline void adamw_one(const adamw_k *k, float *p, const float *g, float *m, float *v)
+{
+    *m = *m + k->w1 * (*g - *m);
+    *v = *v * k->b2 + k->w2 * *g * *g;
+    *p = *p * k->decay - k->step * (*m / (sqrtf(*v) / k->bc2_sqrt + k->eps));
+}
+
+void btrm_optim_adamw(float *restrict param, const float *restrict grad,
+                      float *restrict exp_avg, float *restrict exp_avg_sq, size_t n,
+                      double lr, double beta1, double beta2, double eps,
+                      double weight_decay, int64_t t)
+{
+    /* torch: p *= 1 - lr wd; m = m + (1-b1)(g - m); v = b2 v + (1-b2) g g;
+     * p -= lr/(1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
+    const adamw_k k = {
+        .decay = (float)(1.0 - lr * weight_decay),
+        .w1 = (float)(1.0 - beta1),
+        .b2 = (float)beta2,
+        .w2 = (float)(1.0 - beta2),
+        .step = (float)(lr / (1.0 - pow(beta1, (double)t))),
+        .bc2_sqrt = (float)sqrt(1.0 - pow(beta2, (double)t)),
+        .eps = (float)eps,
+    };
+    size_t i = 0;
+    for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK)
+        adamw_block(&k, param + i, grad + i, exp_avg + i, exp_avg_sq + i);
+    for (; i < n; i++)
+        adamw_one(&k, param + i, grad + i, exp_avg + i, exp_avg_sq + i);
+}
+
+/* SGD over len elements. mode 0: no momentum; 1: first step, buf = d;
+ * 2: buf = momentum buf + d. d = g + wd p, then p -= lr d (torch's order). */
+static inline void sgd_span(float *restrict p, const float *restrict g, float *restrict buf,
+                            size_t len, float lr, float wd, float mom, int mode)
+{
+    for (size_t j = 0; j < len; j++) {
+        float d = g[j] + wd * p[j];
+        if (mode == 2)
+            d = buf[j] * mom + d;
+        if (mode != 0)
+            buf[j] = d;
+        p[j] = p[j] - lr * d;
+    }
+}
+
+/* Fixed-size blocks so that -O2 vectorizes, then the tail. */
+static inline void sgd_run(float *restrict p, const float *restrict g, float *restrict buf,
+                           size_t n, float lr, float wd, float mom, int mode)
+{
+    size_t i = 0;
+    for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK)
+        sgd_span(p + i, g + i, buf ? buf + i : NULL, OPTIM_BLOCK, lr, wd, mom, mode);
+    sgd_span(p + i, g + i, buf ? buf + i : NULL, n - i, lr, wd, mom, mode);
+}
+
+void btrm_optim_sgd(float *restrict param, const float *restrict grad,
+                    float *restrict momentum_buf, size_t n, double lr, double momentum,
+                    double weight_decay, int64_t t)
+{
+    const float lrf = (float)lr, wd = (float)weight_decay, mom = (float)momentum;
+    if (momentum == 0.0)
+        sgd_run(param, grad, NULL, n, lrf, wd, mom, 0);
+    else if (t <= 1) /* torch: the buffer starts as a copy of the first gradient */
+        sgd_run(param, grad, momentum_buf, n, lrf, wd, mom, 1);
+    else
+        sgd_run(param, grad, momentum_buf, n, lrf, wd, mom, 2);
+}
+
+static void adamw_step(const btrm_optim_hparams *hp, int64_t t, float *param,
+                       const float *grad, float *const *state, size_t n)
+{
+    btrm_optim_adamw(param, grad, state[0], state[1], n, hp->lr, hp->beta1, hp->beta2, hp->eps,
+                     hp->weight_decay, t);
+}
+
+static void sgd_step(const btrm_optim_hparams *hp, int64_t t, float *param, const float *grad,
+                     float *const *state, size_t n)
+{
+    btrm_optim_sgd(param, grad, state[0], n, hp->lr, hp->momentum, hp->weight_decay, t);
+}
+
+static const btrm_optim_ops optim_table[] = {
+    [BTRM_OPTIM_ADAMW] = {"adamw", 2, {"exp_avg", "exp_avg_sq"}, adamw_step},
+    [BTRM_OPTIM_SGD] = {"sgd", 1, {"momentum_buffer", NULL}, sgd_step},
+};
+
+const btrm_optim_ops *btrm_optim_lookup(int type)
+{
+    if (type < 0 || type >= (int)(sizeof optim_table / sizeof optim_table[0]))
+        return NULL;
+    return &optim_table[type];
+}
+
+double btrm_optim_sumsq(const float *x, size_t n)
+{
+    /* Four partial sums in a fixed order: deterministic, and not serialised
+     * on one addition chain. */
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += (double)x[i] * x[i];
+        s1 += (double)x[i + 1] * x[i + 1];
+        s2 += (double)x[i + 2] * x[i + 2];
+        s3 += (double)x[i + 3] * x[i + 3];
+    }
+    for (; i < n; i++)
+        s0 += (double)x[i] * x[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+double btrm_optim_clip_coef(double total_norm, double max_norm)
+{
+    if (max_norm <= 0.0)
+        return 1.0;
+    double coef = max_norm / (total_norm + 1e-6);
+    /* torch.clamp(coef, max=1) keeps a NaN norm's NaN: the caller must see it. */
+    return isnan(coef) || coef < 1.0 ? coef : 1.0;
+}
+
+double btrm_sched_factor(int schedule, int64_t step, int64_t warmup, int64_t total)
+{
+    if (step < warmup)
+        return (double)step / (double)(warmup > 1 ? warmup : 1);
+    const double span = (double)(total - warmup > 1 ? total - warmup : 1);
+    switch (schedule) {
+    case BTRM_SCHED_CONSTANT: return 1.0;
+    case BTRM_SCHED_LINEAR: return fmax(0.0, (double)(total - step) / span);
+    case BTRM_SCHED_COSINE: {
+        const double pi = 3.14159265358979323846;
+        double progress = (double)(step - warmup) / span;
+        /* num_cycles = 0.5: cos(pi * 2 * 0.5 * progress) */
+        return fmax(0.0, 0.5 * (1.0 + cos(pi * progress)));
+    }
+    default: return NAN;
+    }
+}
