@@ -8,6 +8,7 @@
 #define BTRM_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -78,29 +79,45 @@ typedef struct btrm_config {
     } dist;
 } btrm_config;
 
-/* Fills every key with its default. */
+/* Fills every key with its default (the whole struct is zeroed first, so two
+ * configs with the same values are memcmp-equal). */
 void btrm_config_defaults(btrm_config *cfg);
 
-/* Loads path (following `base:` chains, relative to the including file),
- * then applies n_sets overrides "a.b.c=value" in order. Returns 0 or
- * BTRM_ECONFIG with a message "FILE:LINE:COL: ..." (or "--set 'a.b=c': ..."). */
+/* Fills cfg with the defaults, loads path (NULL: none) following `base:`
+ * chains (a base path is relative to the file that names it; data and output
+ * paths are kept as written, relative to the working directory), applies
+ * n_sets overrides "a.b.c=value" in order, then checks cross-key constraints
+ * (an mlp head needs model.hidden). Returns 0, or BTRM_ECONFIG with a message
+ * "FILE:LINE:COL: ..." (or "--set 'a.b=c': ...", BTRM_ENOMEM, BTRM_EIO); cfg is
+ * then partly loaded. Does not require data.train: see btrm_config_validate. */
 int btrm_config_load(btrm_config *cfg, const char *path, const char *const *sets,
                      int n_sets);
-/* Applies one --set override to an already-loaded config. */
+/* Applies one --set override ("optim.lr=3e-4", "model.hidden=[1024, 256]",
+ * "loss={type: normbt}"); the value is YAML. On error cfg is unchanged. No
+ * cross-key check: call btrm_config_validate when done. */
 int btrm_config_set(btrm_config *cfg, const char *assignment);
-/* Checks cross-key constraints (e.g. mlp needs hidden sizes). */
+/* Everything a training run needs: every key in its range, cross-key
+ * constraints, and the required keys (data.train). */
 int btrm_config_validate(const btrm_config *cfg);
 
-/* Writes the fully resolved config as YAML that loads back to the same config. */
+/* Writes the fully resolved config as YAML (every key; strings double-quoted,
+ * lists in flow style, doubles in shortest round-trip form) that loads back to
+ * a memcmp-equal config. */
 int btrm_config_emit(const btrm_config *cfg, FILE *out);
 /* The same into a malloc'ed string (caller frees). */
 int btrm_config_emit_string(const btrm_config *cfg, char **text);
-/* Writes docs/config.md's key reference (markdown table) from the key table. */
+/* Writes docs/config.md's key reference (markdown tables) from the key table
+ * (`btrm config --doc-markdown`). */
 void btrm_config_doc_markdown(FILE *out);
 
-/* Name of an enum value of a key, for logs and outputs ("normbt", "mlp"). */
+/* Name of an enum value of a key, for logs and outputs ("normbt", "mlp");
+ * "unknown" for a key that is not an enum or a value out of range. */
 const char *btrm_config_enum_name(const char *key, int value);
 
-int btrm_config_main(int argc, char **argv); /* `btrm config` */
+/* The run's output directory: run.out_dir, or "runs/<run.name>" when empty.
+ * BTRM_ECONFIG when it does not fit in size bytes. */
+int btrm_config_out_dir(const btrm_config *cfg, char *buf, size_t size);
+/* checkpoint.dir, or "<output directory>/checkpoints" when empty. */
+int btrm_config_checkpoint_dir(const btrm_config *cfg, char *buf, size_t size);
 
 #endif
