@@ -59,8 +59,10 @@ int btrm_comm_agree(const btrm_comm *c, int rc)
     if (mpi_rc != MPI_SUCCESS)
         btrm_comm_abort(c, BTRM_EMPI, "cannot share the error of rank %d", worst.rank);
     msg[sizeof msg - 1] = '\0';
-    if (c->size > 1)
-        btrm_error_set(worst.code, "rank %d: %s", worst.rank, msg);
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "rank %d: ", worst.rank);
+    if (c->size > 1 && strncmp(msg, prefix, strlen(prefix)) != 0)
+        btrm_error_set(worst.code, "%s%s", prefix, msg);
     else
         btrm_error_set(worst.code, "%s", msg);
     return worst.code;
@@ -161,6 +163,55 @@ int btrm_comm_allgatherv_f64(const btrm_comm *c, const double *in, int n_in,
     free(displs);
     if (mpi_rc != MPI_SUCCESS)
         return btrm_comm_error(mpi_rc, "MPI_Allgatherv", __FILE__, __LINE__);
+    return 0;
+}
+
+int btrm_comm_allgather_u64(const btrm_comm *c, const uint64_t *in, int n, uint64_t *out)
+{
+    BTRM_CHECK_MPI(MPI_Allgather(in, n, MPI_UINT64_T, out, n, MPI_UINT64_T, c->comm));
+    return 0;
+}
+
+int btrm_comm_reduce_scatter_f32(const btrm_comm *c, const float *send, float *recv,
+                                 const int *counts)
+{
+    BTRM_CHECK_MPI(MPI_Reduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, c->comm));
+    return 0;
+}
+
+int btrm_comm_allgatherv_f32(const btrm_comm *c, float *buf, const int *counts,
+                             const int *displs)
+{
+    BTRM_CHECK_MPI(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs,
+                                  MPI_FLOAT, c->comm));
+    return 0;
+}
+
+static void step_op(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+    (void)type;
+    const btrm_comm_step_reduce *a = in;
+    btrm_comm_step_reduce *b = inout;
+    for (int i = 0; i < *len; i++) {
+        b[i].sum = a[i].sum + b[i].sum;
+        b[i].min = a[i].min < b[i].min ? a[i].min : b[i].min;
+        b[i].flag = a[i].flag > b[i].flag ? a[i].flag : b[i].flag;
+    }
+}
+
+int btrm_comm_allreduce_step(const btrm_comm *c, btrm_comm_step_reduce *value)
+{
+    /* Created once per process; MPI_Finalize frees it. */
+    static MPI_Datatype type = MPI_DATATYPE_NULL;
+    static MPI_Op op = MPI_OP_NULL;
+    if (type == MPI_DATATYPE_NULL) {
+        BTRM_CHECK_MPI(MPI_Type_contiguous(3, MPI_DOUBLE, &type));
+        BTRM_CHECK_MPI(MPI_Type_commit(&type));
+        BTRM_CHECK_MPI(MPI_Op_create(step_op, 1, &op));
+    }
+    btrm_comm_step_reduce out;
+    BTRM_CHECK_MPI(MPI_Allreduce(value, &out, 1, type, op, c->comm));
+    *value = out;
     return 0;
 }
 

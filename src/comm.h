@@ -53,6 +53,29 @@ int btrm_comm_barrier(const btrm_comm *c);
 int btrm_comm_allgatherv_f64(const btrm_comm *c, const double *in, int n_in,
                              double *out, int *counts);
 
+/* Gathers n uint64 values from every rank onto all ranks, in rank order
+ * (out holds n * size values). */
+int btrm_comm_allgather_u64(const btrm_comm *c, const uint64_t *in, int n, uint64_t *out);
+
+/* Reduce-scatter of a float buffer: every rank passes the full buffer in
+ * send; rank p receives the sum of block p (counts[p] floats, blocks in rank
+ * order) in recv. */
+int btrm_comm_reduce_scatter_f32(const btrm_comm *c, const float *send, float *recv,
+                                 const int *counts);
+/* In-place all-gather: rank p's block (counts[p] floats at displs[p]) of buf
+ * is already filled; afterwards every rank has every block. */
+int btrm_comm_allgatherv_f32(const btrm_comm *c, float *buf, const int *counts,
+                             const int *displs);
+
+/* The per-step agreement of the trainer in one collective: the sum of a
+ * double, the minimum of another and the maximum of an int (a stop flag). */
+typedef struct btrm_comm_step_reduce {
+    double sum;
+    double min;
+    double flag; /* max */
+} btrm_comm_step_reduce;
+int btrm_comm_allreduce_step(const btrm_comm *c, btrm_comm_step_reduce *value);
+
 /* Node-shared memory: one allocation per node, visible to every rank of the
  * node (MPI_Win_allocate_shared on the node communicator). Node rank 0 owns
  * the bytes; the others map them. */

@@ -130,8 +130,8 @@ static const key_def keys[] = {
       .special_value = 0, .special_word = "all" },
     { "train.epochs", T_I64, "1", "passes over the training set (when `train.steps` is unset)",
       AT(train.epochs), GE(1) },
-    { "train.steps", T_I64, "-1", "optimizer steps; -1 = unset; wins over `train.epochs`",
-      AT(train.steps), GE(1), .has_special = 1, .special_value = -1 },
+    { "train.steps", T_I64, "-1", "optimizer steps; -1 = unset; wins over `train.epochs`; "
+      "0 = write the initial model as `final.h5` and exit", AT(train.steps), GE(0), .has_special = 1, .special_value = -1 },
     { "train.log_every", T_I64, "10", "steps between metric lines", AT(train.log_every), GE(1) },
     { "train.eval_every", T_I64, "0", "steps between evaluations of `data.eval`; 0 = at the end",
       AT(train.eval_every), GE(0) },

@@ -22,16 +22,22 @@ int btrm_error_set(int code, const char *fmt, ...)
 
 int btrm_error_wrap(int code, const char *fmt, ...)
 {
-    char prefix[BTRM_ERROR_MAX], old[BTRM_ERROR_MAX];
+    char joined[2 * BTRM_ERROR_MAX + 2];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(joined, BTRM_ERROR_MAX, fmt, ap);
     va_end(ap);
-    memcpy(old, last_msg, sizeof old);
-    if (old[0])
-        snprintf(last_msg, sizeof last_msg, "%s: %s", prefix, old);
-    else
-        snprintf(last_msg, sizeof last_msg, "%s", prefix);
+    if (n < 0)
+        n = 0;
+    if (n >= BTRM_ERROR_MAX)
+        n = BTRM_ERROR_MAX - 1;
+    if (last_msg[0]) {
+        memcpy(joined + n, ": ", 2);
+        memcpy(joined + n + 2, last_msg, strlen(last_msg) + 1);
+    }
+    /* keep what fits: the context first, then as much of the cause as fits */
+    memcpy(last_msg, joined, BTRM_ERROR_MAX - 1);
+    last_msg[BTRM_ERROR_MAX - 1] = '\0';
     last_code = code;
     return code;
 }

@@ -9,7 +9,8 @@
  *   /pairs/category      int32 [N] + /categories strings (optional)
  *   /pairs/subset        int32 [N] + /subsets strings (optional)
  *   /pairs/margin        float32 [N] (optional)
- *   /pairs/id            strings [N] (optional) */
+ *   /pairs/id            strings [N] (optional)
+ *   attribute /provenance = how the store was made (optional) */
 #ifndef BTRM_PAIRS_H
 #define BTRM_PAIRS_H
 
@@ -43,9 +44,16 @@ typedef struct btrm_pairs {
 
 /* Collective over c. Validates the store: format attribute, dataset ranks and
  * types, indices in [0, n_rows), chosen != rejected, category/subset codes in
- * range, NaN/Inf in any feature row that a pair uses. Errors (BTRM_EDATA)
- * name the file, the dataset and the row; every rank returns the same code. */
+ * range, finite margins, and (with BTRM_PAIRS_FEATURES) NaN/Inf in any
+ * feature row that a pair uses. Errors (BTRM_EDATA) name the file, the
+ * dataset and the row; every rank returns the same code and message, and *p
+ * is left closed (p->chosen == NULL). With BTRM_PAIRS_FEATURES, features
+ * points at one float32 [n_rows, dim] copy per node (whatever the file's
+ * type): n_rows * dim * 4 bytes must fit in a node's memory. Every rank gets
+ * its own chosen/rejected/category/subset/margin arrays and names. */
 int btrm_pairs_open(btrm_pairs *p, const char *path, const btrm_comm *c, unsigned flags);
+/* Frees everything; collective over the node (the shared window) when the
+ * features were loaded. NULL and closed stores are fine. */
 void btrm_pairs_close(btrm_pairs *p);
 
 /* A pair store to write (serial, by one process): what synth and tests make. */
@@ -63,10 +71,13 @@ typedef struct btrm_pairs_data {
     const char *const *subsets; int n_subsets;
     const float *margin;              /* [n_pairs] or NULL */
     const char *const *ids;           /* [n_pairs] or NULL */
+    const char *provenance;           /* root attribute "provenance", or NULL */
 } btrm_pairs_data;
 
 /* Writes path atomically (temporary name in the same directory, then rename);
- * nothing is left behind on failure. */
+ * nothing is left behind on failure. Identical data give identical bytes.
+ * Only the structure is checked (pointers, sizes): the values are written as
+ * given and btrm_pairs_open is the gate that validates them. */
 int btrm_pairs_write(const char *path, const btrm_pairs_data *data);
 
 /* IEEE half <-> float conversions (round to nearest even). */

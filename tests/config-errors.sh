@@ -118,7 +118,7 @@ if [ -s docs-table.md ] && cmp -s table.md docs-table.md; then
     ok 0 "docs/config.md's key table matches the key table"
 else
     ok 1 "docs/config.md's key table matches the key table"
-    diag "regenerate it: btrm config --doc-markdown"
+    diag "regenerate it: tools/update-config-doc.sh"
     diff docs-table.md table.md | head -10 | sed 's/^/#   /'
 fi
 

@@ -32,7 +32,7 @@ done_testing() { [ "$tap_fail" -eq 0 ]; exit $?; }
 run_cmd() {
     local out=$1; shift
     rc=0
-    "$@" >"$out" 2>&1 || rc=$?
+    "$@" >"$out" 2>&1 </dev/null || rc=$?
 }
 # expect_rc WANT DESCRIPTION: checks $rc (set by run_cmd).
 expect_rc() {

@@ -1,0 +1,663 @@
+/* ckpt.c: collective checkpoint write and read (see ckpt.h).
+ *
+ * Every collective HDF5 call (file create/open/close, dataset and attribute
+ * creation, collective transfers) is made by every rank in the same order.
+ * Rank-local failures inside a phase are agreed on (btrm_comm_agree) before
+ * the next collective call, so a failing rank never leaves the others waiting. */
+#include "ckpt.h"
+
+#include "error.h"
+#include "fileutil.h"
+#include "h5util.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define CKPT_FORMAT "checkpoint-v1"
+
+void btrm_ckpt_name(char *out, size_t size, const char *dir, int64_t step)
+{
+    snprintf(out, size, "%s/step-%08lld.h5", dir, (long long)step);
+}
+
+static hid_t open_parallel(const char *path, const btrm_comm *c, int create)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), file = H5I_INVALID_HID;
+    if (fapl < 0)
+        return fapl;
+    if (H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL) >= 0 &&
+        H5Pset_all_coll_metadata_ops(fapl, 1) >= 0 && H5Pset_coll_metadata_write(fapl, 1) >= 0) {
+        if (create) {
+            hid_t fcpl = btrm_h5_fcpl();
+            file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+            H5Pclose(fcpl);
+        } else {
+            file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+        }
+    }
+    H5Pclose(fapl);
+    return file;
+}
+
+/* Selects the flat element range [a, b) of a row-major dataset of rank 1 or 2
+ * (a partial first row, whole rows, a partial last row). */
+static herr_t select_range(hid_t space, hsize_t a, hsize_t b)
+{
+    hsize_t dims[2] = { 0, 1 };
+    int nd = H5Sget_simple_extent_dims(space, dims, NULL);
+    if (nd < 0 || H5Sselect_none(space) < 0)
+        return -1;
+    if (a >= b)
+        return 0;
+    if (nd == 1) {
+        hsize_t start = a, count = b - a;
+        return H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, NULL, &count, NULL);
+    }
+    hsize_t cols = dims[1];
+    hsize_t r0 = a / cols, c0 = a % cols, r1 = b / cols, c1 = b % cols;
+    if (r0 == r1) {
+        hsize_t start[2] = { r0, c0 }, count[2] = { 1, c1 - c0 };
+        return H5Sselect_hyperslab(space, H5S_SELECT_OR, start, NULL, count, NULL);
+    }
+    if (c0 > 0) {
+        hsize_t start[2] = { r0, c0 }, count[2] = { 1, cols - c0 };
+        if (H5Sselect_hyperslab(space, H5S_SELECT_OR, start, NULL, count, NULL) < 0)
+            return -1;
+        r0++;
+    }
+    if (r1 > r0) {
+        hsize_t start[2] = { r0, 0 }, count[2] = { r1 - r0, cols };
+        if (H5Sselect_hyperslab(space, H5S_SELECT_OR, start, NULL, count, NULL) < 0)
+            return -1;
+    }
+    if (c1 > 0) {
+        hsize_t start[2] = { r1, 0 }, count[2] = { 1, c1 };
+        if (H5Sselect_hyperslab(space, H5S_SELECT_OR, start, NULL, count, NULL) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Collective transfer of the flat range [a, b) of dset to or from buf. */
+static herr_t transfer(hid_t dset, int writing, hsize_t a, hsize_t b, float *buf)
+{
+    hid_t fspace = H5Dget_space(dset), mspace = -1, dxpl = -1;
+    herr_t st = -1;
+    hsize_t n = b > a ? b - a : 0, one = n ? n : 1;
+    if (fspace < 0 || select_range(fspace, a, b) < 0)
+        goto out;
+    mspace = H5Screate_simple(1, &one, NULL);
+    if (mspace < 0 || (n == 0 && H5Sselect_none(mspace) < 0))
+        goto out;
+    dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (dxpl < 0 || H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0)
+        goto out;
+    float dummy = 0;
+    st = writing ? H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, n ? buf : &dummy)
+                 : H5Dread(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, n ? buf : &dummy);
+out:
+    if (dxpl >= 0)
+        H5Pclose(dxpl);
+    if (mspace >= 0)
+        H5Sclose(mspace);
+    if (fspace >= 0)
+        H5Sclose(fspace);
+    return st;
+}
+
+/* The CRC of a whole dataset from every rank's slice (in rank order). */
+static int combine_crc(const btrm_comm *c, uint32_t crc, uint64_t len, uint32_t *whole)
+{
+    uint64_t mine[2] = { crc, len }, *all = NULL;
+    int rc = BTRM_MALLOC(all, 2 * (size_t)c->size);
+    if (!rc)
+        rc = btrm_comm_allgather_u64(c, mine, 2, all);
+    if (!rc) {
+        uLong total = crc32(0L, Z_NULL, 0);
+        for (int r = 0; r < c->size; r++)
+            total = crc32_combine(total, (uLong)all[2 * r], (z_off_t)all[2 * r + 1]);
+        *whole = (uint32_t)total;
+    }
+    free(all);
+    return rc;
+}
+
+static uint32_t crc_of(const float *x, size_t n)
+{
+    /* x86 and every platform btrm targets store float32 little-endian. */
+    uLong crc = crc32(0L, Z_NULL, 0);
+    const unsigned char *p = (const unsigned char *)x;
+    size_t bytes = n * sizeof *x;
+    while (bytes > 0) {
+        uInt chunk = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
+        crc = crc32(crc, p, chunk);
+        p += chunk;
+        bytes -= chunk;
+    }
+    return (uint32_t)crc;
+}
+
+static herr_t attr_u32(hid_t obj, const char *name, uint32_t *value, int writing)
+{
+    hid_t attr;
+    if (writing) {
+        hid_t space = H5Screate(H5S_SCALAR);
+        attr = H5Acreate2(obj, name, H5T_STD_U32LE, space, H5P_DEFAULT, H5P_DEFAULT);
+        H5Sclose(space);
+    } else {
+        attr = H5Aopen(obj, name, H5P_DEFAULT);
+    }
+    if (attr < 0)
+        return -1;
+    herr_t st = writing ? H5Awrite(attr, H5T_NATIVE_UINT32, value)
+                        : H5Aread(attr, H5T_NATIVE_UINT32, value);
+    H5Aclose(attr);
+    return st;
+}
+
+static herr_t attr_i64(hid_t obj, const char *name, int64_t *value, int writing)
+{
+    hid_t attr;
+    if (writing) {
+        hid_t space = H5Screate(H5S_SCALAR);
+        attr = H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+        H5Sclose(space);
+    } else {
+        attr = H5Aopen(obj, name, H5P_DEFAULT);
+    }
+    if (attr < 0)
+        return -1;
+    herr_t st = writing ? H5Awrite(attr, H5T_NATIVE_INT64, value)
+                        : H5Aread(attr, H5T_NATIVE_INT64, value);
+    H5Aclose(attr);
+    return st;
+}
+
+static herr_t attr_f64(hid_t obj, const char *name, double *value, hsize_t n, int writing)
+{
+    hid_t attr;
+    if (writing) {
+        hid_t space = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
+        attr = H5Acreate2(obj, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+        H5Sclose(space);
+    } else {
+        attr = H5Aopen(obj, name, H5P_DEFAULT);
+    }
+    if (attr < 0)
+        return -1;
+    herr_t st = writing ? H5Awrite(attr, H5T_NATIVE_DOUBLE, value)
+                        : H5Aread(attr, H5T_NATIVE_DOUBLE, value);
+    H5Aclose(attr);
+    return st;
+}
+
+/* A fixed-length string attribute: written the same by every rank (collective
+ * metadata), readable by h5py as bytes/str. */
+static herr_t attr_fixed_string(hid_t obj, const char *name, const char *value)
+{
+    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR), attr = -1;
+    herr_t st = -1;
+    size_t len = strlen(value);
+    if (type < 0 || space < 0 || H5Tset_size(type, len ? len : 1) < 0 ||
+        H5Tset_cset(type, H5T_CSET_UTF8) < 0 || H5Tset_strpad(type, H5T_STR_NULLPAD) < 0)
+        goto out;
+    attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (attr >= 0)
+        st = H5Awrite(attr, type, len ? value : "");
+out:
+    if (attr >= 0)
+        H5Aclose(attr);
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    return st;
+}
+
+/* Creates dataset name [dims] under loc, writes the slice [a, b) of the flat
+ * range from buf (buf[0] is element a) collectively, and its crc32 attribute. */
+static int write_dataset(const btrm_comm *c, hid_t loc, const char *name, int nd,
+                         const hsize_t *dims, hsize_t a, hsize_t b, float *buf,
+                         const char *path)
+{
+    int rc = 0;
+    hid_t space = -1, dcpl = -1, dset = -1;
+    space = H5Screate_simple(nd, dims, NULL);
+    dcpl = btrm_h5_dcpl();
+    BTRM_CHECK_H5(space, path);
+    BTRM_CHECK_H5(dcpl, path);
+    dset = H5Dcreate2(loc, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    BTRM_CHECK_H5(dset, path);
+    BTRM_CHECK_H5(transfer(dset, 1, a, b, buf), path);
+    uint32_t crc = 0;
+    rc = combine_crc(c, b > a ? crc_of(buf, b - a) : 0, b > a ? (b - a) * sizeof(float) : 0,
+                     &crc);
+    if (rc)
+        goto fail;
+    BTRM_CHECK_H5(attr_u32(dset, "crc32", &crc, 1), path);
+fail:
+    if (dset >= 0)
+        H5Dclose(dset);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc;
+}
+
+static void fault_point(const btrm_comm *c, const char *where)
+{
+    const char *fault = getenv(BTRM_FAULT_ENV);
+    if (fault && !strcmp(fault, where) && c->rank == 0) {
+        fprintf(stderr, "btrm: rank 0: fault injection '%s': killing myself\n", where);
+        fflush(stderr);
+        raise(SIGKILL);
+    }
+}
+
+static hsize_t max_u(hsize_t a, hsize_t b) { return a > b ? a : b; }
+static hsize_t min_u(hsize_t a, hsize_t b) { return a < b ? a : b; }
+
+static int write_state(hid_t file, const btrm_ckpt_state *st, const char *path)
+{
+    int rc = 0;
+    hid_t g = H5Gcreate2(file, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    BTRM_CHECK_H5(g, path);
+    btrm_ckpt_state s = *st;
+    int64_t seed = (int64_t)s.seed, ranks = s.ranks, optim = s.optim_type;
+    int64_t crc = s.train_crc32;
+    BTRM_CHECK_H5(attr_i64(g, "step", &s.step, 1), path);
+    BTRM_CHECK_H5(attr_i64(g, "epoch", &s.epoch, 1), path);
+    BTRM_CHECK_H5(attr_i64(g, "in_epoch", &s.in_epoch, 1), path);
+    BTRM_CHECK_H5(attr_i64(g, "optim_step", &s.optim_step, 1), path);
+    BTRM_CHECK_H5(attr_i64(g, "seed", &seed, 1), path);
+    BTRM_CHECK_H5(attr_i64(g, "ranks", &ranks, 1), path);
+    BTRM_CHECK_H5(attr_i64(g, "optim_type", &optim, 1), path);
+    BTRM_CHECK_H5(attr_f64(g, "dbar", &s.dbar, 1, 1), path);
+    BTRM_CHECK_H5(attr_f64(g, "window", s.window, BTRM_CKPT_WINDOW, 1), path);
+    BTRM_CHECK_H5(attr_fixed_string(g, "train_file", s.train_file), path);
+    BTRM_CHECK_H5(attr_i64(g, "train_crc32", &crc, 1), path);
+fail:
+    if (g >= 0)
+        H5Gclose(g);
+    return rc;
+}
+
+int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *d,
+                    const btrm_ckpt_state *st, const char *config_text)
+{
+    /* the temporary name is a dot file in the same directory */
+    char tmp[BTRM_PATH_MAX + 64];
+    const char *slash = strrchr(path, '/');
+    if (slash)
+        snprintf(tmp, sizeof tmp, "%.*s/.%s.tmp", (int)(slash - path), path, slash + 1);
+    else
+        snprintf(tmp, sizeof tmp, ".%s.tmp", path);
+    btrm_h5_quiet();
+    int rc = 0;
+    hid_t file = -1, model = -1, group = -1, optim = -1;
+    const btrm_head *head = d->head;
+    file = open_parallel(tmp, c, 1);
+    BTRM_CHECK_H5(file, tmp);
+    BTRM_CHECK_H5(attr_fixed_string(file, "btrm_format", CKPT_FORMAT), tmp);
+    BTRM_CHECK_H5(attr_fixed_string(file, "btrm_version", PACKAGE_VERSION), tmp);
+    BTRM_CHECK_H5(attr_fixed_string(file, "config", config_text ? config_text : ""), tmp);
+
+    model = H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    BTRM_CHECK_H5(model, tmp);
+    BTRM_CHECK_H5(attr_fixed_string(model, "head", btrm_config_enum_name("model.head", head->kind)), tmp);
+    BTRM_CHECK_H5(attr_fixed_string(model, "activation",
+                                    btrm_config_enum_name("model.activation", head->activation)), tmp);
+    BTRM_CHECK_H5(attr_fixed_string(model, "loss", btrm_config_enum_name("loss.type", d->meta.loss)), tmp);
+    double v = d->meta.dist_ema;
+    BTRM_CHECK_H5(attr_f64(model, "dist_ema", &v, 1, 1), tmp);
+    v = d->meta.normbt_eps;
+    BTRM_CHECK_H5(attr_f64(model, "normbt_eps", &v, 1, 1), tmp);
+    v = d->meta.max_weight;
+    BTRM_CHECK_H5(attr_f64(model, "max_weight", &v, 1, 1), tmp);
+    for (int l = 0; l < head->n_layers; l++) {
+        const btrm_tensor_view *t = &head->layer[l];
+        group = H5Gcreate2(model, t->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        BTRM_CHECK_H5(group, tmp);
+        struct { const char *name; size_t off; hsize_t dims[2]; int nd; } parts[2] = {
+            { "weight", t->weight_off, { (hsize_t)t->out, (hsize_t)t->in }, 2 },
+            { "bias", t->bias_off, { (hsize_t)t->out, 0 }, 1 },
+        };
+        for (int k = 0; k < 2; k++) {
+            hsize_t size = parts[k].nd == 2 ? parts[k].dims[0] * parts[k].dims[1]
+                                            : parts[k].dims[0];
+            hsize_t off = parts[k].off;
+            /* this rank's slice of the flat vector, clipped to the tensor */
+            hsize_t a = max_u((hsize_t)d->lo, off), b = min_u((hsize_t)d->hi, off + size);
+            if (b < a)
+                b = a;
+            rc = write_dataset(c, group, parts[k].name, parts[k].nd, parts[k].dims, a - off,
+                               b - off, d->params + a, tmp);
+            if (rc)
+                goto fail;
+        }
+        H5Gclose(group);
+        group = -1;
+    }
+    fault_point(c, "ckpt-midway");
+
+    optim = H5Gcreate2(file, "optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    BTRM_CHECK_H5(optim, tmp);
+    hsize_t n = head->n_params;
+    rc = write_dataset(c, optim, "exp_avg", 1, &n, (hsize_t)d->lo, (hsize_t)d->hi,
+                       d->exp_avg, tmp);
+    if (!rc && d->exp_avg_sq)
+        rc = write_dataset(c, optim, "exp_avg_sq", 1, &n, (hsize_t)d->lo, (hsize_t)d->hi,
+                           d->exp_avg_sq, tmp);
+    if (!rc)
+        rc = write_state(file, st, tmp);
+fail:
+    if (optim >= 0)
+        H5Gclose(optim);
+    if (group >= 0)
+        H5Gclose(group);
+    if (model >= 0)
+        H5Gclose(model);
+    if (file >= 0 && H5Fclose(file) < 0 && !rc)
+        rc = btrm_h5_error(tmp, "H5Fclose", __FILE__, __LINE__);
+    rc = btrm_comm_agree(c, rc);
+    if (c->rank == 0) {
+        int rc0 = rc;
+        if (!rc0) {
+            /* durable before it becomes visible under its final name */
+            int fd = open(tmp, O_RDONLY);
+            if (fd < 0 || fsync(fd) != 0)
+                rc0 = btrm_error_set(BTRM_EIO, "cannot sync %s: %s", tmp, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            if (!rc0 && rename(tmp, path) != 0)
+                rc0 = btrm_error_set(BTRM_EIO, "cannot rename %s to %s: %s", tmp, path,
+                                     strerror(errno));
+        }
+        if (rc0)
+            unlink(tmp);
+        rc = rc0;
+    }
+    return btrm_comm_agree(c, rc);
+}
+
+/* Reads the flat slice [a, b) of dataset loc/name into buf and checks the
+ * whole dataset's crc32 from the ranks' slices. want_n: expected element count. */
+static int read_dataset(const btrm_comm *c, hid_t loc, const char *name, hsize_t want_n,
+                        int want_nd, const hsize_t *want_dims, hsize_t a, hsize_t b,
+                        int replicated, float *buf, const char *path, const char *what)
+{
+    int rc = 0;
+    hid_t dset = -1, space = -1;
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: checkpoint has no dataset %s", path, what);
+        goto fail;
+    }
+    dset = H5Dopen2(loc, name, H5P_DEFAULT);
+    BTRM_CHECK_H5(dset, path);
+    space = H5Dget_space(dset);
+    BTRM_CHECK_H5(space, path);
+    hsize_t dims[2] = { 0, 0 };
+    int nd = H5Sget_simple_extent_dims(space, dims, NULL);
+    hsize_t n = nd == 2 ? dims[0] * dims[1] : nd == 1 ? dims[0] : 0;
+    if (want_dims && (nd != want_nd || dims[0] != want_dims[0] ||
+                      (nd == 2 && dims[1] != want_dims[1]))) {
+        char got[64], want[64];
+        snprintf(got, sizeof got, nd == 2 ? "[%llu, %llu]" : "[%llu]",
+                 (unsigned long long)dims[0], (unsigned long long)dims[1]);
+        snprintf(want, sizeof want, want_nd == 2 ? "[%llu, %llu]" : "[%llu]",
+                 (unsigned long long)want_dims[0], (unsigned long long)want_dims[1]);
+        rc = btrm_error_set(BTRM_ECONFIG, "%s: %s has shape %s but the config's model needs %s",
+                            path, what, got, want);
+        goto fail;
+    }
+    if (n != want_n) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: %s has %llu values, expected %llu", path, what,
+                            (unsigned long long)n, (unsigned long long)want_n);
+        goto fail;
+    }
+    BTRM_CHECK_H5(transfer(dset, 0, a, b, buf), path);
+    uint32_t stored = 0, crc = 0;
+    BTRM_CHECK_H5(attr_u32(dset, "crc32", &stored, 0), path);
+    if (replicated) /* every rank read the whole dataset */
+        crc = crc_of(buf, n);
+    else
+        rc = combine_crc(c, b > a ? crc_of(buf, b - a) : 0,
+                         b > a ? (b - a) * sizeof(float) : 0, &crc);
+    if (!rc && crc != stored)
+        rc = btrm_error_set(BTRM_EDATA, "%s: %s is corrupt: crc32 %08x, stored %08x", path,
+                            what, (unsigned)crc, (unsigned)stored);
+fail:
+    if (space >= 0)
+        H5Sclose(space);
+    if (dset >= 0)
+        H5Dclose(dset);
+    return rc;
+}
+
+static int read_state(hid_t file, btrm_ckpt_state *st, const char *path)
+{
+    int rc = 0;
+    hid_t g = -1;
+    memset(st, 0, sizeof *st);
+    if (H5Lexists(file, "state", H5P_DEFAULT) <= 0)
+        return btrm_error_set(BTRM_EDATA, "%s: checkpoint has no /state", path);
+    g = H5Gopen2(file, "state", H5P_DEFAULT);
+    BTRM_CHECK_H5(g, path);
+    int64_t seed = 0, ranks = 0, optim = 0, crc = 0;
+    BTRM_CHECK_H5(attr_i64(g, "step", &st->step, 0), path);
+    BTRM_CHECK_H5(attr_i64(g, "epoch", &st->epoch, 0), path);
+    BTRM_CHECK_H5(attr_i64(g, "in_epoch", &st->in_epoch, 0), path);
+    BTRM_CHECK_H5(attr_i64(g, "optim_step", &st->optim_step, 0), path);
+    BTRM_CHECK_H5(attr_i64(g, "seed", &seed, 0), path);
+    BTRM_CHECK_H5(attr_i64(g, "ranks", &ranks, 0), path);
+    BTRM_CHECK_H5(attr_i64(g, "optim_type", &optim, 0), path);
+    BTRM_CHECK_H5(attr_f64(g, "dbar", &st->dbar, 1, 0), path);
+    BTRM_CHECK_H5(attr_f64(g, "window", st->window, BTRM_CKPT_WINDOW, 0), path);
+    BTRM_CHECK_H5(attr_i64(g, "train_crc32", &crc, 0), path);
+    rc = btrm_h5_read_attr_string(g, "train_file", st->train_file, sizeof st->train_file);
+    st->seed = (uint64_t)seed;
+    st->ranks = (int)ranks;
+    st->optim_type = (int)optim;
+    st->train_crc32 = (uint32_t)crc;
+fail:
+    if (g >= 0)
+        H5Gclose(g);
+    return rc;
+}
+
+static int check_format(hid_t file, const char *path)
+{
+    char format[64] = "";
+    int rc = btrm_h5_read_attr_string(file, "btrm_format", format, sizeof format);
+    if (rc || strcmp(format, CKPT_FORMAT) != 0)
+        return btrm_error_set(BTRM_EDATA, "%s: not a btrm checkpoint (btrm_format '%s', "
+                              "expected '%s')", path, format, CKPT_FORMAT);
+    return 0;
+}
+
+int btrm_ckpt_read(const char *path, const btrm_comm *c, btrm_ckpt_data *d,
+                   btrm_ckpt_state *st)
+{
+    btrm_h5_quiet();
+    int rc = 0;
+    hid_t file = open_parallel(path, c, 0), model = -1, group = -1, optim = -1;
+    if (file < 0) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: cannot open as HDF5 (missing, truncated or "
+                            "not HDF5)", path);
+        goto fail;
+    }
+    rc = btrm_comm_agree(c, check_format(file, path));
+    if (!rc)
+        rc = btrm_comm_agree(c, read_state(file, st, path));
+    if (rc)
+        goto fail;
+    model = H5Gopen2(file, "model", H5P_DEFAULT);
+    BTRM_CHECK_H5(model, path);
+    rc = btrm_comm_agree(c, btrm_h5_read_attr_double(model, "dist_ema", &d->meta.dist_ema));
+    if (rc)
+        goto fail;
+    const btrm_head *head = d->head;
+    for (int l = 0; l < head->n_layers && !rc; l++) {
+        const btrm_tensor_view *t = &head->layer[l];
+        char what[64];
+        if (H5Lexists(model, t->name, H5P_DEFAULT) <= 0) {
+            rc = btrm_comm_agree(c, btrm_error_set(BTRM_ECONFIG, "%s: checkpoint has no "
+                                 "/model/%s but the config's model does", path, t->name));
+            break;
+        }
+        group = H5Gopen2(model, t->name, H5P_DEFAULT);
+        BTRM_CHECK_H5(group, path);
+        hsize_t wdims[2] = { (hsize_t)t->out, (hsize_t)t->in }, bdims[1] = { (hsize_t)t->out };
+        snprintf(what, sizeof what, "/model/%s/weight", t->name);
+        /* every rank needs the whole parameter vector */
+        rc = read_dataset(c, group, "weight", wdims[0] * wdims[1], 2, wdims, 0,
+                          wdims[0] * wdims[1], 1, d->params + t->weight_off, path, what);
+        rc = btrm_comm_agree(c, rc);
+        if (!rc) {
+            snprintf(what, sizeof what, "/model/%s/bias", t->name);
+            rc = read_dataset(c, group, "bias", bdims[0], 1, bdims, 0, bdims[0], 1,
+                              d->params + t->bias_off, path, what);
+            rc = btrm_comm_agree(c, rc);
+        }
+        H5Gclose(group);
+        group = -1;
+    }
+    if (rc)
+        goto fail;
+    if (st->optim_type != (d->exp_avg_sq ? BTRM_OPTIM_ADAMW : BTRM_OPTIM_SGD)) {
+        rc = btrm_comm_agree(c, btrm_error_set(BTRM_ECONFIG, "%s: written by optim.type %s, the "
+                             "config says %s", path,
+                             btrm_config_enum_name("optim.type", st->optim_type),
+                             d->exp_avg_sq ? "adamw" : "sgd"));
+        goto fail;
+    }
+    optim = H5Gopen2(file, "optim", H5P_DEFAULT);
+    BTRM_CHECK_H5(optim, path);
+    hsize_t n = head->n_params;
+    int whole = d->lo == 0 && (hsize_t)d->hi == n; /* replicated moments */
+    rc = read_dataset(c, optim, "exp_avg", n, 1, NULL, (hsize_t)d->lo, (hsize_t)d->hi, whole,
+                      d->exp_avg, path, "/optim/exp_avg");
+    rc = btrm_comm_agree(c, rc);
+    if (!rc && d->exp_avg_sq) {
+        rc = read_dataset(c, optim, "exp_avg_sq", n, 1, NULL, (hsize_t)d->lo, (hsize_t)d->hi,
+                          whole, d->exp_avg_sq, path, "/optim/exp_avg_sq");
+        rc = btrm_comm_agree(c, rc);
+    }
+fail:
+    if (optim >= 0)
+        H5Gclose(optim);
+    if (group >= 0)
+        H5Gclose(group);
+    if (model >= 0)
+        H5Gclose(model);
+    if (file >= 0)
+        H5Fclose(file);
+    return btrm_comm_agree(c, rc);
+}
+
+/* Verifies one dataset's checksum by slices (any rank count). */
+static int verify_dataset(const btrm_comm *c, hid_t loc, const char *name, const char *what,
+                          const char *path, int report)
+{
+    hid_t dset = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (dset < 0)
+        return btrm_error_set(BTRM_EDATA, "%s: cannot open %s", path, what);
+    hid_t space = H5Dget_space(dset);
+    hsize_t dims[2] = { 0, 1 };
+    int nd = H5Sget_simple_extent_dims(space, dims, NULL);
+    H5Sclose(space);
+    H5Dclose(dset);
+    hsize_t n = nd == 2 ? dims[0] * dims[1] : dims[0];
+    int64_t first = 0, count = 0;
+    btrm_comm_block((int64_t)n, c->size, c->rank, &first, &count);
+    float *buf = NULL;
+    int rc = BTRM_MALLOC(buf, count > 0 ? count : 1);
+    rc = btrm_comm_agree(c, rc);
+    if (!rc)
+        rc = read_dataset(c, loc, name, n, nd, nd == 2 ? dims : NULL, (hsize_t)first,
+                          (hsize_t)(first + count), 0, buf, path, what);
+    rc = btrm_comm_agree(c, rc);
+    free(buf);
+    if (report && c->rank == 0)
+    {
+        char shape[64];
+        if (nd == 2)
+            snprintf(shape, sizeof shape, "[%llu, %llu]", (unsigned long long)dims[0],
+                     (unsigned long long)dims[1]);
+        else
+            snprintf(shape, sizeof shape, "[%llu]", (unsigned long long)dims[0]);
+        printf("  %-26s %-16s float32  crc32 %s\n", what, shape, rc ? "BAD" : "ok");
+    }
+    return rc;
+}
+
+int btrm_ckpt_verify(const char *path, const btrm_comm *c, btrm_ckpt_state *st, int report)
+{
+    btrm_h5_quiet();
+    int rc = 0, bad = 0;
+    hid_t file = open_parallel(path, c, 0), model = -1, group = -1;
+    if (file < 0)
+        return btrm_comm_agree(c, btrm_error_set(BTRM_EDATA, "%s: cannot open as HDF5 "
+                                                 "(missing, truncated or not HDF5)", path));
+    rc = btrm_comm_agree(c, check_format(file, path));
+    if (!rc)
+        rc = btrm_comm_agree(c, read_state(file, st, path));
+    if (rc)
+        goto fail;
+    char first_error[BTRM_ERROR_MAX] = "";
+    const char *groups[] = { "model", "optim" };
+    for (int g = 0; g < 2; g++) {
+        model = H5Gopen2(file, groups[g], H5P_DEFAULT);
+        BTRM_CHECK_H5(model, path);
+        for (int k = 0;; k++) {
+            char name[64], what[128];
+            if (g == 0) {
+                /* tensors fc0, fc1, ..., then out */
+                snprintf(name, sizeof name, "fc%d", k);
+                if (H5Lexists(model, name, H5P_DEFAULT) <= 0)
+                    snprintf(name, sizeof name, "out");
+                group = H5Gopen2(model, name, H5P_DEFAULT);
+                BTRM_CHECK_H5(group, path);
+                for (int p = 0; p < 2; p++) {
+                    const char *part = p ? "bias" : "weight";
+                    snprintf(what, sizeof what, "/model/%s/%s", name, part);
+                    if (verify_dataset(c, group, part, what, path, report) && !bad++)
+                        snprintf(first_error, sizeof first_error, "%s", btrm_error_msg());
+                }
+                H5Gclose(group);
+                group = -1;
+                if (!strcmp(name, "out"))
+                    break;
+            } else {
+                const char *moments[] = { "exp_avg", "exp_avg_sq" };
+                if (k == 2)
+                    break;
+                if (H5Lexists(model, moments[k], H5P_DEFAULT) <= 0)
+                    continue;
+                snprintf(what, sizeof what, "/optim/%s", moments[k]);
+                if (verify_dataset(c, model, moments[k], what, path, report) && !bad++)
+                    snprintf(first_error, sizeof first_error, "%s", btrm_error_msg());
+            }
+        }
+        H5Gclose(model);
+        model = -1;
+    }
+    if (bad)
+        rc = btrm_error_set(BTRM_EDATA, "%s", first_error);
+fail:
+    if (group >= 0)
+        H5Gclose(group);
+    if (model >= 0)
+        H5Gclose(model);
+    if (file >= 0)
+        H5Fclose(file);
+    return btrm_comm_agree(c, rc);
+}

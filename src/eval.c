@@ -1,0 +1,228 @@
+/* eval.c: distributed evaluation. Each rank computes per-pair quantities
+ * (dr, d, loss) for its contiguous block of pairs; the blocks are gathered in
+ * pair order and every summary is computed from the gathered arrays in one
+ * fixed order, so the result does not depend on the rank count beyond the
+ * forward pass itself. Memory: 3 doubles per pair of the eval set on every
+ * rank (24 MB per million pairs). */
+#include "eval.h"
+
+#include "error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EVAL_CHUNK 512 /* pairs per forward pass */
+
+void btrm_eval_gather(const btrm_pairs *data, const int64_t *order, int64_t first,
+                      int64_t count, float *x)
+{
+    const size_t dim = (size_t)data->dim;
+    for (int64_t k = 0; k < count; k++) {
+        int64_t pair = order ? order[first + k] : first + k;
+        memcpy(x + (size_t)k * dim, data->features + (size_t)data->chosen[pair] * dim,
+               dim * sizeof *x);
+        memcpy(x + (size_t)(count + k) * dim,
+               data->features + (size_t)data->rejected[pair] * dim, dim * sizeof *x);
+    }
+}
+
+double btrm_eval_percentile(const double *sorted, int64_t n, double q)
+{
+    if (n <= 0)
+        return 0.0;
+    double pos = q * (double)(n - 1);
+    int64_t lo = (int64_t)floor(pos);
+    if (lo >= n - 1)
+        return sorted[n - 1];
+    double frac = pos - (double)lo;
+    return sorted[lo] + frac * (sorted[lo + 1] - sorted[lo]);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Per-pair quantities of this rank's block: out[3k..3k+2] = dr, d, loss. */
+static int eval_local(const btrm_head *head, const float *params, const btrm_pairs *data,
+                      int64_t first, int64_t count, double *out)
+{
+    btrm_head_ws ws = { 0 };
+    float *x = NULL, *dist = NULL;
+    int chunk = count < EVAL_CHUNK ? (int)(count > 0 ? count : 1) : EVAL_CHUNK;
+    int rc = btrm_head_ws_init(&ws, head, 2 * chunk);
+    if (!rc)
+        rc = BTRM_MALLOC(x, (size_t)2 * chunk * data->dim);
+    if (!rc)
+        rc = BTRM_MALLOC(dist, chunk);
+    if (rc)
+        goto fail;
+    for (int64_t done = 0; done < count; done += chunk) {
+        int n = (int)(count - done < chunk ? count - done : chunk);
+        btrm_eval_gather(data, NULL, first + done, n, x);
+        /* reward[2n] = head(x[2n, D]) */
+        btrm_head_forward(head, params, x, 2 * n, &ws);
+        btrm_head_pair_distance(head, &ws, x, n, dist);
+        for (int k = 0; k < n; k++) {
+            int64_t pair = first + done + k;
+            double dr = (double)ws.reward[k] - (double)ws.reward[n + k];
+            double m = data->margin ? data->margin[pair] : 0.0;
+            double *o = out + 3 * (done + k);
+            o[0] = dr;
+            o[1] = dist[k];
+            o[2] = btrm_softplus(-(dr - m));
+        }
+    }
+fail:
+    btrm_head_ws_free(&ws);
+    free(x);
+    free(dist);
+    return rc;
+}
+
+static double correct_of(double dr) { return dr > 0 ? 1.0 : dr == 0 ? 0.5 : 0.0; }
+
+int btrm_eval_run(const btrm_head *head, const float *params,
+                  const btrm_model_meta *meta, const btrm_pairs *data,
+                  const btrm_comm *c, btrm_eval_result *res)
+{
+    memset(res, 0, sizeof *res);
+    const int64_t n_pairs = data->n_pairs;
+    int64_t first = 0, count = 0;
+    btrm_comm_block(n_pairs, c->size, c->rank, &first, &count);
+
+    double *local = NULL, *all = NULL, *sorted = NULL;
+    int *counts = NULL;
+    int rc = BTRM_MALLOC(local, 3 * (size_t)(count > 0 ? count : 1));
+    if (!rc)
+        rc = BTRM_MALLOC(all, 3 * (size_t)(n_pairs > 0 ? n_pairs : 1));
+    if (!rc)
+        rc = BTRM_MALLOC(sorted, (size_t)(n_pairs > 0 ? n_pairs : 1));
+    if (!rc)
+        rc = BTRM_MALLOC(counts, c->size);
+    if (!rc)
+        rc = BTRM_CALLOC(res->by_category, data->n_categories > 0 ? data->n_categories : 1);
+    if (!rc)
+        rc = BTRM_CALLOC(res->by_subset, data->n_subsets > 0 ? data->n_subsets : 1);
+    if (!rc)
+        rc = eval_local(head, params, data, first, count, local);
+    rc = btrm_comm_agree(c, rc);
+    if (rc)
+        goto fail;
+    if (3 * n_pairs > INT32_MAX) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: %lld pairs is more than evaluation supports",
+                            data->path, (long long)n_pairs);
+        goto fail;
+    }
+    rc = btrm_comm_allgatherv_f64(c, local, (int)(3 * count), all, counts);
+    rc = btrm_comm_agree(c, rc);
+    if (rc)
+        goto fail;
+
+    res->n_pairs = n_pairs;
+    res->n_categories = data->n_categories;
+    res->n_subsets = data->n_subsets;
+    if (n_pairs == 0)
+        goto fail; /* rc == 0: an empty result */
+
+    /* Quintile edges of d: the 20/40/60/80th percentiles of this set's d. */
+    for (int64_t i = 0; i < n_pairs; i++)
+        sorted[i] = all[3 * i + 1];
+    qsort(sorted, (size_t)n_pairs, sizeof *sorted, cmp_double);
+    double edge[BTRM_EVAL_QUANTILES + 1];
+    edge[0] = sorted[0];
+    edge[BTRM_EVAL_QUANTILES] = sorted[n_pairs - 1];
+    for (int q = 1; q < BTRM_EVAL_QUANTILES; q++)
+        edge[q] = btrm_eval_percentile(sorted, n_pairs, (double)q / BTRM_EVAL_QUANTILES);
+    for (int q = 0; q < BTRM_EVAL_QUANTILES; q++) {
+        res->bins[q].lo = edge[q];
+        res->bins[q].hi = edge[q + 1];
+    }
+
+    btrm_loss_params lp = { .type = meta->loss, .eps = meta->normbt_eps,
+                            .max_weight = meta->max_weight };
+    double correct = 0, loss = 0, margin = 0, dist = 0, share_total = 0;
+    double share[BTRM_EVAL_QUANTILES] = { 0 };
+    for (int64_t i = 0; i < n_pairs; i++) {
+        double dr = all[3 * i], d = all[3 * i + 1], l = all[3 * i + 2];
+        double ok = correct_of(dr);
+        correct += ok;
+        loss += l;
+        margin += dr;
+        dist += d;
+        /* Bins closed on the right, the first one including the minimum. */
+        int q = 0;
+        while (q < BTRM_EVAL_QUANTILES - 1 && d > edge[q + 1])
+            q++;
+        res->bins[q].n++;
+        res->bins[q].correct += ok;
+        double g = btrm_loss_weight(&lp, d, meta->dist_ema) * btrm_sigmoid(-dr) * d;
+        share[q] += g;
+        share_total += g;
+        if (data->category && data->n_categories > 0) {
+            res->by_category[data->category[i]].n++;
+            res->by_category[data->category[i]].correct += ok;
+        }
+        if (data->subset && data->n_subsets > 0) {
+            res->by_subset[data->subset[i]].n++;
+            res->by_subset[data->subset[i]].correct += ok;
+        }
+    }
+    res->accuracy = correct / (double)n_pairs;
+    res->loss = loss / (double)n_pairs;
+    res->margin_mean = margin / (double)n_pairs;
+    res->dist_mean = dist / (double)n_pairs;
+    for (int q = 0; q < BTRM_EVAL_QUANTILES; q++)
+        res->bins[q].grad_share = share_total > 0 ? share[q] / share_total : 0.0;
+fail:
+    free(local);
+    free(all);
+    free(sorted);
+    free(counts);
+    if (rc)
+        btrm_eval_result_free(res);
+    return rc;
+}
+
+void btrm_eval_result_free(btrm_eval_result *res)
+{
+    if (!res)
+        return;
+    free(res->by_category);
+    free(res->by_subset);
+    res->by_category = res->by_subset = NULL;
+}
+
+static json_t *groups_json(const btrm_eval_group *groups, char *const *names, int n)
+{
+    json_t *obj = json_object();
+    for (int g = 0; g < n; g++) {
+        double acc = groups[g].n ? groups[g].correct / (double)groups[g].n : 0.0;
+        json_object_set_new(obj, names[g],
+                            json_pack("{s:I, s:f}", "n", (json_int_t)groups[g].n,
+                                      "accuracy", acc));
+    }
+    return obj;
+}
+
+json_t *btrm_eval_to_json(const btrm_eval_result *res, const btrm_pairs *data)
+{
+    json_t *bins = json_array();
+    for (int q = 0; q < BTRM_EVAL_QUANTILES; q++) {
+        const btrm_eval_bin *b = &res->bins[q];
+        double acc = b->n ? b->correct / (double)b->n : 0.0;
+        json_array_append_new(bins, json_pack("{s:f, s:f, s:I, s:f, s:f}", "lo", b->lo,
+                                              "hi", b->hi, "n", (json_int_t)b->n,
+                                              "accuracy", acc, "grad_share", b->grad_share));
+    }
+    return json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:o, s:o, s:o}",
+                     "file", data->path, "n_pairs", (json_int_t)res->n_pairs,
+                     "accuracy", res->accuracy, "loss", res->loss,
+                     "margin_mean", res->margin_mean, "dist_mean", res->dist_mean,
+                     "by_category", groups_json(res->by_category, data->categories,
+                                                res->n_categories),
+                     "by_subset", groups_json(res->by_subset, data->subsets, res->n_subsets),
+                     "by_distance_quintile", bins);
+}

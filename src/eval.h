@@ -1,0 +1,63 @@
+/* eval.h: evaluation of a reward head on a pair store, distributed over the
+ * ranks: pairwise accuracy, loss, margin, accuracy per category and subset,
+ * and accuracy and gradient share per quintile of the representation
+ * distance d = ||h_c - h_r||. Orchestrator: uses head (math), pairs (io) and
+ * comm. */
+#ifndef BTRM_EVAL_H
+#define BTRM_EVAL_H
+
+#include "comm.h"
+#include "head.h"
+#include "loss.h"
+#include "modelfile.h"
+#include "pairs.h"
+
+#include <jansson.h>
+
+#define BTRM_EVAL_QUANTILES 5
+
+typedef struct btrm_eval_group {
+    int64_t n;
+    double correct;            /* ties count 1/2 */
+} btrm_eval_group;
+
+typedef struct btrm_eval_bin {
+    double lo, hi;             /* d range: [lo, hi] for the first bin, (lo, hi] after */
+    int64_t n;
+    double correct;
+    double grad_share;         /* share of sum_i w_i sigma(-dr_i) d_i */
+} btrm_eval_bin;
+
+typedef struct btrm_eval_result {
+    int64_t n_pairs;
+    double accuracy;           /* ties count 1/2 */
+    double loss;               /* mean of -log sigmoid(dr - m), unweighted */
+    double margin_mean;        /* mean dr */
+    double dist_mean;          /* mean d */
+    btrm_eval_group *by_category;  /* [n_categories] */
+    btrm_eval_group *by_subset;    /* [n_subsets] */
+    int n_categories, n_subsets;
+    btrm_eval_bin bins[BTRM_EVAL_QUANTILES];
+} btrm_eval_result;
+
+/* Copies the feature rows of pairs[first, first+count) of a pair list into
+ * x[2*count, D]: the chosen rows first, then the rejected rows (head.h's pair
+ * layout). order == NULL means the identity (pair k is pair first + k). */
+void btrm_eval_gather(const btrm_pairs *data, const int64_t *order, int64_t first,
+                      int64_t count, float *x);
+
+/* Collective: evaluates head/params on data (every rank takes a contiguous
+ * block of pairs). meta gives the loss the model was trained with (for the
+ * weights in grad_share) and dbar. Every rank gets the same result. */
+int btrm_eval_run(const btrm_head *head, const float *params,
+                  const btrm_model_meta *meta, const btrm_pairs *data,
+                  const btrm_comm *c, btrm_eval_result *res);
+void btrm_eval_result_free(btrm_eval_result *res);
+
+/* The JSON object of docs/format.md ("eval result"); caller owns it. */
+json_t *btrm_eval_to_json(const btrm_eval_result *res, const btrm_pairs *data);
+
+/* Percentile of sorted values with linear interpolation (numpy's default). */
+double btrm_eval_percentile(const double *sorted, int64_t n, double q);
+
+#endif

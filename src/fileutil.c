@@ -1,0 +1,105 @@
+#include "fileutil.h"
+
+#include "error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int btrm_mkdir_p(const char *dir)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return btrm_error_set(BTRM_EIO, "directory name too long: %s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return btrm_error_set(BTRM_EIO, "cannot create directory %s: %s", path,
+                                  strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(path, 0777) != 0 && errno != EEXIST)
+        return btrm_error_set(BTRM_EIO, "cannot create directory %s: %s", path,
+                              strerror(errno));
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return btrm_error_set(BTRM_EIO, "%s exists and is not a directory", path);
+    return 0;
+}
+
+void btrm_tmp_path(const char *path, char *tmp, size_t size)
+{
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s", path);
+    snprintf(b, sizeof b, "%s", path);
+    snprintf(tmp, size, "%s/.%s.tmp.%ld", dirname(a), basename(b), (long)getpid());
+}
+
+int btrm_write_atomic(const char *path, const void *bytes, size_t size)
+{
+    char tmp[4200];
+    btrm_tmp_path(path, tmp, sizeof tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0)
+        return btrm_error_set(BTRM_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    const char *p = bytes;
+    size_t left = size;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return btrm_error_set(BTRM_EIO, "cannot write %s: %s", tmp, strerror(e));
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return btrm_error_set(BTRM_EIO, "cannot flush %s: %s", tmp, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return btrm_error_set(BTRM_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
+    }
+    return 0;
+}
+
+int btrm_json_write_atomic(const char *path, const json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    if (!text)
+        return btrm_error_set(BTRM_ENOMEM, "cannot serialise JSON for %s", path);
+    size_t n = strlen(text);
+    char *with_nl = realloc(text, n + 2);
+    if (!with_nl) {
+        free(text);
+        return btrm_error_set(BTRM_ENOMEM, "out of memory writing %s", path);
+    }
+    with_nl[n] = '\n';
+    with_nl[n + 1] = '\0';
+    int rc = btrm_write_atomic(path, with_nl, n + 1);
+    free(with_nl);
+    return rc;
+}
+
+int btrm_path_join(char *out, size_t size, const char *dir, const char *name)
+{
+    int n = name[0] == '/' || !dir[0] ? snprintf(out, size, "%s", name)
+                                       : snprintf(out, size, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= size)
+        return btrm_error_set(BTRM_EIO, "path too long: %s/%s", dir, name);
+    return 0;
+}

@@ -1,0 +1,21 @@
+/* fileutil.h: small file helpers shared by the orchestrators: directories,
+ * atomic writes (temporary name in the same directory, then rename, so a
+ * crash never leaves a half-written file under the final name). io layer. */
+#ifndef BTRM_FILEUTIL_H
+#define BTRM_FILEUTIL_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* mkdir -p; 0 or BTRM_EIO naming the directory. */
+int btrm_mkdir_p(const char *dir);
+/* "<dir>/.<base>.tmp.<pid>" next to path. */
+void btrm_tmp_path(const char *path, char *tmp, size_t size);
+/* Writes bytes to path atomically (fsync'ed before the rename). */
+int btrm_write_atomic(const char *path, const void *bytes, size_t size);
+/* Writes a JSON document (indented, trailing newline) atomically. */
+int btrm_json_write_atomic(const char *path, const json_t *doc);
+/* Joins dir and name into out ("name" alone when it is absolute). */
+int btrm_path_join(char *out, size_t size, const char *dir, const char *name);
+
+#endif

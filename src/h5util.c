@@ -1,0 +1,547 @@
+/* h5util.c: HDF5 helpers shared by the io modules (see h5util.h). */
+#include "h5util.h"
+
+#include "error.h"
+#include "fileutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* Errors */
+
+static herr_t innermost_error(unsigned n, const H5E_error2_t *err, void *data)
+{
+    /* Walking upward, n == 0 is the most specific entry (where it failed). */
+    if (n == 0 && err->desc)
+        snprintf(data, 256, "%s", err->desc);
+    return 0;
+}
+
+int btrm_h5_error(const char *path, const char *call, const char *src, int line)
+{
+    char hdf5_msg[256] = "";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, hdf5_msg);
+    return btrm_error_set(BTRM_EIO, "%s: HDF5 call failed: %s (%s:%d)%s%s", path, call, src,
+                          line, hdf5_msg[0] ? ": " : "", hdf5_msg);
+}
+
+void btrm_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+/* "FILE: /object" for messages about obj. */
+static void describe(hid_t obj, char *out, size_t size)
+{
+    char file[BTRM_PATH_MAX] = "?", name[512] = "?";
+    if (H5Fget_name(obj, file, sizeof file) < 0)
+        snprintf(file, sizeof file, "?");
+    if (H5Iget_name(obj, name, sizeof name) <= 0)
+        snprintf(name, sizeof name, "?");
+    snprintf(out, size, "%s: %s", file, name);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Property lists */
+
+hid_t btrm_h5_fcpl(void)
+{
+    hid_t p = H5Pcreate(H5P_FILE_CREATE);
+    if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
+        H5Pclose(p);
+        return -1;
+    }
+    return p;
+}
+
+hid_t btrm_h5_gcpl(void)
+{
+    hid_t p = H5Pcreate(H5P_GROUP_CREATE);
+    if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
+        H5Pclose(p);
+        return -1;
+    }
+    return p;
+}
+
+hid_t btrm_h5_dcpl(void)
+{
+    hid_t p = H5Pcreate(H5P_DATASET_CREATE);
+    if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
+        H5Pclose(p);
+        return -1;
+    }
+    return p;
+}
+
+hid_t btrm_h5_fapl(void)
+{
+    hid_t p = H5Pcreate(H5P_FILE_ACCESS);
+    if (p < 0)
+        return -1;
+    /* SEMI: H5Fclose fails while objects are open instead of silently keeping
+     * the file open, so a commit never renames a file that is still written. */
+    if (H5Pset_fapl_sec2(p) < 0 || H5Pset_fclose_degree(p, H5F_CLOSE_SEMI) < 0) {
+        H5Pclose(p);
+        return -1;
+    }
+#if H5_VERSION_GE(1, 10, 7)
+    if (H5Pset_file_locking(p, 1, 1) < 0) {
+        H5Pclose(p);
+        return -1;
+    }
+#endif
+    return p;
+}
+
+int btrm_h5_exists(hid_t file, const char *path)
+{
+    char buf[BTRM_PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return btrm_error_set(BTRM_EIO, "HDF5 object path too long: %s", path);
+    /* H5Lexists fails (rather than returning 0) when an intermediate group is
+     * missing, so test each prefix in turn. */
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+        *p = '\0';
+        htri_t e = H5Lexists(file, buf, H5P_DEFAULT);
+        if (e < 0) {
+            char where[BTRM_PATH_MAX + 600];
+            describe(file, where, sizeof where);
+            return btrm_error_set(BTRM_EIO, "%s: cannot look up %s", where, buf);
+        }
+        if (e == 0)
+            return 0;
+        *p = saved;
+        if (saved == '\0')
+            return 1;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Attributes */
+
+static hid_t vlen_string_type(H5T_cset_t cset)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0)
+        return -1;
+    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, cset) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+int btrm_h5_has_attr(hid_t obj, const char *name)
+{
+    htri_t e = H5Aexists(obj, name);
+    if (e < 0) {
+        char where[BTRM_PATH_MAX + 600];
+        describe(obj, where, sizeof where);
+        return btrm_error_set(BTRM_EIO, "%s: cannot look up attribute %s", where, name);
+    }
+    return e > 0;
+}
+
+/* Creates (replacing any old one) a scalar attribute and writes value. */
+static int write_attr(hid_t obj, const char *name, hid_t file_type, hid_t mem_type,
+                      const void *value)
+{
+    int rc = 0;
+    hid_t space = -1, attr = -1;
+    char where[BTRM_PATH_MAX + 600];
+    describe(obj, where, sizeof where);
+    rc = btrm_h5_has_attr(obj, name);
+    if (rc < 0)
+        return rc;
+    if (rc == 1)
+        BTRM_CHECK_H5(H5Adelete(obj, name), where);
+    rc = 0;
+    BTRM_CHECK_H5(space = H5Screate(H5S_SCALAR), where);
+    BTRM_CHECK_H5(attr = H5Acreate2(obj, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT),
+                  where);
+    BTRM_CHECK_H5(H5Awrite(attr, mem_type, value), where);
+fail:
+    if (attr >= 0)
+        H5Aclose(attr);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc;
+}
+
+int btrm_h5_write_attr_string(hid_t obj, const char *name, const char *value)
+{
+    hid_t type = vlen_string_type(H5T_CSET_UTF8);
+    if (type < 0)
+        return btrm_h5_error("(string type)", "H5Tcopy", __FILE__, __LINE__);
+    int rc = write_attr(obj, name, type, type, &value);
+    H5Tclose(type);
+    return rc;
+}
+
+int btrm_h5_write_attr_double(hid_t obj, const char *name, double value)
+{
+    return write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+}
+
+int btrm_h5_write_attr_int(hid_t obj, const char *name, int value)
+{
+    return write_attr(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT, &value);
+}
+
+/* Opens attribute name of obj, which must hold exactly one element of class
+ * cls; *attr and *type are returned open. */
+static int open_attr(hid_t obj, const char *name, H5T_class_t cls, const char *what,
+                     hid_t *attr, hid_t *type, char *where, size_t where_size)
+{
+    int rc = 0;
+    hid_t space = -1;
+    *attr = *type = -1;
+    describe(obj, where, where_size);
+    rc = btrm_h5_has_attr(obj, name);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return btrm_error_set(BTRM_EDATA, "%s: missing attribute %s", where, name);
+    rc = 0;
+    BTRM_CHECK_H5(*attr = H5Aopen(obj, name, H5P_DEFAULT), where);
+    BTRM_CHECK_H5(*type = H5Aget_type(*attr), where);
+    BTRM_CHECK_H5(space = H5Aget_space(*attr), where);
+    H5T_class_t got = H5Tget_class(*type);
+    int numeric_ok = cls == H5T_FLOAT && got == H5T_INTEGER; /* 1 is a fine 1.0 */
+    if (got != cls && !numeric_ok) {
+        char tname[32];
+        btrm_h5_type_name(*type, tname, sizeof tname);
+        rc = btrm_error_set(BTRM_EDATA, "%s: attribute %s must be %s (found %s)", where, name,
+                            what, tname);
+        goto fail;
+    }
+    if (H5Sget_simple_extent_npoints(space) != 1) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: attribute %s must hold one value (found %lld)",
+                            where, name, (long long)H5Sget_simple_extent_npoints(space));
+        goto fail;
+    }
+fail:
+    if (space >= 0)
+        H5Sclose(space);
+    if (rc) {
+        if (*type >= 0)
+            H5Tclose(*type);
+        if (*attr >= 0)
+            H5Aclose(*attr);
+        *attr = *type = -1;
+    }
+    return rc;
+}
+
+int btrm_h5_read_attr_string(hid_t obj, const char *name, char *value, size_t size)
+{
+    char where[BTRM_PATH_MAX + 600];
+    hid_t attr = -1, type = -1, mtype = -1, space = -1;
+    char *vlen = NULL, *fixed = NULL;
+    const char *text = "";
+    int rc = open_attr(obj, name, H5T_STRING, "a string", &attr, &type, where, sizeof where);
+    if (rc)
+        return rc;
+    htri_t variable = H5Tis_variable_str(type);
+    BTRM_CHECK_H5(variable, where);
+    if (variable) {
+        BTRM_CHECK_H5(mtype = vlen_string_type(H5Tget_cset(type)), where);
+        BTRM_CHECK_H5(H5Aread(attr, mtype, &vlen), where);
+        if (vlen)
+            text = vlen;
+    } else {
+        size_t n = H5Tget_size(type);
+        rc = BTRM_CALLOC(fixed, n + 1);
+        if (rc)
+            goto fail;
+        BTRM_CHECK_H5(H5Aread(attr, type, fixed), where);
+        text = fixed; /* null-padded or null-terminated; fixed[n] ends it */
+    }
+    if (strlen(text) >= size) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: attribute %s is too long (%zu bytes, at most %zu)",
+                            where, name, strlen(text), size - 1);
+        goto fail;
+    }
+    memcpy(value, text, strlen(text) + 1);
+fail:
+    if (vlen) {
+        space = H5Screate(H5S_SCALAR);
+        if (space >= 0)
+            H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, &vlen);
+        if (space >= 0)
+            H5Sclose(space);
+    }
+    free(fixed);
+    if (mtype >= 0)
+        H5Tclose(mtype);
+    H5Tclose(type);
+    H5Aclose(attr);
+    return rc;
+}
+
+int btrm_h5_read_attr_double(hid_t obj, const char *name, double *value)
+{
+    char where[BTRM_PATH_MAX + 600];
+    hid_t attr = -1, type = -1;
+    int rc = open_attr(obj, name, H5T_FLOAT, "a number", &attr, &type, where, sizeof where);
+    if (rc)
+        return rc;
+    BTRM_CHECK_H5(H5Aread(attr, H5T_NATIVE_DOUBLE, value), where);
+fail:
+    H5Tclose(type);
+    H5Aclose(attr);
+    return rc;
+}
+
+int btrm_h5_read_attr_int(hid_t obj, const char *name, int *value)
+{
+    char where[BTRM_PATH_MAX + 600];
+    hid_t attr = -1, type = -1;
+    long long v = 0;
+    int rc = open_attr(obj, name, H5T_INTEGER, "an integer", &attr, &type, where,
+                       sizeof where);
+    if (rc)
+        return rc;
+    BTRM_CHECK_H5(H5Aread(attr, H5T_NATIVE_LLONG, &v), where);
+    if (v < -2147483647LL - 1 || v > 2147483647LL) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: attribute %s = %lld does not fit an int", where,
+                            name, v);
+        goto fail;
+    }
+    *value = (int)v;
+fail:
+    H5Tclose(type);
+    H5Aclose(attr);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* String datasets */
+
+int btrm_h5_write_strings(hid_t loc, const char *name, const char *const *strings,
+                          size_t n)
+{
+    int rc = 0;
+    char where[BTRM_PATH_MAX + 600];
+    hid_t type = -1, space = -1, dcpl = -1, dset = -1;
+    const char **items = NULL;
+    describe(loc, where, sizeof where);
+    rc = BTRM_MALLOC(items, n);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        items[i] = strings[i] ? strings[i] : "";
+    hsize_t dims[1] = { n };
+    BTRM_CHECK_H5(type = vlen_string_type(H5T_CSET_UTF8), where);
+    BTRM_CHECK_H5(space = H5Screate_simple(1, dims, NULL), where);
+    BTRM_CHECK_H5(dcpl = btrm_h5_dcpl(), where);
+    BTRM_CHECK_H5(dset = H5Dcreate2(loc, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                  where);
+    if (n > 0)
+        BTRM_CHECK_H5(H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, items), where);
+fail:
+    if (dset >= 0)
+        H5Dclose(dset);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    free(items);
+    return rc;
+}
+
+void btrm_h5_free_strings(char **strings, size_t n)
+{
+    if (!strings)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(strings[i]);
+    free(strings);
+}
+
+int btrm_h5_read_strings(hid_t dset, char ***strings, size_t *n_out)
+{
+    int rc = 0;
+    char where[BTRM_PATH_MAX + 600];
+    hid_t type = -1, mtype = -1, space = -1;
+    char **vlen = NULL, *fixed = NULL, **out = NULL;
+    size_t n = 0, width = 0;
+    int vlen_read = 0;
+    *strings = NULL;
+    *n_out = 0;
+    describe(dset, where, sizeof where);
+    BTRM_CHECK_H5(type = H5Dget_type(dset), where);
+    BTRM_CHECK_H5(space = H5Dget_space(dset), where);
+    if (H5Tget_class(type) != H5T_STRING || H5Sget_simple_extent_ndims(space) != 1) {
+        char tname[32];
+        btrm_h5_type_name(type, tname, sizeof tname);
+        rc = btrm_error_set(BTRM_EDATA, "%s must be a string dataset of rank 1 (found %s of "
+                            "rank %d)", where, tname, H5Sget_simple_extent_ndims(space));
+        goto fail;
+    }
+    hsize_t dims[1];
+    BTRM_CHECK_H5(H5Sget_simple_extent_dims(space, dims, NULL), where);
+    n = (size_t)dims[0];
+    rc = BTRM_CALLOC(out, n);
+    if (rc)
+        goto fail;
+    htri_t variable = H5Tis_variable_str(type);
+    BTRM_CHECK_H5(variable, where);
+    if (variable) {
+        rc = BTRM_CALLOC(vlen, n);
+        if (rc)
+            goto fail;
+        BTRM_CHECK_H5(mtype = vlen_string_type(H5Tget_cset(type)), where);
+        if (n > 0)
+            BTRM_CHECK_H5(H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, vlen), where);
+        vlen_read = 1;
+    } else {
+        width = H5Tget_size(type);
+        rc = BTRM_MALLOC(fixed, n * width + 1);
+        if (rc)
+            goto fail;
+        /* The file type as memory type: strings need no conversion. */
+        if (n > 0)
+            BTRM_CHECK_H5(H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, fixed), where);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *src = variable ? (vlen[i] ? vlen[i] : "") : fixed + i * width;
+        size_t len = variable ? strlen(src) : strnlen(src, width);
+        rc = BTRM_MALLOC(out[i], len + 1);
+        if (rc)
+            goto fail;
+        memcpy(out[i], src, len);
+        out[i][len] = '\0';
+    }
+    *strings = out;
+    *n_out = n;
+    out = NULL;
+fail:
+    if (vlen_read)
+        H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, vlen);
+    btrm_h5_free_strings(out, n);
+    free(vlen);
+    free(fixed);
+    if (mtype >= 0)
+        H5Tclose(mtype);
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    return rc;
+}
+
+void btrm_h5_type_name(hid_t type, char *out, size_t size)
+{
+    size_t bits = 8 * H5Tget_size(type);
+    switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+        snprintf(out, size, "%sint%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
+        break;
+    case H5T_FLOAT: snprintf(out, size, "float%zu", bits); break;
+    case H5T_STRING: snprintf(out, size, "string"); break;
+    case H5T_COMPOUND: snprintf(out, size, "compound"); break;
+    case H5T_ENUM: snprintf(out, size, "enum"); break;
+    case H5T_ARRAY: snprintf(out, size, "array"); break;
+    case H5T_VLEN: snprintf(out, size, "vlen"); break;
+    case H5T_OPAQUE: snprintf(out, size, "opaque"); break;
+    case H5T_BITFIELD: snprintf(out, size, "bitfield"); break;
+    case H5T_REFERENCE: snprintf(out, size, "reference"); break;
+    default: snprintf(out, size, "unknown type"); break;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Atomic files */
+
+int btrm_h5_create_atomic(btrm_h5_atomic *a, const char *path)
+{
+    int rc = 0;
+    hid_t fcpl = -1, fapl = -1;
+    memset(a, 0, sizeof *a);
+    a->file = -1;
+    if (strlen(path) >= sizeof a->path)
+        return btrm_error_set(BTRM_EIO, "file name too long: %s", path);
+    memcpy(a->path, path, strlen(path) + 1);
+    btrm_tmp_path(path, a->tmp, sizeof a->tmp);
+    btrm_h5_quiet();
+    BTRM_CHECK_H5(fcpl = btrm_h5_fcpl(), path);
+    BTRM_CHECK_H5(fapl = btrm_h5_fapl(), path);
+    a->file = H5Fcreate(a->tmp, H5F_ACC_TRUNC, fcpl, fapl);
+    if (a->file < 0) {
+        rc = btrm_h5_error(path, "H5Fcreate", __FILE__, __LINE__);
+        rc = btrm_error_wrap(rc, "cannot create %s (temporary file for %s)", a->tmp, path);
+        unlink(a->tmp);
+        a->tmp[0] = '\0';
+    }
+fail:
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    if (fcpl >= 0)
+        H5Pclose(fcpl);
+    return rc;
+}
+
+/* Flushes a file's (or directory's) data to stable storage. */
+static int sync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    int r = fsync(fd);
+    close(fd);
+    return r;
+}
+
+int btrm_h5_commit_atomic(btrm_h5_atomic *a)
+{
+    int rc = 0;
+    if (a->file < 0 || !a->tmp[0])
+        return btrm_error_set(BTRM_EIO, "%s: commit of a file that is not open", a->path);
+    herr_t closed = H5Fclose(a->file);
+    a->file = -1;
+    if (closed < 0) {
+        rc = btrm_h5_error(a->path, "H5Fclose", __FILE__, __LINE__);
+        goto fail;
+    }
+    if (sync_path(a->tmp) != 0) {
+        rc = btrm_error_set(BTRM_EIO, "cannot flush %s: %s", a->tmp, strerror(errno));
+        goto fail;
+    }
+    if (rename(a->tmp, a->path) != 0) {
+        rc = btrm_error_set(BTRM_EIO, "cannot rename %s to %s: %s", a->tmp, a->path,
+                            strerror(errno));
+        goto fail;
+    }
+    a->tmp[0] = '\0';
+    /* Best effort: make the rename itself durable. */
+    char dir[BTRM_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", a->path);
+    sync_path(dirname(dir));
+    return 0;
+fail:
+    unlink(a->tmp);
+    a->tmp[0] = '\0';
+    return rc;
+}
+
+void btrm_h5_abort_atomic(btrm_h5_atomic *a)
+{
+    if (!a)
+        return;
+    if (a->file >= 0)
+        H5Fclose(a->file);
+    a->file = -1;
+    if (a->tmp[0])
+        unlink(a->tmp);
+    a->tmp[0] = '\0';
+}

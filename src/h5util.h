@@ -1,0 +1,83 @@
+/* h5util.h: small HDF5 helpers shared by the io modules (pairs, modelfile,
+ * checkpoints): error reporting, timestamp-free property lists (identical
+ * content gives identical bytes), string and numeric attributes, string
+ * datasets, and atomic file creation (a temporary name in the same directory,
+ * renamed into place on success). io layer.
+ *
+ * Messages name the file and the object; HDF5's own error stack printing is
+ * turned off (btrm_h5_quiet) and its innermost message is appended to ours. */
+#ifndef BTRM_H5UTIL_H
+#define BTRM_H5UTIL_H
+
+#include "config.h"
+
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Checks an HDF5 return value (negative = failure): records BTRM_EIO naming
+ * the file, the call and its location plus HDF5's message, then jumps to the
+ * caller's `fail:` label with the code in the caller's `int rc`. */
+#define BTRM_CHECK_H5(call, path)                                                \
+    do {                                                                         \
+        if ((call) < 0) {                                                        \
+            rc = btrm_h5_error((path), #call, __FILE__, __LINE__);               \
+            goto fail;                                                           \
+        }                                                                        \
+    } while (0)
+int btrm_h5_error(const char *path, const char *call, const char *src, int line);
+
+/* Silences HDF5's automatic error stack printing (we report our own). */
+void btrm_h5_quiet(void);
+
+/* Property lists with object time tracking off, so that identical content
+ * gives identical bytes. Caller closes them with H5Pclose. */
+hid_t btrm_h5_fcpl(void);
+hid_t btrm_h5_gcpl(void);
+hid_t btrm_h5_dcpl(void);
+/* Serial file access (sec2). File locking stays on but is skipped on file
+ * systems without flock (some Lustre/NFS mounts) where HDF5 allows it. */
+hid_t btrm_h5_fapl(void);
+
+/* 1 when every component of an absolute path ("/pairs/chosen") exists, 0 when
+ * one is missing, negative (BTRM_EIO recorded) on error. */
+int btrm_h5_exists(hid_t file, const char *path);
+
+/* Attributes on obj (a file, group or dataset). Strings are scalar,
+ * variable-length UTF-8 (what h5py reads as str); reading also accepts
+ * fixed-length strings. Errors (BTRM_EDATA) name the file and object. */
+int btrm_h5_write_attr_string(hid_t obj, const char *name, const char *value);
+int btrm_h5_read_attr_string(hid_t obj, const char *name, char *value, size_t size);
+int btrm_h5_write_attr_double(hid_t obj, const char *name, double value);
+int btrm_h5_read_attr_double(hid_t obj, const char *name, double *value);
+int btrm_h5_write_attr_int(hid_t obj, const char *name, int value);
+int btrm_h5_read_attr_int(hid_t obj, const char *name, int *value);
+/* 1 when obj has the attribute, 0 when not, negative on error. */
+int btrm_h5_has_attr(hid_t obj, const char *name);
+
+/* A 1-D dataset of variable-length UTF-8 strings (NULL entries are written
+ * as ""). */
+int btrm_h5_write_strings(hid_t loc, const char *name, const char *const *strings,
+                          size_t n);
+/* Reads a 1-D string dataset (variable or fixed length) into *strings
+ * (n malloc'ed strings in one malloc'ed array; free with btrm_h5_free_strings). */
+int btrm_h5_read_strings(hid_t dset, char ***strings, size_t *n);
+void btrm_h5_free_strings(char **strings, size_t n);
+
+/* "float32", "float16", "int64", "uint8", "string", "compound", ... */
+void btrm_h5_type_name(hid_t type, char *out, size_t size);
+
+/* Atomic creation: create makes "<dir>/.<base>.tmp.<pid>" with btrm_h5_fcpl;
+ * commit closes it, fsyncs it and renames it onto path; abort closes and
+ * removes the temporary file (a no-op after a commit or on a zeroed struct
+ * whose file is -1). */
+typedef struct btrm_h5_atomic {
+    char path[BTRM_PATH_MAX];
+    char tmp[BTRM_PATH_MAX + 64];
+    hid_t file;
+} btrm_h5_atomic;
+int btrm_h5_create_atomic(btrm_h5_atomic *a, const char *path);
+int btrm_h5_commit_atomic(btrm_h5_atomic *a);
+void btrm_h5_abort_atomic(btrm_h5_atomic *a);
+
+#endif

@@ -1,0 +1,379 @@
+/* modelfile.c: the model file, format "model-v1" (docs/format.md): a head's
+ * tensors as float32 datasets /model/<tensor>/{weight,bias} with the head
+ * kind, activation and loss as attributes, readable by h5py with nothing but
+ * these names. */
+#include "modelfile.h"
+
+#include "error.h"
+#include "h5util.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MODEL_FORMAT "model-v1"
+
+/* The format's names for the enums (part of the file format, hence here). */
+static const char *const head_names[] = { [BTRM_HEAD_LINEAR] = "linear",
+                                          [BTRM_HEAD_MLP] = "mlp" };
+static const char *const activation_names[] = { [BTRM_ACT_GELU] = "gelu",
+                                                [BTRM_ACT_RELU] = "relu",
+                                                [BTRM_ACT_TANH] = "tanh" };
+static const char *const loss_names[] = { [BTRM_LOSS_BT] = "bt", [BTRM_LOSS_NORMBT] = "normbt" };
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static const char *name_of(const char *const *names, int n, int value)
+{
+    return value >= 0 && value < n ? names[value] : NULL;
+}
+
+/* The value of attribute attr of /model among names (BTRM_EDATA otherwise). */
+static int read_enum(hid_t model, const char *path, const char *attr,
+                     const char *const *names, int n, int *value)
+{
+    char text[64];
+    int rc = btrm_h5_read_attr_string(model, attr, text, sizeof text);
+    if (rc)
+        return rc;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(text, names[i])) {
+            *value = i;
+            return 0;
+        }
+    char known[128] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "",
+                 names[i]);
+    return btrm_error_set(BTRM_EDATA, "%s: /model attribute %s is \"%s\" (expected one of "
+                          "%s)", path, attr, text, known);
+}
+
+/* The tensor names in buffer order: fc0 .. fc(n-2), out. */
+static void tensor_name(char *out, size_t size, int layer, int n_layers)
+{
+    if (layer == n_layers - 1)
+        snprintf(out, size, "out");
+    else
+        snprintf(out, size, "fc%d", layer);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int write_tensor(hid_t group, const char *path, const char *name, int rank,
+                        const hsize_t *dims, const float *data)
+{
+    int rc = 0;
+    hid_t space = -1, dcpl = -1, dset = -1;
+    BTRM_CHECK_H5(space = H5Screate_simple(rank, dims, NULL), path);
+    BTRM_CHECK_H5(dcpl = btrm_h5_dcpl(), path);
+    BTRM_CHECK_H5(dset = H5Dcreate2(group, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl,
+                                    H5P_DEFAULT), path);
+    BTRM_CHECK_H5(H5Dwrite(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path);
+fail:
+    if (dset >= 0)
+        H5Dclose(dset);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc;
+}
+
+int btrm_model_write(const char *path, const btrm_head *head, const float *params,
+                     const btrm_model_meta *meta)
+{
+    btrm_h5_atomic a = { .file = -1 };
+    hid_t gcpl = -1, model = -1, group = -1;
+    const char *head_name = name_of(head_names, COUNT(head_names), head->kind);
+    const char *act_name = name_of(activation_names, COUNT(activation_names),
+                                   head->activation);
+    const char *loss_name = name_of(loss_names, COUNT(loss_names), meta->loss);
+    if (!head_name || !loss_name || (!act_name && head->kind == BTRM_HEAD_MLP))
+        return btrm_error_set(BTRM_EDATA, "%s: cannot write a model with head %d, "
+                              "activation %d, loss %d", path, head->kind, head->activation,
+                              meta->loss);
+    if (!act_name)
+        act_name = activation_names[BTRM_ACT_GELU]; /* a linear head has none: any is fine */
+    if (head->n_layers < 1 || head->n_layers > BTRM_MAX_LAYERS || !params)
+        return btrm_error_set(BTRM_EDATA, "%s: cannot write a head with %d layers", path,
+                              head->n_layers);
+    int rc = btrm_h5_create_atomic(&a, path);
+    if (rc)
+        return rc;
+    rc = btrm_h5_write_attr_string(a.file, "btrm_format", MODEL_FORMAT);
+    if (rc)
+        goto fail;
+    BTRM_CHECK_H5(gcpl = btrm_h5_gcpl(), path);
+    BTRM_CHECK_H5(model = H5Gcreate2(a.file, "model", H5P_DEFAULT, gcpl, H5P_DEFAULT), path);
+    rc = btrm_h5_write_attr_string(model, "head", head_name);
+    if (!rc)
+        rc = btrm_h5_write_attr_string(model, "activation", act_name);
+    if (!rc)
+        rc = btrm_h5_write_attr_string(model, "loss", loss_name);
+    if (!rc)
+        rc = btrm_h5_write_attr_double(model, "dist_ema", meta->dist_ema);
+    if (!rc)
+        rc = btrm_h5_write_attr_double(model, "normbt_eps", meta->normbt_eps);
+    if (!rc)
+        rc = btrm_h5_write_attr_double(model, "max_weight", meta->max_weight);
+    if (rc)
+        goto fail;
+    for (int l = 0; l < head->n_layers; l++) {
+        const btrm_tensor_view *t = &head->layer[l];
+        char name[16];
+        tensor_name(name, sizeof name, l, head->n_layers);
+        hsize_t wdims[2] = { (hsize_t)t->out, (hsize_t)t->in }, bdims[1] = { (hsize_t)t->out };
+        BTRM_CHECK_H5(group = H5Gcreate2(model, name, H5P_DEFAULT, gcpl, H5P_DEFAULT), path);
+        rc = write_tensor(group, path, "weight", 2, wdims, params + t->weight_off);
+        if (!rc)
+            rc = write_tensor(group, path, "bias", 1, bdims, params + t->bias_off);
+        if (rc)
+            goto fail;
+        H5Gclose(group);
+        group = -1;
+    }
+    H5Gclose(model);
+    model = -1;
+    H5Pclose(gcpl);
+    gcpl = -1;
+    rc = btrm_h5_commit_atomic(&a);
+    if (rc)
+        goto fail;
+    return 0;
+fail:
+    if (group >= 0)
+        H5Gclose(group);
+    if (model >= 0)
+        H5Gclose(model);
+    if (gcpl >= 0)
+        H5Pclose(gcpl);
+    btrm_h5_abort_atomic(&a);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* Shape of /model/<tensor>/<part>: a float dataset of the given rank. */
+static int tensor_shape(hid_t model, const char *path, const char *tensor, const char *part,
+                        int rank, hsize_t dims[2])
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s/%s", tensor, part);
+    int rc = 0;
+    hid_t dset = -1, type = -1, space = -1;
+    htri_t exists = H5Lexists(model, name, H5P_DEFAULT);
+    if (exists <= 0)
+        return btrm_error_set(BTRM_EDATA, "%s: missing dataset /model/%s", path, name);
+    BTRM_CHECK_H5(dset = H5Dopen2(model, name, H5P_DEFAULT), path);
+    BTRM_CHECK_H5(type = H5Dget_type(dset), path);
+    BTRM_CHECK_H5(space = H5Dget_space(dset), path);
+    int got = H5Sget_simple_extent_ndims(space);
+    if (H5Tget_class(type) != H5T_FLOAT || got != rank) {
+        char tname[32];
+        btrm_h5_type_name(type, tname, sizeof tname);
+        rc = btrm_error_set(BTRM_EDATA, "%s: dataset /model/%s must be a float dataset of "
+                            "rank %d (found %s of rank %d)", path, name, rank, tname, got);
+        goto fail;
+    }
+    BTRM_CHECK_H5(H5Sget_simple_extent_dims(space, dims, NULL), path);
+fail:
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    if (dset >= 0)
+        H5Dclose(dset);
+    return rc;
+}
+
+static int read_tensor(hid_t model, const char *path, const char *tensor, const char *part,
+                       float *out)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s/%s", tensor, part);
+    int rc = 0;
+    hid_t dset = -1;
+    BTRM_CHECK_H5(dset = H5Dopen2(model, name, H5P_DEFAULT), path);
+    BTRM_CHECK_H5(H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out), path);
+fail:
+    if (dset >= 0)
+        H5Dclose(dset);
+    return rc;
+}
+
+/* Every link in /model is fc0..fc(n_fc-1) or out; names the first stray one. */
+static int check_members(hid_t model, const char *path, int n_fc)
+{
+    int rc = 0;
+    H5G_info_t info;
+    BTRM_CHECK_H5(H5Gget_info(model, &info), path);
+    for (hsize_t i = 0; i < info.nlinks; i++) {
+        char name[64] = "";
+        if (H5Lget_name_by_idx(model, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
+                               H5P_DEFAULT) < 0)
+            continue;
+        int k = -1;
+        char extra;
+        int is_fc = sscanf(name, "fc%d%c", &k, &extra) == 1 && k >= 0 && k < n_fc;
+        if (!is_fc && strcmp(name, "out") != 0)
+            return btrm_error_set(BTRM_EDATA, "%s: unexpected /model/%s (tensors are fc0..fc%d "
+                                  "and out, consecutive)", path, name, n_fc - 1);
+    }
+fail:
+    return rc;
+}
+
+int btrm_model_read(const char *path, btrm_head *head, float **params,
+                    btrm_model_meta *meta)
+{
+    hid_t fapl = -1, file = -1, model = -1;
+    int rc = 0, kind = 0, activation = 0, loss = 0;
+    int hidden[BTRM_MAX_HIDDEN], n_fc = 0, dim = 0;
+    char format[64];
+    float *buf = NULL;
+    *params = NULL;
+    memset(meta, 0, sizeof *meta);
+    btrm_h5_quiet();
+    htri_t is_h5 = H5Fis_hdf5(path);
+    if (is_h5 <= 0)
+        return btrm_error_set(BTRM_EDATA, "%s: %s", path, is_h5 < 0 ? "cannot open the model "
+                              "file (missing or unreadable)" : "not an HDF5 file");
+    BTRM_CHECK_H5(fapl = btrm_h5_fapl(), path);
+    BTRM_CHECK_H5(file = H5Fopen(path, H5F_ACC_RDONLY, fapl), path);
+    rc = btrm_h5_has_attr(file, "btrm_format");
+    if (rc == 0)
+        rc = btrm_error_set(BTRM_EDATA, "%s: missing root attribute btrm_format: not a btrm "
+                            "model file (expected btrm_format = \"" MODEL_FORMAT "\")", path);
+    if (rc < 0)
+        goto fail;
+    rc = btrm_h5_read_attr_string(file, "btrm_format", format, sizeof format);
+    /* A checkpoint holds the same /model group and is a valid model too. */
+    if (!rc && strcmp(format, MODEL_FORMAT) != 0 && strcmp(format, "checkpoint-v1") != 0)
+        rc = btrm_error_set(BTRM_EDATA, "%s: btrm_format is \"%s\", expected \"" MODEL_FORMAT
+                            "\"", path, format);
+    if (rc)
+        goto fail;
+    rc = btrm_h5_exists(file, "/model");
+    if (rc == 0)
+        rc = btrm_error_set(BTRM_EDATA, "%s: missing group /model", path);
+    if (rc < 0)
+        goto fail;
+    rc = 0;
+    BTRM_CHECK_H5(model = H5Gopen2(file, "model", H5P_DEFAULT), path);
+    rc = read_enum(model, path, "head", head_names, COUNT(head_names), &kind);
+    if (!rc)
+        rc = read_enum(model, path, "activation", activation_names, COUNT(activation_names),
+                       &activation);
+    if (!rc)
+        rc = read_enum(model, path, "loss", loss_names, COUNT(loss_names), &loss);
+    if (!rc)
+        rc = btrm_h5_read_attr_double(model, "dist_ema", &meta->dist_ema);
+    if (!rc)
+        rc = btrm_h5_read_attr_double(model, "normbt_eps", &meta->normbt_eps);
+    if (!rc)
+        rc = btrm_h5_read_attr_double(model, "max_weight", &meta->max_weight);
+    if (rc)
+        goto fail;
+    meta->loss = loss;
+    if (!isfinite(meta->dist_ema) || meta->dist_ema < 0 || !isfinite(meta->normbt_eps) ||
+        meta->normbt_eps < 0 || !isfinite(meta->max_weight) || meta->max_weight < 0) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: /model attributes dist_ema = %g, normbt_eps = "
+                            "%g, max_weight = %g: each must be finite and >= 0", path,
+                            meta->dist_ema, meta->normbt_eps, meta->max_weight);
+        goto fail;
+    }
+
+    /* The chain fc0 -> fc1 -> ... -> out, read off the tensors present. */
+    for (;;) {
+        char name[16];
+        snprintf(name, sizeof name, "fc%d", n_fc);
+        htri_t e = H5Lexists(model, name, H5P_DEFAULT);
+        BTRM_CHECK_H5(e, path);
+        if (!e)
+            break;
+        if (n_fc == BTRM_MAX_HIDDEN) {
+            rc = btrm_error_set(BTRM_EDATA, "%s: /model has more than %d hidden layers", path,
+                                BTRM_MAX_HIDDEN);
+            goto fail;
+        }
+        n_fc++;
+    }
+    rc = check_members(model, path, n_fc);
+    if (rc)
+        goto fail;
+    if ((kind == BTRM_HEAD_LINEAR) != (n_fc == 0)) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: /model attribute head is \"%s\" but the file has "
+                            "%d hidden layers (fc0..)", path, head_names[kind], n_fc);
+        goto fail;
+    }
+    int in_width = 0;
+    for (int l = 0; l <= n_fc; l++) {
+        char name[16];
+        hsize_t w[2], b[2];
+        tensor_name(name, sizeof name, l, n_fc + 1);
+        rc = tensor_shape(model, path, name, "weight", 2, w);
+        if (!rc)
+            rc = tensor_shape(model, path, name, "bias", 1, b);
+        if (rc)
+            goto fail;
+        if (w[0] == 0 || w[1] == 0 || w[0] > INT32_MAX || w[1] > INT32_MAX) {
+            rc = btrm_error_set(BTRM_EDATA, "%s: dataset /model/%s/weight has an unusable "
+                                "shape [%llu, %llu]", path, name, (unsigned long long)w[0],
+                                (unsigned long long)w[1]);
+            goto fail;
+        }
+        if (l == 0)
+            dim = (int)w[1];
+        else if ((int)w[1] != in_width) {
+            rc = btrm_error_set(BTRM_EDATA, "%s: dataset /model/%s/weight is [%llu, %llu] but "
+                                "the layer before it has %d outputs", path, name,
+                                (unsigned long long)w[0], (unsigned long long)w[1], in_width);
+            goto fail;
+        }
+        if (l == n_fc && w[0] != 1) {
+            rc = btrm_error_set(BTRM_EDATA, "%s: dataset /model/out/weight is [%llu, %llu]: "
+                                "the reward layer must have 1 output", path,
+                                (unsigned long long)w[0], (unsigned long long)w[1]);
+            goto fail;
+        }
+        if (b[0] != w[0]) {
+            rc = btrm_error_set(BTRM_EDATA, "%s: dataset /model/%s/bias has %llu value(s) but "
+                                "weight has %llu rows", path, name, (unsigned long long)b[0],
+                                (unsigned long long)w[0]);
+            goto fail;
+        }
+        if (l < n_fc)
+            hidden[l] = (int)w[0];
+        in_width = (int)w[0];
+    }
+    rc = btrm_head_init(head, kind, activation, dim, hidden, n_fc);
+    if (rc) {
+        rc = btrm_error_wrap(BTRM_EDATA, "%s: the model in /model is not a valid head", path);
+        goto fail;
+    }
+    rc = BTRM_MALLOC(buf, head->n_params);
+    if (rc)
+        goto fail;
+    for (int l = 0; l < head->n_layers && !rc; l++) {
+        char name[16];
+        tensor_name(name, sizeof name, l, head->n_layers);
+        rc = read_tensor(model, path, name, "weight", buf + head->layer[l].weight_off);
+        if (!rc)
+            rc = read_tensor(model, path, name, "bias", buf + head->layer[l].bias_off);
+    }
+    if (rc)
+        goto fail;
+    *params = buf;
+    buf = NULL;
+fail:
+    free(buf);
+    if (model >= 0)
+        H5Gclose(model);
+    if (file >= 0)
+        H5Fclose(file);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    return rc;
+}

@@ -1,0 +1,1016 @@
+/* pairs.c: the pair store, format "pairs-v1" (docs/format.md).
+ *
+ * btrm_pairs_open runs in collective phases, each ending in btrm_comm_agree,
+ * so that a failure on one rank never leaves the others waiting inside a
+ * collective call:
+ *   1. rank 0 checksums the file (crc32), opens it serially and validates
+ *      everything except the feature values, reading the small datasets
+ *      (pairs, category/subset codes and names, margins);
+ *   2. rank 0 broadcasts them; every rank keeps its own copy;
+ *   3. with BTRM_PAIRS_FEATURES, /features goes into node-shared memory: one
+ *      float32 copy of [n_rows, dim] per node, not per rank. Every rank opens
+ *      the file with the MPI-IO driver on the job's communicator and reads a
+ *      contiguous block of rows (its part of its node's rows) with
+ *      collective H5Dread calls, into its part of the shared window. Every
+ *      rank of the file communicator takes part in each call (those with
+ *      nothing left select none), as HDF5 1.10's collective reads require.
+ *      Collective reads let MPI-IO read each byte from the file system once
+ *      and forward it to every node that needs it (two-phase I/O), instead of
+ *      every node reading the whole array. float16 rows are read in the
+ *      file's own type (no HDF5 conversion, which would silently turn the
+ *      read independent) and widened to float32 here. Each rank then checks
+ *      its rows for NaN/Inf where a pair uses them.
+ *
+ * Memory: a node holds n_rows * dim * 4 bytes of features whatever the file's
+ * type, plus 8 bytes per pair for the indices on every rank. */
+#include "pairs.h"
+
+#include "error.h"
+#include "h5util.h"
+#include "log.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define PAIRS_FORMAT "pairs-v1"
+/* File bytes per collective H5Dread call: keeps every MPI-IO request far
+ * below 2 GiB (the int count limit) whatever the store's size. */
+#define READ_BYTES_PER_CALL ((size_t)1 << 29)
+
+/* ------------------------------------------------------------------------ */
+/* IEEE 754 binary16 <-> binary32 */
+
+float btrm_half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t mant = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (mant << 13); /* inf, or NaN keeping its payload */
+    } else if (exp != 0) {
+        bits = sign | ((exp - 15 + 127) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        bits = sign; /* +-0 */
+    } else {
+        /* subnormal: mant * 2^-24; normalise the leading one into bit 10 */
+        int e = -14;
+        while (!(mant & 0x400u)) {
+            mant <<= 1;
+            e--;
+        }
+        bits = sign | ((uint32_t)(e + 127) << 23) | ((mant & 0x3ffu) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+uint16_t btrm_float_to_half(float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000u);
+    uint32_t abs = bits & 0x7fffffffu;
+    if (abs >= 0x7f800000u) { /* inf, or NaN (kept quiet, top payload bits kept) */
+        if (abs == 0x7f800000u)
+            return sign | 0x7c00u;
+        return (uint16_t)(sign | 0x7e00u | ((abs & 0x7fffffu) >> 13));
+    }
+    if (abs >= 0x477ff000u) /* >= 65520 = 65504 + half an ulp: ties to even go up */
+        return sign | 0x7c00u;
+    if (abs >= 0x38800000u) { /* >= 2^-14: normal half */
+        uint32_t h = ((abs >> 23) - 112) << 10 | ((abs >> 13) & 0x3ffu);
+        uint32_t rest = abs & 0x1fffu;
+        if (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))
+            h++; /* a carry into the exponent is the right result */
+        return (uint16_t)(sign | h);
+    }
+    if (abs <= 0x33000000u) /* <= 2^-25: rounds to zero (2^-25 itself ties to even 0) */
+        return sign;
+    /* subnormal half: round(value / 2^-24), value = m * 2^(e - 150) */
+    uint32_t e = abs >> 23;
+    uint32_t m = (abs & 0x7fffffu) | 0x800000u;
+    uint32_t shift = 126 - e; /* 14..24 */
+    uint32_t h = m >> shift;
+    uint32_t rest = m & ((1u << shift) - 1);
+    uint32_t halfway = 1u << (shift - 1);
+    if (rest > halfway || (rest == halfway && (h & 1u)))
+        h++; /* may become 0x400, the smallest normal: also right */
+    return (uint16_t)(sign | h);
+}
+
+/* HDF5 type of an IEEE half in the byte order of base (as h5py builds it). */
+static hid_t half_type(hid_t base)
+{
+    hid_t t = H5Tcopy(base);
+    if (t < 0)
+        return -1;
+    if (H5Tset_fields(t, 15, 10, 5, 0, 10) < 0 || H5Tset_size(t, 2) < 0 ||
+        H5Tset_ebias(t, 15) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+static int is_ieee_half(hid_t type)
+{
+    size_t spos, epos, esize, mpos, msize;
+    if (H5Tget_class(type) != H5T_FLOAT || H5Tget_size(type) != 2)
+        return 0;
+    if (H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0)
+        return 0;
+    return spos == 15 && epos == 10 && esize == 5 && mpos == 0 && msize == 10 &&
+           H5Tget_ebias(type) == 15;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Phase 1: rank 0 validates the store and reads the small datasets. */
+
+/* What rank 0 learns and broadcasts (homogeneous ranks: sent as bytes). */
+typedef struct pairs_header {
+    int64_t n_pairs, n_rows;
+    int32_t dim, features_f16, has_features, has_category, has_subset, has_margin;
+    int32_t n_categories, n_subsets;
+    uint32_t crc32;
+    uint64_t names_bytes; /* category then subset names, each NUL-terminated */
+    char backbone[BTRM_NAME_MAX];
+} pairs_header;
+
+static int file_crc32(const char *path, uint32_t *crc_out)
+{
+    enum { CHUNK = 1 << 20 };
+    unsigned char *buf = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return btrm_error_set(BTRM_EDATA, "cannot open pair store %s: %s", path,
+                              strerror(errno));
+    int rc = BTRM_MALLOC(buf, CHUNK);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    size_t got;
+    while (!rc && (got = fread(buf, 1, CHUNK, f)) > 0)
+        crc = crc32(crc, buf, (uInt)got);
+    if (!rc && ferror(f))
+        rc = btrm_error_set(BTRM_EIO, "cannot read %s: %s", path, strerror(errno));
+    fclose(f);
+    free(buf);
+    *crc_out = (uint32_t)crc;
+    return rc;
+}
+
+/* Opens dataset name, which must exist, be of class cls and have rank `rank`
+ * ("an integer dataset of rank 1"); dims gets its shape. */
+static int open_checked(hid_t file, const char *path, const char *name, H5T_class_t cls,
+                        int rank, const char *what, hid_t *dset, hsize_t dims[2])
+{
+    int rc = btrm_h5_exists(file, name);
+    hid_t type = -1, space = -1;
+    *dset = -1;
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return btrm_error_set(BTRM_EDATA, "%s: missing dataset %s", path, name);
+    rc = 0;
+    *dset = H5Dopen2(file, name, H5P_DEFAULT);
+    if (*dset < 0)
+        return btrm_error_set(BTRM_EDATA, "%s: %s is not a dataset", path, name);
+    BTRM_CHECK_H5(type = H5Dget_type(*dset), path);
+    BTRM_CHECK_H5(space = H5Dget_space(*dset), path);
+    int got_rank = H5Sget_simple_extent_ndims(space);
+    if (H5Tget_class(type) != cls || got_rank != rank) {
+        char tname[32];
+        btrm_h5_type_name(type, tname, sizeof tname);
+        rc = btrm_error_set(BTRM_EDATA, "%s: dataset %s must be %s of rank %d (found %s of "
+                            "rank %d)", path, name, what, rank, tname, got_rank);
+        goto fail;
+    }
+    BTRM_CHECK_H5(H5Sget_simple_extent_dims(space, dims, NULL), path);
+fail:
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    if (rc && *dset >= 0) {
+        H5Dclose(*dset);
+        *dset = -1;
+    }
+    return rc;
+}
+
+/* Reads a whole 1-D column into a new buffer of elem-byte values in mem_type.
+ * Its length must be *n_pairs (/pairs/chosen's), or sets it when negative. */
+static int read_column(hid_t file, const char *path, const char *name, H5T_class_t cls,
+                       const char *what, int64_t *n_pairs_io, hid_t mem_type, size_t elem,
+                       void **out)
+{
+    hid_t dset = -1;
+    hsize_t dims[2];
+    char *buf = NULL;
+    *out = NULL;
+    int rc = open_checked(file, path, name, cls, 1, what, &dset, dims);
+    if (rc)
+        return rc;
+    if (*n_pairs_io < 0)
+        *n_pairs_io = (int64_t)dims[0];
+    const int64_t n_pairs = *n_pairs_io;
+    if ((int64_t)dims[0] != n_pairs) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: dataset %s has %llu rows but /pairs/chosen has "
+                            "%lld", path, name, (unsigned long long)dims[0],
+                            (long long)n_pairs);
+        goto fail;
+    }
+    rc = BTRM_MALLOC(buf, (size_t)n_pairs * elem);
+    if (rc)
+        goto fail;
+    if (n_pairs > 0)
+        BTRM_CHECK_H5(H5Dread(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf), path);
+    *out = buf;
+    buf = NULL;
+fail:
+    free(buf);
+    H5Dclose(dset);
+    return rc;
+}
+
+/* /features: float32 or IEEE float16, [M, D]; optional attributes. */
+static int check_features(hid_t file, const char *path, pairs_header *h)
+{
+    hid_t dset = -1, type = -1;
+    hsize_t dims[2];
+    int rc = open_checked(file, path, "/features", H5T_FLOAT, 2, "a float32 or float16 "
+                          "dataset", &dset, dims);
+    if (rc)
+        return rc;
+    BTRM_CHECK_H5(type = H5Dget_type(dset), path);
+    if (is_ieee_half(type)) {
+        h->features_f16 = 1;
+    } else if (H5Tget_size(type) == 2) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: dataset /features must be float32 or IEEE "
+                            "float16 (found a 16-bit float that is not IEEE binary16, such "
+                            "as bfloat16)", path);
+        goto fail;
+    } else if (H5Tget_size(type) != 4) {
+        char tname[32];
+        btrm_h5_type_name(type, tname, sizeof tname);
+        rc = btrm_error_set(BTRM_EDATA, "%s: dataset /features must be float32 or IEEE "
+                            "float16 (found %s)", path, tname);
+        goto fail;
+    }
+    if (dims[1] == 0 || dims[1] > INT_MAX || dims[0] > (hsize_t)INT64_MAX ||
+        dims[0] > SIZE_MAX / sizeof(float) / dims[1]) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: dataset /features has an unusable shape "
+                            "[%llu, %llu]", path, (unsigned long long)dims[0],
+                            (unsigned long long)dims[1]);
+        goto fail;
+    }
+    h->has_features = 1;
+    h->n_rows = (int64_t)dims[0];
+    h->dim = (int32_t)dims[1];
+    rc = btrm_h5_has_attr(dset, "backbone");
+    if (rc == 1)
+        rc = btrm_h5_read_attr_string(dset, "backbone", h->backbone, sizeof h->backbone);
+    if (rc < 0)
+        goto fail;
+    rc = btrm_h5_has_attr(dset, "dim");
+    if (rc == 1) {
+        int dim_attr = 0;
+        rc = btrm_h5_read_attr_int(dset, "dim", &dim_attr);
+        if (!rc && dim_attr != h->dim)
+            rc = btrm_error_set(BTRM_EDATA, "%s: /features has attribute dim = %d but %d "
+                                "columns", path, dim_attr, h->dim);
+    }
+    if (rc < 0)
+        goto fail;
+    rc = 0;
+fail:
+    if (type >= 0)
+        H5Tclose(type);
+    H5Dclose(dset);
+    return rc;
+}
+
+/* Codes in [0, n_names) with their names dataset (/categories, /subsets). */
+static int read_coded(hid_t file, const char *path, const char *codes_name,
+                      const char *names_name, int64_t n_pairs, int32_t **codes,
+                      char ***names, int32_t *n_names)
+{
+    hid_t dset = -1;
+    size_t n = 0;
+    int rc = read_column(file, path, codes_name, H5T_INTEGER, "an integer dataset", &n_pairs,
+                         H5T_NATIVE_INT32, sizeof(int32_t), (void **)codes);
+    if (rc)
+        return rc;
+    rc = btrm_h5_exists(file, names_name);
+    if (rc == 0)
+        return btrm_error_set(BTRM_EDATA, "%s: dataset %s needs the names dataset %s, "
+                              "which is missing", path, codes_name, names_name);
+    if (rc < 0)
+        return rc;
+    rc = 0;
+    BTRM_CHECK_H5(dset = H5Dopen2(file, names_name, H5P_DEFAULT), path);
+    rc = btrm_h5_read_strings(dset, names, &n);
+    if (rc)
+        goto fail;
+    if (n > INT32_MAX) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: dataset %s has too many names", path, names_name);
+        goto fail;
+    }
+    *n_names = (int32_t)n;
+    for (int64_t i = 0; i < n_pairs; i++)
+        if ((*codes)[i] < 0 || (*codes)[i] >= *n_names) {
+            rc = btrm_error_set(BTRM_EDATA, "%s: dataset %s row %lld: code %d out of range "
+                                "[0, %d) of %s", path, codes_name, (long long)i,
+                                (int)(*codes)[i], (int)*n_names, names_name);
+            goto fail;
+        }
+fail:
+    if (dset >= 0)
+        H5Dclose(dset);
+    return rc;
+}
+
+static int check_pair_rows(const btrm_pairs *p, const char *rows_of)
+{
+    for (int64_t i = 0; i < p->n_pairs; i++) {
+        const int64_t idx[2] = { p->chosen[i], p->rejected[i] };
+        for (int k = 0; k < 2; k++)
+            if (idx[k] < 0 || idx[k] >= p->n_rows)
+                return btrm_error_set(BTRM_EDATA, "%s: dataset /pairs/%s row %lld: index "
+                                      "%lld out of range [0, %lld) of %s rows", p->path,
+                                      k ? "rejected" : "chosen", (long long)i,
+                                      (long long)idx[k], (long long)p->n_rows, rows_of);
+        if (idx[0] == idx[1])
+            return btrm_error_set(BTRM_EDATA, "%s: datasets /pairs/chosen and "
+                                  "/pairs/rejected row %lld: both are %s row %lld (a pair "
+                                  "compares two different responses)", p->path,
+                                  (long long)i, rows_of, (long long)idx[0]);
+    }
+    return 0;
+}
+
+/* Packs the names into one NUL-separated blob for the broadcast. */
+static int pack_names(const btrm_pairs *p, char **blob, uint64_t *bytes)
+{
+    size_t total = 0;
+    for (int i = 0; i < p->n_categories; i++)
+        total += strlen(p->categories[i]) + 1;
+    for (int i = 0; i < p->n_subsets; i++)
+        total += strlen(p->subsets[i]) + 1;
+    int rc = BTRM_MALLOC(*blob, total);
+    if (rc)
+        return rc;
+    char *at = *blob;
+    for (int i = 0; i < p->n_categories; i++)
+        at = stpcpy(at, p->categories[i]) + 1;
+    for (int i = 0; i < p->n_subsets; i++)
+        at = stpcpy(at, p->subsets[i]) + 1;
+    *bytes = total;
+    return 0;
+}
+
+static int read_metadata(btrm_pairs *p, unsigned flags, pairs_header *h, char **blob)
+{
+    const char *path = p->path;
+    hid_t fapl = -1, file = -1, dset = -1;
+    hsize_t dims[2];
+    int rc = file_crc32(path, &h->crc32);
+    if (rc)
+        return rc;
+    htri_t is_h5 = H5Fis_hdf5(path);
+    if (is_h5 <= 0)
+        return btrm_error_set(BTRM_EDATA, "%s is not an HDF5 file", path);
+    BTRM_CHECK_H5(fapl = btrm_h5_fapl(), path);
+    BTRM_CHECK_H5(file = H5Fopen(path, H5F_ACC_RDONLY, fapl), path);
+
+    rc = btrm_h5_has_attr(file, "btrm_format");
+    if (rc == 0)
+        rc = btrm_error_set(BTRM_EDATA, "%s: missing root attribute btrm_format: not a btrm "
+                            "pair store (expected btrm_format = \"" PAIRS_FORMAT "\")", path);
+    if (rc < 0)
+        goto fail;
+    char format[64];
+    rc = btrm_h5_read_attr_string(file, "btrm_format", format, sizeof format);
+    if (!rc && strcmp(format, PAIRS_FORMAT) != 0)
+        rc = btrm_error_set(BTRM_EDATA, "%s: btrm_format is \"%s\", expected \"" PAIRS_FORMAT
+                            "\"", path, format);
+    if (rc)
+        goto fail;
+
+    rc = btrm_h5_exists(file, "/features");
+    if (rc == 0 && (flags & BTRM_PAIRS_REQUIRE_FEATURES))
+        rc = btrm_error_set(BTRM_EDATA, "%s has no /features: run `btrm embed` first", path);
+    if (rc < 0)
+        goto fail;
+    if (rc == 1 && (rc = check_features(file, path, h)) != 0)
+        goto fail;
+
+    rc = btrm_h5_exists(file, "/texts");
+    if (rc < 0)
+        goto fail;
+    if (rc == 1) {
+        rc = open_checked(file, path, "/texts", H5T_STRING, 1, "a string dataset", &dset,
+                          dims);
+        if (rc)
+            goto fail;
+        H5Dclose(dset);
+        dset = -1;
+        if (h->has_features && (int64_t)dims[0] != h->n_rows) {
+            rc = btrm_error_set(BTRM_EDATA, "%s: dataset /texts has %llu rows but /features "
+                                "has %lld", path, (unsigned long long)dims[0],
+                                (long long)h->n_rows);
+            goto fail;
+        }
+        h->n_rows = (int64_t)dims[0];
+    } else if (!h->has_features) {
+        rc = btrm_error_set(BTRM_EDATA, "%s has neither /features nor /texts: the pair "
+                            "indices refer to nothing", path);
+        goto fail;
+    }
+    p->n_rows = h->n_rows;
+
+    p->n_pairs = -1; /* /pairs/chosen sets the length the others must have */
+    rc = read_column(file, path, "/pairs/chosen", H5T_INTEGER, "an integer dataset",
+                     &p->n_pairs, H5T_NATIVE_INT64, sizeof(int64_t), (void **)&p->chosen);
+    if (p->n_pairs < 0)
+        p->n_pairs = 0;
+    h->n_pairs = p->n_pairs;
+    if (!rc)
+        rc = read_column(file, path, "/pairs/rejected", H5T_INTEGER, "an integer dataset",
+                         &p->n_pairs, H5T_NATIVE_INT64, sizeof(int64_t),
+                         (void **)&p->rejected);
+    if (!rc)
+        rc = check_pair_rows(p, h->has_features ? "/features" : "/texts");
+    if (rc)
+        goto fail;
+
+    rc = btrm_h5_exists(file, "/pairs/category");
+    if (rc == 1) {
+        h->has_category = 1;
+        rc = read_coded(file, path, "/pairs/category", "/categories", p->n_pairs,
+                        &p->category, &p->categories, &h->n_categories);
+        p->n_categories = h->n_categories;
+    }
+    if (rc < 0)
+        goto fail;
+    rc = btrm_h5_exists(file, "/pairs/subset");
+    if (rc == 1) {
+        h->has_subset = 1;
+        rc = read_coded(file, path, "/pairs/subset", "/subsets", p->n_pairs, &p->subset,
+                        &p->subsets, &h->n_subsets);
+        p->n_subsets = h->n_subsets;
+    }
+    if (rc < 0)
+        goto fail;
+    rc = btrm_h5_exists(file, "/pairs/margin");
+    if (rc == 1) {
+        h->has_margin = 1;
+        rc = read_column(file, path, "/pairs/margin", H5T_FLOAT, "a float dataset",
+                         &p->n_pairs, H5T_NATIVE_FLOAT, sizeof(float), (void **)&p->margin);
+        for (int64_t i = 0; !rc && i < p->n_pairs; i++)
+            if (!isfinite(p->margin[i]))
+                rc = btrm_error_set(BTRM_EDATA, "%s: dataset /pairs/margin row %lld: not "
+                                    "finite (%g)", path, (long long)i, p->margin[i]);
+    }
+    if (rc < 0)
+        goto fail;
+    rc = btrm_h5_exists(file, "/pairs/id");
+    if (rc == 1) {
+        rc = open_checked(file, path, "/pairs/id", H5T_STRING, 1, "a string dataset", &dset,
+                          dims);
+        if (!rc && (int64_t)dims[0] != p->n_pairs)
+            rc = btrm_error_set(BTRM_EDATA, "%s: dataset /pairs/id has %llu rows but "
+                                "/pairs/chosen has %lld", path, (unsigned long long)dims[0],
+                                (long long)p->n_pairs);
+    }
+    if (rc < 0)
+        goto fail;
+    rc = pack_names(p, blob, &h->names_bytes);
+fail:
+    if (dset >= 0)
+        H5Dclose(dset);
+    if (file >= 0)
+        H5Fclose(file);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Phase 2: broadcast */
+
+/* A failed broadcast leaves the ranks in different collectives: there is no
+ * agreeing any more, so end the job (comm.h). */
+static void bcast_or_abort(const btrm_comm *c, void *buf, size_t bytes)
+{
+    if (btrm_comm_bcast(c, buf, bytes, 0) != 0)
+        btrm_comm_abort(c, BTRM_EMPI, "broadcasting the pair store: %s", btrm_error_msg());
+}
+
+static int unpack_names(const char *blob, uint64_t bytes, int n, char ***names)
+{
+    int rc = BTRM_CALLOC(*names, n);
+    const char *at = blob, *end = blob + bytes;
+    for (int i = 0; !rc && i < n; i++) {
+        size_t len = strnlen(at, (size_t)(end - at));
+        rc = BTRM_MALLOC((*names)[i], len + 1);
+        if (!rc) {
+            memcpy((*names)[i], at, len);
+            (*names)[i][len] = '\0';
+            at += len + (at + len < end);
+        }
+    }
+    return rc;
+}
+
+static int share_metadata(btrm_pairs *p, const btrm_comm *c, pairs_header *h, char **blob)
+{
+    bcast_or_abort(c, h, sizeof *h);
+    h->backbone[sizeof h->backbone - 1] = '\0';
+    int rc = 0;
+    const size_t n = (size_t)h->n_pairs;
+    if (c->rank != 0) {
+        rc = BTRM_MALLOC(p->chosen, n);
+        if (!rc)
+            rc = BTRM_MALLOC(p->rejected, n);
+        if (!rc && h->has_category)
+            rc = BTRM_MALLOC(p->category, n);
+        if (!rc && h->has_subset)
+            rc = BTRM_MALLOC(p->subset, n);
+        if (!rc && h->has_margin)
+            rc = BTRM_MALLOC(p->margin, n);
+        if (!rc)
+            rc = BTRM_MALLOC(*blob, h->names_bytes);
+    }
+    rc = btrm_comm_agree(c, rc);
+    if (rc)
+        return rc;
+    bcast_or_abort(c, p->chosen, n * sizeof *p->chosen);
+    bcast_or_abort(c, p->rejected, n * sizeof *p->rejected);
+    if (h->has_category)
+        bcast_or_abort(c, p->category, n * sizeof *p->category);
+    if (h->has_subset)
+        bcast_or_abort(c, p->subset, n * sizeof *p->subset);
+    if (h->has_margin)
+        bcast_or_abort(c, p->margin, n * sizeof *p->margin);
+    bcast_or_abort(c, *blob, h->names_bytes);
+    p->n_pairs = h->n_pairs;
+    p->n_rows = h->n_rows;
+    p->dim = h->has_features ? h->dim : 0;
+    p->features_f16 = h->features_f16;
+    p->crc32 = h->crc32;
+    memcpy(p->backbone, h->backbone, sizeof p->backbone);
+    if (c->rank != 0) {
+        p->n_categories = h->n_categories;
+        p->n_subsets = h->n_subsets;
+        rc = unpack_names(*blob, h->names_bytes, p->n_categories, &p->categories);
+        if (!rc) {
+            size_t skip = 0;
+            for (int i = 0; i < p->n_categories; i++)
+                skip += strlen(p->categories[i]) + 1;
+            rc = unpack_names(*blob + skip, h->names_bytes - skip, p->n_subsets,
+                              &p->subsets);
+        }
+    }
+    return btrm_comm_agree(c, rc);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Phase 3: features into node-shared memory */
+
+typedef struct feature_reader {
+    hid_t fapl, file, dset, fspace, dxpl, mem_type;
+    int swap; /* float16 stored big-endian: swap bytes after reading */
+} feature_reader;
+
+static int reader_open(feature_reader *r, const btrm_pairs *p, const btrm_comm *c)
+{
+    int rc = 0;
+    const char *path = p->path;
+    hid_t type = -1;
+    hsize_t dims[2] = { 0, 0 };
+    BTRM_CHECK_H5(r->fapl = H5Pcreate(H5P_FILE_ACCESS), path);
+    BTRM_CHECK_H5(H5Pset_fapl_mpio(r->fapl, c->comm, MPI_INFO_NULL), path);
+    /* Metadata reads by one rank, broadcast to the others: no metadata storm
+     * on the file system at scale. Every rank then makes the same metadata
+     * calls below, as that mode requires. */
+    BTRM_CHECK_H5(H5Pset_all_coll_metadata_ops(r->fapl, 1), path);
+    BTRM_CHECK_H5(r->file = H5Fopen(path, H5F_ACC_RDONLY, r->fapl), path);
+    BTRM_CHECK_H5(r->dset = H5Dopen2(r->file, "/features", H5P_DEFAULT), path);
+    BTRM_CHECK_H5(r->fspace = H5Dget_space(r->dset), path);
+    BTRM_CHECK_H5(type = H5Dget_type(r->dset), path);
+    if (H5Sget_simple_extent_ndims(r->fspace) != 2 ||
+        H5Sget_simple_extent_dims(r->fspace, dims, NULL) < 0 ||
+        (int64_t)dims[0] != p->n_rows || dims[1] != (hsize_t)p->dim ||
+        is_ieee_half(type) != p->features_f16) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: dataset /features changed while it was being "
+                            "opened", path);
+        goto fail;
+    }
+    if (p->features_f16) {
+        BTRM_CHECK_H5(r->mem_type = H5Tcopy(type), path); /* no conversion */
+        r->swap = H5Tget_order(type) != H5Tget_order(H5T_NATIVE_FLOAT);
+    } else {
+        BTRM_CHECK_H5(r->mem_type = H5Tcopy(H5T_NATIVE_FLOAT), path);
+    }
+    BTRM_CHECK_H5(r->dxpl = H5Pcreate(H5P_DATASET_XFER), path);
+    BTRM_CHECK_H5(H5Pset_dxpl_mpio(r->dxpl, H5FD_MPIO_COLLECTIVE), path);
+fail:
+    if (type >= 0)
+        H5Tclose(type);
+    return rc;
+}
+
+/* Closes what reader_open opened; H5Fclose is collective (MPI-IO). */
+static void reader_close(feature_reader *r)
+{
+    if (r->dxpl >= 0)
+        H5Pclose(r->dxpl);
+    if (r->mem_type >= 0)
+        H5Tclose(r->mem_type);
+    if (r->fspace >= 0)
+        H5Sclose(r->fspace);
+    if (r->dset >= 0)
+        H5Dclose(r->dset);
+    if (r->file >= 0)
+        H5Fclose(r->file);
+    if (r->fapl >= 0)
+        H5Pclose(r->fapl);
+}
+
+/* Widens n halves stored at byte offset 2n of dest into n floats at dest, in
+ * place: float i (bytes [4i, 4i+4)) never reaches a half not yet read (half
+ * j >= i lives at bytes [2n+2j, 2n+2j+2), and 4i+4 <= 2n+2i+2 for i < n).
+ * Blocks are staged through a local buffer (memcpy) so that no reordering of
+ * the float stores and half loads is possible. */
+static void widen_halves_in_place(float *dest, size_t n, int swap)
+{
+    enum { BLOCK = 1024 };
+    uint16_t local[BLOCK];
+    const unsigned char *halves = (const unsigned char *)dest + 2 * n;
+    for (size_t at = 0; at < n; at += BLOCK) {
+        size_t len = n - at < BLOCK ? n - at : BLOCK;
+        memcpy(local, halves + 2 * at, 2 * len);
+        for (size_t i = 0; i < len; i++) {
+            uint16_t h = swap ? (uint16_t)(local[i] << 8 | local[i] >> 8) : local[i];
+            dest[at + i] = btrm_half_to_float(h);
+        }
+    }
+}
+
+/* n_calls collective H5Dread calls on every rank (the same number on all);
+ * this rank's rows [first, first+count) go rows_per_call at a time. After a
+ * failure the rank keeps taking part with empty selections, so the others
+ * never wait for it. */
+static int reader_read(feature_reader *r, btrm_pairs *p, int64_t first, int64_t count,
+                       int64_t rows_per_call, int n_calls)
+{
+    int rc = 0, failed = 0;
+    const size_t dim = (size_t)p->dim;
+    float *base = (float *)p->features_shm.base;
+    float dummy[1];
+    for (int k = 0; k < n_calls; k++) {
+        int64_t done = (int64_t)k * rows_per_call;
+        int64_t rows = failed || done >= count ? 0
+                       : (count - done < rows_per_call ? count - done : rows_per_call);
+        hsize_t start[2] = { (hsize_t)(first + done), 0 };
+        hsize_t shape[2] = { rows > 0 ? (hsize_t)rows : 1, dim };
+        float *dest = rows > 0 ? base + (size_t)(first + done) * dim : dummy;
+        void *buf = dest;
+        if (p->features_f16 && rows > 0)
+            buf = (unsigned char *)dest + (size_t)rows * dim * 2; /* see widen_halves */
+        hid_t mspace = H5Screate_simple(2, shape, NULL);
+        herr_t sel = mspace < 0 ? -1
+                     : rows > 0 ? H5Sselect_hyperslab(r->fspace, H5S_SELECT_SET, start, NULL,
+                                                      shape, NULL)
+                                : H5Sselect_none(r->fspace);
+        if (sel >= 0 && rows == 0)
+            sel = H5Sselect_none(mspace);
+        if (sel < 0) { /* take part anyway, with nothing selected */
+            H5Sselect_none(r->fspace);
+            if (mspace >= 0)
+                H5Sselect_none(mspace);
+        }
+        herr_t got = H5Dread(r->dset, r->mem_type, mspace >= 0 ? mspace : H5S_ALL, r->fspace,
+                             r->dxpl, buf);
+        if (mspace >= 0)
+            H5Sclose(mspace);
+        if ((sel < 0 || got < 0) && !failed) {
+            rc = btrm_h5_error(p->path, "H5Dread(/features)", __FILE__, __LINE__);
+            failed = 1;
+            continue;
+        }
+        if (p->features_f16 && rows > 0 && !failed)
+            widen_halves_in_place(dest, (size_t)rows * dim, r->swap);
+    }
+    H5D_mpio_actual_io_mode_t mode;
+    if (n_calls > 0 && H5Pget_mpio_actual_io_mode(r->dxpl, &mode) >= 0 &&
+        mode == H5D_MPIO_NO_COLLECTIVE)
+        btrm_log_debug("%s: HDF5 read /features independently, not collectively",
+                       p->path);
+    return rc;
+}
+
+/* NaN/Inf in this rank's rows [first, first+count) where a pair uses them. */
+static int check_finite(const btrm_pairs *p, int64_t first, int64_t count)
+{
+    unsigned char *used = NULL;
+    int rc = BTRM_CALLOC(used, count);
+    if (rc)
+        return rc;
+    for (int64_t i = 0; i < p->n_pairs; i++) {
+        if (p->chosen[i] >= first && p->chosen[i] < first + count)
+            used[p->chosen[i] - first] = 1;
+        if (p->rejected[i] >= first && p->rejected[i] < first + count)
+            used[p->rejected[i] - first] = 1;
+    }
+    const size_t dim = (size_t)p->dim;
+    for (int64_t r = 0; r < count && !rc; r++) {
+        if (!used[r])
+            continue;
+        const float *row = p->features + (size_t)(first + r) * dim;
+        for (size_t j = 0; j < dim; j++) {
+            if (isfinite(row[j]))
+                continue;
+            int64_t row_index = first + r, pair = 0;
+            while (pair < p->n_pairs - 1 && p->chosen[pair] != row_index &&
+                   p->rejected[pair] != row_index)
+                pair++;
+            const char *side = p->chosen[pair] == row_index ? "chosen" : "rejected";
+            rc = btrm_error_set(BTRM_EDATA, "%s: dataset /features row %lld column %zu: "
+                                "non-finite value (%s) in a row that pair %lld uses "
+                                "(/pairs/%s)", p->path, (long long)row_index, j,
+                                isnan(row[j]) ? "NaN" : row[j] > 0 ? "Inf" : "-Inf",
+                                (long long)pair, side);
+            break;
+        }
+    }
+    free(used);
+    return rc;
+}
+
+static int load_features(btrm_pairs *p, const btrm_comm *c)
+{
+    const size_t dim = (size_t)p->dim;
+    const size_t elem = p->features_f16 ? 2 : 4;
+    int64_t first, count;
+    btrm_comm_block(p->n_rows, c->node_size, c->node_rank, &first, &count);
+    int64_t rows_per_call = (int64_t)(READ_BYTES_PER_CALL / (dim * elem));
+    if (rows_per_call < 1)
+        rows_per_call = 1;
+    int64_t calls = (count + rows_per_call - 1) / rows_per_call;
+    int n_calls = calls > INT_MAX ? INT_MAX : (int)calls;
+
+    int rc = btrm_comm_shared_alloc(c, (size_t)p->n_rows * dim * sizeof(float),
+                                    &p->features_shm);
+    if (!rc)
+        p->features = p->features_shm.base;
+    rc = btrm_comm_agree(c, rc);
+    if (rc)
+        return rc;
+    if (btrm_comm_allreduce_max_int(c, &n_calls) != 0)
+        btrm_comm_abort(c, BTRM_EMPI, "reading %s: %s", p->path, btrm_error_msg());
+
+    feature_reader r = { -1, -1, -1, -1, -1, -1, 0 };
+    rc = reader_open(&r, p, c);
+    rc = btrm_comm_agree(c, rc);
+    if (!rc) {
+        rc = reader_read(&r, p, first, count, rows_per_call, n_calls);
+        rc = btrm_comm_agree(c, rc);
+    }
+    reader_close(&r);
+    if (rc)
+        return rc;
+    rc = check_finite(p, first, count);
+    if (btrm_comm_shared_sync(c, &p->features_shm) != 0)
+        btrm_comm_abort(c, BTRM_EMPI, "reading %s: %s", p->path, btrm_error_msg());
+    return btrm_comm_agree(c, rc);
+}
+
+/* ------------------------------------------------------------------------ */
+
+int btrm_pairs_open(btrm_pairs *p, const char *path, const btrm_comm *c, unsigned flags)
+{
+    pairs_header h;
+    char *blob = NULL;
+    memset(p, 0, sizeof *p);
+    p->features_shm.win = MPI_WIN_NULL;
+    memset(&h, 0, sizeof h);
+    if (strlen(path) >= sizeof p->path)
+        return btrm_error_set(BTRM_EDATA, "pair store name too long: %s", path);
+    memcpy(p->path, path, strlen(path) + 1);
+    btrm_h5_quiet();
+
+    int rc = 0;
+    if (c->rank == 0)
+        rc = read_metadata(p, flags, &h, &blob);
+    rc = btrm_comm_agree(c, rc);
+    if (!rc)
+        rc = share_metadata(p, c, &h, &blob);
+    if (!rc && (flags & BTRM_PAIRS_FEATURES) && h.has_features && h.n_rows > 0)
+        rc = load_features(p, c);
+    free(blob);
+    if (rc) {
+        btrm_pairs_close(p);
+        return rc;
+    }
+    btrm_log_debug("%s: %lld pairs, %lld rows, dim %d%s, crc32 %08x", p->path,
+                   (long long)p->n_pairs, (long long)p->n_rows, p->dim,
+                   p->features_f16 ? " (float16)" : "", (unsigned)p->crc32);
+    return 0;
+}
+
+void btrm_pairs_close(btrm_pairs *p)
+{
+    if (!p)
+        return;
+    free(p->chosen);
+    free(p->rejected);
+    free(p->category);
+    free(p->subset);
+    free(p->margin);
+    btrm_h5_free_strings(p->categories, (size_t)(p->categories ? p->n_categories : 0));
+    btrm_h5_free_strings(p->subsets, (size_t)(p->subsets ? p->n_subsets : 0));
+    if (p->features)
+        btrm_comm_shared_free(&p->features_shm);
+    memset(p, 0, sizeof *p);
+    p->features_shm.win = MPI_WIN_NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing (serial) */
+
+static int write_column(hid_t group, const char *path, const char *name, hid_t file_type,
+                        hid_t mem_type, const void *data, int64_t n)
+{
+    int rc = 0;
+    hid_t space = -1, dcpl = -1, dset = -1;
+    hsize_t dims[1] = { (hsize_t)n };
+    BTRM_CHECK_H5(space = H5Screate_simple(1, dims, NULL), path);
+    BTRM_CHECK_H5(dcpl = btrm_h5_dcpl(), path);
+    BTRM_CHECK_H5(dset = H5Dcreate2(group, name, file_type, space, H5P_DEFAULT, dcpl,
+                                    H5P_DEFAULT), path);
+    if (n > 0)
+        BTRM_CHECK_H5(H5Dwrite(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path);
+fail:
+    if (dset >= 0)
+        H5Dclose(dset);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc;
+}
+
+/* /features, contiguous (read in row blocks by MPI-IO); float16 is converted
+ * in blocks of rows so no second full copy is needed. */
+static int write_features(hid_t file, const char *path, const btrm_pairs_data *d)
+{
+    int rc = 0;
+    hid_t space = -1, dcpl = -1, dset = -1, ftype = -1, mtype = -1, mspace = -1;
+    uint16_t *halves = NULL;
+    const size_t dim = (size_t)d->dim;
+    hsize_t dims[2] = { (hsize_t)d->n_rows, dim };
+    BTRM_CHECK_H5(space = H5Screate_simple(2, dims, NULL), path);
+    BTRM_CHECK_H5(dcpl = btrm_h5_dcpl(), path);
+    if (d->features_f16) {
+        BTRM_CHECK_H5(ftype = half_type(H5T_IEEE_F32LE), path);
+        BTRM_CHECK_H5(mtype = half_type(H5T_NATIVE_FLOAT), path);
+    } else {
+        BTRM_CHECK_H5(ftype = H5Tcopy(H5T_IEEE_F32LE), path);
+        BTRM_CHECK_H5(mtype = H5Tcopy(H5T_NATIVE_FLOAT), path);
+    }
+    BTRM_CHECK_H5(dset = H5Dcreate2(file, "features", ftype, space, H5P_DEFAULT, dcpl,
+                                    H5P_DEFAULT), path);
+    if (d->n_rows > 0 && !d->features_f16)
+        BTRM_CHECK_H5(H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, d->features),
+                      path);
+    if (d->n_rows > 0 && d->features_f16) {
+        int64_t block = (int64_t)((1 << 22) / dim);
+        if (block < 1)
+            block = 1;
+        if (block > d->n_rows)
+            block = d->n_rows;
+        rc = BTRM_MALLOC(halves, (size_t)block * dim);
+        if (rc)
+            goto fail;
+        for (int64_t row = 0; row < d->n_rows; row += block) {
+            int64_t rows = d->n_rows - row < block ? d->n_rows - row : block;
+            const float *src = d->features + (size_t)row * dim;
+            for (size_t i = 0; i < (size_t)rows * dim; i++)
+                halves[i] = btrm_float_to_half(src[i]);
+            hsize_t start[2] = { (hsize_t)row, 0 }, shape[2] = { (hsize_t)rows, dim };
+            BTRM_CHECK_H5(mspace = H5Screate_simple(2, shape, NULL), path);
+            BTRM_CHECK_H5(H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, shape, NULL),
+                          path);
+            BTRM_CHECK_H5(H5Dwrite(dset, mtype, mspace, space, H5P_DEFAULT, halves), path);
+            H5Sclose(mspace);
+            mspace = -1;
+        }
+    }
+    rc = btrm_h5_write_attr_string(dset, "backbone", d->backbone ? d->backbone : "");
+    if (!rc)
+        rc = btrm_h5_write_attr_int(dset, "dim", d->dim);
+fail:
+    free(halves);
+    if (mspace >= 0)
+        H5Sclose(mspace);
+    if (dset >= 0)
+        H5Dclose(dset);
+    if (mtype >= 0)
+        H5Tclose(mtype);
+    if (ftype >= 0)
+        H5Tclose(ftype);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc;
+}
+
+static int check_data(const char *path, const btrm_pairs_data *d)
+{
+    const char *bad = NULL;
+    if (d->n_pairs < 0 || d->n_rows < 0)
+        bad = "negative n_pairs or n_rows";
+    else if (d->n_pairs > 0 && (!d->chosen || !d->rejected))
+        bad = "no chosen/rejected indices";
+    else if (d->features && d->dim <= 0)
+        bad = "features without a positive dim";
+    else if (d->category && (!d->categories || d->n_categories <= 0))
+        bad = "category codes without category names";
+    else if (d->subset && (!d->subsets || d->n_subsets <= 0))
+        bad = "subset codes without subset names";
+    else if (!d->features && !d->texts)
+        bad = "neither features nor texts";
+    if (bad)
+        return btrm_error_set(BTRM_EDATA, "%s: cannot write this pair store: %s", path, bad);
+    return 0;
+}
+
+int btrm_pairs_write(const char *path, const btrm_pairs_data *d)
+{
+    btrm_h5_atomic a = { .file = -1 };
+    hid_t gcpl = -1, group = -1;
+    int rc = check_data(path, d);
+    if (rc)
+        return rc;
+    rc = btrm_h5_create_atomic(&a, path);
+    if (rc)
+        return rc;
+    rc = btrm_h5_write_attr_string(a.file, "btrm_format", PAIRS_FORMAT);
+    if (!rc && d->provenance)
+        rc = btrm_h5_write_attr_string(a.file, "provenance", d->provenance);
+    if (!rc && d->features)
+        rc = write_features(a.file, path, d);
+    if (!rc && d->texts)
+        rc = btrm_h5_write_strings(a.file, "texts", d->texts, (size_t)d->n_rows);
+    if (!rc && d->category)
+        rc = btrm_h5_write_strings(a.file, "categories", d->categories,
+                                   (size_t)d->n_categories);
+    if (!rc && d->subset)
+        rc = btrm_h5_write_strings(a.file, "subsets", d->subsets, (size_t)d->n_subsets);
+    if (rc)
+        goto fail;
+    BTRM_CHECK_H5(gcpl = btrm_h5_gcpl(), path);
+    BTRM_CHECK_H5(group = H5Gcreate2(a.file, "pairs", H5P_DEFAULT, gcpl, H5P_DEFAULT), path);
+    rc = write_column(group, path, "chosen", H5T_STD_I64LE, H5T_NATIVE_INT64, d->chosen,
+                      d->n_pairs);
+    if (!rc)
+        rc = write_column(group, path, "rejected", H5T_STD_I64LE, H5T_NATIVE_INT64,
+                          d->rejected, d->n_pairs);
+    if (!rc && d->category)
+        rc = write_column(group, path, "category", H5T_STD_I32LE, H5T_NATIVE_INT32,
+                          d->category, d->n_pairs);
+    if (!rc && d->subset)
+        rc = write_column(group, path, "subset", H5T_STD_I32LE, H5T_NATIVE_INT32, d->subset,
+                          d->n_pairs);
+    if (!rc && d->margin)
+        rc = write_column(group, path, "margin", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, d->margin,
+                          d->n_pairs);
+    if (!rc && d->ids)
+        rc = btrm_h5_write_strings(group, "id", d->ids, (size_t)d->n_pairs);
+    if (rc)
+        goto fail;
+    H5Gclose(group);
+    group = -1;
+    H5Pclose(gcpl);
+    gcpl = -1;
+    rc = btrm_h5_commit_atomic(&a);
+    if (rc)
+        goto fail;
+    return 0;
+fail:
+    if (group >= 0)
+        H5Gclose(group);
+    if (gcpl >= 0)
+        H5Pclose(gcpl);
+    btrm_h5_abort_atomic(&a);
+    return rc;
+}

@@ -1,0 +1,903 @@
+/* test-pairs.c: the io layer: pair stores (pairs-v1), model files (model-v1),
+ * IEEE half conversions and `btrm synth`.
+ *
+ * Runs as an MPI singleton in `make check`; under `mpirun -np P` the
+ * collective opens run on every rank (the features then live in a shared
+ * window written by several ranks). Files are written by rank 0 only. Rank 0
+ * prints the TAP stream; the other ranks' checks are counted and reported by
+ * rank 0 at the end. */
+#include "tap.h"
+
+#include "cli.h"
+#include "comm.h"
+#include "error.h"
+#include "h5util.h"
+#include "head.h"
+#include "modelfile.h"
+#include "pairs.h"
+#include "rng.h"
+#include "synth.h"
+
+#include <dirent.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static btrm_comm comm;
+static char dir[256];
+
+/* LeakSanitizer and Open MPI: MPI_Finalize dlclose()s Open MPI's components,
+ * after which LeakSanitizer cannot name their frames ("<unknown module>") and
+ * tests/lsan.supp cannot suppress their allocations. Keeping the components
+ * loaded (dlclose does nothing in this test program; the process is ending
+ * anyway) lets the suppressions work while leaks in btrm's own code are still
+ * reported. */
+int dlclose(void *handle);
+int dlclose(void *handle)
+{
+    (void)handle;
+    return 0;
+}
+
+/* One allocation made through vasprintf during MPI_Init is reported with a
+ * broken stack (Open MPI's libraries lack frame pointers), so it cannot be
+ * matched to Open MPI by tests/lsan.supp. btrm never calls vasprintf. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:vasprintf\n"; }
+
+static const char *in_dir(const char *name)
+{
+    static char buf[8][512];
+    static int next;
+    char *out = buf[next++ % 8];
+    snprintf(out, 512, "%s/%s", dir, name);
+    return out;
+}
+
+static int read_file(const char *path, unsigned char **bytes, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *bytes = malloc((size_t)n + 1);
+    *size = fread(*bytes, 1, (size_t)n, f);
+    fclose(f);
+    return *size == (size_t)n ? 0 : -1;
+}
+
+static int same_bytes(const char *a, const char *b)
+{
+    unsigned char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int same = read_file(a, &x, &nx) == 0 && read_file(b, &y, &ny) == 0 && nx == ny &&
+               memcmp(x, y, nx) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static uint32_t crc_of_file(const char *path)
+{
+    unsigned char *x = NULL;
+    size_t n = 0;
+    uint32_t crc = 0;
+    if (read_file(path, &x, &n) == 0)
+        crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), x, (uInt)n);
+    free(x);
+    return crc;
+}
+
+/* Number of temporary files (".*.tmp.*") left in the test directory. */
+static int leftover_tmp_files(void)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += e->d_name[0] == '.' && strstr(e->d_name, ".tmp.") != NULL;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void sync_ranks(void) { MPI_Barrier(comm.comm); }
+
+/* ------------------------------------------------------------------------ */
+/* Half conversions */
+
+static uint32_t bits_of(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float float_of(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static int half_is_nan(uint16_t h) { return (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu); }
+
+static void test_half(void)
+{
+    int round_trip_bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = btrm_half_to_float((uint16_t)h);
+        uint16_t back = btrm_float_to_half(f);
+        if (half_is_nan((uint16_t)h) ? !(isnan(f) && half_is_nan(back)) : back != h)
+            round_trip_bad++;
+    }
+    is_int(round_trip_bad, 0, "half -> float -> half is the identity on all 65536 halves "
+           "(NaN stays NaN)");
+    is_int(btrm_float_to_half(65504.0f), 0x7bff, "65504 (largest half) is exact");
+    is_int(btrm_float_to_half(65519.99f), 0x7bff, "just under 65520 rounds down to 65504");
+    is_int(btrm_float_to_half(65520.0f), 0x7c00, "65520 (a tie above 65504) rounds to inf");
+    is_int(btrm_float_to_half(ldexpf(1, -24)), 0x0001, "2^-24, the smallest subnormal, is exact");
+    is_int(btrm_float_to_half(ldexpf(1, -25)), 0x0000, "2^-25 ties to even zero");
+    is_int(btrm_float_to_half(3 * ldexpf(1, -25)), 0x0002, "3 * 2^-25 ties to even 2 * 2^-24");
+    is_int(btrm_float_to_half(1 + ldexpf(1, -11)), 0x3c00, "1 + 2^-11 ties to even 1");
+    is_int(btrm_float_to_half(1 + 3 * ldexpf(1, -11)), 0x3c02, "1 + 3 * 2^-11 ties to even "
+           "1 + 2^-9");
+    is_int(btrm_float_to_half(-0.0f), 0x8000, "-0 keeps its sign");
+    is_int(btrm_float_to_half(INFINITY), 0x7c00, "inf");
+    is_int(btrm_float_to_half(-INFINITY), 0xfc00, "-inf");
+    ok(half_is_nan(btrm_float_to_half(NAN)), "NaN converts to a NaN half");
+    ok(btrm_half_to_float(0x03ff) == 1023 * ldexpf(1, -24), "largest subnormal half");
+    ok(btrm_half_to_float(0x0400) == ldexpf(1, -14), "smallest normal half");
+    ok(signbit(btrm_half_to_float(0x8000)) && btrm_half_to_float(0x8000) == 0, "-0 half");
+    ok(isinf(btrm_half_to_float(0xfc00)) && btrm_half_to_float(0xfc00) < 0, "-inf half");
+#ifdef __FLT16_MAX__
+    /* The compiler's _Float16 (libgcc's conversions) as an independent reference. */
+    int widen_bad = 0, narrow_bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        uint16_t hh = (uint16_t)h;
+        _Float16 ref;
+        memcpy(&ref, &hh, sizeof ref);
+        float want = (float)ref, got = btrm_half_to_float(hh);
+        widen_bad += isnan(want) ? !isnan(got) : bits_of(want) != bits_of(got);
+    }
+    btrm_rng rng;
+    btrm_rng_seed(&rng, 42, 0);
+    for (int i = 0; i < 300000; i++) {
+        /* random bit patterns, and values near the half range */
+        float f = i % 2 ? float_of((uint32_t)btrm_rng_next(&rng))
+                        : (float)((btrm_rng_uniform(&rng) - 0.5) *
+                                  ldexp(1.0, (int)btrm_rng_below(&rng, 48) - 30));
+        _Float16 ref = (_Float16)f;
+        uint16_t want;
+        memcpy(&want, &ref, sizeof want);
+        uint16_t got = btrm_float_to_half(f);
+        narrow_bad += isnan(f) ? !half_is_nan(got) : got != want;
+    }
+    is_int(widen_bad, 0, "half -> float matches _Float16 on all 65536 halves");
+    is_int(narrow_bad, 0, "float -> half matches _Float16 (round to nearest even) on 300000 "
+           "floats");
+#else
+    skip(2, "the compiler has no _Float16 to compare with");
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* A small valid store: 12 rows of dim 5, 5 pairs over rows 0..9 (rows 10
+ * and 11 unused), every optional dataset present. */
+
+enum { ROWS = 12, DIM = 5, PAIRS = 5 };
+
+typedef struct store {
+    float features[ROWS * DIM];
+    int64_t chosen[PAIRS], rejected[PAIRS];
+    int32_t category[PAIRS], subset[PAIRS];
+    float margin[PAIRS];
+    btrm_pairs_data data;
+} store;
+
+static const char *const texts[ROWS] = { "response 0", "réponse 1", "2", "3", "4", "5",
+                                          "6", "7", "8", "9", "unused 10", "unused 11" };
+static const char *const ids[PAIRS] = { "p0", "p1", "p2", "p3", "p4" };
+static const char *const categories[2] = { "fine", "coarse" };
+static const char *const subsets[3] = { "alpha", "beta", "gamma" };
+
+static void store_init(store *s)
+{
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < ROWS * DIM; i++)
+        s->features[i] = (float)(i % 7) * 0.37f - (float)(i / 7) * 1.25f;
+    for (int i = 0; i < PAIRS; i++) {
+        s->chosen[i] = 2 * i + (i % 2);
+        s->rejected[i] = 2 * i + 1 - (i % 2);
+        s->category[i] = i % 2;
+        s->subset[i] = (i * 2) % 3;
+        s->margin[i] = 0.5f * (float)i;
+    }
+    s->data = (btrm_pairs_data){
+        .n_pairs = PAIRS, .n_rows = ROWS, .dim = DIM, .features = s->features,
+        .backbone = "test-backbone", .texts = texts, .chosen = s->chosen,
+        .rejected = s->rejected, .category = s->category, .categories = categories,
+        .n_categories = 2, .subset = s->subset, .subsets = subsets, .n_subsets = 3,
+        .margin = s->margin, .ids = ids, .provenance = "test-pairs",
+    };
+}
+
+/* Rank 0 writes; every rank waits for the file. */
+static int write_store(const char *path, const btrm_pairs_data *d)
+{
+    int rc = 0;
+    if (comm.rank == 0)
+        rc = btrm_pairs_write(path, d);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, comm.comm);
+    return rc;
+}
+
+static void test_round_trip(int f16)
+{
+    store s;
+    store_init(&s);
+    if (f16) {
+        /* edge values in used rows, inf/NaN in unused rows (allowed) */
+        s.features[0] = 65504.0f;
+        s.features[1] = -65504.0f;
+        s.features[2] = ldexpf(1, -24);
+        s.features[3] = 1023 * ldexpf(1, -24);
+        s.features[4] = -0.0f;
+        s.features[5] = 1.0f / 3.0f;
+        s.features[6] = 1e-9f;
+        s.features[10 * DIM + 1] = INFINITY;
+        s.features[11 * DIM + 3] = NAN;
+        s.data.features_f16 = 1;
+    }
+    const char *path = in_dir(f16 ? "rt16.h5" : "rt32.h5");
+    const char *tag = f16 ? "float16" : "float32";
+    is_int(write_store(path, &s.data), 0, "%s: write a store with every optional dataset", tag);
+    btrm_pairs p;
+    int rc = btrm_pairs_open(&p, path, &comm, BTRM_PAIRS_FEATURES | BTRM_PAIRS_REQUIRE_FEATURES);
+    if (!is_int(rc, 0, "%s: open it back", tag)) {
+        diag("%s", btrm_error_msg());
+        return;
+    }
+    is_int(p.n_pairs, PAIRS, "%s: n_pairs", tag);
+    is_int(p.n_rows, ROWS, "%s: n_rows", tag);
+    is_int(p.dim, DIM, "%s: dim", tag);
+    is_int(p.features_f16, f16, "%s: features_f16", tag);
+    is_string(p.backbone, "test-backbone", "%s: backbone attribute", tag);
+    ok(!memcmp(p.chosen, s.chosen, sizeof s.chosen) &&
+       !memcmp(p.rejected, s.rejected, sizeof s.rejected), "%s: chosen and rejected", tag);
+    ok(p.category && !memcmp(p.category, s.category, sizeof s.category) &&
+       p.n_categories == 2 && !strcmp(p.categories[0], "fine") &&
+       !strcmp(p.categories[1], "coarse"), "%s: category codes and names", tag);
+    ok(p.subset && !memcmp(p.subset, s.subset, sizeof s.subset) && p.n_subsets == 3 &&
+       !strcmp(p.subsets[2], "gamma"), "%s: subset codes and names", tag);
+    ok(p.margin && !memcmp(p.margin, s.margin, sizeof s.margin), "%s: margins", tag);
+    is_int(p.crc32, comm.rank == 0 ? crc_of_file(path) : p.crc32,
+           "%s: crc32 is zlib's crc32 of the file's bytes", tag);
+    int bad = 0;
+    for (int i = 0; i < ROWS * DIM; i++) {
+        float want = f16 ? btrm_half_to_float(btrm_float_to_half(s.features[i])) : s.features[i];
+        bad += isnan(want) ? !isnan(p.features[i]) : bits_of(want) != bits_of(p.features[i]);
+    }
+    is_int(bad, 0, "%s: every feature value bitwise as stored (after rounding to half)", tag);
+    if (f16) {
+        ok(p.features[0] == 65504.0f && p.features[1] == -65504.0f, "float16: +-65504 exact");
+        ok(p.features[2] == ldexpf(1, -24) && p.features[3] == 1023 * ldexpf(1, -24),
+           "float16: subnormals exact");
+        ok(p.features[4] == 0 && signbit(p.features[4]), "float16: -0 keeps its sign");
+        ok(p.features[6] == 0, "float16: 1e-9 underflows to 0");
+        ok(isinf(p.features[10 * DIM + 1]) && isnan(p.features[11 * DIM + 3]),
+           "float16: inf and NaN in unused rows are kept and accepted");
+    }
+    btrm_pairs_close(&p);
+    ok(p.chosen == NULL && p.features == NULL, "%s: close clears the store", tag);
+    btrm_pairs_close(&p); /* twice is fine */
+    btrm_pairs_close(NULL);
+
+    rc = btrm_pairs_open(&p, path, &comm, 0);
+    ok(rc == 0 && p.features == NULL && p.dim == DIM && p.n_pairs == PAIRS,
+       "%s: open without BTRM_PAIRS_FEATURES: indices only", tag);
+    btrm_pairs_close(&p);
+}
+
+static void test_writer(void)
+{
+    store s;
+    store_init(&s);
+    is_int(write_store(in_dir("same-a.h5"), &s.data), 0, "write a store");
+    is_int(write_store(in_dir("same-b.h5"), &s.data), 0, "write it again under another name");
+    if (comm.rank == 0) {
+        ok(same_bytes(in_dir("same-a.h5"), in_dir("same-b.h5")),
+           "identical content gives identical bytes (no timestamps)");
+        int rc = btrm_pairs_write(in_dir("no-such-dir/x.h5"), &s.data);
+        ok(rc == BTRM_EIO && strstr(btrm_error_msg(), "no-such-dir"),
+           "writing into a missing directory fails naming it");
+        btrm_pairs_data bad = s.data;
+        bad.dim = 0;
+        rc = btrm_pairs_write(in_dir("bad.h5"), &bad);
+        ok(rc == BTRM_EDATA && access(in_dir("bad.h5"), F_OK) != 0,
+           "features without a dim are refused and nothing is written");
+        is_int(leftover_tmp_files(), 0, "no temporary file is left behind");
+        /* An h5py-style reader sees the documented layout. */
+        hid_t f = H5Fopen(in_dir("same-a.h5"), H5F_ACC_RDONLY, H5P_DEFAULT);
+        char text[64] = "";
+        btrm_h5_read_attr_string(f, "btrm_format", text, sizeof text);
+        is_string(text, "pairs-v1", "root attribute btrm_format");
+        hid_t d = H5Dopen2(f, "/pairs/chosen", H5P_DEFAULT), t = H5Dget_type(d);
+        ok(H5Tequal(t, H5T_STD_I64LE) > 0, "/pairs/chosen is int64");
+        H5Tclose(t);
+        H5Dclose(d);
+        d = H5Dopen2(f, "/texts", H5P_DEFAULT);
+        t = H5Dget_type(d);
+        ok(H5Tis_variable_str(t) > 0 && H5Tget_cset(t) == H5T_CSET_UTF8,
+           "/texts is variable-length UTF-8");
+        char **strings = NULL;
+        size_t n = 0;
+        btrm_h5_read_strings(d, &strings, &n);
+        ok(n == ROWS && !strcmp(strings[1], "réponse 1"), "/texts reads back (UTF-8 kept)");
+        btrm_h5_free_strings(strings, n);
+        H5Tclose(t);
+        H5Dclose(d);
+        H5Fclose(f);
+    } else {
+        skip(9, "rank 0 checks the files");
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Damaging a good store with plain HDF5 calls (rank 0). */
+
+static void replace_dataset(const char *path, const char *name, hid_t type, int rank,
+                            const hsize_t *dims, const void *data)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (btrm_h5_exists(f, name) == 1)
+        H5Ldelete(f, name, H5P_DEFAULT);
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t d = H5Dcreate2(f, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        diag("replace_dataset %s: write failed", name);
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Fclose(f);
+}
+
+static void delete_object(const char *path, const char *name)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (H5Ldelete(f, name, H5P_DEFAULT) < 0)
+        diag("delete_object %s failed", name);
+    H5Fclose(f);
+}
+
+static void set_attr(const char *path, const char *object, const char *attr,
+                     const char *value)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t o = H5Oopen(f, object, H5P_DEFAULT);
+    if (value)
+        btrm_h5_write_attr_string(o, attr, value);
+    else
+        H5Adelete(o, attr);
+    H5Oclose(o);
+    H5Fclose(f);
+}
+
+static void set_attr_int(const char *path, const char *object, const char *attr, int value)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t o = H5Oopen(f, object, H5P_DEFAULT);
+    btrm_h5_write_attr_int(o, attr, value);
+    H5Oclose(o);
+    H5Fclose(f);
+}
+
+enum damage_kind {
+    GOOD, NO_FORMAT, WRONG_FORMAT, NO_CHOSEN, CHOSEN_FLOAT, CHOSEN_2D, LENGTH_MISMATCH,
+    INDEX_HIGH, INDEX_NEGATIVE, SAME_ROW, CATEGORY_RANGE, SUBSET_RANGE, NO_CATEGORY_NAMES,
+    MARGIN_NAN, NAN_USED, INF_USED_LATE, NAN_UNUSED, NO_FEATURES_TEXTS, NO_FEATURES_AT_ALL,
+    FEATURES_F64, FEATURES_1D, FEATURES_BF16, DIM_ATTR, TEXTS_LENGTH, NOT_HDF5, N_DAMAGE
+};
+
+static void make_damaged(const char *path, int kind)
+{
+    store s;
+    store_init(&s);
+    switch (kind) {
+    case INDEX_HIGH: s.rejected[2] = ROWS; break;
+    case INDEX_NEGATIVE: s.chosen[0] = -1; break;
+    case SAME_ROW: s.chosen[3] = s.rejected[3]; break;
+    case CATEGORY_RANGE: s.category[1] = 2; break;
+    case SUBSET_RANGE: s.subset[4] = -1; break;
+    case MARGIN_NAN: s.margin[2] = NAN; break;
+    case NAN_USED: s.features[3 * DIM + 2] = NAN; break;        /* row 3: pair 1 */
+    case INF_USED_LATE: s.features[9 * DIM + 4] = -INFINITY; break; /* last rank's rows */
+    case NAN_UNUSED: s.features[11 * DIM + 0] = NAN; break;
+    case NO_FEATURES_TEXTS: s.data.features = NULL; break;
+    default: break;
+    }
+    if (kind == NOT_HDF5) {
+        FILE *f = fopen(path, "w");
+        fputs("chosen,rejected\n0,1\n", f);
+        fclose(f);
+        return;
+    }
+    if (btrm_pairs_write(path, &s.data) != 0)
+        diag("make_damaged: %s", btrm_error_msg());
+    double f64[ROWS * DIM] = { 0 };
+    int64_t i64[2 * PAIRS] = { 0 };
+    uint16_t bf16[ROWS * DIM] = { 0 };
+    hsize_t dims[2] = { PAIRS, 2 };
+    switch (kind) {
+    case NO_FORMAT: set_attr(path, "/", "btrm_format", NULL); break;
+    case WRONG_FORMAT: set_attr(path, "/", "btrm_format", "model-v1"); break;
+    case NO_CHOSEN: delete_object(path, "/pairs/chosen"); break;
+    case CHOSEN_FLOAT:
+        for (int i = 0; i < PAIRS; i++)
+            f64[i] = (double)s.chosen[i];
+        replace_dataset(path, "/pairs/chosen", H5T_IEEE_F64LE, 1, dims, f64);
+        break;
+    case CHOSEN_2D: replace_dataset(path, "/pairs/chosen", H5T_STD_I64LE, 2, dims, i64); break;
+    case LENGTH_MISMATCH:
+        dims[0] = PAIRS - 1;
+        replace_dataset(path, "/pairs/rejected", H5T_STD_I64LE, 1, dims, s.rejected);
+        break;
+    case NO_CATEGORY_NAMES: delete_object(path, "/categories"); break;
+    case NO_FEATURES_AT_ALL:
+        delete_object(path, "/features");
+        delete_object(path, "/texts");
+        break;
+    case FEATURES_F64:
+        dims[0] = ROWS;
+        dims[1] = DIM;
+        replace_dataset(path, "/features", H5T_IEEE_F64LE, 2, dims, f64);
+        break;
+    case FEATURES_1D:
+        dims[0] = ROWS * DIM;
+        replace_dataset(path, "/features", H5T_IEEE_F32LE, 1, dims, s.features);
+        break;
+    case FEATURES_BF16: {
+        hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+        H5Tset_fields(t, 15, 7, 8, 0, 7);
+        H5Tset_size(t, 2);
+        H5Tset_ebias(t, 127);
+        dims[0] = ROWS;
+        dims[1] = DIM;
+        replace_dataset(path, "/features", t, 2, dims, bf16);
+        H5Tclose(t);
+        break;
+    }
+    case DIM_ATTR: set_attr_int(path, "/features", "dim", 7); break;
+    case TEXTS_LENGTH: {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, H5T_VARIABLE);
+        dims[0] = ROWS - 1;
+        replace_dataset(path, "/texts", t, 1, dims, texts);
+        H5Tclose(t);
+        break;
+    }
+    default: break;
+    }
+}
+
+static void expect_error(int kind, const char *name, unsigned flags, const char *needle,
+                         const char *needle2)
+{
+    const char *path = in_dir(name);
+    if (comm.rank == 0)
+        make_damaged(path, kind);
+    sync_ranks();
+    btrm_pairs p;
+    int rc = btrm_pairs_open(&p, path, &comm, flags);
+    int pass = rc == BTRM_EDATA && strstr(btrm_error_msg(), needle) &&
+               (!needle2 || strstr(btrm_error_msg(), needle2)) && strstr(btrm_error_msg(), path) &&
+               p.chosen == NULL && p.features == NULL;
+    ok(pass, "%s: BTRM_EDATA naming the file and \"%s\"", name, needle);
+    if (!pass)
+        diag("rc %d: %s", rc, btrm_error_msg());
+    btrm_pairs_close(&p);
+}
+
+static void test_validation(void)
+{
+    const unsigned all = BTRM_PAIRS_FEATURES | BTRM_PAIRS_REQUIRE_FEATURES;
+    btrm_pairs p;
+    int rc = btrm_pairs_open(&p, in_dir("missing.h5"), &comm, all);
+    ok(rc == BTRM_EDATA && strstr(btrm_error_msg(), "missing.h5") &&
+       strstr(btrm_error_msg(), "No such file"), "a missing file: BTRM_EDATA naming it");
+    expect_error(NOT_HDF5, "text.h5", all, "is not an HDF5 file", NULL);
+    expect_error(NO_FORMAT, "noformat.h5", all, "missing root attribute btrm_format", NULL);
+    expect_error(WRONG_FORMAT, "wrongformat.h5", all,
+                 "btrm_format is \"model-v1\", expected \"pairs-v1\"", NULL);
+    expect_error(NO_CHOSEN, "nochosen.h5", all, "missing dataset /pairs/chosen", NULL);
+    expect_error(CHOSEN_FLOAT, "chosenfloat.h5", all, "dataset /pairs/chosen must be an "
+                 "integer dataset of rank 1 (found float64 of rank 1)", NULL);
+    expect_error(CHOSEN_2D, "chosen2d.h5", all, "/pairs/chosen must be an integer dataset "
+                 "of rank 1 (found int64 of rank 2)", NULL);
+    expect_error(LENGTH_MISMATCH, "length.h5", all, "dataset /pairs/rejected has 4 rows but "
+                 "/pairs/chosen has 5", NULL);
+    expect_error(INDEX_HIGH, "high.h5", all, "dataset /pairs/rejected row 2: index 12 out of "
+                 "range [0, 12)", NULL);
+    expect_error(INDEX_NEGATIVE, "negative.h5", all, "dataset /pairs/chosen row 0: index -1 "
+                 "out of range", NULL);
+    expect_error(SAME_ROW, "same.h5", all, "/pairs/chosen and /pairs/rejected row 3: both "
+                 "are /features row 6", NULL);
+    expect_error(CATEGORY_RANGE, "category.h5", all, "dataset /pairs/category row 1: code 2 "
+                 "out of range [0, 2) of /categories", NULL);
+    expect_error(SUBSET_RANGE, "subset.h5", all, "dataset /pairs/subset row 4: code -1 out "
+                 "of range [0, 3)", NULL);
+    expect_error(NO_CATEGORY_NAMES, "nonames.h5", all, "/pairs/category needs the names "
+                 "dataset /categories", NULL);
+    expect_error(MARGIN_NAN, "margin.h5", all, "dataset /pairs/margin row 2: not finite",
+                 NULL);
+    expect_error(NAN_USED, "nan.h5", all, "dataset /features row 3 column 2: non-finite "
+                 "value (NaN)", "pair 1 uses (/pairs/chosen)");
+    expect_error(INF_USED_LATE, "inf.h5", all, "dataset /features row 9 column 4: non-finite "
+                 "value (-Inf)", "pair 4");
+    expect_error(NO_FEATURES_TEXTS, "textsonly.h5", all, "has no /features: run `btrm embed` "
+                 "first", NULL);
+    expect_error(NO_FEATURES_AT_ALL, "nothing.h5", BTRM_PAIRS_FEATURES,
+                 "has neither /features nor /texts", NULL);
+    expect_error(FEATURES_F64, "f64.h5", all, "dataset /features must be float32 or IEEE "
+                 "float16 (found float64)", NULL);
+    expect_error(FEATURES_1D, "f1d.h5", all, "dataset /features must be a float32 or "
+                 "float16 dataset of rank 2 (found float32 of rank 1)", NULL);
+    expect_error(FEATURES_BF16, "bf16.h5", all, "not IEEE binary16", NULL);
+    expect_error(DIM_ATTR, "dimattr.h5", all, "/features has attribute dim = 7 but 5 columns",
+                 NULL);
+    expect_error(TEXTS_LENGTH, "textslen.h5", all, "dataset /texts has 11 rows but /features "
+                 "has 12", NULL);
+
+    /* Accepted: NaN in a row no pair uses; a store of texts without features
+     * when features are not required. */
+    if (comm.rank == 0)
+        make_damaged(in_dir("nanunused.h5"), NAN_UNUSED);
+    sync_ranks();
+    rc = btrm_pairs_open(&p, in_dir("nanunused.h5"), &comm, all);
+    ok(rc == 0 && isnan(p.features[11 * DIM]), "NaN in an unused row is accepted");
+    btrm_pairs_close(&p);
+    rc = btrm_pairs_open(&p, in_dir("textsonly.h5"), &comm, BTRM_PAIRS_FEATURES);
+    ok(rc == 0 && p.features == NULL && p.dim == 0 && p.n_rows == ROWS && p.n_pairs == PAIRS,
+       "texts without features open when features are not required (n_rows from /texts)");
+    btrm_pairs_close(&p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Model files */
+
+static void fill_params(float *params, size_t n, uint64_t seed)
+{
+    btrm_rng rng;
+    btrm_rng_seed(&rng, seed, 7);
+    for (size_t i = 0; i < n; i++)
+        params[i] = (float)btrm_rng_normal(&rng);
+}
+
+static int model_error(const char *path, const char *needle)
+{
+    btrm_head head;
+    float *params = (float *)&head; /* must come back NULL */
+    btrm_model_meta meta;
+    int rc = btrm_model_read(path, &head, &params, &meta);
+    int pass = rc == BTRM_EDATA && params == NULL && strstr(btrm_error_msg(), needle) &&
+               strstr(btrm_error_msg(), path);
+    if (!pass)
+        diag("rc %d: %s", rc, btrm_error_msg());
+    return pass;
+}
+
+static void test_model(void)
+{
+    btrm_head head, back;
+    const int hidden[2] = { 5, 3 };
+    btrm_head_init(&head, BTRM_HEAD_MLP, BTRM_ACT_RELU, 6, hidden, 2);
+    float *params = malloc(head.n_params * sizeof *params), *got = NULL;
+    fill_params(params, head.n_params, 3);
+    btrm_model_meta meta = { .loss = BTRM_LOSS_NORMBT, .dist_ema = 0.8125, .normbt_eps = 1e-6,
+                             .max_weight = 10 }, meta_back;
+    const char *path = in_dir("model.h5");
+    is_int(btrm_model_write(path, &head, params, &meta), 0, "model: write an mlp head");
+    int rc = btrm_model_read(path, &back, &got, &meta_back);
+    is_int(rc, 0, "model: read it back");
+    if (rc)
+        diag("%s", btrm_error_msg());
+    ok(!rc && back.kind == BTRM_HEAD_MLP && back.activation == BTRM_ACT_RELU && back.dim == 6 &&
+       back.n_layers == 3 && !memcmp(back.width, head.width, sizeof head.width) &&
+       back.n_params == head.n_params, "model: the head's kind, activation and shapes");
+    ok(got && !memcmp(got, params, head.n_params * sizeof *params),
+       "model: parameters bitwise identical");
+    ok(meta_back.loss == BTRM_LOSS_NORMBT && meta_back.dist_ema == 0.8125 &&
+       meta_back.normbt_eps == 1e-6 && meta_back.max_weight == 10,
+       "model: loss, dist_ema, normbt_eps, max_weight");
+    free(got);
+    got = NULL;
+    is_int(btrm_model_write(in_dir("model-b.h5"), &head, params, &meta), 0,
+           "model: write it again");
+    ok(same_bytes(path, in_dir("model-b.h5")), "model: identical bytes for identical content");
+
+    /* The documented layout, with plain HDF5 calls. */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t model = H5Gopen2(f, "model", H5P_DEFAULT);
+    char text[64] = "";
+    int layout = btrm_h5_read_attr_string(f, "btrm_format", text, sizeof text) == 0 &&
+                 !strcmp(text, "model-v1");
+    layout &= btrm_h5_read_attr_string(model, "head", text, sizeof text) == 0 &&
+              !strcmp(text, "mlp");
+    layout &= btrm_h5_read_attr_string(model, "activation", text, sizeof text) == 0 &&
+              !strcmp(text, "relu");
+    layout &= btrm_h5_read_attr_string(model, "loss", text, sizeof text) == 0 &&
+              !strcmp(text, "normbt");
+    const struct { const char *name; int rank; hsize_t d0, d1; } want[] = {
+        { "fc0/weight", 2, 5, 6 }, { "fc0/bias", 1, 5, 0 }, { "fc1/weight", 2, 3, 5 },
+        { "fc1/bias", 1, 3, 0 },   { "out/weight", 2, 1, 3 }, { "out/bias", 1, 1, 0 },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        hid_t d = H5Dopen2(model, want[i].name, H5P_DEFAULT);
+        hid_t s = H5Dget_space(d), t = H5Dget_type(d);
+        hsize_t dims[2] = { 0, 0 };
+        layout &= H5Sget_simple_extent_dims(s, dims, NULL) == want[i].rank &&
+                  dims[0] == want[i].d0 && (want[i].rank == 1 || dims[1] == want[i].d1) &&
+                  H5Tequal(t, H5T_IEEE_F32LE) > 0;
+        H5Tclose(t);
+        H5Sclose(s);
+        H5Dclose(d);
+    }
+    float w0[5 * 6];
+    hid_t d = H5Dopen2(model, "fc0/weight", H5P_DEFAULT);
+    H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w0);
+    H5Dclose(d);
+    layout &= !memcmp(w0, params + head.layer[0].weight_off, sizeof w0);
+    H5Gclose(model);
+    H5Fclose(f);
+    ok(layout, "model: /model attributes and fc0, fc1, out tensors [out, in] float32, "
+       "fc0/weight row-major as in the flat buffer");
+
+    btrm_head lin;
+    btrm_head_init(&lin, BTRM_HEAD_LINEAR, BTRM_ACT_GELU, 4, NULL, 0);
+    float lin_params[5] = { 1, -2, 3.5f, 0.25f, -0.125f };
+    meta.loss = BTRM_LOSS_BT;
+    rc = btrm_model_write(in_dir("linear.h5"), &lin, lin_params, &meta);
+    rc = rc ? rc : btrm_model_read(in_dir("linear.h5"), &back, &got, &meta_back);
+    ok(!rc && back.kind == BTRM_HEAD_LINEAR && back.n_layers == 1 && back.dim == 4 && got &&
+       !memcmp(got, lin_params, sizeof lin_params) && meta_back.loss == BTRM_LOSS_BT,
+       "model: a linear head round-trips");
+    free(got);
+    got = NULL;
+
+    /* Errors */
+    ok(model_error(in_dir("nomodel.h5"), "missing or unreadable"), "model: missing file");
+    ok(model_error(in_dir("rt32.h5"), "btrm_format is \"pairs-v1\", expected \"model-v1\""),
+       "model: a pair store is not a model");
+    const char *bad = in_dir("model-bad.h5");
+    float junk[4 * 4] = { 0 };
+    hsize_t dims[2] = { 3, 4 };
+    btrm_model_write(bad, &head, params, &meta);
+    replace_dataset(bad, "/model/fc1/weight", H5T_IEEE_F32LE, 2, dims, junk);
+    ok(model_error(bad, "dataset /model/fc1/weight is [3, 4] but the layer before it has 5 "
+                   "outputs"), "model: a broken chain names the tensor");
+    btrm_model_write(bad, &head, params, &meta);
+    dims[0] = 2;
+    dims[1] = 3;
+    replace_dataset(bad, "/model/out/weight", H5T_IEEE_F32LE, 2, dims, junk);
+    ok(model_error(bad, "the reward layer must have 1 output"), "model: out with 2 outputs");
+    btrm_model_write(bad, &head, params, &meta);
+    delete_object(bad, "/model/out/bias");
+    ok(model_error(bad, "missing dataset /model/out/bias"), "model: a missing bias");
+    btrm_model_write(bad, &head, params, &meta);
+    set_attr(bad, "/model", "head", "linear");
+    ok(model_error(bad, "head is \"linear\" but the file has 2 hidden layers"),
+       "model: head attribute against the tensors");
+    btrm_model_write(bad, &head, params, &meta);
+    set_attr(bad, "/model", "activation", "swish");
+    ok(model_error(bad, "activation is \"swish\" (expected one of gelu, relu, tanh)"),
+       "model: unknown activation");
+    btrm_model_write(bad, &head, params, &meta);
+    set_attr(bad, "/model", "loss", NULL);
+    ok(model_error(bad, "missing attribute loss"), "model: a missing attribute");
+    btrm_model_write(bad, &head, params, &meta);
+    dims[0] = 3;
+    replace_dataset(bad, "/model/fc7", H5T_IEEE_F32LE, 1, dims, junk);
+    ok(model_error(bad, "unexpected /model/fc7"), "model: a stray tensor");
+    is_int(leftover_tmp_files(), 0, "model: no temporary file left behind");
+    free(params);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Synthetic data */
+
+static double pair_dot(const btrm_synth *s, int64_t i, const float *row_c, const float *row_r)
+{
+    (void)i;
+    double d = 0;
+    for (int j = 0; j < s->dim; j++)
+        d += s->w_star[j] * ((double)row_c[j] - (double)row_r[j]);
+    return d;
+}
+
+static void test_synth_memory(void)
+{
+    btrm_synth_params sp;
+    btrm_synth_defaults(&sp);
+    sp.n_pairs = 2000;
+    sp.dim = 16;
+    btrm_synth s;
+    is_int(btrm_synth_generate(&s, &sp), 0, "synth: generate 2000 pairs");
+    double norm = 0, dist[2] = { 0, 0 };
+    int64_t count[2] = { 0, 0 }, label_bad = 0;
+    for (int j = 0; j < s.dim; j++)
+        norm += s.w_star[j] * s.w_star[j];
+    for (int64_t i = 0; i < s.n_pairs; i++) {
+        const float *c = s.features + s.chosen[i] * s.dim, *r = s.features + s.rejected[i] * s.dim;
+        double d2 = 0;
+        for (int j = 0; j < s.dim; j++)
+            d2 += ((double)c[j] - r[j]) * ((double)c[j] - r[j]);
+        dist[s.category[i]] += sqrt(d2);
+        count[s.category[i]]++;
+        double dr = pair_dot(&s, i, c, r);
+        label_bad += s.subset[i] == BTRM_SYNTH_FLIPPED ? dr > 0 : dr < 0;
+    }
+    is_double_rel(norm, 1.0, 1e-12, "synth: w* is a unit vector");
+    is_int(count[BTRM_SYNTH_FINE], 1000, "synth: exactly fine_frac of the pairs are fine");
+    double ratio = (dist[0] / count[0]) / (dist[1] / count[1]);
+    ok(ratio > 0.07 && ratio < 0.13, "synth: fine pairs are ~fine_scale (0.1) times closer than "
+       "coarse ones (ratio of mean distances %.3f)", ratio);
+    ok(s.n_flipped > 150 && s.n_flipped < 250, "synth: ~noise (10%%) of the labels swapped "
+       "(%lld of 2000)", (long long)s.n_flipped);
+    is_int(label_bad, 0, "synth: clean pairs prefer the higher w*.x, swapped ones the lower");
+    btrm_synth_free(&s);
+
+    sp.separable = 1;
+    sp.noise = 0;
+    is_int(btrm_synth_generate(&s, &sp), 0, "synth: generate separable pairs");
+    int64_t gap_bad = 0;
+    for (int64_t i = 0; i < s.n_pairs; i++) {
+        const float *c = s.features + s.chosen[i] * s.dim, *r = s.features + s.rejected[i] * s.dim;
+        double scale = s.category[i] == BTRM_SYNTH_FINE ? sp.fine_scale * sp.spread : sp.spread;
+        gap_bad += pair_dot(&s, i, c, r) < sp.gap * sqrt(2.0) * scale * (1 - 1e-4);
+    }
+    ok(s.n_flipped == 0 && gap_bad == 0, "synth: separable pairs have no swaps and a gap "
+       ">= gap * sd along w* (%lld below)", (long long)gap_bad);
+    btrm_synth_free(&s);
+
+    btrm_synth_defaults(&sp);
+    sp.noise = 0.7;
+    is_int(btrm_synth_check(&sp), BTRM_EUSAGE, "synth: --noise 0.7 is refused");
+}
+
+static int run_synth(const char *const *args, int n)
+{
+    char *argv[32];
+    argv[0] = "synth";
+    for (int i = 0; i < n; i++)
+        argv[i + 1] = (char *)args[i];
+    fflush(stderr);
+    return btrm_synth_main(n + 1, argv, MPI_COMM_NULL);
+}
+
+static void test_synth_cli(void)
+{
+    const char *a[] = { in_dir("s1.h5"), "--pairs", "300", "--dim", "8", "--seed", "5", "-q" };
+    const char *b[] = { in_dir("s2.h5"), "--pairs=300", "--dim=8", "--seed=5", "--quiet" };
+    const char *c[] = { in_dir("s3.h5"), "--pairs", "300", "--dim", "8", "--seed", "6", "-q" };
+    const char *t[] = { in_dir("s4.h5"), "--pairs", "300", "--dim", "8", "--seed", "5",
+                        "--task-seed", "2", "-q" };
+    const char *m[] = { in_dir("s5.h5"), "--pairs", "300", "--dim", "8", "--seed", "5",
+                        "--margins", "--f16", "--separable", "-q" };
+    ok(run_synth(a, 8) == 0 && run_synth(b, 5) == 0 && run_synth(c, 8) == 0 &&
+       run_synth(t, 10) == 0 && run_synth(m, 11) == 0, "synth CLI: five stores written");
+    ok(same_bytes(in_dir("s1.h5"), in_dir("s2.h5")), "synth: the same seed gives identical "
+       "bytes");
+    ok(!same_bytes(in_dir("s1.h5"), in_dir("s3.h5")), "synth: another --seed differs");
+    ok(!same_bytes(in_dir("s1.h5"), in_dir("s4.h5")), "synth: another --task-seed differs");
+    is_int(leftover_tmp_files(), 0, "synth: no temporary file left behind");
+
+    const char *usage[][3] = {
+        { "--noise", "0.7", NULL }, { "--pairs", "0", NULL }, { "--dim", "x", NULL },
+        { "--bogus", NULL, NULL },  { "--separable", "--noise", "0.1" }, { "--pairs", NULL, NULL },
+    };
+    int all_two = 1;
+    FILE *saved = fdopen(dup(fileno(stderr)), "w");
+    freopen("/dev/null", "w", stderr); /* the usage messages are expected */
+    for (size_t k = 0; k < sizeof usage / sizeof usage[0]; k++) {
+        const char *args[4] = { in_dir("u.h5"), usage[k][0], usage[k][1], usage[k][2] };
+        int n = 1 + (usage[k][0] != NULL) + (usage[k][1] != NULL) + (usage[k][2] != NULL);
+        all_two &= run_synth(args, n) == BTRM_EXIT_USAGE;
+    }
+    all_two &= run_synth(NULL, 0) == BTRM_EXIT_USAGE;
+    fflush(stderr);
+    dup2(fileno(saved), fileno(stderr));
+    fclose(saved);
+    ok(all_two && access(in_dir("u.h5"), F_OK) != 0, "synth: bad options exit 2 and write "
+       "nothing");
+}
+
+static void test_synth_open(void)
+{
+    btrm_pairs p;
+    int rc = btrm_pairs_open(&p, in_dir("s5.h5"), &comm,
+                             BTRM_PAIRS_FEATURES | BTRM_PAIRS_REQUIRE_FEATURES);
+    ok(rc == 0 && p.n_pairs == 300 && p.n_rows == 600 && p.dim == 8 && p.features_f16 &&
+       p.margin && p.n_categories == 2 && !strcmp(p.categories[0], "fine") &&
+       p.n_subsets == 2 && !strcmp(p.backbone, "synth"),
+       "synth: a float16 store with margins opens with its categories and subsets");
+    if (rc)
+        diag("%s", btrm_error_msg());
+    btrm_synth_params sp;
+    btrm_synth_defaults(&sp);
+    sp.n_pairs = 300;
+    sp.dim = 8;
+    sp.seed = 5;
+    sp.separable = 1;
+    sp.noise = 0;
+    sp.margins = 1;
+    btrm_synth s;
+    btrm_synth_generate(&s, &sp);
+    ok(!rc && !memcmp(p.margin, s.margin, 300 * sizeof(float)) &&
+       !memcmp(p.chosen, s.chosen, 300 * sizeof(int64_t)),
+       "synth: the file holds what btrm_synth_generate makes");
+    btrm_synth_free(&s);
+    btrm_pairs_close(&p);
+}
+
+static void remove_dir(void)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            unlink(in_dir(e->d_name));
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    if (btrm_comm_init(&comm, MPI_COMM_WORLD) != 0) {
+        fprintf(stderr, "%s\n", btrm_error_msg());
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    if (comm.rank != 0 && !freopen("/dev/null", "w", stdout))
+        return 1;
+    btrm_h5_quiet();
+    if (comm.rank == 0) {
+        const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+        snprintf(dir, sizeof dir, "%s/btrm-test-pairs.XXXXXX", tmp);
+        if (!mkdtemp(dir))
+            MPI_Abort(comm.comm, 1);
+    }
+    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, comm.comm);
+    diag("%d rank(s), files in %s", comm.size, dir);
+
+    test_half();
+    test_round_trip(0);
+    test_round_trip(1);
+    test_writer();
+    test_validation();
+    if (comm.rank == 0) {
+        test_model();
+        test_synth_memory();
+        test_synth_cli();
+    }
+    sync_ranks();
+    test_synth_open();
+
+    int failed_elsewhere = comm.rank == 0 ? 0 : tap_failed_;
+    MPI_Allreduce(MPI_IN_PLACE, &failed_elsewhere, 1, MPI_INT, MPI_SUM, comm.comm);
+    if (comm.size > 1)
+        is_int(failed_elsewhere, 0, "the other %d rank(s) passed the same checks",
+               comm.size - 1);
+    sync_ranks();
+    if (comm.rank == 0 && !getenv("KEEP_WORK"))
+        remove_dir();
+    btrm_comm_free(&comm);
+    MPI_Finalize();
+    return done_testing();
+}
