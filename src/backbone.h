@@ -1,0 +1,81 @@
+/* backbone.h: backbones turn texts into feature rows (what `btrm embed` writes
+ * to /features). A backend family in the IOR style: each backbone is one file
+ * with one btrm_backbone_ops table, and one row in backbone.c's list.
+ *
+ * A backbone is named on the command line as NAME or NAME:ARGS ("hash",
+ * "gguf:model.gguf"): the part before the first ':' picks the table, the rest
+ * is handed to its open() unchanged. Backbones use no MPI and no HDF5: embed
+ * decides which texts a rank encodes and where the rows go. */
+#ifndef BTRM_BACKBONE_H
+#define BTRM_BACKBONE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* A backend's private state; each backend defines its own struct and casts. */
+typedef struct btrm_backbone btrm_backbone;
+
+typedef struct btrm_backbone_ops {
+    const char *name;    /* "hash": the NAME of --backbone NAME[:ARGS] */
+    const char *summary; /* one line for --help */
+    /* args: the text after "NAME:" ("" when there is none). dim: the requested
+     * feature dimension, 0 = the backbone's default; a backbone whose size is
+     * fixed by its model rejects any other value with BTRM_EUSAGE. */
+    int (*open)(btrm_backbone **bb, const char *args, int dim);
+    /* out[n, dim] = features of texts[0..n) (NUL-terminated UTF-8). Errors
+     * (BTRM_EDATA) name the batch-local index of the text when n > 1. */
+    int (*encode)(btrm_backbone *bb, const char *const *texts, size_t n, float *out);
+    int (*dim)(const btrm_backbone *bb);
+    /* label: the /features `backbone` attribute ("hash-4096"); attrs: a JSON
+     * object the backend fills with its own attributes (strings, integers,
+     * reals), which embed writes next to `backbone` and `dim`. */
+    int (*describe)(const btrm_backbone *bb, char *label, size_t label_size,
+                    json_t *attrs);
+    void (*close)(btrm_backbone *bb);
+} btrm_backbone_ops;
+
+/* The registered backbones, NULL-terminated (backbone.c). */
+extern const btrm_backbone_ops *const btrm_backbones[];
+
+/* An open backbone: its table and its state. */
+typedef struct btrm_backbone_handle {
+    const btrm_backbone_ops *ops;
+    btrm_backbone *bb;
+    int dim;
+} btrm_backbone_handle;
+
+/* Splits spec "NAME[:ARGS]" and finds NAME's table; NULL (and BTRM_EUSAGE
+ * recorded, listing the known names) when there is none. *args points into
+ * spec. */
+const btrm_backbone_ops *btrm_backbone_lookup(const char *spec, const char **args);
+/* Looks spec up and opens it. 0 or a negative code; h is zeroed on failure. */
+int btrm_backbone_open(btrm_backbone_handle *h, const char *spec, int dim);
+int btrm_backbone_encode(btrm_backbone_handle *h, const char *const *texts, size_t n,
+                         float *out);
+int btrm_backbone_describe(const btrm_backbone_handle *h, char *label, size_t label_size,
+                           json_t *attrs);
+/* No-op on a zeroed handle. */
+void btrm_backbone_close(btrm_backbone_handle *h);
+/* "hash, ..." for help texts and messages. */
+void btrm_backbone_names(char *out, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* The hash backbone (backbone_hash.c), a lexical baseline, not a language
+ * model; docs/data-prep.md defines it exactly:
+ *   text -> utf8proc NFKC + case fold -> words (maximal runs of letters and
+ *   numbers, with the combining marks inside them) -> unigrams "w" and bigrams
+ *   "w1 w2" -> h = XXH3-64(token bytes, seed BTRM_HASH_SEED) -> for each
+ *   distinct h with count tf, in order of first occurrence, in double:
+ *   x[h % D] += (h >> 63 ? -1 : +1) * (1 + ln tf) -> x / ||x||_2 as float32
+ *   (a text without words gives the zero vector). */
+#define BTRM_HASH_DIM_DEFAULT 4096
+#define BTRM_HASH_SEED 0x6274726dULL /* "btrm" */
+extern const btrm_backbone_ops btrm_backbone_hash_ops;
+
+/* The hash backbone's tokenizer, exposed for tests and for the docs' worked
+ * example: calls fn(token, len, user) for each unigram and bigram of text in
+ * order (unigram i, then bigram (i-1, i)). 0 or BTRM_EDATA (invalid UTF-8). */
+int btrm_hash_tokens(const char *text,
+                     void (*fn)(const char *token, size_t len, void *user), void *user);
+
+#endif
