@@ -144,58 +144,38 @@ static uint32_t crc_of(const float *x, size_t n)
     return (uint32_t)crc;
 }
 
-static herr_t attr_u32(hid_t obj, const char *name, uint32_t *value, int writing)
-{
-    hid_t attr;
-    if (writing) {
-        hid_t space = H5Screate(H5S_SCALAR);
-        attr = H5Acreate2(obj, name, H5T_STD_U32LE, space, H5P_DEFAULT, H5P_DEFAULT);
-        H5Sclose(space);
-    } else {
-        attr = H5Aopen(obj, name, H5P_DEFAULT);
-    }
-    if (attr < 0)
-        return -1;
-    herr_t st = writing ? H5Awrite(attr, H5T_NATIVE_UINT32, value)
-                        : H5Aread(attr, H5T_NATIVE_UINT32, value);
-    H5Aclose(attr);
-    return st;
-}
-
-static herr_t attr_i64(hid_t obj, const char *name, int64_t *value, int writing)
-{
-    hid_t attr;
-    if (writing) {
-        hid_t space = H5Screate(H5S_SCALAR);
-        attr = H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-        H5Sclose(space);
-    } else {
-        attr = H5Aopen(obj, name, H5P_DEFAULT);
-    }
-    if (attr < 0)
-        return -1;
-    herr_t st = writing ? H5Awrite(attr, H5T_NATIVE_INT64, value)
-                        : H5Aread(attr, H5T_NATIVE_INT64, value);
-    H5Aclose(attr);
-    return st;
-}
-
-static herr_t attr_f64(hid_t obj, const char *name, double *value, hsize_t n, int writing)
+/* Writes (creating it) or reads a scalar or 1-D numeric attribute. */
+static herr_t attr_io(hid_t obj, const char *name, hid_t file_type, hid_t mem_type,
+                      void *value, hsize_t n, int writing)
 {
     hid_t attr;
     if (writing) {
         hid_t space = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
-        attr = H5Acreate2(obj, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+        attr = H5Acreate2(obj, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT);
         H5Sclose(space);
     } else {
         attr = H5Aopen(obj, name, H5P_DEFAULT);
     }
     if (attr < 0)
         return -1;
-    herr_t st = writing ? H5Awrite(attr, H5T_NATIVE_DOUBLE, value)
-                        : H5Aread(attr, H5T_NATIVE_DOUBLE, value);
+    herr_t st = writing ? H5Awrite(attr, mem_type, value) : H5Aread(attr, mem_type, value);
     H5Aclose(attr);
     return st;
+}
+
+static herr_t attr_u32(hid_t obj, const char *name, uint32_t *value, int writing)
+{
+    return attr_io(obj, name, H5T_STD_U32LE, H5T_NATIVE_UINT32, value, 1, writing);
+}
+
+static herr_t attr_i64(hid_t obj, const char *name, int64_t *value, int writing)
+{
+    return attr_io(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, value, 1, writing);
+}
+
+static herr_t attr_f64(hid_t obj, const char *name, double *value, hsize_t n, int writing)
+{
+    return attr_io(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, value, n, writing);
 }
 
 /* A fixed-length string attribute: written the same by every rank (collective

@@ -30,20 +30,6 @@
 /* ------------------------------------------------------------------------ */
 /* The output store */
 
-/* IEEE binary16 with base's byte order (as pairs.c and h5py build it). */
-static hid_t half_type(hid_t base)
-{
-    hid_t t = H5Tcopy(base);
-    if (t < 0)
-        return -1;
-    if (H5Tset_fields(t, 15, 10, 5, 0, 10) < 0 || H5Tset_size(t, 2) < 0 ||
-        H5Tset_ebias(t, 15) < 0) {
-        H5Tclose(t);
-        return -1;
-    }
-    return t;
-}
-
 typedef struct copy_ctx {
     hid_t dst;
     const char *path;
@@ -175,7 +161,8 @@ static int make_output(const char *in_path, const char *tmp, const char *out_pat
     BTRM_CHECK_H5(H5Pset_layout(dcpl, H5D_CONTIGUOUS), out_path);
     BTRM_CHECK_H5(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), out_path);
     BTRM_CHECK_H5(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), out_path);
-    BTRM_CHECK_H5(type = f16 ? half_type(H5T_IEEE_F32LE) : H5Tcopy(H5T_IEEE_F32LE), out_path);
+    BTRM_CHECK_H5(type = f16 ? btrm_h5_half_type(H5T_IEEE_F32LE) : H5Tcopy(H5T_IEEE_F32LE),
+                  out_path);
     BTRM_CHECK_H5(dset = H5Dcreate2(out, "features", type, space, H5P_DEFAULT, dcpl,
                                     H5P_DEFAULT), out_path);
     rc = btrm_backbone_describe(bb, label, sizeof label, attrs);
@@ -412,7 +399,8 @@ static int features_open(features_file *f, const char *tmp, const char *path, in
     BTRM_CHECK_H5(H5Pset_dxpl_mpio(f->dxpl, H5FD_MPIO_COLLECTIVE), path);
     /* Memory type = file type: no conversion, which would make HDF5 quietly
      * fall back to independent I/O. */
-    BTRM_CHECK_H5(f->mtype = f16 ? half_type(H5T_NATIVE_FLOAT) : H5Tcopy(H5T_NATIVE_FLOAT),
+    BTRM_CHECK_H5(f->mtype = f16 ? btrm_h5_half_type(H5T_NATIVE_FLOAT)
+                                 : H5Tcopy(H5T_NATIVE_FLOAT),
                   path);
 fail:
     return rc;

@@ -545,3 +545,38 @@ void btrm_h5_abort_atomic(btrm_h5_atomic *a)
         unlink(a->tmp);
     a->tmp[0] = '\0';
 }
+
+int btrm_h5_write_dataset(hid_t loc, const char *path, const char *name, hid_t file_type,
+                          hid_t mem_type, int rank, const hsize_t *dims, const void *data)
+{
+    int rc = 0;
+    hid_t space = -1, dcpl = -1, dset = -1;
+    hsize_t n = rank == 2 ? dims[0] * dims[1] : dims[0];
+    BTRM_CHECK_H5(space = H5Screate_simple(rank, dims, NULL), path);
+    BTRM_CHECK_H5(dcpl = btrm_h5_dcpl(), path);
+    BTRM_CHECK_H5(dset = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, dcpl,
+                                    H5P_DEFAULT), path);
+    if (n > 0)
+        BTRM_CHECK_H5(H5Dwrite(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path);
+fail:
+    if (dset >= 0)
+        H5Dclose(dset);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc;
+}
+
+hid_t btrm_h5_half_type(hid_t base)
+{
+    hid_t t = H5Tcopy(base);
+    if (t < 0)
+        return -1;
+    if (H5Tset_fields(t, 15, 10, 5, 0, 10) < 0 || H5Tset_size(t, 2) < 0 ||
+        H5Tset_ebias(t, 15) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}

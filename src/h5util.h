@@ -64,6 +64,15 @@ int btrm_h5_write_strings(hid_t loc, const char *name, const char *const *string
 int btrm_h5_read_strings(hid_t dset, char ***strings, size_t *n);
 void btrm_h5_free_strings(char **strings, size_t n);
 
+/* Creates dataset name [dims] (rank 1 or 2) under loc with file_type, writes
+ * data (mem_type) serially, without timestamps. Errors name path. */
+int btrm_h5_write_dataset(hid_t loc, const char *path, const char *name, hid_t file_type,
+                          hid_t mem_type, int rank, const hsize_t *dims, const void *data);
+
+/* An IEEE binary16 type in the byte order of base (H5T_IEEE_F32LE for files,
+ * H5T_NATIVE_FLOAT for memory), as h5py builds float16; caller closes it. */
+hid_t btrm_h5_half_type(hid_t base);
+
 /* "float32", "float16", "int64", "uint8", "string", "compound", ... */
 void btrm_h5_type_name(hid_t type, char *out, size_t size);
 

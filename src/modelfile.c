@@ -64,21 +64,8 @@ static void tensor_name(char *out, size_t size, int layer, int n_layers)
 static int write_tensor(hid_t group, const char *path, const char *name, int rank,
                         const hsize_t *dims, const float *data)
 {
-    int rc = 0;
-    hid_t space = -1, dcpl = -1, dset = -1;
-    BTRM_CHECK_H5(space = H5Screate_simple(rank, dims, NULL), path);
-    BTRM_CHECK_H5(dcpl = btrm_h5_dcpl(), path);
-    BTRM_CHECK_H5(dset = H5Dcreate2(group, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl,
-                                    H5P_DEFAULT), path);
-    BTRM_CHECK_H5(H5Dwrite(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path);
-fail:
-    if (dset >= 0)
-        H5Dclose(dset);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (space >= 0)
-        H5Sclose(space);
-    return rc;
+    return btrm_h5_write_dataset(group, path, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, rank,
+                                 dims, data);
 }
 
 int btrm_model_write(const char *path, const btrm_head *head, const float *params,

@@ -106,20 +106,6 @@ uint16_t btrm_float_to_half(float f)
     return (uint16_t)(sign | h);
 }
 
-/* HDF5 type of an IEEE half in the byte order of base (as h5py builds it). */
-static hid_t half_type(hid_t base)
-{
-    hid_t t = H5Tcopy(base);
-    if (t < 0)
-        return -1;
-    if (H5Tset_fields(t, 15, 10, 5, 0, 10) < 0 || H5Tset_size(t, 2) < 0 ||
-        H5Tset_ebias(t, 15) < 0) {
-        H5Tclose(t);
-        return -1;
-    }
-    return t;
-}
-
 static int is_ieee_half(hid_t type)
 {
     size_t spos, epos, esize, mpos, msize;
@@ -849,23 +835,8 @@ void btrm_pairs_close(btrm_pairs *p)
 static int write_column(hid_t group, const char *path, const char *name, hid_t file_type,
                         hid_t mem_type, const void *data, int64_t n)
 {
-    int rc = 0;
-    hid_t space = -1, dcpl = -1, dset = -1;
     hsize_t dims[1] = { (hsize_t)n };
-    BTRM_CHECK_H5(space = H5Screate_simple(1, dims, NULL), path);
-    BTRM_CHECK_H5(dcpl = btrm_h5_dcpl(), path);
-    BTRM_CHECK_H5(dset = H5Dcreate2(group, name, file_type, space, H5P_DEFAULT, dcpl,
-                                    H5P_DEFAULT), path);
-    if (n > 0)
-        BTRM_CHECK_H5(H5Dwrite(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path);
-fail:
-    if (dset >= 0)
-        H5Dclose(dset);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (space >= 0)
-        H5Sclose(space);
-    return rc;
+    return btrm_h5_write_dataset(group, path, name, file_type, mem_type, 1, dims, data);
 }
 
 /* /features, contiguous (read in row blocks by MPI-IO); float16 is converted
@@ -880,8 +851,8 @@ static int write_features(hid_t file, const char *path, const btrm_pairs_data *d
     BTRM_CHECK_H5(space = H5Screate_simple(2, dims, NULL), path);
     BTRM_CHECK_H5(dcpl = btrm_h5_dcpl(), path);
     if (d->features_f16) {
-        BTRM_CHECK_H5(ftype = half_type(H5T_IEEE_F32LE), path);
-        BTRM_CHECK_H5(mtype = half_type(H5T_NATIVE_FLOAT), path);
+        BTRM_CHECK_H5(ftype = btrm_h5_half_type(H5T_IEEE_F32LE), path);
+        BTRM_CHECK_H5(mtype = btrm_h5_half_type(H5T_NATIVE_FLOAT), path);
     } else {
         BTRM_CHECK_H5(ftype = H5Tcopy(H5T_IEEE_F32LE), path);
         BTRM_CHECK_H5(mtype = H5Tcopy(H5T_NATIVE_FLOAT), path);
