@@ -23,6 +23,8 @@ static const command commands[] = {
     { "embed",  btrm_embed_main,  1, "compute /features of a store's texts with a backbone, MPI-parallel" },
     { "synth",  btrm_synth_main,  0, "write a synthetic pair store with fine and coarse pairs" },
     { "config", btrm_config_main, 0, "print the fully resolved config of a YAML file" },
+    { "sweep",  btrm_sweep_main,  0, "expand a sweep file into run configs for a Slurm array" },
+    { "report", btrm_report_main, 0, "tabulate the results of runs and sweeps (markdown or CSV)" },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -753,6 +753,8 @@ static void write_summary(trainer *tr, const btrm_train_opts *opts, int status_r
     json_object_set(doc, "final_metrics", tr->last_metrics ? tr->last_metrics : json_null());
     json_object_set(doc, "final_eval", tr->last_evals ? tr->last_evals : json_null());
     json_object_set_new(doc, "dist_ema", json_real(tr->dbar));
+    json_object_set_new(doc, "loss", json_string(btrm_config_enum_name("loss.type", cfg->loss.type)));
+    json_object_set_new(doc, "seed", json_integer((json_int_t)cfg->run.seed));
     char path[BTRM_PATH_MAX + 64];
     btrm_path_join(path, sizeof path, tr->out_dir, "summary.json");
     int saved_code = btrm_error_code();
