@@ -13,6 +13,7 @@ int btrm_synth_main(int argc, char **argv, MPI_Comm world);
 int btrm_train_main(int argc, char **argv, MPI_Comm world);
 int btrm_eval_main(int argc, char **argv, MPI_Comm world);
 int btrm_inspect_main(int argc, char **argv, MPI_Comm world);
+int btrm_analyze_main(int argc, char **argv, MPI_Comm world);
 int btrm_sweep_main(int argc, char **argv, MPI_Comm world);
 int btrm_report_main(int argc, char **argv, MPI_Comm world);
 int btrm_prep_main(int argc, char **argv, MPI_Comm world);

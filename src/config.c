@@ -110,8 +110,9 @@ static const key_def keys[] = {
       "r_c - r_r", AT(loss.margin), NAMES("none", "data") },
     { "loss.center_rewards", T_DOUBLE, "0", "coefficient c of the penalty c (r_c + r_r)^2 that "
       "centers rewards at 0", AT(loss.center_rewards), GE(0) },
-    { "optim.type", T_ENUM, "adamw", "optimizer, with PyTorch's semantics", AT(optim.type),
-      NAMES("adamw", "sgd") },
+    { "optim.type", T_ENUM, "adamw", "optimizer, with PyTorch's semantics; `newton`: "
+      "full-batch Newton on a linear head (docs/newton.md)", AT(optim.type),
+      NAMES("adamw", "sgd", "newton") },
     { "optim.lr", T_DOUBLE, "1e-3", "peak learning rate", AT(optim.lr), GT(0) },
     { "optim.betas", T_DOUBLE_LIST, "[0.9, 0.999]", "AdamW's [beta1, beta2]", PAIR(optim.betas),
       UNIT_OPEN },
@@ -125,6 +126,10 @@ static const key_def keys[] = {
       AT(optim.warmup_steps), GE(0) },
     { "optim.grad_clip", T_DOUBLE, "0", "maximum global L2 norm of the gradient; 0 = off",
       AT(optim.grad_clip), GE(0) },
+    { "optim.tol", T_DOUBLE, "1e-8", "`newton`: stop when the gradient norm is at most tol "
+      "times the initial one", AT(optim.tol), GE(0) },
+    { "optim.max_iter", T_I64, "50", "`newton`: maximum Newton steps", AT(optim.max_iter),
+      GE(1) },
     { "train.global_batch", T_I64, "256", "pairs per optimizer step, split over the ranks; "
       "`all` = the whole training set", AT(train.global_batch), GE(1), .has_special = 1,
       .special_value = 0, .special_word = "all" },
@@ -144,6 +149,18 @@ static const key_def keys[] = {
       AT(checkpoint.save_initial) },
     { "dist.shard_optimizer", T_BOOL, "true", "shard the optimizer state over the ranks "
       "(ZeRO-1)", AT(dist.shard_optimizer) },
+    { "embed.pool", T_ENUM, "last", "representation of a text (LLM backbones): the "
+      "final-norm hidden state of its `last` token, or the `mean` over its tokens",
+      AT(embed.pool), NAMES("last", "mean") },
+    { "embed.max_tokens", T_INT, "512", "tokens kept per text, truncating from the left (BOS "
+      "kept); 0 (or more than the model's context length) = that length", AT(embed.max_tokens),
+      GE(0) },
+    { "embed.bos", T_BOOL, "true", "prepend the tokenizer's BOS token", AT(embed.bos) },
+    { "embed.max_batch_tokens", T_INT, "4096", "tokens per forward batch (texts sorted by "
+      "length); sizes the work buffers", AT(embed.max_batch_tokens), GE(1) },
+    { "embed.dequantize", T_BOOL, "false", "convert F16/BF16/Q8_0 weights to float32 once at "
+      "load (faster, 2-4x the memory) instead of row blocks in each product",
+      AT(embed.dequantize) },
 };
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -970,6 +987,9 @@ static int check_keys(const btrm_config *cfg, const origin *origins)
     if (cfg->model.head == BTRM_HEAD_MLP && cfg->model.n_hidden < 1)
         return fail_origin(origins, "model.head", "'mlp' needs model.hidden (hidden layer "
                            "sizes, e.g. [256])");
+    if (cfg->optim.type == BTRM_OPTIM_NEWTON && cfg->model.head != BTRM_HEAD_LINEAR)
+        return fail_origin(origins, "optim.type", "'newton' needs model.head 'linear' (the "
+                           "objective is convex only for a linear head)");
     return 0;
 }
 

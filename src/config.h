@@ -21,7 +21,7 @@ enum btrm_head_kind { BTRM_HEAD_LINEAR = 0, BTRM_HEAD_MLP = 1 };
 enum btrm_activation { BTRM_ACT_GELU = 0, BTRM_ACT_RELU = 1, BTRM_ACT_TANH = 2 };
 enum btrm_loss_kind { BTRM_LOSS_BT = 0, BTRM_LOSS_NORMBT = 1 };
 enum btrm_margin_kind { BTRM_MARGIN_NONE = 0, BTRM_MARGIN_DATA = 1 };
-enum btrm_optim_kind { BTRM_OPTIM_ADAMW = 0, BTRM_OPTIM_SGD = 1 };
+enum btrm_optim_kind { BTRM_OPTIM_ADAMW = 0, BTRM_OPTIM_SGD = 1, BTRM_OPTIM_NEWTON = 2 };
 enum btrm_schedule_kind { BTRM_SCHED_CONSTANT = 0, BTRM_SCHED_LINEAR = 1, BTRM_SCHED_COSINE = 2 };
 
 typedef struct btrm_config {
@@ -51,7 +51,7 @@ typedef struct btrm_config {
         double center_rewards; /* loss.center_rewards: c >= 0, default 0 */
     } loss;
     struct {
-        int type;            /* optim.type: adamw | sgd */
+        int type;            /* optim.type: adamw | sgd | newton */
         double lr;           /* optim.lr, default 1e-3 */
         double betas[2];     /* optim.betas, default [0.9, 0.999] */
         double eps;          /* optim.eps, default 1e-8 */
@@ -60,6 +60,8 @@ typedef struct btrm_config {
         int schedule;        /* optim.schedule: constant | linear | cosine */
         int64_t warmup_steps;/* optim.warmup_steps, default 0 */
         double grad_clip;    /* optim.grad_clip: max global L2 norm, 0 = off */
+        double tol;          /* optim.tol (newton): stop at ||g|| <= tol ||g_0||, default 1e-8 */
+        int64_t max_iter;    /* optim.max_iter (newton): Newton steps at most, default 50 */
     } optim;
     struct {
         int64_t global_batch; /* train.global_batch: pairs per step; 0 = "all" */
@@ -77,6 +79,13 @@ typedef struct btrm_config {
     struct {
         bool shard_optimizer;    /* dist.shard_optimizer, default true */
     } dist;
+    struct {                     /* LLM backbones (gguf:, llama2c:) of embed/score */
+        int pool;                /* embed.pool: last | mean (BTRM_POOL_* in llama_model.h) */
+        int max_tokens;          /* embed.max_tokens: 0 = the model's context, default 512 */
+        bool bos;                /* embed.bos: prepend BOS, default true */
+        int max_batch_tokens;    /* embed.max_batch_tokens: tokens per forward, default 4096 */
+        bool dequantize;         /* embed.dequantize: float32 copies at load, default false */
+    } embed;
 } btrm_config;
 
 /* Fills every key with its default (the whole struct is zeroed first, so two

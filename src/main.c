@@ -19,6 +19,7 @@ static const command commands[] = {
     { "train",  btrm_train_main,  1, "train a reward head (BT or NormBT) on a pair store, data-parallel" },
     { "eval",   btrm_eval_main,   1, "evaluate a model file on a pair store (accuracy, loss, grad_share)" },
     { "inspect", btrm_inspect_main, 1, "describe a pair store, model file or checkpoint; verify its checksums" },
+    { "analyze", btrm_analyze_main, 1, "distance bias of a pair store: d quantiles, gradient shares, PCA" },
     { "prep",   btrm_prep_main,   0, "read preference JSONL/JSON (plain or gzip) into a pair store with texts" },
     { "embed",  btrm_embed_main,  1, "compute /features of a store's texts with a backbone, MPI-parallel" },
     { "synth",  btrm_synth_main,  0, "write a synthetic pair store with fine and coarse pairs" },

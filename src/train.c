@@ -31,6 +31,7 @@
 #include "log.h"
 #include "loss.h"
 #include "modelfile.h"
+#include "newton.h"
 #include "optim.h"
 #include "pairs.h"
 #include "rng.h"
@@ -469,6 +470,43 @@ static void log_metrics(trainer *tr)
     w->t0 = now;
 }
 
+/* optim.type newton: one metrics.jsonl line per Newton iteration (0 = the
+ * starting point). Collective callback; rank 0 writes. */
+static void newton_log(void *ctx, const btrm_newton_iter *it)
+{
+    trainer *tr = ctx;
+    tr->step = it->iter;
+    tr->last_grad_norm = it->grad_norm;
+    if (tr->c->rank != 0)
+        return;
+    json_t *m = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+                          "step", (json_int_t)it->iter, "loss", it->loss, "acc", it->acc,
+                          "grad_norm", it->grad_norm, "step_size", it->step,
+                          "shift", it->shift, "dist_ema", tr->dbar, "t_form", it->t_form,
+                          "t_factor", it->t_factor, "t_other", it->t_other);
+    char *line = m ? json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                       JSON_REAL_PRECISION(9)) : NULL;
+    if (line) {
+        fprintf(tr->metrics, "%s\n", line);
+        fflush(tr->metrics);
+        free(line);
+    }
+    json_decref(tr->last_metrics);
+    tr->last_metrics = m;
+}
+
+/* Full-batch Newton on out.weight (the bias is left as initialised: it
+ * cancels in r_c - r_r). No checkpoints: the state is w alone. */
+static int newton_train(trainer *tr)
+{
+    const btrm_tensor_view *out = &tr->head.layer[tr->head.n_layers - 1];
+    int rc = btrm_newton_solve(tr->cfg, &tr->train, tr->c, tr->params + out->weight_off,
+                               &tr->dbar, newton_log, tr);
+    tr->total_steps = tr->step;
+    tr->last_ckpt_step = tr->step;
+    return rc;
+}
+
 static btrm_model_meta model_meta(const trainer *tr)
 {
     return (btrm_model_meta){ .loss = tr->cfg->loss.type, .dist_ema = tr->dbar,
@@ -845,7 +883,9 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     if (resumed < 0 && cfg->checkpoint.save_initial)
         rc = save_checkpoint(&tr, opts);
     int stop = 0;
-    while (!rc && tr.step < tr.total_steps) {
+    if (!rc && cfg->optim.type == BTRM_OPTIM_NEWTON)
+        rc = newton_train(&tr);
+    while (!rc && cfg->optim.type != BTRM_OPTIM_NEWTON && tr.step < tr.total_steps) {
         rc = train_step(&tr, &stop);
         if (rc == BTRM_EDATA) /* detected alike by every rank */
             break;
