@@ -9,6 +9,8 @@
 
 const btrm_backbone_ops *const btrm_backbones[] = {
     &btrm_backbone_hash_ops,
+    &btrm_backbone_gguf_ops,
+    &btrm_backbone_llama2c_ops,
     NULL,
 };
 
@@ -78,4 +80,42 @@ void btrm_backbone_close(btrm_backbone_handle *h)
         return;
     h->ops->close(h->bb);
     memset(h, 0, sizeof *h);
+}
+
+int btrm_backbone_has_cost(const btrm_backbone_handle *h)
+{
+    return h && h->ops && h->ops->cost;
+}
+
+int btrm_backbone_cost(btrm_backbone_handle *h, const char *const *texts, size_t n,
+                       int64_t *cost)
+{
+    if (!btrm_backbone_has_cost(h))
+        return btrm_error_set(BTRM_EUSAGE, "backbone %s reports no costs", h->ops->name);
+    return h->ops->cost(h->bb, texts, n, cost);
+}
+
+int btrm_backbone_spec_with_config(const char *spec, const struct btrm_config *cfg, char *out,
+                                   size_t size)
+{
+    const char *args = NULL;
+    const btrm_backbone_ops *ops = btrm_backbone_lookup(spec, &args);
+    if (!ops)
+        return BTRM_EUSAGE;
+    char opts[1024];
+    int n;
+    if (!ops->config_args || !args[0]) {
+        n = snprintf(out, size, "%s", spec);
+    } else {
+        int rc = ops->config_args(cfg, opts, sizeof opts);
+        if (rc)
+            return rc;
+        /* NAME:FIRST,<config>,REST */
+        const char *comma = strchr(args, ',');
+        size_t head = comma ? (size_t)(comma - spec) : strlen(spec);
+        n = snprintf(out, size, "%.*s,%s%s", (int)head, spec, opts, comma ? comma : "");
+    }
+    if (n < 0 || (size_t)n >= size)
+        return btrm_error_set(BTRM_EUSAGE, "backbone spec too long: %s", spec);
+    return 0;
 }

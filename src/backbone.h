@@ -11,6 +11,9 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
+
+struct btrm_config;
 
 /* A backend's private state; each backend defines its own struct and casts. */
 typedef struct btrm_backbone btrm_backbone;
@@ -32,6 +35,15 @@ typedef struct btrm_backbone_ops {
     int (*describe)(const btrm_backbone *bb, char *label, size_t label_size,
                     json_t *attrs);
     void (*close)(btrm_backbone *bb);
+    /* Optional (NULL when absent). cost[i] = the work of encoding texts[i]
+     * (an LLM's token count), for embed to give the ranks contiguous blocks
+     * of equal total cost instead of equal row counts. */
+    int (*cost)(btrm_backbone *bb, const char *const *texts, size_t n, int64_t *cost);
+    /* Optional. Writes the backbone options that the config's keys (embed.*,
+     * run.threads) stand for ("pool=last,max_tokens=512,..."), which
+     * btrm_backbone_spec_with_config puts between the first argument and
+     * the rest, so that options written in the spec win. */
+    int (*config_args)(const struct btrm_config *cfg, char *out, size_t size);
 } btrm_backbone_ops;
 
 /* The registered backbones, NULL-terminated (backbone.c). */
@@ -43,6 +55,16 @@ typedef struct btrm_backbone_handle {
     btrm_backbone *bb;
     int dim;
 } btrm_backbone_handle;
+
+/* True when the backbone reports per-text costs. */
+int btrm_backbone_has_cost(const btrm_backbone_handle *h);
+int btrm_backbone_cost(btrm_backbone_handle *h, const char *const *texts, size_t n,
+                       int64_t *cost);
+/* out = spec with the config's options for its backbone inserted after the
+ * first argument ("gguf:M.gguf,pool=mean" -> "gguf:M.gguf,<config>,pool=mean");
+ * spec unchanged for a backbone without config_args. */
+int btrm_backbone_spec_with_config(const char *spec, const struct btrm_config *cfg, char *out,
+                                   size_t size);
 
 /* Splits spec "NAME[:ARGS]" and finds NAME's table; NULL (and BTRM_EUSAGE
  * recorded, listing the known names) when there is none. *args points into
@@ -71,6 +93,12 @@ void btrm_backbone_names(char *out, size_t size);
 #define BTRM_HASH_DIM_DEFAULT 4096
 #define BTRM_HASH_SEED 0x6274726dULL /* "btrm" */
 extern const btrm_backbone_ops btrm_backbone_hash_ops;
+
+/* The LLM backbones (backbone_llama.c, llama_model.h): gguf:MODEL.gguf and
+ * llama2c:MODEL.bin[,tokenizer=TOK.bin], each [,pool=last|mean,
+ * max_tokens=N,bos=0|1,max_batch_tokens=N,dequantize=0|1,threads=N]. */
+extern const btrm_backbone_ops btrm_backbone_gguf_ops;
+extern const btrm_backbone_ops btrm_backbone_llama2c_ops;
 
 /* The hash backbone's tokenizer, exposed for tests and for the docs' worked
  * example: calls fn(token, len, user) for each unigram and bigram of text in

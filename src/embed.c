@@ -26,6 +26,9 @@
 #define EMBED_BATCH_BYTES (1 << 24)
 #define EMBED_BATCH_MIN 16
 #define EMBED_BATCH_MAX 4096
+/* Default rows per write for backbones that report costs (LLMs): a round
+ * then takes seconds, not minutes, so progress lines keep coming. */
+#define EMBED_BATCH_COSTLY 64
 
 /* ------------------------------------------------------------------------ */
 /* The output store */
@@ -432,6 +435,91 @@ fail:
 }
 
 /* ------------------------------------------------------------------------ */
+/* Phase 3's split: which rows each rank encodes */
+
+/* Rank r encodes rows [bounds[r], bounds[r + 1]). Equal row counts
+ * (btrm_comm_block), or, when the backbone reports a cost per text (an LLM's
+ * token count), contiguous blocks of nearly equal total cost: each rank
+ * measures the costs of an equal-count block, every rank gathers all of
+ * them and cuts the same prefix sums at r/size of the total. *prefix
+ * (n_rows + 1 sums, malloc'ed; NULL without costs) serves the progress line.
+ * Collective; every rank returns the same code. */
+static int plan_blocks(btrm_backbone_handle *bb, text_reader *reader, const char *in_path,
+                       int64_t n_rows, int64_t batch, const btrm_comm *c, int64_t *bounds,
+                       double **prefix)
+{
+    *prefix = NULL;
+    for (int r = 0; r < c->size; r++) {
+        int64_t n_r = 0;
+        btrm_comm_block(n_rows, c->size, r, &bounds[r], &n_r);
+    }
+    bounds[c->size] = n_rows;
+    if (!btrm_backbone_has_cost(bb))
+        return 0;
+    int64_t first = bounds[c->rank], count = bounds[c->rank + 1] - first;
+    double *mine = NULL, *all = NULL;
+    int64_t *cost = NULL;
+    int *counts = NULL;
+    int rc = 0;
+    if (count > INT32_MAX)
+        rc = btrm_error_set(BTRM_EUSAGE, "embed: %lld texts per rank is too many for one "
+                            "gather; use more ranks", (long long)count);
+    if (!rc && !(rc = BTRM_MALLOC(mine, count ? count : 1)) &&
+        !(rc = BTRM_MALLOC(all, n_rows + 1)) && !(rc = BTRM_MALLOC(cost, batch)))
+        rc = BTRM_MALLOC(counts, c->size);
+    for (int64_t off = 0; !rc && off < count; off += batch) {
+        int64_t rows = count - off < batch ? count - off : batch;
+        rc = text_reader_read(reader, first + off, rows);
+        if (!rc)
+            rc = btrm_backbone_cost(bb, reader->texts, (size_t)rows, cost);
+        if (rc)
+            rc = btrm_error_wrap(rc, "%s: /texts rows %lld..%lld", in_path,
+                                 (long long)(first + off), (long long)(first + off + rows - 1));
+        for (int64_t k = 0; !rc && k < rows; k++)
+            mine[off + k] = (double)cost[k];
+    }
+    rc = btrm_comm_agree(c, rc);
+    if (!rc)
+        rc = btrm_comm_agree(c, btrm_comm_allgatherv_f64(c, mine, (int)count, all, counts));
+    if (!rc) {
+        /* all[i] = the cost of rows [0, i), exact in double (integer sums) */
+        double total = 0.0;
+        for (int64_t i = 0; i < n_rows; i++) {
+            double x = all[i];
+            all[i] = total;
+            total += x;
+        }
+        all[n_rows] = total;
+        for (int r = 1; r < c->size; r++) {
+            /* the cut nearest r/size of the total, not before the previous one */
+            double target = total * r / c->size;
+            int64_t lo = bounds[r - 1], hi = n_rows;
+            while (lo < hi) {
+                int64_t mid = lo + (hi - lo) / 2;
+                if (all[mid] < target)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo > bounds[r - 1] && target - all[lo - 1] < all[lo] - target)
+                lo--;
+            bounds[r] = lo;
+        }
+        for (int r = 0; r < c->size; r++)
+            btrm_log_debug("embed: rank %d: rows [%lld, %lld), %.0f tokens (split by tokens)", r,
+                           (long long)bounds[r], (long long)bounds[r + 1],
+                           all[bounds[r + 1]] - all[bounds[r]]);
+        *prefix = all;
+        all = NULL;
+    }
+    free(mine);
+    free(all);
+    free(cost);
+    free(counts);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 
 int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
 {
@@ -441,6 +529,8 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
     features_file ff;
     float *rows_f32 = NULL;
     uint16_t *rows_f16 = NULL;
+    int64_t *bounds = NULL;
+    double *prefix = NULL;
     char tmp[BTRM_PATH_MAX + 64] = "";
     int64_t n_rows = 0, batch = opts->batch;
     int tmp_made = 0, ff_open = 0;
@@ -460,6 +550,8 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
         batch = EMBED_BATCH_BYTES / (4 * (int64_t)bb.dim);
         batch = batch < EMBED_BATCH_MIN ? EMBED_BATCH_MIN
                 : batch > EMBED_BATCH_MAX ? EMBED_BATCH_MAX : batch;
+        if (btrm_backbone_has_cost(&bb) && batch > EMBED_BATCH_COSTLY)
+            batch = EMBED_BATCH_COSTLY;
     }
     rc = btrm_pairs_open(&store, opts->in_path, c, 0);
     btrm_pairs_close(&store);
@@ -473,7 +565,12 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
     rc = BTRM_MALLOC(rows_f32, (size_t)batch * dim);
     if (!rc && opts->f16)
         rc = BTRM_MALLOC(rows_f16, (size_t)batch * dim);
+    if (!rc)
+        rc = BTRM_MALLOC(bounds, c->size + 1);
     rc = btrm_comm_agree(c, rc);
+    if (rc)
+        goto fail;
+    rc = plan_blocks(&bb, &reader, opts->in_path, n_rows, batch, c, bounds, &prefix);
     if (rc)
         goto fail;
 
@@ -509,9 +606,10 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
     rc = btrm_comm_agree(c, rc);
     if (rc)
         goto fail;
-    int64_t first = 0, count = 0, largest = 0, unused = 0;
-    btrm_comm_block(n_rows, c->size, c->rank, &first, &count);
-    btrm_comm_block(n_rows, c->size, 0, &unused, &largest); /* larger blocks first */
+    int64_t first = bounds[c->rank], count = bounds[c->rank + 1] - first, largest = 0;
+    for (int r = 0; r < c->size; r++)
+        if (bounds[r + 1] - bounds[r] > largest)
+            largest = bounds[r + 1] - bounds[r];
     int64_t rounds = (largest + batch - 1) / batch;
     double t_last = t0, t_encode = 0.0, t_write = 0.0;
     for (int64_t round = 0; round < rounds && !rc; round++) {
@@ -550,13 +648,21 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
                              round + 1 == rounds)) {
             /* rows done on all ranks: each rank has done min(count_r, off + batch) */
             int64_t done = 0;
+            double cost_done = 0.0, dt = t - t0 > 0 ? t - t0 : 1e-9;
             for (int r = 0; r < c->size; r++) {
-                int64_t f_r, n_r;
-                btrm_comm_block(n_rows, c->size, r, &f_r, &n_r);
-                done += n_r < off + batch ? n_r : off + batch;
+                int64_t n_r = bounds[r + 1] - bounds[r];
+                int64_t d_r = n_r < off + batch ? n_r : off + batch;
+                done += d_r;
+                if (prefix)
+                    cost_done += prefix[bounds[r] + d_r] - prefix[bounds[r]];
             }
-            btrm_log_progress("embed: %lld/%lld texts, %.0f texts/s", (long long)done,
-                              (long long)n_rows, (double)done / (t - t0 > 0 ? t - t0 : 1e-9));
+            if (prefix)
+                btrm_log_progress("embed: %lld/%lld texts, %.0f texts/s, %.0f tokens/s",
+                                  (long long)done, (long long)n_rows, (double)done / dt,
+                                  cost_done / dt);
+            else
+                btrm_log_progress("embed: %lld/%lld texts, %.0f texts/s", (long long)done,
+                                  (long long)n_rows, (double)done / dt);
             t_last = t;
         }
     }
@@ -582,13 +688,18 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
     tmp_made = 0;
     double seconds = btrm_comm_wtime() - t0;
     char label[BTRM_NAME_MAX];
-    json_t *scratch = json_object();
-    if (scratch && !btrm_backbone_describe(&bb, label, sizeof label, scratch))
+    json_t *scratch = c->rank == 0 ? json_object() : NULL;
+    if (scratch && !btrm_backbone_describe(&bb, label, sizeof label, scratch)) {
+        char tokens[64] = "";
+        if (prefix)
+            snprintf(tokens, sizeof tokens, ", %.0f tokens/s",
+                     seconds > 0 ? prefix[n_rows] / seconds : 0.0);
         btrm_log_info("embed: wrote %s: /features [%lld, %d] %s, backbone %s, %d rank%s, "
-                      "%.2f s, %.0f texts/s", opts->out_path, (long long)n_rows, bb.dim,
+                      "%.2f s, %.0f texts/s%s", opts->out_path, (long long)n_rows, bb.dim,
                       opts->f16 ? "float16" : "float32", label, c->size,
                       c->size == 1 ? "" : "s", seconds,
-                      seconds > 0 ? (double)n_rows / seconds : 0.0);
+                      seconds > 0 ? (double)n_rows / seconds : 0.0, tokens);
+    }
     json_decref(scratch);
 fail:
     if (ff_open) {
@@ -600,6 +711,8 @@ fail:
         unlink(tmp);
     free(rows_f32);
     free(rows_f16);
+    free(bounds);
+    free(prefix);
     btrm_backbone_close(&bb);
     return rc;
 }

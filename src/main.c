@@ -22,6 +22,9 @@ static const command commands[] = {
     { "analyze", btrm_analyze_main, 1, "distance bias of a pair store: d quantiles, gradient shares, PCA" },
     { "prep",   btrm_prep_main,   0, "read preference JSONL/JSON (plain or gzip) into a pair store with texts" },
     { "embed",  btrm_embed_main,  1, "compute /features of a store's texts with a backbone, MPI-parallel" },
+    { "score",  btrm_score_main,  0, "rewards of texts: a trained head on a backbone's features" },
+    { "tokenize", btrm_tokenize_main, 0, "print the token ids and pieces of texts under a model's tokenizer" },
+    { "generate", btrm_generate_main, 0, "greedy generation with an LLM backbone (debug)" },
     { "synth",  btrm_synth_main,  0, "write a synthetic pair store with fine and coarse pairs" },
     { "config", btrm_config_main, 0, "print the fully resolved config of a YAML file" },
     { "sweep",  btrm_sweep_main,  0, "expand a sweep file into run configs for a Slurm array" },
@@ -37,7 +40,7 @@ static void usage(FILE *out)
             "btrm trains reward models on preference pairs with the Bradley-Terry loss\n"
             "or NormBT, data-parallel over MPI ranks.\n\nCommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
             "\nOptions:\n"
             "  -h, --help     this help; 'btrm <command> --help' for a command's own\n"

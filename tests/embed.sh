@@ -76,7 +76,7 @@ ok $(grep -q 'SIMPLE { ( 30, 64 )' again.txt && no_leftovers; echo $?) \
 # errors on several ranks: non-zero exit, no output, no hang
 run_cmd unk.log emb 3 "$BTRM" embed in.h5 -o unk.h5 --backbone nope
 expect_rc 2 "unknown backbone on 3 ranks: exit 2"
-expect_grep "unknown backbone 'nope' \(known: hash\)" unk.log "the message lists the known backbones"
+expect_grep "unknown backbone 'nope' \(known: hash, gguf, llama2c\)" unk.log "the message lists the known backbones"
 "$BTRM" embed in.h5 -o x.h5 >usage.log 2>&1; rc=$?
 expect_rc 2 "missing --backbone: exit 2"
 h5copy -i in.h5 -o notexts.h5 -s /pairs -d /pairs >/dev/null 2>&1 || true

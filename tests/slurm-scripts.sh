@@ -20,7 +20,7 @@ cat > long.yaml <<'YAML'
 run: {name: long, seed: 3}
 data: {train: train.h5}
 model: {head: mlp, hidden: [64, 16]}
-train: {global_batch: 128, steps: 300, log_every: 10}
+train: {global_batch: 128, steps: 2000, log_every: 10}
 YAML
 run_cmd ref.log mpi 2 "$BTRM" train long.yaml --set run.out_dir=ref -q
 expect_rc 0 "the uninterrupted reference run"
@@ -37,8 +37,8 @@ wait_metrics() {
 # interrupt SIGNAL LOG: runs train.sbatch in the background, sends SIGNAL to
 # the script (not to btrm) once training is under way, sets rc
 interrupt() {
-    local lines=1 pid
-    [ -f run/metrics.jsonl ] && lines=$(( $(wc -l < run/metrics.jsonl) + 1 ))
+    local lines=3 pid
+    [ -f run/metrics.jsonl ] && lines=$(( $(wc -l < run/metrics.jsonl) + 3 ))
     bash "$train_sbatch" long.yaml --set run.out_dir=run > "$2" 2>&1 &
     pid=$!
     wait_metrics run "$lines" || diag "no progress in run/metrics.jsonl"

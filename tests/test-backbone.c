@@ -167,7 +167,7 @@ int main(void)
            strstr(btrm_error_msg(), "known: hash"),
        "an unknown name is BTRM_EUSAGE and lists the known backbones");
     btrm_backbone_handle h;
-    is_int(btrm_backbone_open(&h, "gguf:model.gguf", 0), BTRM_EUSAGE,
+    is_int(btrm_backbone_open(&h, "nope:model.gguf", 0), BTRM_EUSAGE,
            "opening a backbone that is not built in fails with BTRM_EUSAGE");
     is_int(btrm_backbone_open(&h, "hash:x", 0), BTRM_EUSAGE,
            "the hash backbone rejects arguments");

@@ -1,0 +1,733 @@
+/* llama_model.c: loading Llama models from GGUF and llama2.c files, the
+ * backbone options, and the embedder (see llama_model.h). */
+#include "llama_model.h"
+
+#include "error.h"
+#include "gguf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+/* Sequences per forward call at most (bounds the pooled-output buffers). */
+#define EMBED_MAX_SEQS 256
+#define OPTS_MAX_TOKENS_DEFAULT 512
+#define OPTS_MAX_BATCH_TOKENS_DEFAULT 4096
+#define LLAMA2C_HEADER_BYTES 28
+#define LLAMA2C_MAGIC 0x616b3432 /* "ak42": llama2.c's newer (v1/v2) exports */
+
+/* The pthread and OpenMP builds of OpenBLAS export it; with another BLAS the
+ * thread count comes from its own environment variables. */
+void openblas_set_num_threads(int num_threads) __attribute__((weak));
+
+/* ------------------------------------------------------------------------ */
+/* Memory the model owns (float32 copies) */
+
+static int own_alloc(btrm_llama_model *m, size_t n_floats, float **out)
+{
+    if (m->n_owned == m->cap_owned) {
+        int cap = m->cap_owned ? 2 * m->cap_owned : 64;
+        void **p = realloc(m->owned, (size_t)cap * sizeof *p);
+        if (!p)
+            return btrm_error_set(BTRM_ENOMEM, "out of memory");
+        m->owned = p;
+        m->cap_owned = cap;
+    }
+    float *buf = NULL;
+    int rc = BTRM_MALLOC(buf, n_floats ? n_floats : 1);
+    if (rc)
+        return btrm_error_wrap(rc, "%s: %zu MiB of float32 weights", m->path,
+                               n_floats * 4 >> 20);
+    m->owned[m->n_owned++] = buf;
+    m->owned_bytes += n_floats * sizeof(float);
+    *out = buf;
+    return 0;
+}
+
+/* mat -> a float32 copy (dequantize=1). */
+static int to_f32(btrm_llama_model *m, btrm_llama_matrix *mat)
+{
+    if (mat->type == BTRM_WT_F32)
+        return 0;
+    float *buf = NULL;
+    int rc = own_alloc(m, (size_t)mat->rows * (size_t)mat->cols, &buf);
+    if (rc)
+        return rc;
+    for (int r = 0; r < mat->rows; r++)
+        btrm_llama_dequant_row(mat, r, buf + (size_t)r * (size_t)mat->cols);
+    mat->data = buf;
+    mat->type = BTRM_WT_F32;
+    return 0;
+}
+
+void btrm_llama_model_close(btrm_llama_model *m)
+{
+    if (!m)
+        return;
+    btrm_tok_free(m->tok);
+    for (int i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
+    free(m->owned);
+    free(m->w.layers);
+    btrm_gguf_close(m->gguf);
+    if (m->map)
+        munmap(m->map, m->map_size);
+    free(m);
+}
+
+static void note_type(btrm_llama_model *m, int type)
+{
+    const char *name = type == BTRM_WT_F32 ? "F32" : type == BTRM_WT_F16 ? "F16"
+                       : type == BTRM_WT_BF16 ? "BF16" : type == BTRM_WT_Q8_0 ? "Q8_0" : "?";
+    char *p = m->weight_types;
+    size_t len = strlen(name);
+    for (const char *s = p; (s = strstr(s, name)); s += len)
+        if ((s == p || s[-1] == '+') && (s[len] == '\0' || s[len] == '+'))
+            return;
+    size_t used = strlen(p);
+    snprintf(p + used, sizeof m->weight_types - used, "%s%s", used ? "+" : "", name);
+}
+
+/* ------------------------------------------------------------------------ */
+/* GGUF */
+
+static int gguf_int(const btrm_gguf *g, const char *key, int def, int *out)
+{
+    if (btrm_gguf_find_key(g, key) < 0) {
+        if (def < 0)
+            return btrm_error_set(BTRM_EDATA, "%s: missing metadata key %s", btrm_gguf_path(g),
+                                  key);
+        *out = def;
+        return 0;
+    }
+    uint32_t v = 0;
+    int rc = btrm_gguf_get_u32(g, key, &v);
+    if (!rc && v > (1u << 30))
+        rc = btrm_error_set(BTRM_EDATA, "%s: %s = %u is implausibly large", btrm_gguf_path(g),
+                            key, v);
+    if (!rc)
+        *out = (int)v;
+    return rc;
+}
+
+static int gguf_float(const btrm_gguf *g, const char *key, float def, float *out)
+{
+    if (btrm_gguf_find_key(g, key) < 0) {
+        *out = def;
+        return 0;
+    }
+    return btrm_gguf_get_f32(g, key, out);
+}
+
+/* A matrix tensor [rows, cols] (GGUF ne = {cols, rows}). */
+static int gguf_matrix(btrm_llama_model *m, const char *name, int rows, int cols,
+                       btrm_llama_matrix *mat)
+{
+    uint64_t ne[2] = { (uint64_t)cols, (uint64_t)rows };
+    const btrm_gguf_tensor *t = btrm_gguf_tensor_check(m->gguf, name, 2, ne);
+    if (!t)
+        return BTRM_EDATA;
+    mat->data = t->data;
+    mat->type = t->type;
+    mat->rows = rows;
+    mat->cols = cols;
+    note_type(m, t->type);
+    return m->dequantized ? to_f32(m, mat) : 0;
+}
+
+/* A vector tensor [n] as float32 (converted once when stored otherwise). */
+static int gguf_vector(btrm_llama_model *m, const char *name, int n, const float **out)
+{
+    uint64_t ne[1] = { (uint64_t)n };
+    const btrm_gguf_tensor *t = btrm_gguf_tensor_check(m->gguf, name, 1, ne);
+    if (!t)
+        return BTRM_EDATA;
+    if (t->type == BTRM_GGML_F32) {
+        *out = t->data;
+        return 0;
+    }
+    btrm_llama_matrix row = { .data = t->data, .type = t->type, .rows = 1, .cols = n };
+    float *buf = NULL;
+    int rc = own_alloc(m, (size_t)n, &buf);
+    if (rc)
+        return rc;
+    btrm_llama_dequant_row(&row, 0, buf);
+    *out = buf;
+    return 0;
+}
+
+static int open_gguf(btrm_llama_model *m)
+{
+    btrm_gguf *g = NULL;
+    int rc = btrm_gguf_open(&g, m->path);
+    if (rc)
+        return rc;
+    m->gguf = g;
+    btrm_gguf_bytes(g, &m->mapped_bytes);
+    const char *arch = NULL, *name = NULL;
+    if ((rc = btrm_gguf_get_string(g, "general.architecture", &arch)))
+        return rc;
+    if (strcmp(arch, "llama"))
+        return btrm_error_set(BTRM_EDATA, "%s: architecture '%s' is not supported (btrm runs "
+                              "'llama': Llama 1/2/3, TinyLlama, Mistral)", m->path, arch);
+    if (btrm_gguf_find_key(g, "general.name") >= 0 &&
+        !btrm_gguf_get_string(g, "general.name", &name))
+        snprintf(m->name, sizeof m->name, "%s", name);
+    btrm_llama_hparams *hp = &m->hp;
+    int experts = 0;
+    if ((rc = gguf_int(g, "llama.embedding_length", -1, &hp->dim)) ||
+        (rc = gguf_int(g, "llama.block_count", -1, &hp->n_layers)) ||
+        (rc = gguf_int(g, "llama.feed_forward_length", -1, &hp->hidden_dim)) ||
+        (rc = gguf_int(g, "llama.attention.head_count", -1, &hp->n_heads)) ||
+        (rc = gguf_int(g, "llama.attention.head_count_kv", hp->n_heads, &hp->n_kv_heads)) ||
+        (rc = gguf_int(g, "llama.context_length", 2048, &hp->context)) ||
+        (rc = gguf_int(g, "llama.expert_count", 0, &experts)) ||
+        (rc = gguf_int(g, "llama.attention.sliding_window", 0, &m->sliding_window)) ||
+        (rc = gguf_float(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f, &hp->norm_eps)) ||
+        (rc = gguf_float(g, "llama.rope.freq_base", 10000.0f, &hp->rope_theta)))
+        return rc;
+    if (experts > 0)
+        return btrm_error_set(BTRM_EDATA, "%s: a mixture-of-experts model (llama.expert_count "
+                              "= %d) is not supported", m->path, experts);
+    if (hp->n_heads < 1 || hp->dim < 1)
+        return btrm_error_set(BTRM_EDATA, "%s: llama.embedding_length %d and "
+                              "llama.attention.head_count %d must be positive", m->path,
+                              hp->dim, hp->n_heads);
+    int key_len = 0, value_len = 0;
+    if ((rc = gguf_int(g, "llama.attention.key_length", hp->dim / hp->n_heads, &key_len)) ||
+        (rc = gguf_int(g, "llama.attention.value_length", key_len, &value_len)))
+        return rc;
+    if (key_len != value_len)
+        return btrm_error_set(BTRM_EDATA, "%s: key length %d != value length %d is not "
+                              "supported", m->path, key_len, value_len);
+    hp->head_dim = key_len;
+    if ((rc = gguf_int(g, "llama.rope.dimension_count", hp->head_dim, &hp->rope_dim)))
+        return rc;
+    if (btrm_gguf_find_key(g, "llama.rope.scaling.type") >= 0) {
+        const char *scaling = NULL;
+        if ((rc = btrm_gguf_get_string(g, "llama.rope.scaling.type", &scaling)))
+            return rc;
+        if (strcmp(scaling, "none"))
+            return btrm_error_set(BTRM_EDATA, "%s: rope scaling '%s' is not supported",
+                                  m->path, scaling);
+    }
+    if (btrm_gguf_find_tensor(g, "rope_freqs.weight"))
+        return btrm_error_set(BTRM_EDATA, "%s: per-frequency rope factors (rope_freqs.weight, "
+                              "Llama 3.1 scaling) are not supported", m->path);
+    uint64_t any[2] = { (uint64_t)hp->dim, 0 };
+    const btrm_gguf_tensor *te = btrm_gguf_tensor_check(g, "token_embd.weight", 2, any);
+    if (!te)
+        return BTRM_EDATA;
+    if (te->ne[1] > (1u << 30))
+        return btrm_error_set(BTRM_EDATA, "%s: vocabulary of %llu tokens", m->path,
+                              (unsigned long long)te->ne[1]);
+    hp->vocab_size = (int)te->ne[1];
+    if (hp->n_layers > 4096)
+        return btrm_error_set(BTRM_EDATA, "%s: %d layers", m->path, hp->n_layers);
+    if ((rc = BTRM_CALLOC(m->w.layers, hp->n_layers ? hp->n_layers : 1)))
+        return rc;
+    int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
+    if ((rc = gguf_matrix(m, "token_embd.weight", hp->vocab_size, hp->dim, &m->w.token_embd)) ||
+        (rc = gguf_vector(m, "output_norm.weight", hp->dim, &m->w.output_norm)))
+        return rc;
+    if (btrm_gguf_find_tensor(g, "output.weight"))
+        rc = gguf_matrix(m, "output.weight", hp->vocab_size, hp->dim, &m->w.output);
+    else
+        m->w.output = m->w.token_embd; /* tied */
+    for (int l = 0; !rc && l < hp->n_layers; l++) {
+        btrm_llama_layer *L = &m->w.layers[l];
+        char nm[96];
+#define TENSOR(suffix) (snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, suffix), nm)
+        if ((rc = gguf_vector(m, TENSOR("attn_norm"), hp->dim, &L->attn_norm)) ||
+            (rc = gguf_vector(m, TENSOR("ffn_norm"), hp->dim, &L->ffn_norm)) ||
+            (rc = gguf_matrix(m, TENSOR("attn_q"), q_dim, hp->dim, &L->wq)) ||
+            (rc = gguf_matrix(m, TENSOR("attn_k"), kv_dim, hp->dim, &L->wk)) ||
+            (rc = gguf_matrix(m, TENSOR("attn_v"), kv_dim, hp->dim, &L->wv)) ||
+            (rc = gguf_matrix(m, TENSOR("attn_output"), hp->dim, q_dim, &L->wo)) ||
+            (rc = gguf_matrix(m, TENSOR("ffn_gate"), hp->hidden_dim, hp->dim, &L->w1)) ||
+            (rc = gguf_matrix(m, TENSOR("ffn_down"), hp->dim, hp->hidden_dim, &L->w2)) ||
+            (rc = gguf_matrix(m, TENSOR("ffn_up"), hp->hidden_dim, hp->dim, &L->w3)))
+            break;
+#undef TENSOR
+    }
+    if (rc)
+        return rc;
+    int add_bos = 1;
+    if ((rc = btrm_gguf_tokenizer(g, &m->tok, &add_bos)))
+        return rc;
+    (void)add_bos; /* embed.bos decides */
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* llama2.c legacy checkpoints */
+
+static int find_tokenizer(btrm_llama_model *m, const char *given, int vocab)
+{
+    if (given && given[0]) {
+        snprintf(m->tokenizer_path, sizeof m->tokenizer_path, "%s", given);
+        return 0;
+    }
+    char dir_buf[BTRM_PATH_MAX];
+    snprintf(dir_buf, sizeof dir_buf, "%s", m->path);
+    const char *dir = dirname(dir_buf);
+    char cand[2][BTRM_PATH_MAX + 32];
+    snprintf(cand[0], sizeof cand[0], "%s/tokenizer.bin", dir);
+    snprintf(cand[1], sizeof cand[1], "%s/tok%d.bin", dir, vocab);
+    for (int i = 0; i < 2; i++)
+        if (access(cand[i], R_OK) == 0) {
+            if (strlen(cand[i]) >= sizeof m->tokenizer_path)
+                break;
+            memcpy(m->tokenizer_path, cand[i], strlen(cand[i]) + 1);
+            return 0;
+        }
+    return btrm_error_set(BTRM_EUSAGE, "%s: no tokenizer given and neither %s nor %s exists "
+                          "(give llama2c:MODEL.bin,tokenizer=PATH)", m->path, cand[0], cand[1]);
+}
+
+static int open_llama2c(btrm_llama_model *m, const char *tokenizer_path)
+{
+    int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return btrm_error_set(BTRM_EIO, "cannot open model file %s: %s", m->path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size < LLAMA2C_HEADER_BYTES) {
+        close(fd);
+        return btrm_error_set(BTRM_EDATA, "%s: not a llama2.c checkpoint (%s)", m->path,
+                              S_ISREG(st.st_mode) ? "shorter than its 28-byte header"
+                                                  : "not a regular file");
+    }
+    m->map_size = (size_t)st.st_size;
+    m->map = mmap(NULL, m->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m->map == MAP_FAILED) {
+        m->map = NULL;
+        return btrm_error_set(BTRM_EIO, "cannot map %s: %s", m->path, strerror(errno));
+    }
+    m->mapped_bytes = m->map_size;
+    int32_t h[7];
+    memcpy(h, m->map, sizeof h);
+    if (h[0] == LLAMA2C_MAGIC)
+        return btrm_error_set(BTRM_EDATA, "%s: a llama2.c version 1/2 export (magic \"ak42\"); "
+                              "btrm reads the legacy format (export.py --version 0)", m->path);
+    if (!memcmp(m->map, "GGUF", 4))
+        return btrm_error_set(BTRM_EDATA, "%s: a GGUF file; use --backbone gguf:%s", m->path,
+                              m->path);
+    int dim = h[0], hidden = h[1], n_layers = h[2], n_heads = h[3], n_kv = h[4];
+    int vocab = h[5] < 0 ? -h[5] : h[5], seq_len = h[6], shared = h[5] > 0;
+    const int lim = 1 << 20;
+    if (dim < 1 || dim > lim || hidden < 1 || hidden > lim || n_layers < 1 ||
+        n_layers > 4096 || n_heads < 1 || n_heads > dim || n_kv < 1 || n_kv > n_heads ||
+        h[5] == INT32_MIN || vocab < 1 || vocab > lim || seq_len < 1 || seq_len > lim ||
+        dim % n_heads)
+        return btrm_error_set(BTRM_EDATA, "%s: not a llama2.c checkpoint: implausible header "
+                              "(dim %d, hidden %d, layers %d, heads %d, kv heads %d, vocab %d, "
+                              "seq_len %d)", m->path, h[0], h[1], h[2], h[3], h[4], h[5], h[6]);
+    int head = dim / n_heads, kv_dim = n_kv * head;
+    uint64_t L = (uint64_t)n_layers, D = (uint64_t)dim, H = (uint64_t)hidden;
+    uint64_t floats = (uint64_t)vocab * D + L * D + L * D * D + 2 * L * D * (uint64_t)kv_dim +
+                      L * D * D + L * D + 3 * L * D * H + D +
+                      (uint64_t)seq_len * (uint64_t)head + (shared ? 0 : (uint64_t)vocab * D);
+    uint64_t want = LLAMA2C_HEADER_BYTES + 4 * floats;
+    if ((uint64_t)m->map_size != want)
+        return btrm_error_set(BTRM_EDATA, "%s: %s llama2.c checkpoint: %zu bytes, the header "
+                              "(dim %d, hidden %d, layers %d, heads %d/%d, vocab %d, seq_len %d) "
+                              "needs %llu", m->path,
+                              (uint64_t)m->map_size < want ? "truncated" : "oversized",
+                              m->map_size, dim, hidden, n_layers, n_heads, n_kv, h[5], seq_len,
+                              (unsigned long long)want);
+    btrm_llama_hparams *hp = &m->hp;
+    *hp = (btrm_llama_hparams){ .dim = dim, .hidden_dim = hidden, .n_layers = n_layers,
+                                .n_heads = n_heads, .n_kv_heads = n_kv, .head_dim = head,
+                                .rope_dim = head, .vocab_size = vocab, .context = seq_len,
+                                .norm_eps = 1e-5f, .rope_theta = 10000.0f };
+    int rc = BTRM_CALLOC(m->w.layers, n_layers);
+    if (rc)
+        return rc;
+    const float *p = (const float *)((const char *)m->map + LLAMA2C_HEADER_BYTES);
+    const float *emb = p;
+    p += (size_t)vocab * D;
+    const float *rms_att = p;
+    p += L * D;
+    const float *wq = p;
+    p += L * D * D;
+    const float *wk = p;
+    p += L * D * (uint64_t)kv_dim;
+    const float *wv = p;
+    p += L * D * (uint64_t)kv_dim;
+    const float *wo = p;
+    p += L * D * D;
+    const float *rms_ffn = p;
+    p += L * D;
+    const float *w1 = p;
+    p += L * D * H;
+    const float *w2 = p;
+    p += L * D * H;
+    const float *w3 = p;
+    p += L * D * H;
+    m->w.output_norm = p;
+    p += D;
+    p += (size_t)seq_len * (size_t)head; /* freq_cis_real, freq_cis_imag: unused */
+    m->w.token_embd = (btrm_llama_matrix){ emb, BTRM_WT_F32, vocab, dim };
+    m->w.output = shared ? m->w.token_embd : (btrm_llama_matrix){ p, BTRM_WT_F32, vocab, dim };
+    for (int l = 0; l < n_layers; l++) {
+        btrm_llama_layer *Lw = &m->w.layers[l];
+        size_t li = (size_t)l;
+        Lw->attn_norm = rms_att + li * D;
+        Lw->ffn_norm = rms_ffn + li * D;
+        Lw->wq = (btrm_llama_matrix){ wq + li * D * D, BTRM_WT_F32, dim, dim };
+        Lw->wk = (btrm_llama_matrix){ wk + li * D * kv_dim, BTRM_WT_F32, kv_dim, dim };
+        Lw->wv = (btrm_llama_matrix){ wv + li * D * kv_dim, BTRM_WT_F32, kv_dim, dim };
+        Lw->wo = (btrm_llama_matrix){ wo + li * D * D, BTRM_WT_F32, dim, dim };
+        Lw->w1 = (btrm_llama_matrix){ w1 + li * D * H, BTRM_WT_F32, hidden, dim };
+        Lw->w2 = (btrm_llama_matrix){ w2 + li * D * H, BTRM_WT_F32, dim, hidden };
+        Lw->w3 = (btrm_llama_matrix){ w3 + li * D * H, BTRM_WT_F32, hidden, dim };
+    }
+    note_type(m, BTRM_WT_F32);
+    if ((rc = find_tokenizer(m, tokenizer_path, vocab)))
+        return rc;
+    rc = btrm_tok_spm_load_bin(&m->tok, m->tokenizer_path, vocab);
+    return rc ? btrm_error_wrap(rc, "%s: tokenizer", m->path) : 0;
+}
+
+int btrm_llama_model_open(btrm_llama_model **out, int format, const char *path,
+                          const char *tokenizer_path, int dequantize)
+{
+    *out = NULL;
+    btrm_llama_model *m = NULL;
+    int rc = BTRM_CALLOC(m, 1);
+    if (rc)
+        return rc;
+    m->format = format;
+    m->dequantized = dequantize != 0;
+    if (snprintf(m->path, sizeof m->path, "%s", path) >= (int)sizeof m->path) {
+        rc = btrm_error_set(BTRM_EUSAGE, "model path too long");
+        goto fail;
+    }
+    if (format == BTRM_LLAMA_GGUF && tokenizer_path && tokenizer_path[0]) {
+        rc = btrm_error_set(BTRM_EUSAGE, "%s: a GGUF file carries its own tokenizer "
+                            "(tokenizer= is for llama2c)", path);
+        goto fail;
+    }
+    rc = format == BTRM_LLAMA_GGUF ? open_gguf(m) : open_llama2c(m, tokenizer_path);
+    if (rc)
+        goto fail;
+    if (!m->name[0]) {
+        char buf[BTRM_PATH_MAX];
+        snprintf(buf, sizeof buf, "%s", path);
+        snprintf(m->name, sizeof m->name, "%s", basename(buf));
+    }
+    if ((rc = btrm_llama_check(&m->hp, &m->w))) {
+        rc = btrm_error_wrap(rc, "%s", path);
+        goto fail;
+    }
+    int n_tok = btrm_tok_n_vocab(m->tok);
+    if (n_tok > m->hp.vocab_size) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: the tokenizer has %d tokens, the model's "
+                            "embedding %d", path, n_tok, m->hp.vocab_size);
+        goto fail;
+    }
+    *out = m;
+    return 0;
+fail:
+    btrm_llama_model_close(m);
+    return rc;
+}
+
+const char *btrm_llama_model_hash(btrm_llama_model *m)
+{
+    if (!m->hash[0]) {
+        size_t size = 0;
+        const void *bytes = m->gguf ? btrm_gguf_bytes(m->gguf, &size) : m->map;
+        if (!m->gguf)
+            size = m->map_size;
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash(&c, XXH3_128bits(bytes, size));
+        for (int i = 0; i < 16; i++)
+            snprintf(m->hash + 2 * i, 3, "%02x", c.digest[i]);
+    }
+    return m->hash;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Options */
+
+void btrm_llama_opts_defaults(btrm_llama_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->pool = BTRM_POOL_LAST;
+    o->max_tokens = OPTS_MAX_TOKENS_DEFAULT;
+    o->bos = 1;
+    o->max_batch_tokens = OPTS_MAX_BATCH_TOKENS_DEFAULT;
+    o->dequantize = 0;
+    o->threads = 1;
+}
+
+void btrm_llama_opts_from_config(btrm_llama_opts *o, const btrm_config *cfg)
+{
+    btrm_llama_opts_defaults(o);
+    o->pool = cfg->embed.pool;
+    o->max_tokens = cfg->embed.max_tokens;
+    o->bos = cfg->embed.bos;
+    o->max_batch_tokens = cfg->embed.max_batch_tokens;
+    o->dequantize = cfg->embed.dequantize;
+    o->threads = cfg->run.threads;
+}
+
+int btrm_llama_opts_config_args(const btrm_config *cfg, char *out, size_t size)
+{
+    int n = snprintf(out, size, "pool=%s,max_tokens=%d,bos=%d,max_batch_tokens=%d,"
+                     "dequantize=%d,threads=%d",
+                     cfg->embed.pool == BTRM_POOL_MEAN ? "mean" : "last", cfg->embed.max_tokens,
+                     cfg->embed.bos ? 1 : 0, cfg->embed.max_batch_tokens,
+                     cfg->embed.dequantize ? 1 : 0, cfg->run.threads);
+    if (n < 0 || (size_t)n >= size)
+        return btrm_error_set(BTRM_EUSAGE, "backbone options too long");
+    return 0;
+}
+
+static int parse_int(const char *key, const char *value, int lo, int hi, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno || end == value || *end || v < lo || v > hi)
+        return btrm_error_set(BTRM_EUSAGE, "backbone option %s=%s: want an integer in [%d, %d]",
+                              key, value, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_bool(const char *key, const char *value, int *out)
+{
+    if (!strcmp(value, "1") || !strcasecmp(value, "true") || !strcasecmp(value, "yes")) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcmp(value, "0") || !strcasecmp(value, "false") || !strcasecmp(value, "no")) {
+        *out = 0;
+        return 0;
+    }
+    return btrm_error_set(BTRM_EUSAGE, "backbone option %s=%s: want 0 or 1", key, value);
+}
+
+int btrm_llama_opts_parse(btrm_llama_opts *o, const char *args)
+{
+    char buf[2 * BTRM_PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", args ? args : "") >= (int)sizeof buf)
+        return btrm_error_set(BTRM_EUSAGE, "backbone arguments too long");
+    char *save = NULL, *field = strtok_r(buf, ",", &save);
+    if (!field || strchr(field, '=') || !args || args[0] == ',')
+        return btrm_error_set(BTRM_EUSAGE, "the model file is missing: want "
+                              "gguf:MODEL.gguf[,key=value...] or llama2c:MODEL.bin[,...]");
+    snprintf(o->path, sizeof o->path, "%s", field);
+    int rc = 0;
+    while (!rc && (field = strtok_r(NULL, ",", &save))) {
+        char *eq = strchr(field, '=');
+        if (!eq)
+            return btrm_error_set(BTRM_EUSAGE, "backbone option '%s': want key=value", field);
+        *eq = '\0';
+        const char *key = field, *value = eq + 1;
+        if (!strcmp(key, "pool")) {
+            if (!strcmp(value, "last"))
+                o->pool = BTRM_POOL_LAST;
+            else if (!strcmp(value, "mean"))
+                o->pool = BTRM_POOL_MEAN;
+            else
+                rc = btrm_error_set(BTRM_EUSAGE, "backbone option pool=%s: want last or mean",
+                                    value);
+        } else if (!strcmp(key, "max_tokens")) {
+            rc = parse_int(key, value, 0, 1 << 20, &o->max_tokens);
+        } else if (!strcmp(key, "bos")) {
+            rc = parse_bool(key, value, &o->bos);
+        } else if (!strcmp(key, "max_batch_tokens")) {
+            rc = parse_int(key, value, 1, 1 << 24, &o->max_batch_tokens);
+        } else if (!strcmp(key, "dequantize")) {
+            rc = parse_bool(key, value, &o->dequantize);
+        } else if (!strcmp(key, "threads")) {
+            rc = parse_int(key, value, 1, 1024, &o->threads);
+        } else if (!strcmp(key, "tokenizer")) {
+            snprintf(o->tokenizer, sizeof o->tokenizer, "%s", value);
+        } else {
+            rc = btrm_error_set(BTRM_EUSAGE, "unknown backbone option '%s' (known: pool, "
+                                "max_tokens, bos, max_batch_tokens, dequantize, threads, "
+                                "tokenizer)", key);
+        }
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The embedder */
+
+void btrm_llama_embedder_close(btrm_llama_embedder *e)
+{
+    if (!e)
+        return;
+    btrm_llama_model_close(e->model);
+    btrm_llama_ws_free(&e->ws);
+    free(e->ids);
+    free(e->lens);
+    free(e->slot);
+    free(e->out_last);
+    free(e->out_mean);
+    memset(e, 0, sizeof *e);
+}
+
+int btrm_llama_embedder_open(btrm_llama_embedder *e, int format, const char *args,
+                             const btrm_llama_opts *base)
+{
+    memset(e, 0, sizeof *e);
+    if (base)
+        e->opts = *base;
+    else
+        btrm_llama_opts_defaults(&e->opts);
+    int rc = btrm_llama_opts_parse(&e->opts, args);
+    if (rc)
+        return rc;
+    const btrm_llama_opts *o = &e->opts;
+    if (format == BTRM_LLAMA_GGUF && o->tokenizer[0])
+        return btrm_error_set(BTRM_EUSAGE, "tokenizer= is for llama2c checkpoints; a GGUF "
+                              "file carries its own tokenizer");
+    if ((rc = btrm_llama_model_open(&e->model, format, o->path, o->tokenizer, o->dequantize)))
+        return rc;
+    const btrm_llama_hparams *hp = &e->model->hp;
+    /* 0 or more than the model was made for: its context length */
+    e->max_tokens = o->max_tokens && o->max_tokens < hp->context ? o->max_tokens : hp->context;
+    if (e->model->sliding_window > 0 && e->max_tokens > e->model->sliding_window) {
+        rc = btrm_error_set(BTRM_EUSAGE, "%s uses sliding-window attention (%d tokens), which "
+                            "btrm does not implement: use max_tokens <= %d", o->path,
+                            e->model->sliding_window, e->model->sliding_window);
+        goto fail;
+    }
+    if (openblas_set_num_threads)
+        openblas_set_num_threads(o->threads);
+    int batch_tokens = o->max_batch_tokens > e->max_tokens ? o->max_batch_tokens : e->max_tokens;
+    if ((rc = btrm_llama_ws_init(&e->ws, hp, &e->model->w, batch_tokens, e->max_tokens)))
+        goto fail;
+    e->max_seqs = batch_tokens < EMBED_MAX_SEQS ? batch_tokens : EMBED_MAX_SEQS;
+    size_t dim = (size_t)hp->dim;
+    if ((rc = BTRM_MALLOC(e->ids, batch_tokens)) || (rc = BTRM_MALLOC(e->lens, e->max_seqs)) ||
+        (rc = BTRM_MALLOC(e->slot, e->max_seqs)) ||
+        (rc = BTRM_MALLOC(e->out_last, (size_t)e->max_seqs * dim)) ||
+        (rc = BTRM_MALLOC(e->out_mean, (size_t)e->max_seqs * dim)))
+        goto fail;
+    return 0;
+fail:
+    btrm_llama_embedder_close(e);
+    return rc;
+}
+
+int btrm_llama_embedder_tokenize(const btrm_llama_embedder *e, const char *text,
+                                 int32_t **ids, int *n_ids)
+{
+    const btrm_tokenizer *tok = e->model->tok;
+    int with_bos = e->opts.bos && btrm_tok_bos(tok) >= 0;
+    int rc = btrm_tok_encode(tok, text, with_bos, ids, n_ids);
+    if (rc)
+        return rc;
+    int n = *n_ids, keep = e->max_tokens;
+    if (n > keep) {
+        /* keep the end: [BOS] + the last keep - 1 ids, or the last keep */
+        int head = with_bos ? 1 : 0;
+        memmove(*ids + head, *ids + (n - (keep - head)), (size_t)(keep - head) * sizeof **ids);
+        *n_ids = keep;
+    }
+    return 0;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Order for batching: longer sequences first, then by index (deterministic). */
+typedef struct seq_key {
+    int len;
+    size_t index;
+} seq_key;
+
+static int by_length(const void *a, const void *b)
+{
+    const seq_key *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len > y->len ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+int btrm_llama_embedder_run(btrm_llama_embedder *e, const int32_t *const *ids,
+                            const int *lens, size_t n, float *last, float *mean)
+{
+    const btrm_llama_hparams *hp = &e->model->hp;
+    size_t dim = (size_t)hp->dim;
+    seq_key *order = NULL;
+    int rc = BTRM_MALLOC(order, n ? n : 1);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n && !rc; i++) {
+        order[i] = (seq_key){ lens[i], i };
+        if (lens[i] < 0 || lens[i] > e->max_tokens)
+            rc = btrm_error_set(BTRM_EDATA, "text %zu: %d tokens (0 to %d allowed)", i, lens[i],
+                                e->max_tokens);
+        for (int p = 0; !rc && p < lens[i]; p++)
+            if (ids[i][p] < 0 || ids[i][p] >= hp->vocab_size)
+                rc = btrm_error_set(BTRM_EDATA, "text %zu, position %d: token id %d outside "
+                                    "the model's vocabulary [0, %d)", i, p, (int)ids[i][p],
+                                    hp->vocab_size);
+    }
+    if (rc) {
+        free(order);
+        return rc;
+    }
+    qsort(order, n, sizeof *order, by_length);
+    double t0 = now();
+    size_t i = 0;
+    while (i < n && !rc) {
+        int k = 0, tokens = 0;
+        for (; i < n && order[i].len == 0; i++) { /* nothing to run: zero vector */
+            if (last)
+                memset(last + order[i].index * dim, 0, dim * sizeof *last);
+            if (mean)
+                memset(mean + order[i].index * dim, 0, dim * sizeof *mean);
+        }
+        while (i < n && k < e->max_seqs && order[i].len > 0 &&
+               tokens + order[i].len <= e->ws.max_tokens) {
+            size_t s = order[i++].index;
+            memcpy(e->ids + tokens, ids[s], (size_t)lens[s] * sizeof *e->ids);
+            e->lens[k] = lens[s];
+            e->slot[k++] = s;
+            tokens += lens[s];
+        }
+        if (k == 0)
+            continue;
+        rc = btrm_llama_forward(hp, &e->model->w, &e->ws, e->ids, e->lens, k,
+                                last ? e->out_last : NULL, mean ? e->out_mean : NULL);
+        for (int b = 0; !rc && b < k; b++) {
+            if (last)
+                memcpy(last + e->slot[b] * dim, e->out_last + (size_t)b * dim,
+                       dim * sizeof *last);
+            if (mean)
+                memcpy(mean + e->slot[b] * dim, e->out_mean + (size_t)b * dim,
+                       dim * sizeof *mean);
+        }
+        e->tokens += tokens;
+    }
+    e->seconds += now() - t0;
+    free(order);
+    return rc;
+}

@@ -1,0 +1,435 @@
+/* test-llama.c: the Llama forward pass (llama.h, math layer) against an
+ * independent reference written here: llama2.c's formulation, one token at
+ * a time with a key/value cache, in double precision, on a small random
+ * model with grouped-query attention, partial rotary embedding (rope_dim <
+ * head_dim) and a non-default rope base. Also: batches of sequences (one of
+ * them longer than an attention block) agree with the sequences alone; Q8_0
+ * weights give bitwise the float32 result of their dequantised values,
+ * across several dequantisation blocks; the classifier; every IEEE half
+ * converts exactly; the shape checks and input errors. */
+#include "error.h"
+#include "llama.h"
+#include "tap.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* A random model */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static float uniform(void) /* in [-1, 1) */
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((double)(rng_state >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static float *random_floats(size_t n, float scale)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = scale * uniform();
+    return p;
+}
+
+typedef struct model {
+    btrm_llama_hparams hp;
+    btrm_llama_weights w;
+    btrm_llama_layer layers[2];
+    void *owned[64];
+    int n_owned;
+} model;
+
+static btrm_llama_matrix matrix(model *m, int rows, int cols)
+{
+    float *p = random_floats((size_t)rows * cols, 1.0f / sqrtf((float)cols));
+    m->owned[m->n_owned++] = p;
+    return (btrm_llama_matrix){ p, BTRM_WT_F32, rows, cols };
+}
+
+static const float *norm_weight(model *m, int n)
+{
+    float *p = random_floats((size_t)n, 0.3f);
+    for (int i = 0; i < n; i++)
+        p[i] += 1.0f;
+    m->owned[m->n_owned++] = p;
+    return p;
+}
+
+static void make_model(model *m, int vocab)
+{
+    memset(m, 0, sizeof *m);
+    m->hp = (btrm_llama_hparams){ .dim = 32, .hidden_dim = 48, .n_layers = 2, .n_heads = 4,
+                                  .n_kv_heads = 2, .head_dim = 8, .rope_dim = 4,
+                                  .vocab_size = vocab, .context = 256, .norm_eps = 1e-6f,
+                                  .rope_theta = 500.0f };
+    const btrm_llama_hparams *hp = &m->hp;
+    int q = hp->n_heads * hp->head_dim, kv = hp->n_kv_heads * hp->head_dim;
+    m->w.token_embd = matrix(m, vocab, hp->dim);
+    for (int l = 0; l < hp->n_layers; l++) {
+        btrm_llama_layer *L = &m->layers[l];
+        L->attn_norm = norm_weight(m, hp->dim);
+        L->ffn_norm = norm_weight(m, hp->dim);
+        L->wq = matrix(m, q, hp->dim);
+        L->wk = matrix(m, kv, hp->dim);
+        L->wv = matrix(m, kv, hp->dim);
+        L->wo = matrix(m, hp->dim, q);
+        L->w1 = matrix(m, hp->hidden_dim, hp->dim);
+        L->w2 = matrix(m, hp->dim, hp->hidden_dim);
+        L->w3 = matrix(m, hp->hidden_dim, hp->dim);
+    }
+    m->w.layers = m->layers;
+    m->w.output_norm = norm_weight(m, hp->dim);
+    m->w.output = matrix(m, vocab, hp->dim); /* untied */
+}
+
+static void free_model(model *m)
+{
+    for (int i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
+}
+
+/* Q8_0 of a float32 matrix (ggml's reference quantizer), and the float32
+ * matrix of its dequantised values. */
+static uint16_t half_bits(float f) /* round to nearest even, normal range */
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    int exp = (int)((x >> 23) & 0xff) - 127 + 15;
+    uint32_t man = x & 0x7fffff;
+    if (f == 0.0f || exp <= 0)
+        return (uint16_t)sign; /* (no subnormal scales in these tests) */
+    uint32_t h = ((uint32_t)exp << 10) | (man >> 13), rest = man & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
+        h++;
+    return (uint16_t)(sign | h);
+}
+
+static void quantize(model *m, btrm_llama_matrix *mat, btrm_llama_matrix *deq)
+{
+    int rows = mat->rows, cols = mat->cols;
+    const float *x = mat->data;
+    unsigned char *q = malloc((size_t)rows * (cols / 32) * 34);
+    float *d = malloc((size_t)rows * cols * sizeof *d);
+    for (int r = 0; r < rows; r++)
+        for (int b = 0; b < cols / 32; b++) {
+            const float *xb = x + (size_t)r * cols + 32 * b;
+            float amax = 0;
+            for (int i = 0; i < 32; i++)
+                amax = fabsf(xb[i]) > amax ? fabsf(xb[i]) : amax;
+            float scale = amax / 127.0f, inv = scale ? 1.0f / scale : 0.0f;
+            unsigned char *blk = q + ((size_t)r * (cols / 32) + b) * 34;
+            uint16_t h = half_bits(scale);
+            memcpy(blk, &h, 2);
+            float ds = btrm_llama_f16_to_f32(h);
+            for (int i = 0; i < 32; i++) {
+                signed char qi = (signed char)roundf(xb[i] * inv);
+                blk[2 + i] = (unsigned char)qi;
+                d[(size_t)r * cols + 32 * b + i] = ds * (float)qi;
+            }
+        }
+    m->owned[m->n_owned++] = q;
+    m->owned[m->n_owned++] = d;
+    *mat = (btrm_llama_matrix){ q, BTRM_WT_Q8_0, rows, cols };
+    *deq = (btrm_llama_matrix){ d, BTRM_WT_F32, rows, cols };
+}
+
+/* ------------------------------------------------------------------------ */
+/* The reference: token by token, key/value cache, double */
+
+static void ref_matvec(const btrm_llama_matrix *W, const double *x, double *y)
+{
+    float *row = malloc((size_t)W->cols * sizeof *row);
+    for (int r = 0; r < W->rows; r++) {
+        btrm_llama_dequant_row(W, r, row);
+        double acc = 0;
+        for (int c = 0; c < W->cols; c++)
+            acc += (double)row[c] * x[c];
+        y[r] = acc;
+    }
+    free(row);
+}
+
+static void ref_rmsnorm(double *out, const double *x, const float *w, int n, double eps)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    double s = 1.0 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++)
+        out[i] = x[i] * s * w[i];
+}
+
+static void ref_rope(double *v, int n_heads, int hd, int rope_dim, double theta, int pos)
+{
+    for (int h = 0; h < n_heads; h++)
+        for (int j = 0; j < rope_dim / 2; j++) {
+            double a = pos * pow(theta, -2.0 * j / rope_dim);
+            double *p = v + h * hd + 2 * j, v0 = p[0], v1 = p[1];
+            p[0] = v0 * cos(a) - v1 * sin(a);
+            p[1] = v0 * sin(a) + v1 * cos(a);
+        }
+}
+
+/* last[dim], mean[dim] of one sequence */
+static void reference(const model *m, const int32_t *ids, int T, double *last, double *mean)
+{
+    const btrm_llama_hparams *hp = &m->hp;
+    int D = hp->dim, hd = hp->head_dim, q_dim = hp->n_heads * hd, kv = hp->n_kv_heads * hd;
+    int H = hp->hidden_dim, L = hp->n_layers;
+    double *x = calloc(D, sizeof *x), *xb = calloc(D, sizeof *xb), *q = calloc(q_dim, sizeof *q);
+    double *att = calloc(q_dim, sizeof *att), *o = calloc(D, sizeof *o);
+    double *h1 = calloc(H, sizeof *h1), *h3 = calloc(H, sizeof *h3);
+    double *kc = calloc((size_t)L * T * kv, sizeof *kc), *vc = calloc((size_t)L * T * kv, sizeof *vc);
+    double *sc = calloc(T, sizeof *sc), *fin = calloc(D, sizeof *fin);
+    float *row = calloc(D, sizeof *row);
+    for (int i = 0; i < D; i++)
+        mean[i] = 0;
+    for (int pos = 0; pos < T; pos++) {
+        btrm_llama_dequant_row(&m->w.token_embd, ids[pos], row);
+        for (int i = 0; i < D; i++)
+            x[i] = row[i];
+        for (int l = 0; l < L; l++) {
+            const btrm_llama_layer *Lw = &m->w.layers[l];
+            double *k = kc + ((size_t)l * T + pos) * kv, *v = vc + ((size_t)l * T + pos) * kv;
+            ref_rmsnorm(xb, x, Lw->attn_norm, D, hp->norm_eps);
+            ref_matvec(&Lw->wq, xb, q);
+            ref_matvec(&Lw->wk, xb, k);
+            ref_matvec(&Lw->wv, xb, v);
+            ref_rope(q, hp->n_heads, hd, hp->rope_dim, hp->rope_theta, pos);
+            ref_rope(k, hp->n_kv_heads, hd, hp->rope_dim, hp->rope_theta, pos);
+            for (int h = 0; h < hp->n_heads; h++) {
+                int g = h / (hp->n_heads / hp->n_kv_heads);
+                double mx = -INFINITY, sum = 0;
+                for (int t = 0; t <= pos; t++) {
+                    const double *kt = kc + ((size_t)l * T + t) * kv + g * hd;
+                    double s = 0;
+                    for (int i = 0; i < hd; i++)
+                        s += q[h * hd + i] * kt[i];
+                    sc[t] = s / sqrt((double)hd);
+                    mx = sc[t] > mx ? sc[t] : mx;
+                }
+                for (int t = 0; t <= pos; t++)
+                    sum += (sc[t] = exp(sc[t] - mx));
+                for (int i = 0; i < hd; i++) {
+                    double acc = 0;
+                    for (int t = 0; t <= pos; t++)
+                        acc += sc[t] / sum * vc[((size_t)l * T + t) * kv + g * hd + i];
+                    att[h * hd + i] = acc;
+                }
+            }
+            ref_matvec(&Lw->wo, att, o);
+            for (int i = 0; i < D; i++)
+                x[i] += o[i];
+            ref_rmsnorm(xb, x, Lw->ffn_norm, D, hp->norm_eps);
+            ref_matvec(&Lw->w1, xb, h1);
+            ref_matvec(&Lw->w3, xb, h3);
+            for (int i = 0; i < H; i++)
+                h1[i] = h1[i] / (1 + exp(-h1[i])) * h3[i];
+            ref_matvec(&Lw->w2, h1, o);
+            for (int i = 0; i < D; i++)
+                x[i] += o[i];
+        }
+        ref_rmsnorm(fin, x, m->w.output_norm, D, hp->norm_eps);
+        for (int i = 0; i < D; i++)
+            mean[i] += fin[i] / T;
+    }
+    for (int i = 0; i < D; i++)
+        last[i] = fin[i];
+    free(x), free(xb), free(q), free(att), free(o), free(h1), free(h3), free(kc), free(vc);
+    free(sc), free(fin), free(row);
+}
+
+static double rel_err(const float *got, const double *want, int n)
+{
+    double num = 0, den = 0;
+    for (int i = 0; i < n; i++) {
+        num = fmax(num, fabs(got[i] - want[i]));
+        den = fmax(den, fabs(want[i]));
+    }
+    return num / den;
+}
+
+static double rel_err_f(const float *a, const float *b, int n)
+{
+    double num = 0, den = 0;
+    for (int i = 0; i < n; i++) {
+        num = fmax(num, fabs((double)a[i] - b[i]));
+        den = fmax(den, fabs((double)b[i]));
+    }
+    return num / den;
+}
+
+/* ------------------------------------------------------------------------ */
+
+#define N_SEQS 3
+static const int lens[N_SEQS] = { 150, 1, 37 };
+
+static int32_t *make_ids(int vocab, int *total)
+{
+    int n = 0;
+    for (int s = 0; s < N_SEQS; s++)
+        n += lens[s];
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    for (int i = 0; i < n; i++)
+        ids[i] = (int32_t)((uniform() + 1.0f) * 0.5f * (float)vocab) % vocab;
+    *total = n;
+    return ids;
+}
+
+static void test_forward(void)
+{
+    model m;
+    make_model(&m, 40);
+    is_int(btrm_llama_check(&m.hp, &m.w), 0, "the random model passes btrm_llama_check");
+    int total = 0;
+    int32_t *ids = make_ids(40, &total);
+    btrm_llama_ws ws;
+    int rc = btrm_llama_ws_init(&ws, &m.hp, &m.w, 256, 160);
+    is_int(rc, 0, "work buffers for 256 tokens, sequences up to 160");
+    int D = m.hp.dim;
+    float *last = calloc((size_t)N_SEQS * D, sizeof *last), *mean = calloc((size_t)N_SEQS * D, sizeof *mean);
+    float *one_last = calloc(D, sizeof *one_last), *one_mean = calloc(D, sizeof *one_mean);
+    double *rl = calloc(D, sizeof *rl), *rm = calloc(D, sizeof *rm);
+    rc = btrm_llama_forward(&m.hp, &m.w, &ws, ids, lens, N_SEQS, last, mean);
+    is_int(rc, 0, "one forward over a batch of 3 sequences (150, 1, 37 tokens)");
+    ok(ws.flops == btrm_llama_flops(&m.hp, lens, N_SEQS), "the work buffers count its flops");
+    double worst = 0, worst_batch = 0;
+    for (int s = 0, off = 0; s < N_SEQS; off += lens[s], s++) {
+        reference(&m, ids + off, lens[s], rl, rm);
+        worst = fmax(worst, rel_err(last + s * D, rl, D));
+        worst = fmax(worst, rel_err(mean + s * D, rm, D));
+        btrm_llama_forward(&m.hp, &m.w, &ws, ids + off, &lens[s], 1, one_last, one_mean);
+        worst_batch = fmax(worst_batch, rel_err_f(one_last, last + s * D, D));
+        worst_batch = fmax(worst_batch, rel_err_f(one_mean, mean + s * D, D));
+    }
+    ok(worst <= 1e-5, "last and mean agree with the token-by-token double reference "
+       "(relative error %.3g <= 1e-5)", worst);
+    ok(worst_batch <= 1e-6, "each sequence alone gives its batched result (difference %.3g "
+       "<= 1e-6)", worst_batch);
+    /* one token: 2 layers x (2*32*(2*32 + 2*16) + 6*32*48 linear, 4*8*4*1 attention) */
+    int one = 1;
+    is_double_rel(btrm_llama_flops(&m.hp, &one, 1), 30976.0, 0.0, "flops of one token by hand");
+
+    /* logits of the last hidden state of sequence 0 against a double dot */
+    float *logits = malloc((size_t)m.hp.vocab_size * sizeof *logits);
+    btrm_llama_logits(&m.hp, &m.w, &ws, last, 1, logits);
+    double *want = calloc((size_t)m.hp.vocab_size, sizeof *want);
+    float row[64];
+    for (int v = 0; v < m.hp.vocab_size; v++) {
+        btrm_llama_dequant_row(&m.w.output, v, row);
+        for (int i = 0; i < D; i++)
+            want[v] += (double)row[i] * last[i];
+    }
+    double lw = rel_err(logits, want, m.hp.vocab_size);
+    ok(lw <= 1e-6, "logits = h . Wout^T (relative error %.3g)", lw);
+    free(want);
+
+    /* errors */
+    int32_t bad[2] = { 1, 40 };
+    int two = 2;
+    is_int(btrm_llama_forward(&m.hp, &m.w, &ws, bad, &two, 1, one_last, NULL), BTRM_EDATA,
+           "a token id outside the vocabulary");
+    like(btrm_error_msg(), "sequence 0, position 1: token id 40 outside the vocabulary [0, 40)",
+         "... names the sequence and position");
+    int too_long = 161;
+    is_int(btrm_llama_forward(&m.hp, &m.w, &ws, ids, &too_long, 1, one_last, NULL), BTRM_EDATA,
+           "a sequence longer than the work buffers allow");
+    btrm_llama_matrix keep = m.layers[1].wk;
+    m.layers[1].wk.rows = 8;
+    is_int(btrm_llama_check(&m.hp, &m.w), BTRM_EDATA, "a wrongly shaped weight is refused");
+    like(btrm_error_msg(), "layer 1 attention k: shape [8, 32], want [16, 32]", "... naming it");
+    m.layers[1].wk = keep;
+    m.hp.n_kv_heads = 3;
+    is_int(btrm_llama_check(&m.hp, &m.w), BTRM_EDATA, "4 heads over 3 kv heads is refused");
+    m.hp.n_kv_heads = 2;
+
+    free(logits);
+    free(last), free(mean), free(one_last), free(one_mean), free(rl), free(rm), free(ids);
+    btrm_llama_ws_free(&ws);
+    free_model(&m);
+}
+
+/* Q8_0 almost everywhere (embedding and classifier with 30000 rows,
+ * dequantised in blocks of 7000) against the float32 model of the same
+ * values. */
+static void test_q8(void)
+{
+    model m, d;
+    make_model(&m, 30000);
+    d = m;
+    d.w.layers = d.layers;
+    /* m owns the float32 originals and both quantised and dequantised copies */
+    quantize(&m, &m.w.token_embd, &d.w.token_embd);
+    quantize(&m, &m.w.output, &d.w.output);
+    for (int l = 0; l < 2; l++) {
+        btrm_llama_layer *a = &m.layers[l], *b = &d.layers[l];
+        quantize(&m, &a->wq, &b->wq);
+        quantize(&m, &a->wk, &b->wk);
+        quantize(&m, &a->wv, &b->wv);
+        quantize(&m, &a->w1, &b->w1);
+        quantize(&m, &a->w3, &b->w3);
+        /* wo [32, 32] and w2 [32, 48]: w2 stays F32 (48 % 32 != 0), mixed types */
+        quantize(&m, &a->wo, &b->wo);
+    }
+    is_int(btrm_llama_check(&m.hp, &m.w), 0, "the Q8_0 model passes the checks");
+    int total = 0;
+    int32_t *ids = make_ids(30000, &total);
+    btrm_llama_ws wq, wd;
+    btrm_llama_ws_init(&wq, &m.hp, &m.w, 256, 160);
+    btrm_llama_ws_init(&wd, &d.hp, &d.w, 256, 160);
+    ok(wq.wbuf && !wd.wbuf, "a dequantisation buffer for the Q8_0 model only");
+    wq.wbuf_rows = 7000; /* several blocks, the last one partial */
+    int D = m.hp.dim;
+    float *a = calloc((size_t)N_SEQS * D, sizeof *a), *b = calloc((size_t)N_SEQS * D, sizeof *b);
+    float *la = malloc(30000 * sizeof *la), *lb = malloc(30000 * sizeof *lb);
+    int rc = btrm_llama_forward(&m.hp, &m.w, &wq, ids, lens, N_SEQS, a, NULL);
+    rc |= btrm_llama_forward(&d.hp, &d.w, &wd, ids, lens, N_SEQS, b, NULL);
+    ok(!rc && !memcmp(a, b, (size_t)N_SEQS * D * sizeof *a),
+       "Q8_0 forward = the float32 forward of the dequantised weights, bitwise");
+    btrm_llama_logits(&m.hp, &m.w, &wq, a, 1, la);
+    btrm_llama_logits(&d.hp, &d.w, &wd, b, 1, lb);
+    ok(!memcmp(la, lb, 30000 * sizeof *la), "Q8_0 classifier (30000 rows in blocks of 7000) "
+       "bitwise, too");
+    free(a), free(b), free(la), free(lb), free(ids);
+    btrm_llama_ws_free(&wq);
+    btrm_llama_ws_free(&wd);
+    free_model(&m);
+}
+
+static double half_ref(uint16_t h)
+{
+    int sign = h >> 15, exp = (h >> 10) & 31, man = h & 1023;
+    double v = exp == 0 ? ldexp(man, -24) : exp == 31 ? (man ? NAN : INFINITY)
+                                                      : ldexp(1024 + man, exp - 25);
+    return sign ? -v : v;
+}
+
+static void test_half(void)
+{
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float got = btrm_llama_f16_to_f32((uint16_t)h);
+        double want = half_ref((uint16_t)h);
+        if (isnan(want) ? !isnan(got) : (got != want || !signbit(got) != !signbit(want)))
+            bad++;
+    }
+    is_int(bad, 0, "all 65536 IEEE halves convert exactly (subnormals, +-0, Inf, NaN)");
+    ok(btrm_llama_bf16_to_f32(0x3f80) == 1.0f && btrm_llama_bf16_to_f32(0xc2f7) == -123.5f,
+       "bfloat16 1 and -123.5");
+    ok(btrm_llama_row_bytes(BTRM_WT_Q8_0, 64) == 68 && btrm_llama_row_bytes(BTRM_WT_Q8_0, 48) == 0 &&
+       btrm_llama_row_bytes(BTRM_WT_F16, 3) == 6 && btrm_llama_row_bytes(2, 32) == 0,
+       "row sizes: Q8_0 68 bytes per 64, ragged Q8_0 and Q4_0 unsupported");
+}
+
+int main(void)
+{
+    plan(14 + 4 + 3);
+    test_forward();
+    test_q8();
+    test_half();
+    return done_testing();
+}
