@@ -3,6 +3,7 @@
 # rank's), then the command: report, JSON, the same numbers on 1, 2 and 3
 # ranks, --model, usage errors, and tools/plot.py on its outputs.
 . "${BTRM_SRCDIR:-.}/tests/lib.sh"
+cd "$WORK"
 plan 17
 test_analyze="$(dirname "$BTRM")/../tests/test-analyze"
 for np in 2 3; do
