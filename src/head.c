@@ -10,9 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
-#define SQRT1_2 0.70710678118654752f      /* 1/sqrt(2) */
-#define INV_SQRT_2PI 0.39894228040143268f /* 1/sqrt(2 pi) */
 
 int btrm_head_init(btrm_head *head, int kind, int activation, int dim,
                    const int *hidden, int n_hidden)
@@ -102,7 +103,6 @@ int btrm_head_ws_init(btrm_head_ws *ws, const btrm_head *head, int max_rows)
     }
     if ((rc = BTRM_MALLOC(ws->delta, rows * max_h)) < 0 ||
         (rc = BTRM_MALLOC(ws->delta_next, rows * max_h)) < 0 ||
-        (rc = BTRM_MALLOC(ws->pair_diff, (rows + 1) / 2 * (size_t)head->rep_dim)) < 0 ||
         (rc = BTRM_MALLOC(ws->reward, rows)) < 0)
         goto fail;
     return 0;
@@ -126,32 +126,198 @@ void btrm_head_ws_free(btrm_head_ws *ws)
     memset(ws, 0, sizeof *ws);
 }
 
+/* GELU, exact erf form: gelu(z) = z Phi(z), gelu'(z) = Phi(z) + z phi(z), with
+ * Phi the standard normal CDF and phi(z) = exp(-z^2/2) / sqrt(2 pi). libm's
+ * erff and expf are scalar calls (~10 ns each, ~20 ms of an mlp step at
+ * [512, 1024]), so Phi and exp(-z^2/2) are evaluated here with plain float
+ * arithmetic that vectorizes (GCC/Clang vector extensions, 4 lanes; a scalar
+ * build of the same operations elsewhere, bit-identical lane by lane):
+ *   |z| <= 1.5:       Phi = 1/2 + z A(z^2)                A: degree 6
+ *   1.5 < |z| <= 6:   Phi = 1 - T (z > 0) or T (z < 0), T = exp(-z^2/2) B(1/(1+|z|)),
+ *                     B: degree 7 (T/exp(-z^2/2) is smooth: Mills' ratio)
+ *   |z| > 6:          Phi = 1 or 0 (1 - Phi(6) = 1e-9, below float's 1 ulp)
+ *   exp(y) = 2^k p(y - k ln2), k = rint(y / ln2), Cody-Waite ln2, p: degree 6.
+ * A, B, p are minimax fits (relative error 2.7e-9, 1.3e-8, 1.9e-9), rounded
+ * to float. Over every 23rd float in [-9, 9], gelu's absolute error is
+ * <= 1.1e-7 and gelu''s <= 1.0e-7 (libm erff/expf: 8.3e-8, 5.9e-8), against
+ * 0.5 z erfc(-z/sqrt 2) in double; torch's vectorized float erf is within
+ * 1.5e-7. */
+#if defined(__GNUC__)
+#define GELU_LANES 4
+typedef float gelu_vf __attribute__((vector_size(16)));
+typedef int32_t gelu_vi __attribute__((vector_size(16)));
+typedef uint32_t gelu_vu __attribute__((vector_size(16)));
+/* comparisons give -1 (true) or 0 per lane */
+static inline gelu_vf gelu_sel(gelu_vi m, gelu_vf a, gelu_vf b)
+{
+    return (gelu_vf)((m & (gelu_vi)a) | (~m & (gelu_vi)b));
+}
+static inline gelu_vu gelu_bits(gelu_vf x) { return (gelu_vu)x; }
+static inline gelu_vf gelu_from_bits(gelu_vu u) { return (gelu_vf)u; }
+static inline gelu_vf gelu_abs(gelu_vf x) { return (gelu_vf)((gelu_vi)x & 0x7fffffff); }
+#else
+#define GELU_LANES 1
+typedef float gelu_vf;
+typedef int gelu_vi;
+typedef uint32_t gelu_vu;
+static inline gelu_vf gelu_sel(gelu_vi m, gelu_vf a, gelu_vf b) { return m ? a : b; }
+static inline gelu_vu gelu_bits(gelu_vf x)
+{
+    gelu_vu u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+static inline gelu_vf gelu_from_bits(gelu_vu u)
+{
+    gelu_vf x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+static inline gelu_vf gelu_abs(gelu_vf x) { return fabsf(x); }
+#endif
+
+/* exp(-s/2) for s = z^2 >= 0; exactly 0 for s >= 174 (below float's normal
+ * range). */
+static inline gelu_vf gelu_gauss(gelu_vf s)
+{
+    const gelu_vf zero = s - s; /* a broadcast 0 (s is finite or the lane is unused) */
+    gelu_vi in_range = s < 174.0f;
+    gelu_vf y = gelu_sel(in_range, s, zero + 174.0f) * -0.5f;
+    gelu_vf t = y * 1.44269504f + 12582912.0f; /* 1.5 * 2^23: rounds y / ln2 to k */
+    gelu_vf k = t - 12582912.0f;
+    gelu_vf r = (y - k * 0.693359375f) - k * -2.12194440e-4f; /* ln2 = hi + lo */
+    gelu_vf p = r * 1.383684226e-03f + 8.374815807e-03f;
+    p = p * r + 4.166822508e-02f;
+    p = p * r + 1.666641980e-01f;
+    p = p * r + 4.999999106e-01f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    gelu_vf scale = gelu_from_bits((gelu_bits(t) - 0x4B400000u + 127u) << 23); /* 2^k */
+    return gelu_sel(in_range, p * scale, zero);
+}
+
+/* Phi(z) for |z| <= 1.5, s = z^2 */
+static inline gelu_vf gelu_cdf_near(gelu_vf z, gelu_vf s)
+{
+    gelu_vf a = s * 4.115652246e-07f + -8.718372555e-06f;
+    a = a * s + 1.143565823e-04f;
+    a = a * s + -1.186488778e-03f;
+    a = a * s + 9.973241948e-03f;
+    a = a * s + -6.649033725e-02f;
+    a = a * s + 3.989422917e-01f;
+    return z * a + 0.5f;
+}
+
+/* Phi(z) for any z, given near = gelu_cdf_near(z, s) and e = gelu_gauss(s) */
+static inline gelu_vf gelu_cdf_all(gelu_vf z, gelu_vf near, gelu_vf e)
+{
+    const gelu_vf zero = e - e, one = zero + 1.0f;
+    gelu_vf az = gelu_abs(z);
+    gelu_vf u = one / (az + 1.0f);
+    gelu_vf b = u * 5.887766480e-01f + -2.409216166e+00f;
+    b = b * u + 3.569385290e+00f;
+    b = b * u + -2.352408886e+00f;
+    b = b * u + 3.120936155e-01f;
+    b = b * u + 3.618501723e-01f;
+    b = b * u + 4.013855755e-01f;
+    b = b * u + -6.892324745e-05f;
+    gelu_vf tail = e * b;
+    gelu_vi positive = z > 0.0f;
+    gelu_vf mid = gelu_sel(positive, one - tail, tail);
+    gelu_vf far = gelu_sel(positive, one, zero);
+    return gelu_sel(az <= 1.5f, near, gelu_sel(az <= 6.0f, mid, far));
+}
+
+#define INV_SQRT_2PI_F 0.398942280f /* 1/sqrt(2 pi) */
+
+/* gelu(z) (grad = 0) or gelu'(z) (grad = 1), lane by lane. The tail terms
+ * are skipped when every lane has |z| <= 1.5 (the usual case): the selects
+ * would discard them, so the result is the same bits either way. */
+static inline gelu_vf gelu_vec(gelu_vf z, int grad)
+{
+    gelu_vf s = z * z;
+    gelu_vf near = gelu_cdf_near(z, s);
+    gelu_vi outside = gelu_abs(z) > 1.5f; /* where gelu_cdf_all does not pick near */
+    int any_outside = 0;
+#if GELU_LANES > 1
+    for (int j = 0; j < GELU_LANES; j++)
+        any_outside |= outside[j];
+#else
+    any_outside = outside;
+#endif
+    if (!grad && !any_outside)
+        return z * near;
+    gelu_vf e = gelu_gauss(s);
+    gelu_vf cdf = any_outside ? gelu_cdf_all(z, near, e) : near;
+    return grad ? cdf + z * (e * INV_SQRT_2PI_F) : z * cdf;
+}
+
+/* out[k] = gelu(z[k]) (grad = 0) or gelu'(z[k]) (grad = 1) over len elements;
+ * a partial last vector goes through the same code, zero-padded. */
+static void gelu_span(const float *z, float *out, size_t len, int grad)
+{
+    size_t i = 0;
+    for (; i + GELU_LANES <= len; i += GELU_LANES) {
+        gelu_vf v;
+        memcpy(&v, z + i, sizeof v);
+        v = gelu_vec(v, grad);
+        memcpy(out + i, &v, sizeof v);
+    }
+    if (i < len) {
+        float pad[GELU_LANES] = { 0 };
+        gelu_vf v;
+        memcpy(pad, z + i, (len - i) * sizeof *pad);
+        memcpy(&v, pad, sizeof v);
+        v = gelu_vec(v, grad);
+        memcpy(pad, &v, sizeof v);
+        memcpy(out + i, pad, (len - i) * sizeof *pad);
+    }
+}
+
 float btrm_head_activate(int activation, float z)
 {
     switch (activation) {
     case BTRM_ACT_RELU: return z > 0.0f ? z : 0.0f;
     case BTRM_ACT_TANH: return tanhf(z);
-    default: /* gelu, exact erf form (torch.nn.GELU(approximate='none')) */
-        return 0.5f * z * (1.0f + erff(z * SQRT1_2));
+    default: { /* gelu, exact erf form (torch.nn.GELU(approximate='none')) */
+        float a;
+        gelu_span(&z, &a, 1, 0);
+        return a;
+    }
     }
 }
 
-/* d act / dz; tanh uses its output a = tanh(z): 1 - a^2. */
+/* d act / dz for relu and tanh; tanh uses its output a = tanh(z): 1 - a^2.
+ * (gelu goes through gelu_span.) */
 static inline float act_grad(int activation, float z, float a)
 {
     switch (activation) {
     case BTRM_ACT_RELU: return z > 0.0f ? 1.0f : 0.0f;
-    case BTRM_ACT_TANH: return 1.0f - a * a;
-    default: {
-        /* gelu'(z) = Phi(z) + z phi(z), phi(z) = exp(-z^2/2) / sqrt(2 pi) */
-        return 0.5f * (1.0f + erff(z * SQRT1_2)) + z * INV_SQRT_2PI * expf(-0.5f * z * z);
-    }
+    default: return 1.0f - a * a;
     }
 }
 
 float btrm_head_activate_grad(int activation, float z)
 {
+    if (activation == BTRM_ACT_GELU) {
+        float g;
+        gelu_span(&z, &g, 1, 1);
+        return g;
+    }
     return act_grad(activation, z, btrm_head_activate(activation, z));
+}
+
+/* g[k] = act'(z[k]) (a[k] = act(z[k]), for tanh). */
+enum { ACT_CHUNK = 256 }; /* act' values held on the stack at a time */
+static void activate_grad_all(int activation, const float *z, const float *a, float *g,
+                              size_t len)
+{
+    if (activation == BTRM_ACT_GELU) {
+        gelu_span(z, g, len, 1);
+        return;
+    }
+    for (size_t k = 0; k < len; k++)
+        g[k] = act_grad(activation, z[k], a[k]);
 }
 
 /* a[k] = act(z[k]); the switch outside the loop keeps each loop simple. */
@@ -167,8 +333,7 @@ static void activate_all(int activation, const float *z, float *a, size_t len)
             a[k] = tanhf(z[k]);
         break;
     default:
-        for (size_t k = 0; k < len; k++)
-            a[k] = 0.5f * z[k] * (1.0f + erff(z[k] * SQRT1_2));
+        gelu_span(z, a, len, 0);
         break;
     }
 }
@@ -207,6 +372,46 @@ const float *btrm_head_rep(const btrm_head *head, const btrm_head_ws *ws, const 
     return head->n_layers == 1 ? x : ws->act[head->n_layers - 2];
 }
 
+/* sum_k (a[k] - b[k])^2 in double over DIST_LANES partial sums, lane = k mod
+ * DIST_LANES, added pairwise at the end: a fixed order (deterministic), not
+ * one serial addition chain. With SSE2 the lanes live in vector registers (2
+ * doubles each); elsewhere the same lanes are plain doubles (same bits). */
+enum { DIST_LANES = 8 };
+static double sq_dist(const float *restrict a, const float *restrict b, size_t len)
+{
+    double acc[DIST_LANES] = { 0 };
+    size_t k = 0;
+#if defined(__SSE2__)
+    __m128d s[4] = { _mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd() };
+    for (; k + DIST_LANES <= len; k += DIST_LANES)
+        for (int q = 0; q < 2; q++) {
+            __m128 fa = _mm_loadu_ps(a + k + 4 * q), fb = _mm_loadu_ps(b + k + 4 * q);
+            /* (double)a - (double)b is exact for floats */
+            __m128d lo = _mm_sub_pd(_mm_cvtps_pd(fa), _mm_cvtps_pd(fb));
+            __m128d hi = _mm_sub_pd(_mm_cvtps_pd(_mm_movehl_ps(fa, fa)),
+                                    _mm_cvtps_pd(_mm_movehl_ps(fb, fb)));
+            s[2 * q] = _mm_add_pd(s[2 * q], _mm_mul_pd(lo, lo));
+            s[2 * q + 1] = _mm_add_pd(s[2 * q + 1], _mm_mul_pd(hi, hi));
+        }
+    for (int q = 0; q < 4; q++)
+        _mm_storeu_pd(acc + 2 * q, s[q]);
+#else
+    for (; k + DIST_LANES <= len; k += DIST_LANES)
+        for (int j = 0; j < DIST_LANES; j++) {
+            double d = (double)a[k + j] - (double)b[k + j]; /* exact for floats */
+            acc[j] += d * d;
+        }
+#endif
+    for (int j = 0; k < len; k++, j++) {
+        double d = (double)a[k] - (double)b[k];
+        acc[j] += d * d;
+    }
+    for (int w = DIST_LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            acc[j] += acc[j + w];
+    return acc[0];
+}
+
 void btrm_head_pair_distance(const btrm_head *head, const btrm_head_ws *ws,
                              const float *x, int n_pairs, float *dist)
 {
@@ -214,13 +419,49 @@ void btrm_head_pair_distance(const btrm_head *head, const btrm_head_ws *ws,
     const size_t R = (size_t)head->rep_dim;
     for (int i = 0; i < n_pairs; i++) {
         const float *hc = h + (size_t)i * R, *hr = h + (size_t)(n_pairs + i) * R;
-        double s = 0.0;
-        for (size_t k = 0; k < R; k++) {
-            double d = (double)hc[k] - (double)hr[k]; /* exact for floats */
-            s += d * d;
-        }
-        dist[i] = (float)sqrt(s);
+        dist[i] = (float)sqrt(sq_dist(hc, hr, R));
     }
+}
+
+/* gw[R] += sum_i g_i (h_c,i + sign h_r,i), sign = -1 or +1, one pair at a
+ * time in pair order (deterministic): one pass over the rows, no [n, R]
+ * scratch matrix. Blocks of AXPY_BLOCK let the compiler vectorize. */
+enum { AXPY_BLOCK = 16 };
+static void pair_accumulate(const float *h, int n, int R, const float *g, float sign,
+                            float *restrict gw)
+{
+    for (int i = 0; i < n; i++) {
+        const float *restrict hc = h + (size_t)i * R, *restrict hr = h + (size_t)(n + i) * R;
+        const float gi = g[i];
+        int k = 0;
+        for (; k + AXPY_BLOCK <= R; k += AXPY_BLOCK)
+            for (int j = 0; j < AXPY_BLOCK; j++)
+                gw[k + j] += gi * (hc[k + j] + sign * hr[k + j]);
+        for (; k < R; k++)
+            gw[k] += gi * (hc[k] + sign * hr[k]);
+    }
+}
+
+/* d[k] = c * w[k] * d[k] (that order) */
+static void scale_by(float *restrict d, const float *restrict w, float c, int len)
+{
+    int k = 0;
+    for (; k + AXPY_BLOCK <= len; k += AXPY_BLOCK)
+        for (int j = 0; j < AXPY_BLOCK; j++)
+            d[k + j] = c * w[k + j] * d[k + j];
+    for (; k < len; k++)
+        d[k] = c * w[k] * d[k];
+}
+
+/* acc[k] += v[k] */
+static void add_to(float *restrict acc, const float *restrict v, int len)
+{
+    int k = 0;
+    for (; k + AXPY_BLOCK <= len; k += AXPY_BLOCK)
+        for (int j = 0; j < AXPY_BLOCK; j++)
+            acc[k + j] += v[k + j];
+    for (; k < len; k++)
+        acc[k] += v[k];
 }
 
 void btrm_head_pair_backward(const btrm_head *head, const float *params,
@@ -248,27 +489,10 @@ void btrm_head_pair_backward(const btrm_head *head, const float *params,
     /* out.weight: dL/dw = sum_i g_diff_i (h_c,i - h_r,i) + g_sum_i (h_c,i + h_r,i),
      * pair by pair. h_c - h_r is exact in float for close pairs (Sterbenz), while
      * sum_i g_i h_c,i - sum_i g_i h_r,i would lose ~log2(|h| / |h_c - h_r|) bits. */
-    float *P = ws->pair_diff;
-    for (int i = 0; i < n; i++) {
-        const float *hc = h + (size_t)i * R, *hr = h + (size_t)(n + i) * R;
-        float *p = P + (size_t)i * R;
-        for (int k = 0; k < R; k++)
-            p[k] = hc[k] - hr[k];
-    }
-    /* grad_w_out[R] += P[n,R]^T · g_diff[n] */
-    cblas_sgemv(CblasRowMajor, CblasTrans, n, R, 1.0f, P, R, g_diff, 1, 1.0f,
-                grad + o->weight_off, 1);
-    if (have_sum) {
-        for (int i = 0; i < n; i++) {
-            const float *hc = h + (size_t)i * R, *hr = h + (size_t)(n + i) * R;
-            float *p = P + (size_t)i * R;
-            for (int k = 0; k < R; k++)
-                p[k] = hc[k] + hr[k];
-        }
-        /* grad_w_out[R] += P[n,R]^T · g_sum[n] */
-        cblas_sgemv(CblasRowMajor, CblasTrans, n, R, 1.0f, P, R, g_sum, 1, 1.0f,
-                    grad + o->weight_off, 1);
-    }
+    float *gw = grad + o->weight_off;
+    pair_accumulate(h, n, R, g_diff, -1.0f, gw);
+    if (have_sum)
+        pair_accumulate(h, n, R, g_sum, 1.0f, gw);
     /* out.bias: sum over rows of dL/dr = 2 sum_i g_sum_i; exactly 0 without g_sum. */
     grad[o->bias_off] += (float)(2.0 * sum_g_sum);
 
@@ -285,9 +509,9 @@ void btrm_head_pair_backward(const btrm_head *head, const float *params,
             float gd = r < n ? g_diff[i] : -g_diff[i];
             float dr = g_sum ? gd + g_sum[i] : gd;
             size_t base = (size_t)r * R;
-            for (int k = 0; k < R; k++)
-                delta[base + k] = dr * w_out[k] * act_grad(head->activation, z[base + k],
-                                                           a[base + k]);
+            float *d = delta + base;
+            activate_grad_all(head->activation, z + base, a + base, d, (size_t)R);
+            scale_by(d, w_out, dr, R);
         }
     }
     for (int l = L - 2; l >= 0; l--) {
@@ -299,11 +523,8 @@ void btrm_head_pair_backward(const btrm_head *head, const float *params,
                     D, 1.0f, grad + t->weight_off, D);
         /* db[H] += column sums of delta[rows,H] */
         float *db = grad + t->bias_off;
-        for (int r = 0; r < rows; r++) {
-            const float *d = delta + (size_t)r * H;
-            for (int k = 0; k < H; k++)
-                db[k] += d[k];
-        }
+        for (int r = 0; r < rows; r++)
+            add_to(db, delta + (size_t)r * H, H);
         if (l == 0)
             break;
         /* delta_prev[rows,D] = delta[rows,H] · W[H,D], then · act'(z_{l-1}) */
@@ -311,8 +532,13 @@ void btrm_head_pair_backward(const btrm_head *head, const float *params,
                     params + t->weight_off, D, 0.0f, delta_prev, D);
         const float *z = ws->pre[l - 1], *a = ws->act[l - 1];
         size_t len = (size_t)rows * D;
-        for (size_t k = 0; k < len; k++)
-            delta_prev[k] *= act_grad(head->activation, z[k], a[k]);
+        for (size_t k0 = 0; k0 < len; k0 += ACT_CHUNK) {
+            float g[ACT_CHUNK];
+            size_t m = len - k0 < ACT_CHUNK ? len - k0 : ACT_CHUNK;
+            activate_grad_all(head->activation, z + k0, a + k0, g, m);
+            for (size_t k = 0; k < m; k++)
+                delta_prev[k0 + k] *= g[k];
+        }
         float *tmp = delta;
         delta = delta_prev;
         delta_prev = tmp;
