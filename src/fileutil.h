@@ -15,6 +15,8 @@ void btrm_tmp_path(const char *path, char *tmp, size_t size);
 int btrm_write_atomic(const char *path, const void *bytes, size_t size);
 /* Writes a JSON document (indented, trailing newline) atomically. */
 int btrm_json_write_atomic(const char *path, const json_t *doc);
+/* A malloc'ed string formatted like printf (NULL when out of memory). */
+char *btrm_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Joins dir and name into out ("name" alone when it is absolute). */
 int btrm_path_join(char *out, size_t size, const char *dir, const char *name);
 

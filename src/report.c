@@ -19,23 +19,6 @@
 
 #define MAX_DEPTH 2 /* a sweep directory's runs are DIR/runs/<iiii> */
 
-static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dup_printf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
 
 static int is_dir(const char *path)
 {
@@ -94,7 +77,7 @@ static int find_runs(btrm_report *rep, int *cap, const char *dir, int depth)
     for (int i = 0; i < n; i++) {
         const char *name = names[i]->d_name;
         if (!rc && name[0] != '.' && strcmp(name, "checkpoints") && strcmp(name, "logs")) {
-            char *sub = dup_printf("%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
+            char *sub = btrm_strdup_printf("%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
             if (!sub)
                 rc = btrm_error_set(BTRM_ENOMEM, "out of memory collecting runs");
             else if (is_dir(sub))
@@ -859,7 +842,7 @@ static void write_csv(const btrm_report *rep, const table *t, FILE *out)
         const char *suffix[3] = { "_mean", "_std", "_best" };
         for (int k = 0; k < 3; k++) {
             int is_mean = t->n_cats && c == t->n_cols - 1;
-            char *name = dup_printf("%s%s", is_mean ? "category_mean" : t->cols[c], suffix[k]);
+            char *name = btrm_strdup_printf("%s%s", is_mean ? "category_mean" : t->cols[c], suffix[k]);
             fputc(',', out);
             csv_text(out, name ? name : "?");
             free(name);

@@ -150,27 +150,10 @@ static void sets_free(set_list *l)
     memset(l, 0, sizeof *l);
 }
 
-static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dup_printf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return NULL;
-    char *s = malloc((size_t)n + 1);
-    if (!s)
-        return NULL;
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
-}
 
 static char *where_of(const char *file, yaml_mark_t mark)
 {
-    return dup_printf("%s:%zu:%zu", file, mark.line + 1, mark.column + 1);
+    return btrm_strdup_printf("%s:%zu:%zu", file, mark.line + 1, mark.column + 1);
 }
 
 /* ---------------------------------------------------------------------------
@@ -436,7 +419,7 @@ static char *resolve_path(const char *file, const char *path)
     const char *slash = strrchr(file, '/');
     if (path[0] == '/' || !slash)
         return strdup(path);
-    return dup_printf("%.*s%s", (int)(slash - file) + 1, file, path);
+    return btrm_strdup_printf("%.*s%s", (int)(slash - file) + 1, file, path);
 }
 
 /* ---------------------------------------------------------------------------
@@ -467,14 +450,14 @@ static int flatten_mapping(const char *file, yaml_document_t *doc, const yaml_no
             return btrm_error_set(BTRM_ECONFIG, "%s:%zu:%zu: invalid key '%s': write nested "
                                   "mappings (optim: {lr: 0.1}), not dotted keys", file,
                                   kn->start_mark.line + 1, kn->start_mark.column + 1, key);
-        char *full = prefix ? dup_printf("%s.%s", prefix, key) : strdup(key);
+        char *full = prefix ? btrm_strdup_printf("%s.%s", prefix, key) : strdup(key);
         if (!full)
             return btrm_error_set(BTRM_ENOMEM, "out of memory reading '%s'", file);
         if (vn && vn->type == YAML_MAPPING_NODE) {
             rc = flatten_mapping(file, doc, vn, full, out);
         } else if (prefix || !is_null(vn)) { /* an empty section at the top is ignored */
             char *value = node_text(doc, vn);
-            rc = sets_add(out, value ? dup_printf("%s=%s", full, value) : NULL,
+            rc = sets_add(out, value ? btrm_strdup_printf("%s=%s", full, value) : NULL,
                           where_of(file, vn ? vn->start_mark : kn->end_mark));
             free(value);
         }
@@ -1008,7 +991,7 @@ static int resolve_run(const spec *sp, btrm_sweep *sw, int r, btrm_config *cfg)
         for (int k = 0; k < sp->axes[a].n_keys && !rc; k++) {
             const axis_value *v = &sp->axes[a].values[k * sp->axes[a].n_values + pos[a]];
             if (strcmp(sp->axes[a].keys[k], "base"))
-                rc = run_sets_push(&s, dup_printf("%s=%s", sp->axes[a].keys[k], v->text), NULL,
+                rc = run_sets_push(&s, btrm_strdup_printf("%s=%s", sp->axes[a].keys[k], v->text), NULL,
                                    v->where);
         }
     /* 3. the run's name and directory */
