@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include "error.h"
+#include "fileutil.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -766,59 +767,7 @@ static int walk_mapping(load_ctx *ctx, btrm_config *cfg, const source *src, yaml
 
 static int read_file(const char *path, unsigned char **text, size_t *len, struct stat *st_out)
 {
-    struct stat st = { 0 };
-    unsigned char *buf = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return btrm_error_set(BTRM_ECONFIG, "cannot open '%s': %s", path, strerror(errno));
-    if (fstat(fileno(f), &st) != 0) {
-        rc = btrm_error_set(BTRM_EIO, "cannot stat '%s': %s", path, strerror(errno));
-        goto fail;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        rc = btrm_error_set(BTRM_ECONFIG, "cannot read '%s': it is a directory", path);
-        goto fail;
-    }
-    if (S_ISREG(st.st_mode) && st.st_size > MAX_FILE_BYTES) {
-        rc = btrm_error_set(BTRM_ECONFIG, "'%s' is larger than %ld MiB: not a config file",
-                            path, MAX_FILE_BYTES >> 20);
-        goto fail;
-    }
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 65536;
-            unsigned char *grown = realloc(buf, cap + 1);
-            if (!grown) {
-                rc = btrm_error_set(BTRM_ENOMEM, "out of memory reading '%s'", path);
-                goto fail;
-            }
-            buf = grown;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n > (size_t)MAX_FILE_BYTES) {
-            rc = btrm_error_set(BTRM_ECONFIG, "'%s' is larger than %ld MiB: not a config file",
-                                path, MAX_FILE_BYTES >> 20);
-            goto fail;
-        }
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        rc = btrm_error_set(BTRM_EIO, "error reading '%s': %s", path, strerror(errno));
-        goto fail;
-    }
-    buf[n] = '\0';
-    *st_out = st;
-    *text = buf;
-    *len = n;
-    buf = NULL;
-fail:
-    free(buf);
-    fclose(f);
-    return rc;
+    return btrm_read_file(path, MAX_FILE_BYTES, "config file", text, len, st_out);
 }
 
 /* base: paths are relative to the directory of the file that names them. */

@@ -121,3 +121,62 @@ char *btrm_strdup_printf(const char *fmt, ...)
     va_end(ap);
     return s;
 }
+
+int btrm_read_file(const char *path, long max_bytes, const char *what, unsigned char **text,
+                   size_t *len, struct stat *st_out)
+{
+    struct stat st = { 0 };
+    unsigned char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return btrm_error_set(BTRM_ECONFIG, "cannot open '%s': %s", path, strerror(errno));
+    if (fstat(fileno(f), &st) != 0) {
+        rc = btrm_error_set(BTRM_EIO, "cannot stat '%s': %s", path, strerror(errno));
+        goto fail;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        rc = btrm_error_set(BTRM_ECONFIG, "cannot read '%s': it is a directory", path);
+        goto fail;
+    }
+    if (S_ISREG(st.st_mode) && st.st_size > max_bytes) {
+        rc = btrm_error_set(BTRM_ECONFIG, "'%s' is larger than %ld MiB: not a %s",
+                            path, max_bytes >> 20, what);
+        goto fail;
+    }
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 65536;
+            unsigned char *grown = realloc(buf, cap + 1);
+            if (!grown) {
+                rc = btrm_error_set(BTRM_ENOMEM, "out of memory reading '%s'", path);
+                goto fail;
+            }
+            buf = grown;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n > (size_t)max_bytes) {
+            rc = btrm_error_set(BTRM_ECONFIG, "'%s' is larger than %ld MiB: not a %s",
+                                path, max_bytes >> 20, what);
+            goto fail;
+        }
+        if (got == 0)
+            break;
+    }
+    if (ferror(f)) {
+        rc = btrm_error_set(BTRM_EIO, "error reading '%s': %s", path, strerror(errno));
+        goto fail;
+    }
+    buf[n] = '\0';
+    if (st_out)
+        *st_out = st;
+    *text = buf;
+    *len = n;
+    buf = NULL;
+fail:
+    free(buf);
+    fclose(f);
+    return rc;
+}

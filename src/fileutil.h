@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 /* mkdir -p; 0 or BTRM_EIO naming the directory. */
 int btrm_mkdir_p(const char *dir);
@@ -15,6 +16,11 @@ void btrm_tmp_path(const char *path, char *tmp, size_t size);
 int btrm_write_atomic(const char *path, const void *bytes, size_t size);
 /* Writes a JSON document (indented, trailing newline) atomically. */
 int btrm_json_write_atomic(const char *path, const json_t *doc);
+/* Reads a whole file (at most max_bytes; a larger one is BTRM_ECONFIG "not a
+ * <what>") into a malloc'ed, NUL-terminated buffer; *st_out (may be NULL)
+ * gets its fstat. Missing file and directories are BTRM_ECONFIG. */
+int btrm_read_file(const char *path, long max_bytes, const char *what, unsigned char **text,
+                   size_t *len, struct stat *st_out);
 /* A malloc'ed string formatted like printf (NULL when out of memory). */
 char *btrm_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Joins dir and name into out ("name" alone when it is absolute). */

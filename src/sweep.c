@@ -161,52 +161,7 @@ static char *where_of(const char *file, yaml_mark_t mark)
 
 static int read_file(const char *path, unsigned char **text, size_t *len, struct stat *st_out)
 {
-    struct stat st = { 0 };
-    unsigned char *buf = NULL;
-    int rc = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return btrm_error_set(BTRM_ECONFIG, "cannot open '%s': %s", path, strerror(errno));
-    if (fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
-        rc = btrm_error_set(BTRM_ECONFIG, "cannot read '%s': %s", path,
-                            S_ISDIR(st.st_mode) ? "it is a directory" : strerror(errno));
-        goto fail;
-    }
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16384;
-            unsigned char *grown = realloc(buf, cap + 1);
-            if (!grown) {
-                rc = btrm_error_set(BTRM_ENOMEM, "out of memory reading '%s'", path);
-                goto fail;
-            }
-            buf = grown;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n > (size_t)MAX_FILE_BYTES) {
-            rc = btrm_error_set(BTRM_ECONFIG, "'%s' is larger than %ld MiB: not a YAML file "
-                                "for btrm", path, MAX_FILE_BYTES >> 20);
-            goto fail;
-        }
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        rc = btrm_error_set(BTRM_EIO, "error reading '%s': %s", path, strerror(errno));
-        goto fail;
-    }
-    buf[n] = '\0';
-    *text = buf;
-    *len = n;
-    if (st_out)
-        *st_out = st;
-    buf = NULL;
-fail:
-    free(buf);
-    fclose(f);
-    return rc;
+    return btrm_read_file(path, MAX_FILE_BYTES, "YAML file for btrm", text, len, st_out);
 }
 
 static int yaml_fail(const char *file, const yaml_parser_t *parser)
