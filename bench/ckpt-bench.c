@@ -1,11 +1,11 @@
 /* bench/ckpt-bench.c: checkpoint write and read bandwidth of btrm_ckpt_write
- * and btrm_ckpt_read (src/ckpt.c: collective HDF5 through MPI-IO, crc32 of
+ * and btrm_ckpt_read (src/io/ckpt.c: collective HDF5 through MPI-IO, crc32 of
  * every dataset, fsync and rename) for a large AdamW state, on however many
  * ranks it is started with.
  *
  * The state is an mlp head D -> H -> 1 (default 4096 -> 24000 -> 1: 98.35 M
  * parameters), so a checkpoint holds params + exp_avg + exp_avg_sq =
- * 3 x 393 MB of float32. As in src/train.c with dist.shard_optimizer, every
+ * 3 x 393 MB of float32. As in src/run/train.c with dist.shard_optimizer, every
  * rank holds all the parameters and the moments of its contiguous slice
  * [lo, hi); a write has every rank write its slice of all three, a read has
  * every rank read all the parameters and its slice of the moments.

@@ -1,6 +1,6 @@
 /* bench/comm-bench.c: the collectives of one data-parallel training step on
  * the gradient of an mlp 4096 -> 1024 -> 1 (4,196,353 parameters + the 4 loss
- * sums, float32), as src/train.c issues them, and a hand-written
+ * sums, float32), as src/run/train.c issues them, and a hand-written
  * alternative:
  *   reduce_scatter  MPI_Reduce_scatter, rank blocks as btrm_comm_block cuts
  *                   them (dist.shard_optimizer: true)

@@ -1,5 +1,5 @@
 /* bench/llama-bench.c: prefill throughput of btrm's Llama forward pass
- * (src/llama.c through llama_model.h's embedder) on every rank at once, and
+ * (src/math/llama.c through llama_model.h's embedder) on every rank at once, and
  * the sgemm reference at the model's own FFN shape under the same conditions
  * (same ranks, same threads), so "% of peak" compares like with like.
  *

@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench/llama-bench.sh: the prefill benchmark of bench/llama-results.md.
-# Builds bench/llama-bench (against src/libbtrm.a: run `make` first), writes
+# Builds bench/llama-bench (against the layer libraries src/*/libbtrm_*.a: run `make` first), writes
 # the synthetic Llama models (bench/make-llama-gguf.py) into $WORKDIR, and
 # runs every case on 1 and 2 ranks with the sgemm reference measured under
 # the same conditions, printing markdown table rows.
@@ -23,9 +23,14 @@ export BTRM_SHARED
 run() { echo "+ $*" >&2; "$@"; }
 mkdir -p "$WORKDIR"
 bench=$WORKDIR/llama-bench
-if [ ! -x "$bench" ] || [ "$top/bench/llama-bench.c" -nt "$bench" ] || [ "$top/src/libbtrm.a" -nt "$bench" ]; then
-    run mpicc -std=c11 -O2 -g -Wall -Wextra -D_POSIX_C_SOURCE=200809L -I"$top/src" \
-        -o "$bench" "$top/bench/llama-bench.c" "$top/src/libbtrm.a" \
+# the layer libraries in link order, and their include folders (docs/architecture.md)
+layers="cli run model io comm math core"
+incs=$(for l in $layers; do printf -- '-I%s/src/%s ' "$top" "$l"; done)
+archives=$(for l in $layers; do printf -- '%s/src/%s/libbtrm_%s.a ' "$top" "$l" "$l"; done)
+if [ ! -x "$bench" ] || [ "$top/bench/llama-bench.c" -nt "$bench" ] || [ "$top/src/io/libbtrm_io.a" -nt "$bench" ]; then
+    # shellcheck disable=SC2086
+    run mpicc -std=c11 -O2 -g -Wall -Wextra -D_POSIX_C_SOURCE=200809L $incs \
+        -o "$bench" "$top/bench/llama-bench.c" $archives \
         $(pkg-config --cflags --libs hdf5-openmpi scalapack-openmpi jansson yaml-0.1 libxxhash zlib libutf8proc libpcre2-8) \
         -lopenblas -lm
 fi

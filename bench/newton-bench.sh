@@ -54,15 +54,15 @@ echo "# btrm newton benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "# host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [[ " $PARTS " == *" 1 "* ]]; then
-    # the driver: newton.c and scalapack.c come from libbtrm.a once it has them
+    # the driver, linked against the layer libraries (docs/architecture.md)
     bin=$WORK/newton-bench
-    extra=""
-    nm src/libbtrm.a 2>/dev/null | grep -q ' T btrm_newton_solve_opts' ||
-        extra="src/newton.c src/scalapack.c"
+    layers="cli run model io comm math core"
+    incs=$(for l in $layers; do printf -- '-Isrc/%s ' "$l"; done)
+    archives=$(for l in $layers; do printf -- 'src/%s/libbtrm_%s.a ' "$l" "$l"; done)
     # shellcheck disable=SC2086
-    mpicc -std=c11 -O2 -g -Wall -Wextra -D_POSIX_C_SOURCE=200809L -Isrc \
-        $(pkg-config --cflags hdf5-openmpi jansson yaml-0.1) -o "$bin" bench/newton-bench.c $extra \
-        src/libbtrm.a $(pkg-config --libs hdf5-openmpi scalapack-openmpi jansson yaml-0.1 \
+    mpicc -std=c11 -O2 -g -Wall -Wextra -D_POSIX_C_SOURCE=200809L $incs \
+        $(pkg-config --cflags hdf5-openmpi jansson yaml-0.1) -o "$bin" bench/newton-bench.c \
+        $archives $(pkg-config --libs hdf5-openmpi scalapack-openmpi jansson yaml-0.1 \
         libxxhash zlib) $(pkg-config --libs libutf8proc 2>/dev/null) -lopenblas -lm
     echo
     echo "## One Newton iteration, N = $PAIRS pairs (seconds; mean of $ITERS iterations)"

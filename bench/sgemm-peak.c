@@ -3,7 +3,7 @@
  * at a large square shape, on 1 and 2 threads. It is the reference against
  * which bench/train-bench.sh reports "% of peak".
  *
- * Shapes (row-major, as src/head.c calls them; `rows` = 2 x the pairs a rank
+ * Shapes (row-major, as src/math/head.c calls them; `rows` = 2 x the pairs a rank
  * holds: 512 at global batch 256 on 1 rank, 256 on 2 ranks):
  *   fwd     z[rows,H] = x[rows,D] . W[H,D]^T        NoTrans, Trans,   beta 1
  *   bwd-dW  dW[H,D] += delta[rows,H]^T . x[rows,D]  Trans,   NoTrans, beta 1

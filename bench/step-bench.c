@@ -1,6 +1,6 @@
 /* bench/step-bench.c: where the time of one training step goes, phase by
  * phase, on one process without MPI. It calls the same math-layer functions
- * as src/train.c's train_step, in the same order, on the same buffer sizes:
+ * as src/run/train.c's train_step, in the same order, on the same buffer sizes:
  *
  *   gather    2n feature rows copied from a [rows_total, D] table in a random
  *             order (btrm_eval_gather's memcpy loop)
@@ -16,7 +16,7 @@
  * the step's GFLOP/s counted as in docs/performance.md. The MPI collectives
  * are not in it (bench/train-bench.sh measures whole runs).
  *
- * Build: make -C bench step-bench (links ../src/libbtrm.a).
+ * Build: make -C bench step-bench (links the layer libraries ../src/*/libbtrm_*.a).
  * Usage: bench/step-bench [--head mlp|linear] [--dim 4096] [--hidden 1024]
  *        [--pairs 256] [--table-rows 32768] [--steps 30] [--threads 1]
  *        [--activation gelu|relu|tanh] [--clock wall|cpu] [--direct]
@@ -77,7 +77,7 @@ static uint64_t lcg(uint64_t *s)
  * reads the feature rows where they lie instead of gathering them into a
  * [2n, D] block first. Pass 1, per pair: r_c = w.x_c + b, r_r = w.x_r + b and
  * d = ||x_c - x_r|| (double), in one sweep over both rows; pass 2 (after the
- * loss): gw += g_i (x_c - x_r). It measures what src/train.c could gain with
+ * loss): gw += g_i (x_c - x_r). It measures what src/run/train.c could gain with
  * a head entry point taking row pointers (docs/performance.md). */
 #include <emmintrin.h>
 static float hsum_ps(__m128 v)

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Regenerates the key table of docs/config.md from the key table in
-# src/config.c (through `btrm config --doc-markdown`). Run after adding or
+# src/io/config.c (through `btrm config --doc-markdown`). Run after adding or
 # changing a key; tests/config-errors.sh fails while the two differ.
 set -e
 cd "$(dirname "$0")/.."

@@ -11,7 +11,7 @@
 #ifndef BTRM_HEAD_H
 #define BTRM_HEAD_H
 
-#include "config.h"
+#include "types.h"
 
 #include <stddef.h>
 #include <stdint.h>

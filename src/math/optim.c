@@ -7,7 +7,7 @@
  * dtype; the element math is float, like torch's float32 CPU kernels. */
 #include "optim.h"
 
-#include "config.h"
+#include "types.h"
 
 #include <math.h>
 #if defined(__SSE2__)

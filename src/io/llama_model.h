@@ -69,7 +69,6 @@ const char *btrm_llama_model_hash(btrm_llama_model *m);
  * max_tokens=N (0, or more than the model's context length: that length),
  * bos=0|1, max_batch_tokens=N,
  * dequantize=0|1, threads=N (BLAS threads), tokenizer=PATH (llama2c). */
-enum btrm_pool { BTRM_POOL_LAST = 0, BTRM_POOL_MEAN = 1 };
 
 typedef struct btrm_llama_opts {
     char path[BTRM_PATH_MAX];

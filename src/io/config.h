@@ -7,22 +7,14 @@
 #ifndef BTRM_CONFIG_H
 #define BTRM_CONFIG_H
 
+#include "types.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
-#define BTRM_PATH_MAX 4096
-#define BTRM_NAME_MAX 256
-#define BTRM_MAX_HIDDEN 8    /* hidden layers of an mlp head */
 #define BTRM_MAX_EVAL 16     /* files in data.eval */
-
-enum btrm_head_kind { BTRM_HEAD_LINEAR = 0, BTRM_HEAD_MLP = 1 };
-enum btrm_activation { BTRM_ACT_GELU = 0, BTRM_ACT_RELU = 1, BTRM_ACT_TANH = 2 };
-enum btrm_loss_kind { BTRM_LOSS_BT = 0, BTRM_LOSS_NORMBT = 1 };
-enum btrm_margin_kind { BTRM_MARGIN_NONE = 0, BTRM_MARGIN_DATA = 1 };
-enum btrm_optim_kind { BTRM_OPTIM_ADAMW = 0, BTRM_OPTIM_SGD = 1, BTRM_OPTIM_NEWTON = 2 };
-enum btrm_schedule_kind { BTRM_SCHED_CONSTANT = 0, BTRM_SCHED_LINEAR = 1, BTRM_SCHED_COSINE = 2 };
 
 typedef struct btrm_config {
     struct {
@@ -80,7 +72,7 @@ typedef struct btrm_config {
         bool shard_optimizer;    /* dist.shard_optimizer, default true */
     } dist;
     struct {                     /* LLM backbones (gguf:, llama2c:) of embed/score */
-        int pool;                /* embed.pool: last | mean (BTRM_POOL_* in llama_model.h) */
+        int pool;                /* embed.pool: last | mean (BTRM_POOL_*) */
         int max_tokens;          /* embed.max_tokens: 0 = the model's context, default 512 */
         bool bos;                /* embed.bos: prepend BOS, default true */
         int max_batch_tokens;    /* embed.max_batch_tokens: tokens per forward, default 4096 */

@@ -1,7 +1,6 @@
 /* loss.c: Bradley-Terry and NormBT pair losses (see loss.h, docs/training.md). */
 #include "loss.h"
 
-#include "config.h"
 
 #include <assert.h>
 #include <math.h>

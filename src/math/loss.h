@@ -11,6 +11,8 @@
 #ifndef BTRM_LOSS_H
 #define BTRM_LOSS_H
 
+#include "types.h"
+
 #include <stdint.h>
 
 typedef struct btrm_loss_params {
