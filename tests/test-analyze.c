@@ -1,5 +1,5 @@
-/* test-analyze.c: btrm analyze (src/analyze.c) and pdsyevd's workspace
- * (src/scalapack.c):
+/* test-analyze.c: btrm analyze (src/run/analyze.c) and pdsyevd's workspace
+ * (src/comm/scalapack.c):
  *   - the eigenvalues of C = Z^T Z / N equal LAPACK's dsyevd on one rank, and
  *     the eigenvectors have small residuals ||C v - lambda v|| (checked here
  *     from a serial C, and by analyze itself from Z);

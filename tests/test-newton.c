@@ -1,5 +1,5 @@
-/* test-newton.c: optim.type newton (src/newton.c) and the ScaLAPACK glue it
- * uses (src/scalapack.c), against references computed here in double:
+/* test-newton.c: optim.type newton (src/run/newton.c) and the ScaLAPACK glue it
+ * uses (src/comm/scalapack.c), against references computed here in double:
  *   - a closed form (D = 1, a fraction q of the pairs agreeing: w* = logit(q)/a);
  *   - bisection on the gradient (D = 1, NormBT weights with a cap, margins);
  *   - a long full-batch gradient descent on the same L2-penalised objective;
