@@ -12,10 +12,6 @@ for np in 2 3; do
     [ "$rc" -eq 0 ] || grep -E '^not ok|^#' unit-$np.log | head -20 | sed 's/^/# /'
 done
 cd "$WORK"
-if ! "$BTRM" analyze --help >/dev/null 2>&1; then
-    for i in $(seq 15); do skip "btrm has no analyze command yet (main.c hook)"; done
-    exit 0
-fi
 "$BTRM" synth pairs.h5 --pairs 900 --dim 20 --seed 8 >synth.log 2>&1
 for np in 1 2 3; do
     run_cmd an-$np.log mpi $np "$BTRM" analyze pairs.h5 --json an-$np.json --top-k 4

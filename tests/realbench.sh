@@ -7,8 +7,6 @@
 data=$BTRM_SHARED/data
 [ -d "$data" ] || skip_all "shared data folder $data not found"
 [ -x "$BTRM" ] || skip_all "btrm binary $BTRM not built"
-"$BTRM" prep --help >/dev/null 2>&1 || skip_all "$BTRM has no prep subcommand yet"
-"$BTRM" embed --help >/dev/null 2>&1 || skip_all "$BTRM has no embed subcommand yet"
 have_python_h5py || skip_all "python3 h5py/numpy not installed (tools/install-deps.sh --with-python)"
 plan 11
 cd "$WORK" || exit 1

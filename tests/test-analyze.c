@@ -235,11 +235,9 @@ static void test_workspace(void)
     ok(info[0].lwork_used >= info[0].lwork_safe && info[0].lwork_safe > info[0].lwork_queried,
        "n = 10, block 64: the query says %d doubles, pdormtr needs more; we use %d",
        info[0].lwork_queried, info[0].lwork_used);
-    if (resid[1] > 1e-6)
-        ok(1, "with the queried workspace the eigenvectors are wrong although info = 0 "
-           "(residual %.2e): the ScaLAPACK bug the check guards against", resid[1]);
-    else
-        skip(1, "this ScaLAPACK's queried workspace was enough");
+    /* not an assertion: whether this ScaLAPACK has the bug the check guards against */
+    diag("with the queried workspace the eigenvector residual is %.2e%s", resid[1],
+         resid[1] > 1e-6 ? " although info = 0: this ScaLAPACK has the bug" : "");
     ok(resid[0] < 1e-12, "with the checked workspace the residual is %.1e", resid[0]);
     /* the safe size is never below the query, whatever the layout */
     int below = 0;

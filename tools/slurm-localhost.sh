@@ -19,7 +19,7 @@
 # /run/slurm-localhost/.
 #
 # Configuration, chosen to work inside a container (no systemd, no cgroups):
-#   node `hostname -s` at 127.0.0.1, CPUs = nproc (sockets/cores/threads from
+#   node `hostname -s` at 127.0.0.1, CPUs = getconf _NPROCESSORS_ONLN, which ignores OMP_NUM_THREADS (sockets/cores/threads from
 #   slurmd -C), RealMemory = total memory - 1024 MB; one partition "debug",
 #   Default=YES MaxTime=INFINITE; SelectType=select/cons_tres CR_Core (memory is
 #   not a consumable: jobs need no --mem); ProctrackType=proctrack/linuxproc,
@@ -136,7 +136,7 @@ fail_start() {
 
 write_conf() {
     local cpus mem total layout hw
-    cpus=$(nproc)
+    cpus=$(getconf _NPROCESSORS_ONLN)  # not nproc: it obeys OMP_NUM_THREADS
     total=$(free -m | awk '/^Mem:/ {print $2}')
     mem=$(( total > 2048 ? total - 1024 : total / 2 ))
     layout="CPUs=$cpus"
@@ -269,7 +269,7 @@ cmd_start() {
     while ((SECONDS < deadline)); do
         state=$(node_state)
         case $state in
-            idle*) say "up: node $host idle ($(nproc) CPUs), partition debug"; return 0 ;;
+            idle*) say "up: node $host idle ($(getconf _NPROCESSORS_ONLN) CPUs), partition debug"; return 0 ;;
             down*|drain*|fail*) scontrol update nodename="$host" state=resume 2>/dev/null || true ;;
         esac
         sleep 1

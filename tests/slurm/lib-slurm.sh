@@ -47,11 +47,13 @@ submit() {
     echo "$id"
 }
 
-# job_field ID FIELD: FIELD=value of `scontrol show job ID` (first task of an array)
-job_field() { scontrol show job "$1" 2>/dev/null | grep -o "\b$2=[^ ]*" | head -n1 | cut -d= -f2-; }
+# job_field ID FIELD: FIELD=value of `scontrol show job ID` (first task of an array);
+# nothing for an empty ID (a submission that failed), never another job's field
+job_field() { [ -n "$1" ] || return 1; scontrol show job "$1" 2>/dev/null | grep -o "\b$2=[^ ]*" | head -n1 | cut -d= -f2-; }
 
 # wait_gone ID TIMEOUT: until no task of job ID is pending or running
 wait_gone() {
+    [ -n "$1" ] || { diag "no job to wait for: its submission failed"; return 1; }
     local deadline=$((SECONDS + $2))
     while [ $SECONDS -lt $deadline ]; do
         [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && return 0
