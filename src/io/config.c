@@ -1075,17 +1075,31 @@ int btrm_config_out_dir(const btrm_config *cfg, char *buf, size_t size)
 
 int btrm_config_checkpoint_dir(const btrm_config *cfg, char *buf, size_t size)
 {
-    if (!cfg->checkpoint.dir[0]) {
-        int rc = btrm_config_out_dir(cfg, buf, size);
-        size_t used = rc ? 0 : strlen(buf);
-        if (!rc && (size_t)snprintf(buf + used, size - used, "/checkpoints") >= size - used)
-            rc = btrm_error_set(BTRM_ECONFIG, "checkpoint.dir: the checkpoint directory is "
-                                "longer than %zu bytes", size - 1);
-        return rc;
+    char out_dir[BTRM_PATH_MAX];
+    const char *dir = cfg->checkpoint.dir[0] ? cfg->checkpoint.dir : "checkpoints";
+    int rc = btrm_config_out_dir(cfg, out_dir, sizeof out_dir);
+    if (!rc && btrm_path_join(buf, size, out_dir, dir) != 0)
+        rc = btrm_error_set(BTRM_ECONFIG, "checkpoint.dir: the checkpoint directory is "
+                            "longer than %zu bytes", size - 1);
+    return rc;
+}
+
+btrm_loss_params btrm_config_loss_params(const btrm_config *cfg)
+{
+    btrm_config *defaults = NULL;
+    if (!cfg) {
+        if (BTRM_MALLOC(defaults, 1) != 0) { /* no memory at start-up */
+            fprintf(stderr, "btrm: %s\n", btrm_error_msg());
+            abort();
+        }
+        btrm_config_defaults(defaults);
+        cfg = defaults;
     }
-    if ((size_t)snprintf(buf, size, "%s", cfg->checkpoint.dir) >= size)
-        return btrm_error_set(BTRM_ECONFIG, "checkpoint.dir: longer than %zu bytes", size - 1);
-    return 0;
+    btrm_loss_params lp = { .type = cfg->loss.type, .eps = cfg->loss.normbt_eps,
+                            .max_weight = cfg->loss.normbt_max_weight,
+                            .center = cfg->loss.center_rewards };
+    free(defaults);
+    return lp;
 }
 
 /* ---------------------------------------------------------------------------

@@ -38,7 +38,6 @@
 #include <string.h>
 #include <zlib.h>
 
-#define PAIRS_FORMAT "pairs-v1"
 /* File bytes per collective H5Dread call: keeps every MPI-IO request far
  * below 2 GiB (the int count limit) whatever the store's size. */
 #define READ_BYTES_PER_CALL ((size_t)1 << 29)
@@ -375,17 +374,8 @@ static int read_metadata(btrm_pairs *p, unsigned flags, pairs_header *h, char **
     BTRM_CHECK_H5(fapl = btrm_h5_fapl(), path);
     BTRM_CHECK_H5(file = H5Fopen(path, H5F_ACC_RDONLY, fapl), path);
 
-    rc = btrm_h5_has_attr(file, "btrm_format");
-    if (rc == 0)
-        rc = btrm_error_set(BTRM_EDATA, "%s: missing root attribute btrm_format: not a btrm "
-                            "pair store (expected btrm_format = \"" PAIRS_FORMAT "\")", path);
-    if (rc < 0)
-        goto fail;
-    char format[64];
-    rc = btrm_h5_read_attr_string(file, "btrm_format", format, sizeof format);
-    if (!rc && strcmp(format, PAIRS_FORMAT) != 0)
-        rc = btrm_error_set(BTRM_EDATA, "%s: btrm_format is \"%s\", expected \"" PAIRS_FORMAT
-                            "\"", path, format);
+    int version = 0;
+    rc = btrm_h5_check_format(file, path, &btrm_format_pairs, &version);
     if (rc)
         goto fail;
 
@@ -935,7 +925,7 @@ int btrm_pairs_write(const char *path, const btrm_pairs_data *d)
     rc = btrm_h5_create_atomic(&a, path);
     if (rc)
         return rc;
-    rc = btrm_h5_write_attr_string(a.file, "btrm_format", PAIRS_FORMAT);
+    rc = btrm_h5_write_format(a.file, &btrm_format_pairs);
     if (!rc && d->provenance)
         rc = btrm_h5_write_attr_string(a.file, "provenance", d->provenance);
     if (!rc && d->features)
@@ -983,5 +973,27 @@ fail:
     if (gcpl >= 0)
         H5Pclose(gcpl);
     btrm_h5_abort_atomic(&a);
+    return rc;
+}
+
+int btrm_pairs_read_backbone(const char *path, char *label, size_t size)
+{
+    int rc = 0;
+    hid_t file = btrm_h5_open_read(path), dset = -1;
+    label[0] = '\0';
+    if (file >= 0)
+        dset = H5Dopen2(file, "/features", H5P_DEFAULT);
+    if (file < 0)
+        rc = btrm_error_set(BTRM_EDATA, "%s: not an HDF5 file btrm can open", path);
+    else if (dset < 0)
+        rc = btrm_error_set(BTRM_EDATA, "%s has no /features", path);
+    else if (btrm_h5_has_attr(dset, "backbone") != 1)
+        rc = btrm_error_set(BTRM_EDATA, "%s: /features has no backbone attribute", path);
+    else if ((rc = btrm_h5_read_attr_string(dset, "backbone", label, size)) == 0 && !label[0])
+        rc = btrm_error_set(BTRM_EDATA, "%s: empty label", path);
+    else if (rc)
+        rc = btrm_error_wrap(rc, "%s", path);
+    btrm_h5_close(dset);
+    btrm_h5_close(file);
     return rc;
 }

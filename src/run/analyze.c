@@ -154,9 +154,10 @@ static void distance_stats(btrm_analyze_result *res, const btrm_pairs *data, con
     edge[BTRM_ANALYZE_BINS] = scratch[n - 1];
     for (int q = 1; q < BTRM_ANALYZE_BINS; q++)
         edge[q] = btrm_eval_percentile(scratch, n, (double)q / BTRM_ANALYZE_BINS);
-    btrm_loss_params lp = { .type = BTRM_LOSS_NORMBT,
-                            .eps = meta ? meta->normbt_eps : 1e-6,
-                            .max_weight = meta ? meta->max_weight : 0.0 };
+    /* NormBT's weights with the model's eps and cap, or the config's defaults */
+    btrm_loss_params lp = meta ? btrm_model_loss_params(meta) : btrm_config_loss_params(NULL);
+    lp.type = BTRM_LOSS_NORMBT;
+    lp.center = 0.0;
     double bt[BTRM_ANALYZE_BINS] = { 0 }, nbt[BTRM_ANALYZE_BINS] = { 0 }, bt_all = 0, nbt_all = 0;
     for (int q = 0; q < BTRM_ANALYZE_BINS; q++) {
         res->bins[q].lo = edge[q];

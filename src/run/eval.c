@@ -7,6 +7,7 @@
 #include "eval.h"
 
 #include "error.h"
+#include "format.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -141,8 +142,7 @@ int btrm_eval_run(const btrm_head *head, const float *params,
         res->bins[q].hi = edge[q + 1];
     }
 
-    btrm_loss_params lp = { .type = meta->loss, .eps = meta->normbt_eps,
-                            .max_weight = meta->max_weight };
+    btrm_loss_params lp = btrm_model_loss_params(meta);
     double correct = 0, loss = 0, margin = 0, dist = 0, share_total = 0;
     double share[BTRM_EVAL_QUANTILES] = { 0 };
     for (int64_t i = 0; i < n_pairs; i++) {
@@ -217,7 +217,9 @@ json_t *btrm_eval_to_json(const btrm_eval_result *res, const btrm_pairs *data)
                                               "hi", b->hi, "n", (json_int_t)b->n,
                                               "accuracy", acc, "grad_share", b->grad_share));
     }
-    return json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:o, s:o, s:o}",
+    json_t *doc = json_object();
+    btrm_format_json_stamp(doc, &btrm_format_eval);
+    json_t *body = json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:o, s:o, s:o}",
                      "file", data->path, "n_pairs", (json_int_t)res->n_pairs,
                      "accuracy", res->accuracy, "loss", res->loss,
                      "margin_mean", res->margin_mean, "dist_mean", res->dist_mean,
@@ -225,4 +227,7 @@ json_t *btrm_eval_to_json(const btrm_eval_result *res, const btrm_pairs *data)
                                                 res->n_categories),
                      "by_subset", groups_json(res->by_subset, data->subsets, res->n_subsets),
                      "by_distance_quintile", bins);
+    json_object_update(doc, body);
+    json_decref(body);
+    return doc;
 }

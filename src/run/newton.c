@@ -89,8 +89,7 @@ static int build_rows(solver *sv, const btrm_pairs *data, double *dbar)
     if (rc)
         return rc;
     *dbar = dist_sum / (double)sv->n_pairs;
-    btrm_loss_params lp = { .type = cfg->loss.type, .eps = cfg->loss.normbt_eps,
-                            .max_weight = cfg->loss.normbt_max_weight };
+    btrm_loss_params lp = btrm_config_loss_params(cfg);
     for (int64_t k = 0; k < sv->count; k++)
         sv->omega[k] = btrm_loss_weight(&lp, sv->omega[k], *dbar);
     return 0;

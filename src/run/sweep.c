@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "fileutil.h"
+#include "format.h"
 #include "log.h"
 
 #include <dirent.h>
@@ -1093,7 +1094,10 @@ int btrm_sweep_run_finished(const char *run_dir)
         return 0;
     json_t *doc = json_load_file(path, 0, NULL);
     const char *status = json_string_value(json_object_get(doc, "status"));
-    int ok = status && !strcmp(status, "ok");
+    int version = 0;
+    /* a summary of a newer format may not mean what this btrm reads */
+    int ok = status && !strcmp(status, "ok") &&
+             btrm_format_json_check(&btrm_format_summary, path, doc, &version) == 0;
     json_decref(doc);
     return ok;
 }
