@@ -5,6 +5,9 @@
 #ifndef BTRM_CLI_H
 #define BTRM_CLI_H
 
+#include "comm.h"
+#include "config.h"
+
 #include <mpi.h>
 #include <stdio.h>
 
@@ -34,6 +37,22 @@ void btrm_cli_sets_free(btrm_cli_sets *sets);
  * returns BTRM_EXIT_USAGE. */
 int btrm_cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* -v/--verbose (BTRM_LOG_DEBUG) and -q/--quiet (BTRM_LOG_WARN): 1 when arg is
+ * one of them, with *verbosity set; 0 otherwise. */
+int btrm_cli_verbosity(const char *arg, int *verbosity);
+
+/* The start of an MPI command: comm over world (the job is aborted with the
+ * message when it cannot be made) and logging at verbosity on its rank. */
+void btrm_cli_comm_init(btrm_comm *comm, MPI_Comm world, int verbosity);
+
+/* The end of a command: logs rc's message (rank 0; a preemption as a
+ * warning), frees comm (may be NULL), returns the process exit code. */
+int btrm_cli_exit(btrm_comm *comm, int rc);
+
+/* The config of --config PATH (NULL: the defaults) with the --set options,
+ * in *cfg (calloc'ed; the caller frees it, also on failure). */
+int btrm_cli_load_config(const char *path, const btrm_cli_sets *sets, btrm_config **cfg);
 
 /* Parses a non-negative integer option value; 0 on success. */
 int btrm_cli_parse_i64(const char *text, long long min, long long max, long long *out);

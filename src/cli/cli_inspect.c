@@ -44,13 +44,6 @@ int btrm_inspect_main(int argc, char **argv, MPI_Comm world)
         return btrm_cli_usage_error("inspect", "missing FILE.h5");
 
     btrm_comm comm;
-    int rc = btrm_comm_init(&comm, world);
-    if (rc)
-        btrm_comm_abort(NULL, rc, "%s", btrm_error_msg());
-    btrm_log_init(comm.rank, BTRM_LOG_INFO);
-    rc = btrm_inspect_run(path, show_config, &comm);
-    if (rc && comm.rank == 0)
-        btrm_log_error("%s", btrm_error_msg());
-    btrm_comm_free(&comm);
-    return btrm_error_exit_code(rc);
+    btrm_cli_comm_init(&comm, world, BTRM_LOG_INFO);
+    return btrm_cli_exit(&comm, btrm_inspect_run(path, show_config, &comm));
 }

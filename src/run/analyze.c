@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "eval.h"
+#include "fileutil.h"
 #include "log.h"
 #include "loss.h"
 
@@ -516,4 +517,31 @@ void btrm_analyze_print(const btrm_analyze_result *res, const btrm_pairs *data, 
     fprintf(out, "  eigenvector residual max ||C v - lambda v|| / lambda_1 = %.2e; pdsyevd "
             "workspace %d doubles (its query said %d)\n", res->max_residual,
             res->lwork.lwork_used, res->lwork.lwork_queried);
+}
+
+int btrm_analyze_command(const char *model_path, const char *data_path,
+                         const char *json_path, int quiet, const btrm_analyze_opts *opts,
+                         const btrm_comm *c)
+{
+    btrm_eval_inputs in;
+    btrm_analyze_result res;
+    memset(&res, 0, sizeof res);
+    int rc = btrm_eval_inputs_open(&in, model_path, data_path, c);
+    if (!rc)
+        rc = btrm_analyze_run(&in.data, in.has_model ? &in.head : NULL, in.params,
+                              in.has_model ? &in.meta : NULL, c, opts, &res);
+    if (!rc && c->rank == 0) {
+        if (!quiet)
+            btrm_analyze_print(&res, &in.data, stdout);
+        if (json_path) {
+            json_t *j = btrm_analyze_to_json(&res, &in.data, model_path);
+            rc = j ? btrm_json_write_atomic(json_path, j)
+                   : btrm_error_set(BTRM_ENOMEM, "out of memory building the JSON report");
+            json_decref(j);
+        }
+    }
+    rc = btrm_comm_agree(c, rc);
+    btrm_analyze_result_free(&res);
+    btrm_eval_inputs_close(&in);
+    return rc;
 }
