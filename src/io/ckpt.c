@@ -13,6 +13,7 @@
 #include "modelfile_h5.h"
 
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -103,12 +104,7 @@ static herr_t transfer(hid_t dset, int writing, hsize_t a, hsize_t b, float *buf
     st = writing ? H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, n ? buf : &dummy)
                  : H5Dread(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, n ? buf : &dummy);
 out:
-    if (dxpl >= 0)
-        H5Pclose(dxpl);
-    if (mspace >= 0)
-        H5Sclose(mspace);
-    if (fspace >= 0)
-        H5Sclose(fspace);
+    BTRM_H5_CLOSE(dxpl, mspace, fspace);
     return st;
 }
 
@@ -166,12 +162,7 @@ static int write_dataset(const btrm_comm *c, hid_t loc, const char *name, int nd
         goto fail;
     rc = btrm_h5_write_attr_u32(dset, "crc32", crc);
 fail:
-    if (dset >= 0)
-        H5Dclose(dset);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (space >= 0)
-        H5Sclose(space);
+    BTRM_H5_CLOSE(dset, dcpl, space);
     return rc;
 }
 
@@ -188,19 +179,31 @@ static void fault_point(const btrm_comm *c, const char *where)
 static hsize_t max_u(hsize_t a, hsize_t b) { return a > b ? a : b; }
 static hsize_t min_u(hsize_t a, hsize_t b) { return a < b ? a : b; }
 
+/* The /state attributes that are int64_t fields of btrm_ckpt_state. */
+static const struct {
+    const char *name;
+    size_t offset;
+} state_i64[] = {
+    { "step", offsetof(btrm_ckpt_state, step) },
+    { "epoch", offsetof(btrm_ckpt_state, epoch) },
+    { "in_epoch", offsetof(btrm_ckpt_state, in_epoch) },
+    { "optim_step", offsetof(btrm_ckpt_state, optim_step) },
+};
+#define N_STATE_I64 (sizeof state_i64 / sizeof state_i64[0])
+
+static int64_t *state_i64_field(const btrm_ckpt_state *st, size_t k)
+{
+    return (int64_t *)((char *)st + state_i64[k].offset);
+}
+
 static int write_state(hid_t file, const btrm_ckpt_state *st, const char *path)
 {
     int rc = 0;
     hid_t g = -1, gcpl = -1;
     BTRM_CHECK_H5(gcpl = btrm_h5_gcpl(), path);
     BTRM_CHECK_H5(g = H5Gcreate2(file, "state", H5P_DEFAULT, gcpl, H5P_DEFAULT), path);
-    rc = btrm_h5_write_attr_i64(g, "step", st->step);
-    if (!rc)
-        rc = btrm_h5_write_attr_i64(g, "epoch", st->epoch);
-    if (!rc)
-        rc = btrm_h5_write_attr_i64(g, "in_epoch", st->in_epoch);
-    if (!rc)
-        rc = btrm_h5_write_attr_i64(g, "optim_step", st->optim_step);
+    for (size_t k = 0; k < N_STATE_I64 && !rc; k++)
+        rc = btrm_h5_write_attr_i64(g, state_i64[k].name, *state_i64_field(st, k));
     if (!rc)
         rc = btrm_h5_write_attr_i64(g, "seed", (int64_t)st->seed);
     if (!rc)
@@ -216,10 +219,7 @@ static int write_state(hid_t file, const btrm_ckpt_state *st, const char *path)
     if (!rc)
         rc = btrm_h5_write_attr_i64(g, "train_crc32", st->train_crc32);
 fail:
-    if (g >= 0)
-        H5Gclose(g);
-    if (gcpl >= 0)
-        H5Pclose(gcpl);
+    BTRM_H5_CLOSE(g, gcpl);
     return rc;
 }
 
@@ -291,14 +291,7 @@ int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *
     if (!rc)
         rc = write_state(file, st, tmp);
 fail:
-    if (gcpl >= 0)
-        H5Pclose(gcpl);
-    if (optim >= 0)
-        H5Gclose(optim);
-    if (group >= 0)
-        H5Gclose(group);
-    if (model >= 0)
-        H5Gclose(model);
+    BTRM_H5_CLOSE(gcpl, optim, group, model);
     if (file >= 0 && H5Fclose(file) < 0 && !rc)
         rc = btrm_h5_error(tmp, "H5Fclose", __FILE__, __LINE__);
     rc = btrm_comm_agree(c, rc);
@@ -383,13 +376,8 @@ static int read_state(hid_t file, btrm_ckpt_state *st, const char *path)
     /* checkpoint-v1 saved 10 doubles, the last two always 0 */
     double window[BTRM_CKPT_WINDOW + 2] = { 0 };
     size_t n_window = 0;
-    rc = btrm_h5_read_attr_i64(g, "step", &st->step);
-    if (!rc)
-        rc = btrm_h5_read_attr_i64(g, "epoch", &st->epoch);
-    if (!rc)
-        rc = btrm_h5_read_attr_i64(g, "in_epoch", &st->in_epoch);
-    if (!rc)
-        rc = btrm_h5_read_attr_i64(g, "optim_step", &st->optim_step);
+    for (size_t k = 0; k < N_STATE_I64 && !rc; k++)
+        rc = btrm_h5_read_attr_i64(g, state_i64[k].name, state_i64_field(st, k));
     if (!rc)
         rc = btrm_h5_read_attr_i64(g, "seed", &seed);
     if (!rc)
@@ -497,14 +485,7 @@ int btrm_ckpt_read(const char *path, const btrm_comm *c, btrm_ckpt_data *d,
         rc = btrm_comm_agree(c, rc);
     }
 fail:
-    if (optim >= 0)
-        H5Gclose(optim);
-    if (group >= 0)
-        H5Gclose(group);
-    if (model >= 0)
-        H5Gclose(model);
-    if (file >= 0)
-        H5Fclose(file);
+    BTRM_H5_CLOSE(optim, group, model, file);
     return btrm_comm_agree(c, rc);
 }
 
@@ -588,14 +569,7 @@ int btrm_ckpt_verify(const char *path, const btrm_comm *c, btrm_ckpt_state *st, 
     if (bad)
         rc = btrm_error_set(BTRM_EDATA, "%s", first_error);
 fail:
-    if (optim >= 0)
-        H5Gclose(optim);
-    if (group >= 0)
-        H5Gclose(group);
-    if (model >= 0)
-        H5Gclose(model);
-    if (file >= 0)
-        H5Fclose(file);
+    BTRM_H5_CLOSE(optim, group, model, file);
     return btrm_comm_agree(c, rc);
 }
 

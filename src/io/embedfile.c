@@ -45,16 +45,7 @@ fail:
     if (reclaim)
         H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, buf);
     free(buf);
-    if (out >= 0)
-        H5Aclose(out);
-    if (mtype >= 0)
-        H5Tclose(mtype);
-    if (space >= 0)
-        H5Sclose(space);
-    if (type >= 0)
-        H5Tclose(type);
-    if (attr >= 0)
-        H5Aclose(attr);
+    BTRM_H5_CLOSE(out, mtype, space, type, attr);
     if (rc)
         btrm_error_wrap(rc, "copying root attribute %s", name);
     ctx->rc = rc;
@@ -152,26 +143,10 @@ int btrm_features_create(const char *in_path, const char *tmp, const char *out_p
     if (!rc && attrs)
         rc = write_json_attrs(dset, attrs);
 fail:
-    if (dset >= 0)
-        H5Dclose(dset);
-    if (type >= 0)
-        H5Tclose(type);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (space >= 0)
-        H5Sclose(space);
-    if (out_root >= 0)
-        H5Gclose(out_root);
-    if (in_root >= 0)
-        H5Gclose(in_root);
+    BTRM_H5_CLOSE(dset, type, dcpl, space, out_root, in_root);
     if (out >= 0 && H5Fclose(out) < 0 && !rc)
         rc = btrm_h5_error(out_path, "H5Fclose", __FILE__, __LINE__);
-    if (in >= 0)
-        H5Fclose(in);
-    if (fcpl >= 0)
-        H5Pclose(fcpl);
-    if (fapl >= 0)
-        H5Pclose(fapl);
+    BTRM_H5_CLOSE(in, fcpl, fapl);
     return rc;
 }
 
@@ -197,21 +172,8 @@ void btrm_texts_close(btrm_texts_reader *r)
         return;
     if (r->n_read > 0 && r->variable)
         H5Dvlen_reclaim(r->mtype, r->mspace, H5P_DEFAULT, r->vlen);
-    if (r->mspace >= 0)
-        H5Sclose(r->mspace);
-    if (r->mtype >= 0)
-        H5Tclose(r->mtype);
-    if (r->space >= 0)
-        H5Sclose(r->space);
-    if (r->dset >= 0)
-        H5Dclose(r->dset);
-    if (r->file >= 0)
-        H5Fclose(r->file);
-    free(r->vlen);
-    free(r->fixed);
-    free(r->copies);
-    free(r->texts);
-    free(r);
+    BTRM_H5_CLOSE(r->mspace, r->mtype, r->space, r->dset, r->file);
+    BTRM_FREE(r->vlen, r->fixed, r->copies, r->texts, r);
 }
 
 int btrm_texts_open(btrm_texts_reader **out, const char *path, int64_t batch,
@@ -328,16 +290,7 @@ struct btrm_features_writer {
 
 static void features_close(btrm_features_writer *f, int *rc, const char *path)
 {
-    if (f->mspace >= 0)
-        H5Sclose(f->mspace);
-    if (f->fspace >= 0)
-        H5Sclose(f->fspace);
-    if (f->dset >= 0)
-        H5Dclose(f->dset);
-    if (f->mtype >= 0)
-        H5Tclose(f->mtype);
-    if (f->dxpl >= 0)
-        H5Pclose(f->dxpl);
+    BTRM_H5_CLOSE(f->mspace, f->fspace, f->dset, f->mtype, f->dxpl);
     if (f->file >= 0 && H5Fclose(f->file) < 0 && rc && !*rc)
         *rc = btrm_h5_error(path, "H5Fclose", __FILE__, __LINE__);
     if (f->fapl >= 0)

@@ -48,9 +48,10 @@ static void describe(hid_t obj, char *out, size_t size)
 /* ------------------------------------------------------------------------ */
 /* Property lists */
 
-hid_t btrm_h5_fcpl(void)
+/* A creation property list of class cls with object time tracking off. */
+static hid_t untimed(hid_t cls)
 {
-    hid_t p = H5Pcreate(H5P_FILE_CREATE);
+    hid_t p = H5Pcreate(cls);
     if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
         H5Pclose(p);
         return -1;
@@ -58,25 +59,9 @@ hid_t btrm_h5_fcpl(void)
     return p;
 }
 
-hid_t btrm_h5_gcpl(void)
-{
-    hid_t p = H5Pcreate(H5P_GROUP_CREATE);
-    if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
-        H5Pclose(p);
-        return -1;
-    }
-    return p;
-}
-
-hid_t btrm_h5_dcpl(void)
-{
-    hid_t p = H5Pcreate(H5P_DATASET_CREATE);
-    if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
-        H5Pclose(p);
-        return -1;
-    }
-    return p;
-}
+hid_t btrm_h5_fcpl(void) { return untimed(H5P_FILE_CREATE); }
+hid_t btrm_h5_gcpl(void) { return untimed(H5P_GROUP_CREATE); }
+hid_t btrm_h5_dcpl(void) { return untimed(H5P_DATASET_CREATE); }
 
 hid_t btrm_h5_fapl(void)
 {
@@ -121,6 +106,12 @@ void btrm_h5_close(hid_t id)
     case H5I_GENPROP_LST: H5Pclose(id); break;
     default: break;
     }
+}
+
+void btrm_h5_close_each(const hid_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        btrm_h5_close(ids[i]);
 }
 
 int btrm_h5_exists(hid_t file, const char *path)
@@ -344,33 +335,29 @@ fail:
     return rc;
 }
 
-int btrm_h5_read_attr_double(hid_t obj, const char *name, double *value)
+/* A one-value attribute of class cls read as mem_type. */
+static int read_attr_scalar(hid_t obj, const char *name, H5T_class_t cls, const char *what,
+                            hid_t mem_type, void *value)
 {
     char where[BTRM_PATH_MAX + 600];
     hid_t attr = -1, type = -1;
-    int rc = open_attr(obj, name, H5T_FLOAT, "a number", &attr, &type, where, sizeof where);
+    int rc = open_attr(obj, name, cls, what, &attr, &type, where, sizeof where);
     if (rc)
         return rc;
-    BTRM_CHECK_H5(H5Aread(attr, H5T_NATIVE_DOUBLE, value), where);
+    BTRM_CHECK_H5(H5Aread(attr, mem_type, value), where);
 fail:
-    H5Tclose(type);
-    H5Aclose(attr);
+    BTRM_H5_CLOSE(type, attr);
     return rc;
+}
+
+int btrm_h5_read_attr_double(hid_t obj, const char *name, double *value)
+{
+    return read_attr_scalar(obj, name, H5T_FLOAT, "a number", H5T_NATIVE_DOUBLE, value);
 }
 
 int btrm_h5_read_attr_i64(hid_t obj, const char *name, int64_t *value)
 {
-    char where[BTRM_PATH_MAX + 600];
-    hid_t attr = -1, type = -1;
-    int rc = open_attr(obj, name, H5T_INTEGER, "an integer", &attr, &type, where,
-                       sizeof where);
-    if (rc)
-        return rc;
-    BTRM_CHECK_H5(H5Aread(attr, H5T_NATIVE_INT64, value), where);
-fail:
-    H5Tclose(type);
-    H5Aclose(attr);
-    return rc;
+    return read_attr_scalar(obj, name, H5T_INTEGER, "an integer", H5T_NATIVE_INT64, value);
 }
 
 /* An integer attribute that must lie in [min, max]. */
@@ -492,14 +479,7 @@ int btrm_h5_write_strings(hid_t loc, const char *name, const char *const *string
     if (n > 0)
         BTRM_CHECK_H5(H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, items), where);
 fail:
-    if (dset >= 0)
-        H5Dclose(dset);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (space >= 0)
-        H5Sclose(space);
-    if (type >= 0)
-        H5Tclose(type);
+    BTRM_H5_CLOSE(dset, dcpl, space, type);
     free(items);
     return rc;
 }
@@ -576,12 +556,7 @@ fail:
     btrm_h5_free_strings(out, n);
     free(vlen);
     free(fixed);
-    if (mtype >= 0)
-        H5Tclose(mtype);
-    if (space >= 0)
-        H5Sclose(space);
-    if (type >= 0)
-        H5Tclose(type);
+    BTRM_H5_CLOSE(mtype, space, type);
     return rc;
 }
 
@@ -678,12 +653,7 @@ int btrm_h5_write_dataset(hid_t loc, const char *path, const char *name, hid_t f
     if (n > 0)
         BTRM_CHECK_H5(H5Dwrite(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path);
 fail:
-    if (dset >= 0)
-        H5Dclose(dset);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (space >= 0)
-        H5Sclose(space);
+    BTRM_H5_CLOSE(dset, dcpl, space);
     return rc;
 }
 

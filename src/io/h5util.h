@@ -48,6 +48,11 @@ hid_t btrm_h5_open_read(const char *path);
  * attribute, property list); a negative one is ignored. For cleanup paths
  * where a close's failure changes nothing. */
 void btrm_h5_close(hid_t id);
+/* btrm_h5_close of each identifier given, in order: BTRM_H5_CLOSE(dset, space). */
+#define BTRM_H5_CLOSE(...)                                                       \
+    btrm_h5_close_each((const hid_t[]){ __VA_ARGS__ },                           \
+                       sizeof((const hid_t[]){ __VA_ARGS__ }) / sizeof(hid_t))
+void btrm_h5_close_each(const hid_t *ids, size_t n);
 
 /* 1 when every component of an absolute path ("/pairs/chosen") exists, 0 when
  * one is missing, negative (BTRM_EIO recorded) on error. */

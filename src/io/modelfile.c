@@ -174,21 +174,10 @@ int btrm_model_write(const char *path, const btrm_head *head, const float *param
         H5Gclose(group);
         group = -1;
     }
-    H5Gclose(model);
-    model = -1;
-    H5Pclose(gcpl);
-    gcpl = -1;
-    rc = btrm_h5_commit_atomic(&a);
-    if (rc)
-        goto fail;
-    return 0;
+    BTRM_H5_CLOSE(model, gcpl); /* everything closed before the file is */
+    return btrm_h5_commit_atomic(&a);
 fail:
-    if (group >= 0)
-        H5Gclose(group);
-    if (model >= 0)
-        H5Gclose(model);
-    if (gcpl >= 0)
-        H5Pclose(gcpl);
+    BTRM_H5_CLOSE(group, model, gcpl);
     btrm_h5_abort_atomic(&a);
     return rc;
 }
@@ -219,12 +208,7 @@ static int tensor_shape(hid_t model, const char *path, const char *tensor, const
     }
     BTRM_CHECK_H5(H5Sget_simple_extent_dims(space, dims, NULL), path);
 fail:
-    if (space >= 0)
-        H5Sclose(space);
-    if (type >= 0)
-        H5Tclose(type);
-    if (dset >= 0)
-        H5Dclose(dset);
+    BTRM_H5_CLOSE(space, type, dset);
     return rc;
 }
 
@@ -387,11 +371,6 @@ int btrm_model_read(const char *path, btrm_head *head, float **params,
     buf = NULL;
 fail:
     free(buf);
-    if (model >= 0)
-        H5Gclose(model);
-    if (file >= 0)
-        H5Fclose(file);
-    if (fapl >= 0)
-        H5Pclose(fapl);
+    BTRM_H5_CLOSE(model, file, fapl);
     return rc;
 }

@@ -469,12 +469,7 @@ static int read_metadata(btrm_pairs *p, unsigned flags, pairs_header *h, char **
         goto fail;
     rc = pack_names(p, blob, &h->names_bytes);
 fail:
-    if (dset >= 0)
-        H5Dclose(dset);
-    if (file >= 0)
-        H5Fclose(file);
-    if (fapl >= 0)
-        H5Pclose(fapl);
+    BTRM_H5_CLOSE(dset, file, fapl);
     return rc;
 }
 
@@ -606,18 +601,7 @@ fail:
 /* Closes what reader_open opened; H5Fclose is collective (MPI-IO). */
 static void reader_close(feature_reader *r)
 {
-    if (r->dxpl >= 0)
-        H5Pclose(r->dxpl);
-    if (r->mem_type >= 0)
-        H5Tclose(r->mem_type);
-    if (r->fspace >= 0)
-        H5Sclose(r->fspace);
-    if (r->dset >= 0)
-        H5Dclose(r->dset);
-    if (r->file >= 0)
-        H5Fclose(r->file);
-    if (r->fapl >= 0)
-        H5Pclose(r->fapl);
+    BTRM_H5_CLOSE(r->dxpl, r->mem_type, r->fspace, r->dset, r->file, r->fapl);
 }
 
 /* Widens n halves stored at byte offset 2n of dest into n floats at dest, in
@@ -806,11 +790,7 @@ void btrm_pairs_close(btrm_pairs *p)
 {
     if (!p)
         return;
-    free(p->chosen);
-    free(p->rejected);
-    free(p->category);
-    free(p->subset);
-    free(p->margin);
+    BTRM_FREE(p->chosen, p->rejected, p->category, p->subset, p->margin);
     btrm_h5_free_strings(p->categories, (size_t)(p->categories ? p->n_categories : 0));
     btrm_h5_free_strings(p->subsets, (size_t)(p->subsets ? p->n_subsets : 0));
     if (p->features)
@@ -880,18 +860,7 @@ static int write_features(hid_t file, const char *path, const btrm_pairs_data *d
         rc = btrm_h5_write_attr_int(dset, "dim", d->dim);
 fail:
     free(halves);
-    if (mspace >= 0)
-        H5Sclose(mspace);
-    if (dset >= 0)
-        H5Dclose(dset);
-    if (mtype >= 0)
-        H5Tclose(mtype);
-    if (ftype >= 0)
-        H5Tclose(ftype);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (space >= 0)
-        H5Sclose(space);
+    BTRM_H5_CLOSE(mspace, dset, mtype, ftype, dcpl, space);
     return rc;
 }
 
@@ -959,14 +928,8 @@ int btrm_pairs_write(const char *path, const btrm_pairs_data *d)
         rc = btrm_h5_write_strings(group, "id", d->ids, (size_t)d->n_pairs);
     if (rc)
         goto fail;
-    H5Gclose(group);
-    group = -1;
-    H5Pclose(gcpl);
-    gcpl = -1;
-    rc = btrm_h5_commit_atomic(&a);
-    if (rc)
-        goto fail;
-    return 0;
+    BTRM_H5_CLOSE(group, gcpl); /* everything closed before the file is */
+    return btrm_h5_commit_atomic(&a);
 fail:
     if (group >= 0)
         H5Gclose(group);

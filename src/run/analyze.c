@@ -292,11 +292,18 @@ fail:
     btrm_dmatrix_free(&vec);
     btrm_gram_ws_free(&ws);
     btrm_grid_free(&grid);
-    free(w);
-    free(y);
-    free(cz);
-    free(proj);
+    BTRM_FREE(w, y, cz, proj);
     return rc;
+}
+
+void btrm_analyze_result_free(btrm_analyze_result *res)
+{
+    if (!res)
+        return;
+    BTRM_FREE(res->by_category, res->by_subset, res->eigenvalues, res->components,
+              res->proj_all, res->proj_by_category);
+    res->by_category = res->by_subset = NULL;
+    res->eigenvalues = res->components = res->proj_all = res->proj_by_category = NULL;
 }
 
 int btrm_analyze_run(const btrm_pairs *data, const btrm_head *head, const float *params,
@@ -366,28 +373,10 @@ int btrm_analyze_run(const btrm_pairs *data, const btrm_head *head, const float 
         res->trace += all[2 * i] * all[2 * i] / (double)res->n_pairs;
     rc = pca(res, data, c, opts, z, first, count);
 fail:
-    free(z);
-    free(local);
-    free(all);
-    free(scratch);
-    free(counts);
+    BTRM_FREE(z, local, all, scratch, counts);
     if (rc)
         btrm_analyze_result_free(res);
     return rc;
-}
-
-void btrm_analyze_result_free(btrm_analyze_result *res)
-{
-    if (!res)
-        return;
-    free(res->by_category);
-    free(res->by_subset);
-    free(res->eigenvalues);
-    free(res->components);
-    free(res->proj_all);
-    free(res->proj_by_category);
-    res->by_category = res->by_subset = NULL;
-    res->eigenvalues = res->components = res->proj_all = res->proj_by_category = NULL;
 }
 
 static json_t *doubles_json(const double *v, int n)

@@ -104,10 +104,7 @@ static int plan_blocks(btrm_backbone_handle *bb, btrm_texts_reader *reader, cons
         *prefix = all;
         all = NULL;
     }
-    free(mine);
-    free(all);
-    free(cost);
-    free(counts);
+    BTRM_FREE(mine, all, cost, counts);
     return rc;
 }
 
@@ -294,10 +291,7 @@ fail:
     btrm_texts_close(reader);
     if (rc && tmp_made && tmp[0] && c->rank == 0)
         unlink(tmp);
-    free(rows_f32);
-    free(rows_f16);
-    free(bounds);
-    free(prefix);
+    BTRM_FREE(rows_f32, rows_f16, bounds, prefix);
     btrm_backbone_close(&bb);
     return rc;
 }

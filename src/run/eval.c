@@ -87,6 +87,15 @@ fail:
 
 static double correct_of(double dr) { return dr > 0 ? 1.0 : dr == 0 ? 0.5 : 0.0; }
 
+void btrm_eval_result_free(btrm_eval_result *res)
+{
+    if (!res)
+        return;
+    free(res->by_category);
+    free(res->by_subset);
+    res->by_category = res->by_subset = NULL;
+}
+
 int btrm_eval_run(const btrm_head *head, const float *params,
                   const btrm_model_meta *meta, const btrm_pairs *data,
                   const btrm_comm *c, btrm_eval_result *res)
@@ -179,22 +188,10 @@ int btrm_eval_run(const btrm_head *head, const float *params,
     for (int q = 0; q < BTRM_EVAL_QUANTILES; q++)
         res->bins[q].grad_share = share_total > 0 ? share[q] / share_total : 0.0;
 fail:
-    free(local);
-    free(all);
-    free(sorted);
-    free(counts);
+    BTRM_FREE(local, all, sorted, counts);
     if (rc)
         btrm_eval_result_free(res);
     return rc;
-}
-
-void btrm_eval_result_free(btrm_eval_result *res)
-{
-    if (!res)
-        return;
-    free(res->by_category);
-    free(res->by_subset);
-    res->by_category = res->by_subset = NULL;
 }
 
 static json_t *groups_json(const btrm_eval_group *groups, char *const *names, int n)

@@ -89,11 +89,7 @@ static int generate(btrm_llama_embedder *e, const char *prompt, int steps, int s
     }
     btrm_log_debug("generate: %d positions (%d from the prompt)", n, n_prompt);
 fail:
-    free(prompt_ids);
-    free(seq);
-    free(h);
-    free(logits);
-    free(text);
+    BTRM_FREE(prompt_ids, seq, h, logits, text);
     return rc;
 }
 
@@ -180,10 +176,7 @@ static int hidden(btrm_llama_embedder *e, const char *path)
 fail:
     for (size_t s = 0; s < n; s++)
         free(seqs[s]);
-    free(seqs);
-    free(lens);
-    free(last);
-    free(mean);
+    BTRM_FREE(seqs, lens, last, mean);
     return rc;
 }
 

@@ -208,18 +208,8 @@ static int newton_direction(solver *sv, const double *g, double *shift, int *war
 
 static void solver_free(solver *sv)
 {
-    free(sv->z);
-    free(sv->omega);
-    free(sv->margin);
-    free(sv->u);
-    free(sv->v);
-    free(sv->s);
-    free(sv->coef);
-    free(sv->w);
-    free(sv->g);
-    free(sv->p);
-    free(sv->trial);
-    free(sv->reduce);
+    BTRM_FREE(sv->z, sv->omega, sv->margin, sv->u, sv->v, sv->s, sv->coef, sv->w, sv->g, sv->p,
+              sv->trial, sv->reduce);
     btrm_dmatrix_free(&sv->h);
     btrm_dmatrix_free(&sv->rhs);
     btrm_gram_ws_free(&sv->ws);

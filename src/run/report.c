@@ -335,13 +335,8 @@ static int read_run(btrm_report_run *run, int eval_index, btrm_config *cfg, labe
 
 static void run_free(btrm_report_run *run)
 {
-    free(run->dir);
-    free(run->name);
-    free(run->status);
-    free(run->error);
-    free(run->backbone);
-    free(run->loss);
-    free(run->eval_file);
+    BTRM_FREE(run->dir, run->name, run->status, run->error, run->backbone, run->loss,
+              run->eval_file);
     for (int c = 0; c < run->n_cats; c++)
         free(run->cat_names[c]);
     free(run->cat_names);
@@ -496,11 +491,7 @@ static int cmp_group(const void *a, const void *b)
 
 static void table_free(table *t)
 {
-    free(t->cols);
-    free(t->group_first);
-    free(t->members);
-    free(t->cells);
-    free(t->best);
+    BTRM_FREE(t->cols, t->group_first, t->members, t->cells, t->best);
 }
 
 static int build_table(const btrm_report *rep, table *t)

@@ -468,18 +468,9 @@ static void spec_free(spec *sp)
     memset(sp, 0, sizeof *sp);
 }
 
-static int fail_node(const char *file, const yaml_node_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail_node(const char *file, const yaml_node_t *n, const char *fmt, ...)
-{
-    char msg[BTRM_ERROR_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return btrm_error_set(BTRM_ECONFIG, "%s:%zu:%zu: %s", file, n->start_mark.line + 1,
-                          n->start_mark.column + 1, msg);
-}
+/* "FILE:LINE:COL: message" at node n. */
+#define fail_node(path, n, ...)                                                  \
+    btrm_yaml_fail(&(btrm_yaml_src){ .file = (path) }, (n)->start_mark, __VA_ARGS__)
 
 /* A path or a list of paths (relative to the sweep file) -> a layer. */
 static int parse_layer(const char *file, yaml_document_t *doc, const yaml_node_t *n,
@@ -899,6 +890,18 @@ fail:
     return rc;
 }
 
+void btrm_sweep_free(btrm_sweep *sw)
+{
+    if (!sw)
+        return;
+    for (int r = 0; sw->runs && r < sw->n_runs; r++) {
+        free(sw->runs[r].overrides);
+        free(sw->runs[r].config_text);
+    }
+    BTRM_FREE(sw->runs, sw->path, sw->out_dir, sw->text);
+    memset(sw, 0, sizeof *sw);
+}
+
 int btrm_sweep_load(btrm_sweep *sw, const char *path, const char *out_dir)
 {
     spec sp;
@@ -972,21 +975,6 @@ fail:
     if (rc)
         btrm_sweep_free(sw);
     return rc;
-}
-
-void btrm_sweep_free(btrm_sweep *sw)
-{
-    if (!sw)
-        return;
-    for (int r = 0; sw->runs && r < sw->n_runs; r++) {
-        free(sw->runs[r].overrides);
-        free(sw->runs[r].config_text);
-    }
-    free(sw->runs);
-    free(sw->path);
-    free(sw->out_dir);
-    free(sw->text);
-    memset(sw, 0, sizeof *sw);
 }
 
 void btrm_sweep_result_free(btrm_sweep_result *result)

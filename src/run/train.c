@@ -621,17 +621,9 @@ static void trainer_free(trainer *tr)
         btrm_pairs_close(&tr->data.eval[e]);
     free(tr->data.perm);
     btrm_head_ws_free(&tr->work.ws);
-    free(tr->work.x);
-    free(tr->work.dist);
-    free(tr->work.g_diff);
-    free(tr->work.g_sum);
-    free(tr->work.margin);
-    free(tr->params);
-    free(tr->dp.fused);
-    free(tr->dp.shard_grad);
-    free(tr->dp.counts);
-    free(tr->dp.displs);
-    free(tr->dp.rs_counts);
+    BTRM_FREE(tr->work.x, tr->work.dist, tr->work.g_diff, tr->work.g_sum, tr->work.margin,
+              tr->params, tr->dp.fused, tr->dp.shard_grad, tr->dp.counts, tr->dp.displs,
+              tr->dp.rs_counts);
     for (int k = 0; k < BTRM_OPTIM_MAX_STATE; k++)
         free(tr->optim.state[k]);
     btrm_rundir_close(&tr->out);
