@@ -6,7 +6,7 @@
 # and a newer version is refused with a message naming both btrm versions.
 . "${BTRM_SRCDIR:-.}/tests/lib.sh"
 have_python_h5py || skip_all "python3 h5py/numpy not installed (tools/install-deps.sh --with-python)"
-plan 37
+plan 39
 cd "$WORK"
 h5tool() { /usr/bin/python3 "$BTRM_SRCDIR/tests/h5tool.py" "$@"; }
 strip() { sed 's/"pairs_per_s":[^,}]*//' "$1"; }
@@ -62,6 +62,14 @@ for opt in sgd adamw; do
     pass_if "and logs the same 3 metrics lines past step 12, the restored window's included ($opt)" \
         test "$(after new-$opt/metrics.jsonl 12 | strip /dev/stdin | tee want-$opt)" = "$(strip old-$opt/metrics.jsonl)" -a "$(wc -l < want-$opt)" -eq 3
 done
+# a checkpoint-v2 of SGD on 2 ranks (each rank reads its shard of momentum_buffer)
+run_cmd sgd2.log mpi 2 "$BTRM" train sgd.yaml --set run.out_dir=sgd2
+cp -r sgd2 sgd2-cut
+rm sgd2-cut/checkpoints/step-00000024.h5 sgd2-cut/final.h5
+run_cmd sgd2-res.log mpi 2 "$BTRM" train sgd.yaml --set run.out_dir=sgd2-cut --resume auto
+expect_grep "resuming from .*step-00000012.h5" sgd2-res.log "an SGD checkpoint-v2 resumes on 2 ranks"
+d=$(h5tool reldiff sgd2/final.h5 sgd2-cut/final.h5)
+pass_if "to bitwise the uninterrupted 2-rank run ($d)" test "$d" = 0.000e+00
 expect_grep "/optim/exp_avg .*ok" inspect-sgd.log "inspect finds SGD's buffer under its checkpoint-v1 name"
 run_cmd eval-old.log "$BTRM" eval "$v1"/sgd-final.h5 pairs.h5
 expect_rc 0 "a model file written before the versions is read"
