@@ -7,6 +7,7 @@
 #ifndef BTRM_CONFIG_H
 #define BTRM_CONFIG_H
 
+#include "loss.h"
 #include "types.h"
 
 #include <stdbool.h>
@@ -118,7 +119,12 @@ const char *btrm_config_enum_name(const char *key, int value);
 /* The run's output directory: run.out_dir, or "runs/<run.name>" when empty.
  * BTRM_ECONFIG when it does not fit in size bytes. */
 int btrm_config_out_dir(const btrm_config *cfg, char *buf, size_t size);
-/* checkpoint.dir, or "<output directory>/checkpoints" when empty. */
+/* checkpoint.dir, or "checkpoints" when empty, under the output directory
+ * (an absolute checkpoint.dir stands alone). */
 int btrm_config_checkpoint_dir(const btrm_config *cfg, char *buf, size_t size);
+
+/* The loss parameters of cfg's loss.* keys: the one conversion from a config
+ * to what the math layer's losses take. cfg NULL: the key table's defaults. */
+btrm_loss_params btrm_config_loss_params(const btrm_config *cfg);
 
 #endif
