@@ -269,10 +269,10 @@ expect_grep 'trunc.gguf: tensor blk\.[0-9]+\.[a-z_]+\.weight .*beyond the end of
 run_cmd bad2.log t120 "$BTRM_MPIRUN" 3 "$BTRM" embed in.h5 -o bad2.h5 --backbone gguf:magic.gguf
 ok $([ $rc -eq 1 ] && grep -q 'magic.gguf: not a GGUF file' bad2.log; echo $?) "wrong magic on 3 ranks: exit 1, 'not a GGUF file'"
 if have_np; then
-    "$PY" "$BTRM_SRCDIR/tests/gguf_quantize.py" "$M/stories260K.gguf" q4.gguf --type f32 --raw-type blk.2.attn_k.weight=2
+    "$PY" "$BTRM_SRCDIR/tests/gguf_quantize.py" "$M/stories260K.gguf" q4.gguf --type f32 --raw-type blk.2.attn_k.weight=20
     run_cmd bad3.log t120 "$BTRM_MPIRUN" 3 "$BTRM" embed in.h5 -o bad3.h5 --backbone gguf:q4.gguf
-    ok $([ $rc -eq 1 ] && grep -q 'q4.gguf: tensor blk.2.attn_k.weight has type Q4_0, which btrm does not support' bad3.log; echo $?) \
-       "an unsupported tensor type (Q4_0) on 3 ranks: exit 1, naming the tensor and type"
+    ok $([ $rc -eq 1 ] && grep -q 'q4.gguf: tensor blk.2.attn_k.weight has type IQ4_NL, which btrm does not support' bad3.log; echo $?) \
+       "an unsupported tensor type (IQ4_NL) on 3 ranks: exit 1, naming the tensor and type"
 else
     skip "numpy not installed"
 fi
