@@ -7,6 +7,7 @@
  * README's token ids of "Once upon a time"). */
 #include "error.h"
 #include "gguf.h"
+#include "gguf_writer.h"
 #include "llama.h"
 #include "tap.h"
 #include "tokenizer.h"
@@ -16,56 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* ------------------------------------------------------------------------ */
-/* A little GGUF writer */
-
-typedef struct buf {
-    unsigned char *p;
-    size_t n, cap;
-} buf;
-
-static void put(buf *b, const void *src, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p)
-            abort();
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
-static void put_str(buf *b, const char *s)
-{
-    put_u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
-static void put_key(buf *b, const char *key, uint32_t type)
-{
-    put_str(b, key);
-    put_u32(b, type);
-}
-static void pad_to(buf *b, size_t align)
-{
-    static const unsigned char zero[64];
-    while (b->n % align)
-        put(b, zero, 1);
-}
-
-static char tmp_dir[] = "/tmp/btrm-test-gguf.XXXXXX";
-
-static const char *write_file(const char *name, const void *bytes, size_t n)
-{
-    static char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || (n && fwrite(bytes, 1, n, f) != n) || fclose(f))
-        abort();
-    return path;
-}
 
 static uint16_t f32_to_f16_bits(float f) /* exact for the values used here */
 {
@@ -371,6 +322,13 @@ static void test_corrupt(void)
     uint64_t rows = 40;
     at = find(&ref, "w.q8") + 4 + 4;
     is_int(open_patched("ragged", at, &rows, 8), BTRM_EDATA, "Q8_0 rows of 40 values");
+    like(btrm_error_msg(), "tensor w.q8 is Q8_0 with rows of 40 values, not a multiple of its "
+         "block of 32", "... names the tensor, the type and its block");
+    uint32_t q4k = 12; /* w.q8 [32, 2] relabelled Q4_K: rows of 32 are not blocks of 256 */
+    at = find(&ref, "w.q8") + 4 + 4 + 8 + 8;
+    is_int(open_patched("ragged-k", at, &q4k, 4), BTRM_EDATA, "Q4_K rows of 32 values");
+    like(btrm_error_msg(), "tensor w.q8 is Q4_K with rows of 32 values, not a multiple of its "
+         "block of 256", "... refused at open, naming the block");
     at = find(&ref, "t.u16");
     is_int(open_patched("dup", at, "t.u8\0", 5), BTRM_EDATA, "a key twice (t.u8 and t.u8\\0..)");
     free(ref.p);
@@ -455,7 +413,7 @@ int main(void)
         skip_all("cannot make a temporary directory");
         return 0;
     }
-    plan(41 + 2 + 20 + 9 + 2);
+    plan(41 + 2 + 20 + 3 + 9 + 2);
     test_metadata();
     test_truncation();
     test_corrupt();
