@@ -12,7 +12,8 @@
 #  - embed.kernel int8 stays within its documented bound of the dequant path;
 #  - BOS follows tokenizer.ggml.add_bos_token unless embed.bos says otherwise;
 #  - bad files are refused by name: unknown architecture, unused tensor,
-#    missing sliding window, unsupported rope scaling, truncated K-quant data.
+#    missing sliding window, unsupported rope scaling, truncated K-quant data;
+#  - btrm inspect describes a model file and what btrm would refuse.
 # Skips when numpy or $BTRM_SHARED/models/stories260K (the vocabulary) is absent.
 . "${BTRM_SRCDIR:-.}/tests/lib.sh"
 PY=/usr/bin/python3
@@ -20,7 +21,7 @@ V="$BTRM_SHARED/models/stories260K/stories260K.gguf"
 [ -f "$V" ] || skip_all "stories260K.gguf (the synthetic models' vocabulary) not found"
 "$PY" -c 'import numpy' 2>/dev/null || skip_all "numpy not installed"
 ARCHS="llama qwen2 qwen3 gemma2 gemma3 phi3"
-plan 73
+plan 75
 cd "$WORK" || exit 1
 Q="$BTRM_SRCDIR/tests/gguf_quantize.py"
 t120() { timeout 120 "$@"; }
@@ -133,4 +134,16 @@ head -c $(( $(wc -c < llama-q4_k.gguf) / 2 )) llama-q4_k.gguf > cut.gguf
 run_cmd r5.log "$BTRM" generate --backbone gguf:cut.gguf --hidden ids.txt
 ok $([ $rc -eq 1 ] && grep -Eq "cut.gguf: tensor [a-z0-9_.]+ \(Q4_K, [0-9]+ bytes at data offset [0-9]+\) lies beyond the end of the file" r5.log; echo $?) \
    "a truncated Q4_K file names the tensor cut off and its type"
+
+# --- btrm inspect MODEL.gguf
+run_cmd insp.log "$BTRM" inspect phi3-q4_k.gguf
+ok $([ $rc -eq 0 ] && grep -q '^  architecture   phi3' insp.log && grep -q '^  Q4_K  .* 10 tensors, 811008 bytes' insp.log &&
+     grep -q 'dim 256, 2 layers, 4 heads (2 key/value)' insp.log && grep -q 'sliding window 7 on every layer' insp.log &&
+     grep -q '^  tokenizer      spm, 512 tokens' insp.log && grep -q '^  btrm           runs it' insp.log; echo $?) \
+   "inspect: architecture, dimensions, tensor types and bytes, tokenizer, runs it (exit 0)"
+"$PY" "$Q" llama.gguf iq4.gguf --type q4_k --raw-type blk.0.attn_k.weight=20
+run_cmd insp2.log "$BTRM" inspect iq4.gguf
+ok $([ $rc -eq 1 ] && grep -q '^  IQ4_NL .*1 tensor: a type btrm does not read' insp2.log &&
+     grep -q 'refuses it: .*tensor blk.0.attn_k.weight has type IQ4_NL' insp2.log; echo $?) \
+   "inspect: an unread type is listed and the refusal named (exit 1)"
 done_testing
