@@ -19,7 +19,7 @@
 M="$BTRM_SHARED/models/stories260K"
 [ -f "$M/stories260K.bin" ] && [ -f "$M/stories260K.gguf" ] && [ -f "$M/tok512.bin" ] ||
     skip_all "stories260K not found in $M"
-plan 46
+plan 47
 cd "$WORK" || exit 1
 PY=/usr/bin/python3
 have_np() { "$PY" -c 'import numpy' 2>/dev/null; }
@@ -163,6 +163,8 @@ t = [float(m.group(1)) for m in re.finditer(r"rank \d+: rows \[\d+, \d+\), (\d+)
 sys.exit(0 if len(t) == 3 and max(t) - min(t) <= 0.25 * sum(t) / 3 else 1)
 PY
 ok $? "3 ranks get blocks of nearly equal token counts ($(grep -o '[0-9]* tokens (split' split.log | cut -d' ' -f1 | tr '\n' ' '))"
+ok $([ "$(grep -Ec 'embed: rank [0-2]: rows \[[0-9]+, [0-9]+\), [0-9]+ tokens, encode [0-9.]+ s, write [0-9.]+ s' split.log)" -eq 3 ]; echo $?) \
+   "-v prints each rank's rows, tokens and encode/write seconds"
 attr() { h5dump -a "/features/$2" "$1" 2>/dev/null | sed -n 's/^ *(0): *//p' | tr -d '"'; }
 ok $([ "$(attr out1.h5 backbone)" = "gguf:stories260K.gguf,pool=last,max_tokens=512" ] &&
      [ "$(attr out1.h5 dim)" = 64 ] && [ "$(attr out1.h5 pool)" = last ] &&
