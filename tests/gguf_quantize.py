@@ -625,7 +625,7 @@ def synthetic_model(arch, out, dim=256, layers=2, heads=4, kv_heads=2, head_dim=
     q_dim, kv_dim = heads * hd, kv_heads * hd
     a = arch
     kvs = [("general.architecture", STRING, arch),
-           ("general.name", STRING, name or f"synthetic-{arch}-d{dim}-l{layers}"),
+           ("general.name", STRING, name or f"synthetic-d{dim}-l{layers}"),
            (f"{a}.context_length", U32, context),
            (f"{a}.embedding_length", U32, dim),
            (f"{a}.block_count", U32, layers),

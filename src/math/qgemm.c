@@ -143,8 +143,12 @@ void btrm_qact_quantize(btrm_qact *a, const float *x, int rows, int ldx)
             float amax = 0.0f;
             for (int j = 0; j < a->sb; j++)
                 amax = fmaxf(amax, fabsf(xb[j]));
+            /* Q8_0 activations keep their scale in fp16, as ggml's block_q8_0
+             * does (x / d is rounded with the float32 d, as ggml does), so
+             * that the int8 path computes what llama.cpp computes */
             float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
-            ((float *)qg_act_d(a, tile, b))[t] = d;
+            ((float *)qg_act_d(a, tile, b))[t] =
+                a->wtype == BTRM_Q_Q8_0 ? btrm_f16_to_f32(btrm_f32_to_f16(d)) : d;
             for (int j = 0; j < a->sb; j++) {
                 int e = b * a->sb + j;
                 long q = lrintf(xb[j] * id);
@@ -190,11 +194,12 @@ static void unpack_q8_0(const uint8_t *b, uint8_t *v, int32_t *s, int32_t *m, fl
 static void unpack_q2_k(const uint8_t *b, uint8_t *v, int32_t *s, int32_t *m, float *D,
                         float *M)
 {
+    /* element 128 h + 32 k + j (j < 32): bits 2k.. of qs[32 h + j] */
     const uint8_t *scales = b, *qs = b + 16;
-    for (int e = 0; e < BTRM_QK; e++) {
-        int h = e / 128, k = (e % 128) / 32, c = (e % 32) / 16, l = e % 16;
-        v[e] = (uint8_t)((qs[32 * h + 16 * c + l] >> (2 * k)) & 3);
-    }
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 4; k++)
+            for (int j = 0; j < 32; j++)
+                v[128 * h + 32 * k + j] = (uint8_t)((qs[32 * h + j] >> (2 * k)) & 3);
     for (int g = 0; g < 16; g++) {
         s[g] = scales[g] & 0xF;
         m[g] = scales[g] >> 4;
@@ -207,12 +212,13 @@ static void unpack_q3_k(const uint8_t *b, uint8_t *v, int32_t *s, int32_t *m, fl
                         float *M)
 {
     const uint8_t *hm = b, *qs = b + 32, *packed = b + 96;
-    for (int e = 0; e < BTRM_QK; e++) {
-        int h = e / 128, k = (e % 128) / 32, c = (e % 32) / 16, l = e % 16;
-        int low = (qs[32 * h + 16 * c + l] >> (2 * k)) & 3;
-        int high = (hm[16 * c + l] >> (4 * h + k)) & 1;
-        v[e] = (uint8_t)(low | high << 2); /* value - 4 + 4 = v: x = d sc (v - 4) */
-    }
+    /* element 128 h + 32 k + j: bits 2k.. of qs[32 h + j], bit 4h + k of
+     * hmask[j]; x = d sc (v - 4) */
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 4; k++)
+            for (int j = 0; j < 32; j++)
+                v[128 * h + 32 * k + j] = (uint8_t)(((qs[32 * h + j] >> (2 * k)) & 3) |
+                                                    ((hm[j] >> (4 * h + k)) & 1) << 2);
     for (int g = 0; g < 16; g++) {
         int low = (packed[g % 8] >> (4 * (g / 8))) & 0xF;
         int high = (packed[8 + g % 4] >> (2 * (g / 4))) & 3;
@@ -237,13 +243,14 @@ static void unpack_q45_k(const uint8_t *b, uint8_t *v, int32_t *s, int32_t *m, f
                          float *M, int five)
 {
     const uint8_t *scales = b + 4, *qh = b + 16, *qs = b + (five ? 48 : 16);
-    for (int e = 0; e < BTRM_QK; e++) {
-        int p = e / 64, half = (e % 64) / 32, l = e % 32;
-        int q = half ? qs[32 * p + l] >> 4 : qs[32 * p + l] & 0xF;
-        if (five && (qh[l] >> (2 * p + half)) & 1)
-            q += 16;
-        v[e] = (uint8_t)q;
-    }
+    /* element 64 p + 32 half + l: a nibble of qs[32 p + l], + 16 when bit
+     * 2p + half of qh[l] is set (Q5_K) */
+    for (int p = 0; p < 4; p++)
+        for (int l = 0; l < 32; l++) {
+            uint8_t byte = qs[32 * p + l], high = five ? qh[l] : 0;
+            v[64 * p + l] = (uint8_t)((byte & 0xF) | ((high >> (2 * p)) & 1) << 4);
+            v[64 * p + 32 + l] = (uint8_t)((byte >> 4) | ((high >> (2 * p + 1)) & 1) << 4);
+        }
     for (int g = 0; g < 8; g++)
         scale_min_k4(g, scales, &s[g], &m[g]);
     *D = f16_at(b);
@@ -255,13 +262,15 @@ static void unpack_q6_k(const uint8_t *b, uint8_t *v, int32_t *s, int32_t *m, fl
 {
     const uint8_t *ql = b, *qh = b + 128;
     const int8_t *sc = (const int8_t *)(b + 192);
-    for (int e = 0; e < BTRM_QK; e++) {
-        int h = e / 128, k = (e % 128) / 32, l = e % 32;
-        int byte = ql[64 * h + 32 * (k % 2) + l];
-        int low = k < 2 ? byte & 0xF : byte >> 4;
-        int high = (qh[32 * h + l] >> (2 * k)) & 3;
-        v[e] = (uint8_t)(low | high << 4); /* x = d sc (v - 32) */
-    }
+    /* element 128 h + 32 k + l: the low (k < 2) or high nibble of
+     * ql[64 h + 32 (k % 2) + l], bits 2k.. of qh[32 h + l]; x = d sc (v - 32) */
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < 32; l++) {
+                uint8_t byte = ql[64 * h + 32 * (k % 2) + l];
+                v[128 * h + 32 * k + l] = (uint8_t)((k < 2 ? byte & 0xF : byte >> 4) |
+                                                    ((qh[32 * h + l] >> (2 * k)) & 3) << 4);
+            }
     for (int g = 0; g < 16; g++) {
         s[g] = sc[g];
         m[g] = 32 * sc[g];

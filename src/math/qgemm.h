@@ -6,7 +6,8 @@
  * with W stored in its file encoding (Q8_0 or a K-quant, quant.h) and x
  * float32. The activations are quantised per block to 8 bits (btrm_qact:
  * blocks of 32 for Q8_0 weights, of 256 for K-quants; a = da * qa with
- * da = max|x| / 127 over the block, qa = round(x / da) in [-127, 127]), the
+ * da = max|x| / 127 over the block, qa = round(x / da) in [-127, 127]; for
+ * Q8_0 da is then stored in fp16, as ggml's block_q8_0 stores it), the
  * weights are unpacked one tile of rows at a time into unsigned or signed
  * bytes with integer group scales, and every product is an exact integer
  * dot product. Per weight super-block b (the type's 256 values; 32 for

@@ -20,6 +20,8 @@
 
 #define R BTRM_QG_ROWS
 #define T BTRM_QG_TOKENS
+/* The per-row loops must unroll for the accumulators to live in registers. */
+#define UNROLL _Pragma("GCC unroll 8")
 
 static inline int32_t load4(const uint8_t *p)
 {
@@ -41,30 +43,36 @@ void btrm_qg_kernel_avx512vnni(const qg_tile *w, const btrm_qact *a, int tile,
     const int n_groups = cols / group;
     const uint8_t *v = w->v;
     __m512 acc[R];
+    UNROLL
     for (int r = 0; r < R; r++)
         acc[r] = _mm512_setzero_ps();
     for (int b = 0; b < n_sb; b++) {
         __m512i isum[R];
+        UNROLL
         for (int r = 0; r < R; r++)
             isum[r] = _mm512_setzero_si512();
         for (int g = b * gps; g < (b + 1) * gps; g++) {
             const int8_t *aq = qg_act_q(a, tile, g * group);
             __m512i gacc[R];
+            UNROLL
             for (int r = 0; r < R; r++)
                 gacc[r] = _mm512_setzero_si512();
             for (int k = 0; k < group; k += 4) {
                 __m512i av = _mm512_loadu_si512((const void *)(aq + 16 * k));
                 const uint8_t *vk = v + g * group + k;
+                UNROLL
                 for (int r = 0; r < R; r++)
                     gacc[r] = _mm512_dpbusd_epi32(gacc[r],
                                                   _mm512_set1_epi32(load4(vk + (size_t)r * cols)),
                                                   av);
             }
+            UNROLL
             for (int r = 0; r < R; r++)
                 isum[r] = _mm512_add_epi32(
                     isum[r], _mm512_mullo_epi32(gacc[r], _mm512_set1_epi32(w->s[r * n_groups + g])));
             if (w->min_is_d) {
                 __m512i bs = _mm512_loadu_si512((const void *)qg_act_bsum(a, tile, g));
+                UNROLL
                 for (int r = 0; r < R; r++)
                     isum[r] = _mm512_sub_epi32(
                         isum[r], _mm512_mullo_epi32(bs, _mm512_set1_epi32(w->m[r * n_groups + g])));
@@ -72,6 +80,7 @@ void btrm_qg_kernel_avx512vnni(const qg_tile *w, const btrm_qact *a, int tile,
         }
         __m512 da = _mm512_loadu_ps(qg_act_d(a, tile, b));
         if (w->min_is_d) {
+            UNROLL
             for (int r = 0; r < R; r++) {
                 __m512 Dd = _mm512_mul_ps(_mm512_set1_ps(w->D[r * n_sb + b]), da);
                 acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(Dd, _mm512_cvtepi32_ps(isum[r])));
@@ -80,9 +89,11 @@ void btrm_qg_kernel_avx512vnni(const qg_tile *w, const btrm_qact *a, int tile,
         }
         /* T = (D da) isum - (M da) msum, msum one row at a time */
         __m512 t1[R];
+        UNROLL
         for (int r = 0; r < R; r++)
             t1[r] = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(w->D[r * n_sb + b]), da),
                                   _mm512_cvtepi32_ps(isum[r]));
+        UNROLL
         for (int r = 0; r < R; r++) {
             __m512i msum = _mm512_setzero_si512();
             for (int g = b * gps; g < (b + 1) * gps; g++)
@@ -94,6 +105,7 @@ void btrm_qg_kernel_avx512vnni(const qg_tile *w, const btrm_qact *a, int tile,
             acc[r] = _mm512_add_ps(acc[r], t);
         }
     }
+    UNROLL
     for (int r = 0; r < R; r++)
         _mm512_storeu_ps(out[r], acc[r]);
 }
@@ -117,20 +129,24 @@ static void avx2_pass(const qg_tile *w, const btrm_qact *a, int tile, int r0, in
     const int32_t *s = w->s + r0 * n_groups, *m = w->m + r0 * n_groups;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[R2];
+    UNROLL
     for (int r = 0; r < R2; r++)
         acc[r] = _mm256_setzero_ps();
     for (int b = 0; b < n_sb; b++) {
         __m256i isum[R2];
+        UNROLL
         for (int r = 0; r < R2; r++)
             isum[r] = _mm256_setzero_si256();
         for (int g = b * gps; g < (b + 1) * gps; g++) {
             const int8_t *aq = qg_act_q(a, tile, g * group) + 4 * T2 * half;
             __m256i gacc[R2];
+            UNROLL
             for (int r = 0; r < R2; r++)
                 gacc[r] = _mm256_setzero_si256();
             for (int k = 0; k < group; k += 4) {
                 __m256i av = _mm256_loadu_si256((const __m256i *)(aq + 16 * k));
                 const uint8_t *vk = v + g * group + k;
+                UNROLL
                 for (int r = 0; r < R2; r++) {
                     __m256i wv = _mm256_set1_epi32(load4(vk + (size_t)r * cols));
                     __m256i p16 = w->v_signed
@@ -140,12 +156,14 @@ static void avx2_pass(const qg_tile *w, const btrm_qact *a, int tile, int r0, in
                     gacc[r] = _mm256_add_epi32(gacc[r], _mm256_madd_epi16(p16, ones));
                 }
             }
+            UNROLL
             for (int r = 0; r < R2; r++)
                 isum[r] = _mm256_add_epi32(
                     isum[r], _mm256_mullo_epi32(gacc[r], _mm256_set1_epi32(s[r * n_groups + g])));
             if (w->min_is_d) {
                 __m256i bs = _mm256_loadu_si256(
                     (const __m256i *)(qg_act_bsum(a, tile, g) + T2 * half));
+                UNROLL
                 for (int r = 0; r < R2; r++)
                     isum[r] = _mm256_sub_epi32(
                         isum[r], _mm256_mullo_epi32(bs, _mm256_set1_epi32(m[r * n_groups + g])));
@@ -153,6 +171,7 @@ static void avx2_pass(const qg_tile *w, const btrm_qact *a, int tile, int r0, in
         }
         __m256 da = _mm256_loadu_ps(qg_act_d(a, tile, b) + T2 * half);
         if (w->min_is_d) {
+            UNROLL
             for (int r = 0; r < R2; r++) {
                 __m256 Dd = _mm256_mul_ps(_mm256_set1_ps(w->D[(r0 + r) * n_sb + b]), da);
                 acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(Dd, _mm256_cvtepi32_ps(isum[r])));
@@ -160,9 +179,11 @@ static void avx2_pass(const qg_tile *w, const btrm_qact *a, int tile, int r0, in
             continue;
         }
         __m256 t1[R2];
+        UNROLL
         for (int r = 0; r < R2; r++)
             t1[r] = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(w->D[(r0 + r) * n_sb + b]), da),
                                   _mm256_cvtepi32_ps(isum[r]));
+        UNROLL
         for (int r = 0; r < R2; r++) {
             __m256i msum = _mm256_setzero_si256();
             for (int g = b * gps; g < (b + 1) * gps; g++)
@@ -175,6 +196,7 @@ static void avx2_pass(const qg_tile *w, const btrm_qact *a, int tile, int r0, in
             acc[r] = _mm256_add_ps(acc[r], t);
         }
     }
+    UNROLL
     for (int r = 0; r < R2; r++)
         _mm256_storeu_ps(out[r0 + r] + T2 * half, acc[r]);
 }
