@@ -398,6 +398,39 @@ static void rope(const btrm_llama_ws *ws, int neox, int local, float *x, int T, 
     }
 }
 
+/* Softmax of each row of a block of scores S[nb, keys] in place: row r is
+ * query i0 + r, column j key k0 + j; the row keeps the keys up to its query
+ * and, with window > 0, from i0 + r - window + 1 on (soft-capped first when
+ * cap > 0); the others become 0. */
+static void softmax_rows(float *S, int nb, int keys, int i0, int k0, int window, float cap)
+{
+    for (int r = 0; r < nb; r++) {
+        float *row = S + (size_t)r * keys;
+        int i = i0 + r;
+        int lo = window > 0 && i - window + 1 > k0 ? i - window + 1 - k0 : 0;
+        int hi = i - k0 + 1; /* keys [lo, hi) of the row */
+        if (cap > 0.0f)
+            for (int j = lo; j < hi; j++)
+                row[j] = cap * tanhf(row[j] / cap);
+        float mx = row[lo];
+        for (int j = lo + 1; j < hi; j++)
+            mx = row[j] > mx ? row[j] : mx;
+        double sum = 0.0;
+        for (int j = lo; j < hi; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < keys; j++)
+            row[j] = j >= lo && j < hi ? row[j] * inv : 0.0f;
+    }
+}
+
+void btrm_llama_softmax_causal(float *S, int nb, int keys, int i0)
+{
+    softmax_rows(S, nb, keys, i0, 0, 0, 0.0f);
+}
+
 /* Causal attention of one sequence of T tokens: q [T, q_dim], k, v
  * [T, kv_dim] (rows of the batch buffers), into att [T, q_dim]; window > 0:
  * query i sees keys i - window + 1 .. i only. */
@@ -422,26 +455,7 @@ static int attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const floa
                                q_dim, kg + (size_t)k0 * kv_dim, kv_dim, 0.0f, S, keys);
             if (rc)
                 return rc;
-            for (int r = 0; r < nb; r++) {
-                float *row = S + (size_t)r * keys;
-                int i = i0 + r;
-                int lo = window > 0 && i - window + 1 > k0 ? i - window + 1 - k0 : 0;
-                int hi = i - k0 + 1; /* keys [lo, hi) of the row */
-                if (cap > 0.0f)
-                    for (int j = lo; j < hi; j++)
-                        row[j] = cap * tanhf(row[j] / cap);
-                float mx = row[lo];
-                for (int j = lo + 1; j < hi; j++)
-                    mx = row[j] > mx ? row[j] : mx;
-                double sum = 0.0;
-                for (int j = lo; j < hi; j++) {
-                    row[j] = expf(row[j] - mx);
-                    sum += row[j];
-                }
-                float inv = (float)(1.0 / sum);
-                for (int j = 0; j < keys; j++)
-                    row[j] = j >= lo && j < hi ? row[j] * inv : 0.0f;
-            }
+            softmax_rows(S, nb, keys, i0, k0, window, cap);
             /* att_h[i0:i0+nb] = S[nb, keys] . v_g[k0:k0+keys] */
             rc = btrm_gemm(BTRM_PREC_FP32, 0, 0, nb, hd, keys, 1.0f, S, keys,
                            vg + (size_t)k0 * kv_dim, kv_dim, 0.0f,
@@ -451,6 +465,71 @@ static int attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const floa
         }
     }
     return 0;
+}
+
+void btrm_llama_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim,
+                        float eps)
+{
+    rmsnorm(out, x, weight, rows, dim, eps);
+}
+
+void btrm_llama_rope(const btrm_llama_ws *ws, const btrm_llama_hparams *hp, int layer, float *x,
+                     int T, int n_heads, int hd)
+{
+    rope(ws, hp->rope_neox, btrm_llama_layer_is_local(hp, layer), x, T, n_heads, hd);
+}
+
+int btrm_llama_attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, int layer,
+                         const float *q, const float *k, const float *v, float *att, int T)
+{
+    return attention(ws, hp, q, k, v, att, T,
+                     btrm_llama_layer_is_local(hp, layer) ? hp->sliding_window : 0);
+}
+
+int btrm_llama_batch_check(const btrm_llama_hparams *hp, const btrm_llama_ws *ws,
+                           const int32_t *ids, const int *lens, int n_seqs, int *n_tokens)
+{
+    int N = 0;
+    for (int s = 0; s < n_seqs; s++) {
+        if (lens[s] < 1 || lens[s] > ws->max_seq)
+            return btrm_error_set(BTRM_EDATA, "sequence %d has %d tokens (1 to %d allowed)", s,
+                                  lens[s], ws->max_seq);
+        if (lens[s] > ws->max_tokens - N)
+            return btrm_error_set(BTRM_EDATA, "batch of %d sequences has more than %d tokens",
+                                  n_seqs, ws->max_tokens);
+        N += lens[s];
+    }
+    for (int s = 0, t = 0; s < n_seqs; s++)
+        for (int p = 0; p < lens[s]; p++, t++)
+            if (ids[t] < 0 || ids[t] >= hp->vocab_size)
+                return btrm_error_set(BTRM_EDATA, "sequence %d, position %d: token id %d "
+                                      "outside the vocabulary [0, %d)", s, p, (int)ids[t],
+                                      hp->vocab_size);
+    *n_tokens = N;
+    return 0;
+}
+
+void btrm_llama_pool(const btrm_llama_hparams *hp, btrm_llama_ws *ws, const float *x,
+                     const float *norm, const int *lens, int n_seqs, float *last, float *mean)
+{
+    const int dim = hp->dim;
+    for (int s = 0, off = 0; s < n_seqs; off += lens[s], s++) {
+        const float *xs = x + (size_t)off * dim;
+        float *hs = ws->xb + (size_t)off * dim;
+        if (mean) {
+            rmsnorm(hs, xs, norm, lens[s], dim, hp->norm_eps);
+            memset(ws->pool, 0, (size_t)dim * sizeof *ws->pool);
+            for (int t = 0; t < lens[s]; t++)
+                for (int i = 0; i < dim; i++)
+                    ws->pool[i] += hs[(size_t)t * dim + (size_t)i];
+            for (int i = 0; i < dim; i++)
+                mean[(size_t)s * dim + (size_t)i] = (float)(ws->pool[i] / lens[s]);
+        }
+        if (last) {
+            size_t t_last = (size_t)(lens[s] - 1) * (size_t)dim;
+            rmsnorm(last + (size_t)s * dim, xs + t_last, norm, 1, dim, hp->norm_eps);
+        }
+    }
 }
 
 double btrm_llama_flops(const btrm_llama_hparams *hp, const int *lens, int n_seqs)
@@ -488,26 +567,13 @@ int btrm_llama_forward(const btrm_llama_hparams *hp, const btrm_llama_weights *w
                        float *last, float *mean)
 {
     int N = 0;
-    for (int s = 0; s < n_seqs; s++) {
-        if (lens[s] < 1 || lens[s] > ws->max_seq)
-            return btrm_error_set(BTRM_EDATA, "sequence %d has %d tokens (1 to %d allowed)", s,
-                                  lens[s], ws->max_seq);
-        if (lens[s] > ws->max_tokens - N)
-            return btrm_error_set(BTRM_EDATA, "batch of %d sequences has more than %d tokens",
-                                  n_seqs, ws->max_tokens);
-        N += lens[s];
-    }
-    for (int s = 0, t = 0; s < n_seqs; s++)
-        for (int p = 0; p < lens[s]; p++, t++)
-            if (ids[t] < 0 || ids[t] >= hp->vocab_size)
-                return btrm_error_set(BTRM_EDATA, "sequence %d, position %d: token id %d "
-                                      "outside the vocabulary [0, %d)", s, p, (int)ids[t],
-                                      hp->vocab_size);
+    int rc = btrm_llama_batch_check(hp, ws, ids, lens, n_seqs, &N);
+    if (rc)
+        return rc;
     if (N == 0)
         return 0;
     const int dim = hp->dim, hidden = hp->hidden_dim, hd = hp->head_dim;
     const int q_dim = hp->n_heads * hd, kv_dim = hp->n_kv_heads * hd;
-    int rc = 0;
 
     /* x[N, dim] = token embeddings (* embed_scale) */
     for (int t = 0; t < N; t++)
@@ -587,22 +653,7 @@ int btrm_llama_forward(const btrm_llama_hparams *hp, const btrm_llama_weights *w
         return rc;
 
     /* h = RMSNorm(x) * output_norm, pooled per sequence */
-    for (int s = 0, off = 0; s < n_seqs; off += lens[s], s++) {
-        float *xs = ws->x + (size_t)off * dim, *hs = ws->xb + (size_t)off * dim;
-        if (mean) {
-            rmsnorm(hs, xs, w->output_norm, lens[s], dim, hp->norm_eps);
-            memset(ws->pool, 0, (size_t)dim * sizeof *ws->pool);
-            for (int t = 0; t < lens[s]; t++)
-                for (int i = 0; i < dim; i++)
-                    ws->pool[i] += hs[(size_t)t * dim + (size_t)i];
-            for (int i = 0; i < dim; i++)
-                mean[(size_t)s * dim + (size_t)i] = (float)(ws->pool[i] / lens[s]);
-        }
-        if (last) {
-            size_t t_last = (size_t)(lens[s] - 1) * (size_t)dim;
-            rmsnorm(last + (size_t)s * dim, xs + t_last, w->output_norm, 1, dim, hp->norm_eps);
-        }
-    }
+    btrm_llama_pool(hp, ws, ws->x, w->output_norm, lens, n_seqs, last, mean);
     ws->gen++;
     ws->flops += btrm_llama_flops(hp, lens, n_seqs);
     return 0;
