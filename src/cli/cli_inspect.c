@@ -1,6 +1,7 @@
 /* cli_inspect.c: `btrm inspect FILE.h5`: what a btrm file is and whether it
  * is intact. Checkpoints have their checksums verified collectively (exit 1
- * on a bad one); model files and pair stores are described and validated. */
+ * on a bad one); model files and pair stores are described and validated.
+ * `btrm inspect MODEL.gguf`: an LLM file (gguf_inspect.h). */
 #include "cli.h"
 #include "comm.h"
 #include "error.h"
@@ -12,11 +13,14 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: [mpirun -np P] btrm inspect FILE.h5 [--config]\n\n"
+            "Usage: [mpirun -np P] btrm inspect FILE.h5 [--config]\n"
+            "       btrm inspect MODEL.gguf\n\n"
             "Prints what a btrm file is (pair store, model file or checkpoint) and checks it:\n"
             "a pair store is validated (indices, NaN/Inf in used rows), a checkpoint has\n"
             "the crc32 of every dataset verified (on any number of ranks). Exit 0 when the\n"
-            "file is intact, 1 when it is not.\n\n"
+            "file is intact, 1 when it is not.\n"
+            "A GGUF model file: its architecture, dimensions, tensor types and their byte\n"
+            "counts, tokenizer, and whether btrm runs it (exit 0) or what it refuses (exit 1).\n\n"
             "Options:\n"
             "  --config     also print a checkpoint's resolved config\n"
             "  -h, --help   this help\n");

@@ -154,12 +154,18 @@ static const key_def keys[] = {
     { "embed.max_tokens", T_INT, "512", "tokens kept per text, truncating from the left (BOS "
       "kept); 0 (or more than the model's context length) = that length", AT(embed.max_tokens),
       GE(0) },
-    { "embed.bos", T_BOOL, "true", "prepend the tokenizer's BOS token", AT(embed.bos) },
+    { "embed.bos", T_ENUM, "auto", "prepend the tokenizer's BOS token: `auto` as the model "
+      "file says (tokenizer.ggml.add_bos_token, else its tokenizer's default), or always "
+      "(`true`) or never (`false`)", AT(embed.bos), NAMES("auto", "false", "true") },
     { "embed.max_batch_tokens", T_INT, "4096", "tokens per forward batch (texts sorted by "
       "length); sizes the work buffers", AT(embed.max_batch_tokens), GE(1) },
-    { "embed.dequantize", T_BOOL, "false", "convert F16/BF16/Q8_0 weights to float32 once at "
+    { "embed.dequantize", T_BOOL, "false", "convert quantised and half weights to float32 once at "
       "load (faster, 2-4x the memory) instead of row blocks in each product",
       AT(embed.dequantize) },
+    { "embed.kernel", T_ENUM, "auto", "products with quantised weights: `dequant` (row "
+      "blocks to float32, then GEMM; exact), `int8` (Q8_0 and K-quants: 8-bit activations, "
+      "integer dot products; docs/backbones.md has its error); `auto` = dequant",
+      AT(embed.kernel), NAMES("auto", "dequant", "int8") },
 };
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 

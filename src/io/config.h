@@ -17,6 +17,9 @@
 
 #define BTRM_MAX_EVAL 16     /* files in data.eval */
 
+/* embed.bos: follow the model file (tokenizer.ggml.add_bos_token), or force. */
+enum { BTRM_BOS_AUTO = 0, BTRM_BOS_OFF = 1, BTRM_BOS_ON = 2 };
+
 typedef struct btrm_config {
     struct {
         char name[BTRM_NAME_MAX];    /* run.name, default "btrm" */
@@ -75,9 +78,10 @@ typedef struct btrm_config {
     struct {                     /* LLM backbones (gguf:, llama2c:) of embed/score */
         int pool;                /* embed.pool: last | mean (BTRM_POOL_*) */
         int max_tokens;          /* embed.max_tokens: 0 = the model's context, default 512 */
-        bool bos;                /* embed.bos: prepend BOS, default true */
+        int bos;                 /* embed.bos: BTRM_BOS_*, default auto (the file's) */
         int max_batch_tokens;    /* embed.max_batch_tokens: tokens per forward, default 4096 */
         bool dequantize;         /* embed.dequantize: float32 copies at load, default false */
+        int kernel;              /* embed.kernel: auto | dequant | int8 (BTRM_KERNEL_*) */
     } embed;
 } btrm_config;
 

@@ -260,8 +260,25 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
     if (rc)
         goto fail;
 
-    btrm_log_debug("embed: features written at %.3f s (encode %.3f s, write %.3f s on "
-                   "rank 0)", btrm_comm_wtime() - t0, t_encode, t_write);
+    btrm_log_debug("embed: features written at %.3f s", btrm_comm_wtime() - t0);
+    /* per rank: its rows, tokens and encode/write seconds (rank 0 logs) */
+    double mine[2] = { t_encode, t_write }, *times = NULL;
+    int *counts = NULL;
+    if (!(rc = BTRM_MALLOC(times, 2 * (size_t)c->size)) && !(rc = BTRM_MALLOC(counts, c->size)))
+        rc = btrm_comm_allgatherv_f64(c, mine, 2, times, counts);
+    rc = btrm_comm_agree(c, rc);
+    for (int r = 0; !rc && r < c->size; r++) {
+        char tokens[48] = "";
+        if (prefix)
+            snprintf(tokens, sizeof tokens, ", %.0f tokens", prefix[bounds[r + 1]] - prefix[bounds[r]]);
+        btrm_log_debug("embed: rank %d: rows [%lld, %lld)%s, encode %.3f s, write %.3f s", r,
+                       (long long)bounds[r], (long long)bounds[r + 1], tokens, times[2 * r],
+                       times[2 * r + 1]);
+    }
+    free(times);
+    free(counts);
+    if (rc)
+        goto fail;
 
     /* 4. publish */
     if (c->rank == 0)

@@ -42,7 +42,8 @@ static int generate(btrm_llama_embedder *e, const char *prompt, int steps, int s
     char *text = NULL;
     size_t text_len = 0;
     int n_prompt = 0;
-    int rc = btrm_tok_encode(m->tok, prompt, btrm_tok_bos(m->tok) >= 0, &prompt_ids, &n_prompt);
+    int rc = btrm_tok_encode_special(m->tok, prompt, strlen(prompt), btrm_llama_embedder_bos(e), 1,
+                                     &prompt_ids, &n_prompt);
     if (rc)
         return rc;
     if (n_prompt < 1) {
@@ -69,7 +70,8 @@ static int generate(btrm_llama_embedder *e, const char *prompt, int steps, int s
         } else {
             if ((rc = btrm_llama_forward(hp, &m->w, &e->ws, seq, &n, 1, h, NULL)))
                 goto fail;
-            btrm_llama_logits(hp, &m->w, &e->ws, h, 1, logits);
+            if ((rc = btrm_llama_logits(hp, &m->w, &e->ws, h, 1, logits)))
+                goto fail;
             next = 0;
             for (int v = 1; v < hp->vocab_size; v++)
                 if (logits[v] > logits[next])

@@ -1,9 +1,12 @@
 /* inspect.c: `btrm inspect` (see inspect.h). */
 #include "inspect.h"
 
+#include "gguf_inspect.h"
+
 #include "ckpt.h"
 #include "error.h"
 #include "format.h"
+#include "gguf_inspect.h"
 #include "modelfile.h"
 #include "pairs.h"
 
@@ -79,6 +82,8 @@ int btrm_inspect_run(const char *path, int show_config, const btrm_comm *c)
 {
     char tag[BTRM_FORMAT_TAG_MAX], writer[BTRM_FORMAT_TAG_MAX], name[BTRM_FORMAT_TAG_MAX];
     int version = 0;
+    if (btrm_gguf_is_gguf(path)) /* an LLM file: rank 0 describes it */
+        return btrm_comm_agree(c, c->rank == 0 ? btrm_gguf_inspect(stdout, path) : 0);
     int rc = btrm_format_of_file(path, tag, sizeof tag, writer, sizeof writer);
     rc = btrm_comm_agree(c, rc);
     if (rc)
