@@ -145,6 +145,14 @@ static void test_full_file(void)
     is_int(cfg->train.steps, 5000, "train.steps");
     is_int(cfg->train.log_every, 50, "train.log_every");
     is_int(cfg->train.eval_every, 500, "train.eval_every");
+    is_int(cfg->train.micro_batch, 4, "train.micro_batch");
+    ok(cfg->train.recompute, "train.recompute");
+    is_string(cfg->model.backbone, "gguf:models/tiny.gguf,pool=mean", "model.backbone");
+    ok(cfg->model.finetune.type == BTRM_FT_LORA && cfg->model.finetune.rank == 4 &&
+       cfg->model.finetune.alpha == 8.0 && cfg->model.finetune.layers == 2,
+       "model.finetune (flow mapping): lora, rank 4, alpha 8, layers 2");
+    ok(cfg->model.finetune.n_targets == 2 && !strcmp(cfg->model.finetune.targets[0], "q") &&
+       !strcmp(cfg->model.finetune.targets[1], "v"), "model.finetune.targets [q, v]");
     is_string(cfg->checkpoint.dir, "ckpt/it's here", "checkpoint.dir (single-quoted, '' escape)");
     is_int(cfg->checkpoint.every, 1000, "checkpoint.every");
     is_int(cfg->checkpoint.keep, 5, "checkpoint.keep");

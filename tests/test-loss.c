@@ -137,6 +137,10 @@ static void test_normbt_weights(void)
     is_double_rel(st.margin_sum, 0.0, 1e-15, "margin_sum = 1 + 0 - 1 = 0");
     is_double_rel(st.loss_sum, 5 * log1p(exp(-1.0)) + 2 * log(2.0) + 4 * log1p(exp(1.0)),
                   1e-14, "loss_sum = sum omega_i softplus(-dr_i)");
+    is_double_rel(st.bt_loss_sum, log1p(exp(-1.0)) + log(2.0) + log1p(exp(1.0)), 1e-14,
+                  "bt_loss_sum = sum softplus(-dr_i), unweighted");
+    ok(st.near_floor == 1.0, "near_floor counts d = 1e-3 < 0.01 dbar = 0.02 only (got %g)",
+       st.near_floor);
     is_double_rel(gd[1], -2.0 * 0.5, 1e-7, "tie: g_diff = -omega / 2");
 
     is_double_rel(btrm_loss_dbar_update(123.0, 1, 2.5, 0.9), 2.5, 1e-15, "dbar_1 = mu_1");
@@ -206,7 +210,7 @@ static void test_normbt_gradient_norm(void)
 
 int main(void)
 {
-    plan(38);
+    plan(40);
     test_gradients();
     test_values();
     test_normbt_weights();

@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "fileutil.h"
+#include "llama_train.h"
 #include "yamlfile.h"
 
 #include <errno.h>
@@ -46,6 +47,7 @@ enum key_type {
     T_INT_LIST,    /* int[max_count] */
     T_DOUBLE_LIST, /* double[max_count] */
     T_PATH_LIST,   /* char[max_count][size / max_count] */
+    T_NAME_LIST,   /* char[max_count][size / max_count], each a T_NAME */
 };
 
 enum { B_LO = 1, B_LO_OPEN = 2, B_HI = 4, B_HI_OPEN = 8 };
@@ -97,6 +99,21 @@ static const key_def keys[] = {
       LIST(model.hidden, model.n_hidden), GE(1) },
     { "model.activation", T_ENUM, "gelu", "activation of the `mlp` head's hidden layers",
       AT(model.activation), NAMES("gelu", "relu", "tanh") },
+    { "model.backbone", T_PATH, "\"\"", "where the representations come from: `\"\"` = the "
+      "pair store's /features; `gguf:PATH` or `llama2c:PATH[,tokenizer=PATH]` = an LLM run "
+      "on the store's /texts (the spec of `btrm embed`; the `embed.*` keys apply)",
+      AT(model.backbone) },
+    { "model.finetune.type", T_ENUM, "none", "what of `model.backbone` trains with the head: "
+      "`none` (frozen), `lora` adapters, or the `top_k` blocks in full (docs/training.md)",
+      AT(model.finetune.type), NAMES("none", "lora", "top_k") },
+    { "model.finetune.rank", T_INT, "8", "LoRA rank r (at most the smallest dimension of a "
+      "target)", AT(model.finetune.rank), GE(1) },
+    { "model.finetune.alpha", T_DOUBLE, "16", "LoRA alpha: the update is (alpha / r) B A",
+      AT(model.finetune.alpha), GT(0) },
+    { "model.finetune.targets", T_NAME_LIST, "[q, k, v, o, gate, up, down]", "the projections "
+      "LoRA adapts", LIST(model.finetune.targets, model.finetune.n_targets) },
+    { "model.finetune.layers", T_INT, "0", "the top k transformer blocks that train (LoRA or "
+      "top_k); 0 = all of them", AT(model.finetune.layers), GE(0) },
     { "loss.type", T_ENUM, "bt", "`bt`: Bradley-Terry, -log sigmoid(r_c - r_r); `normbt`: each "
       "pair's loss scaled by mean distance / its distance", AT(loss.type), NAMES("bt", "normbt") },
     { "loss.normbt.ema", T_DOUBLE, "0.9", "EMA factor of NormBT's running mean distance",
@@ -139,6 +156,13 @@ static const key_def keys[] = {
     { "train.log_every", T_I64, "10", "steps between metric lines", AT(train.log_every), GE(1) },
     { "train.eval_every", T_I64, "0", "steps between evaluations of `data.eval`; 0 = at the end",
       AT(train.eval_every), GE(0) },
+    { "train.micro_batch", T_I64, "8", "pairs per backbone forward and backward on a rank "
+      "(`model.backbone`): bounds the activation memory; gradients accumulate up to the "
+      "rank's share of `train.global_batch`; 0 = the whole share", AT(train.micro_batch),
+      GE(0) },
+    { "train.recompute", T_BOOL, "false", "keep only each trainable block's input and run its "
+      "forward again in the backward (less memory, about one more forward of those blocks)",
+      AT(train.recompute) },
     { "checkpoint.dir", T_PATH, "\"\"", "checkpoint directory; `\"\"` = "
       "`<run.out_dir>/checkpoints`", AT(checkpoint.dir) },
     { "checkpoint.every", T_I64, "0", "steps between checkpoints; 0 = only at the end",
@@ -200,7 +224,11 @@ static int is_list(enum key_type t) { return t >= T_INT_LIST; }
 
 static enum key_type elem_type(enum key_type t)
 {
-    return t == T_INT_LIST ? T_INT : t == T_DOUBLE_LIST ? T_DOUBLE : t == T_PATH_LIST ? T_PATH : t;
+    return t == T_INT_LIST      ? T_INT
+           : t == T_DOUBLE_LIST ? T_DOUBLE
+           : t == T_PATH_LIST   ? T_PATH
+           : t == T_NAME_LIST   ? T_NAME
+                                : t;
 }
 
 static size_t elem_size(const key_def *k)
@@ -359,6 +387,7 @@ static const char *expected(enum key_type t)
     case T_INT_LIST: return "a list of integers";
     case T_DOUBLE_LIST: return "a list of numbers";
     case T_PATH_LIST: return "a list of paths";
+    case T_NAME_LIST: return "a list of names";
     }
     return "a value";
 }
@@ -849,6 +878,25 @@ static int check_keys(const btrm_config *cfg, const origin *origins)
     if (cfg->optim.type == BTRM_OPTIM_NEWTON && cfg->model.head != BTRM_HEAD_LINEAR)
         return fail_origin(origins, "optim.type", "'newton' needs model.head 'linear' (the "
                            "objective is convex only for a linear head)");
+    for (int i = 0; i < cfg->model.finetune.n_targets; i++) {
+        const char *t = cfg->model.finetune.targets[i];
+        if (btrm_llama_train_proj_parse(t) < 0)
+            return fail_origin(origins, "model.finetune.targets", "'%s' is not a projection "
+                               "(known: q, k, v, o, gate, up, down)", t);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(t, cfg->model.finetune.targets[j]))
+                return fail_origin(origins, "model.finetune.targets", "'%s' is listed twice", t);
+    }
+    if (cfg->model.finetune.type != BTRM_FT_NONE && !cfg->model.backbone[0])
+        return fail_origin(origins, "model.finetune.type", "'%s' trains a backbone: set "
+                           "model.backbone (gguf:PATH or llama2c:PATH)",
+                           btrm_config_enum_name("model.finetune.type",
+                                                 cfg->model.finetune.type));
+    if (cfg->model.finetune.type == BTRM_FT_LORA && cfg->model.finetune.n_targets < 1)
+        return fail_origin(origins, "model.finetune.targets", "LoRA needs at least one target");
+    if (cfg->model.finetune.type != BTRM_FT_NONE && cfg->optim.type == BTRM_OPTIM_NEWTON)
+        return fail_origin(origins, "optim.type", "'newton' trains a linear head on fixed "
+                           "representations; to fine-tune the backbone use adamw or sgd");
     return 0;
 }
 
@@ -871,7 +919,7 @@ static int check_stored(const btrm_config *cfg, const key_def *k)
         case T_PATH:
             if (!memchr(p, '\0', elem_size(k)))
                 return btrm_error_set(BTRM_ECONFIG, "%s: not NUL-terminated", k->name);
-            if (k->type == T_NAME && (!p[0] || strchr(p, '/')))
+            if (elem_type(k->type) == T_NAME && (!p[0] || strchr(p, '/')))
                 return btrm_error_set(BTRM_ECONFIG, "%s: must be a non-empty name without '/'",
                                       k->name);
             continue;
@@ -1193,7 +1241,7 @@ void btrm_config_doc_markdown(FILE *out)
         [T_NAME] = "string", [T_PATH] = "path", [T_INT] = "integer", [T_I64] = "integer",
         [T_U64] = "integer", [T_DOUBLE] = "number", [T_BOOL] = "bool", [T_ENUM] = "enum",
         [T_INT_LIST] = "list of integers", [T_DOUBLE_LIST] = "list of numbers",
-        [T_PATH_LIST] = "list of paths",
+        [T_PATH_LIST] = "list of paths", [T_NAME_LIST] = "list of names",
     };
     size_t section_len = 0;
     const char *section = NULL;
@@ -1225,11 +1273,12 @@ void btrm_config_doc_markdown(FILE *out)
         case T_INT_LIST:
         case T_DOUBLE_LIST:
         case T_PATH_LIST:
+        case T_NAME_LIST:
             if (k->min_count == k->max_count)
                 snprintf(allowed, sizeof allowed, "%d entries", k->max_count);
             else
                 snprintf(allowed, sizeof allowed, "at most %d entries", k->max_count);
-            if (k->type == T_PATH_LIST) {
+            if (k->type == T_PATH_LIST || k->type == T_NAME_LIST) {
                 size_t used = strlen(allowed);
                 snprintf(allowed + used, sizeof allowed - used, " of at most %zu bytes",
                          elem_size(k) - 1);

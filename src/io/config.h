@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #define BTRM_MAX_EVAL 16     /* files in data.eval */
+#define BTRM_FT_MAX_TARGETS 7 /* model.finetune.targets: q, k, v, o, gate, up, down */
 
 /* embed.bos: follow the model file (tokenizer.ggml.add_bos_token), or force. */
 enum { BTRM_BOS_AUTO = 0, BTRM_BOS_OFF = 1, BTRM_BOS_ON = 2 };
@@ -37,6 +38,16 @@ typedef struct btrm_config {
         int hidden[BTRM_MAX_HIDDEN];   /* model.hidden: [H1, H2, ...] (mlp) */
         int n_hidden;
         int activation;                /* model.activation: gelu | relu | tanh */
+        char backbone[BTRM_PATH_MAX];  /* model.backbone: "" (the store's /features), or
+                                        * gguf:PATH | llama2c:PATH[,tokenizer=PATH] */
+        struct {
+            int type;                  /* model.finetune.type: none | lora | top_k */
+            int rank;                  /* .rank: LoRA r, default 8 */
+            double alpha;              /* .alpha: LoRA alpha, default 16 */
+            char targets[BTRM_FT_MAX_TARGETS][8]; /* .targets: q k v o gate up down */
+            int n_targets;
+            int layers;                /* .layers: the top k blocks; 0 = all */
+        } finetune;
     } model;
     struct {
         int type;              /* loss.type: bt | normbt */
@@ -65,6 +76,8 @@ typedef struct btrm_config {
         int64_t steps;        /* train.steps: -1 = unset; wins over epochs when set */
         int64_t log_every;    /* train.log_every, default 10 */
         int64_t eval_every;   /* train.eval_every, 0 = only at the end */
+        int64_t micro_batch;  /* train.micro_batch: pairs per backbone forward, 0 = all */
+        bool recompute;       /* train.recompute: recompute block activations in backward */
     } train;
     struct {
         char dir[BTRM_PATH_MAX]; /* checkpoint.dir, "" = <out_dir>/checkpoints */

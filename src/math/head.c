@@ -2,6 +2,7 @@
 #include "head.h"
 
 #include "error.h"
+#include "gemm.h"
 #include "rng.h"
 
 #include <assert.h>
@@ -496,8 +497,18 @@ void btrm_head_pair_backward(const btrm_head *head, const float *params,
     /* out.bias: sum over rows of dL/dr = 2 sum_i g_sum_i; exactly 0 without g_sum. */
     grad[o->bias_off] += (float)(2.0 * sum_g_sum);
 
-    if (L == 1)
+    if (L == 1) {
+        /* dL/dx[row] = dL/dr[row] w_out */
+        for (int r = 0; ws->dx && r < rows; r++) {
+            int i = r < n ? r : r - n;
+            float gd = r < n ? g_diff[i] : -g_diff[i];
+            float dr = g_sum ? gd + g_sum[i] : gd;
+            float *dx = ws->dx + (size_t)r * R;
+            for (int k = 0; k < R; k++)
+                dx[k] = dr * w_out[k];
+        }
         return;
+    }
 
     /* Last hidden layer: delta[row,k] = dL/dr[row] · w_out[k] · act'(z[row,k]),
      * dL/dr_c = g_diff + g_sum, dL/dr_r = -g_diff + g_sum. */
@@ -525,8 +536,13 @@ void btrm_head_pair_backward(const btrm_head *head, const float *params,
         float *db = grad + t->bias_off;
         for (int r = 0; r < rows; r++)
             add_to(db, delta + (size_t)r * H, H);
-        if (l == 0)
+        if (l == 0) {
+            /* dx[rows,D] = delta[rows,H] · W0[H,D]; fp32 cannot fail */
+            if (ws->dx)
+                (void)btrm_gemm(BTRM_PREC_FP32, 0, 0, rows, D, H, 1.0f, delta, H,
+                                params + t->weight_off, D, 0.0f, ws->dx, D);
             break;
+        }
         /* delta_prev[rows,D] = delta[rows,H] · W[H,D], then · act'(z_{l-1}) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, H, 1.0f, delta, H,
                     params + t->weight_off, D, 0.0f, delta_prev, D);

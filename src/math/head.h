@@ -45,6 +45,9 @@ typedef struct btrm_head_ws {
     float *delta_next;            /* backprop scratch [rows, max H] */
     float *pair_diff;             /* h_c - h_r and h_c + h_r scratch [rows/2, rep_dim] */
     float *reward;                /* [rows] */
+    float *dx;                    /* optional, owned by the caller: when set, the pair
+                                   * backward also writes dL/dx [rows, D] here (the
+                                   * input gradient a backbone that trains needs) */
 } btrm_head_ws;
 
 int btrm_head_init(btrm_head *head, int kind, int activation, int dim,
@@ -67,7 +70,8 @@ const float *btrm_head_rep(const btrm_head *head, const btrm_head_ws *ws,
 void btrm_head_pair_distance(const btrm_head *head, const btrm_head_ws *ws,
                              const float *x, int n_pairs, float *dist);
 /* Accumulates into grad (+=) the gradient of a loss whose derivatives with
- * respect to the rewards are dL/dr_c = g_diff + g_sum, dL/dr_r = -g_diff + g_sum.
+ * respect to the rewards are dL/dr_c = g_diff + g_sum, dL/dr_r = -g_diff + g_sum,
+ * and, when ws->dx is set, writes (=) the input gradient dL/dx [2 n_pairs, D].
  * out.weight's gradient is formed per pair from (h_c - h_r) and (h_c + h_r),
  * never as a difference of sums (which cancels for close pairs); out.bias's
  * gradient is 2*sum(g_sum), exactly zero without reward centering. */

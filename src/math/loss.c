@@ -49,7 +49,11 @@ void btrm_loss_pairs(const btrm_loss_params *lp, int n, const float *r_c,
         double s = (double)r_c[i] + (double)r_r[i];
         /* l = omega softplus(-z) + c s^2;  dl/dz = -omega sigmoid(-z);
          * dl/d(r_c + r_r) = 2 c s  (omega, dbar held constant) */
-        stats->loss_sum += omega * btrm_softplus(-z) + (c != 0.0 ? c * s * s : 0.0);
+        double bt = btrm_softplus(-z);
+        stats->loss_sum += omega * bt + (c != 0.0 ? c * s * s : 0.0);
+        stats->bt_loss_sum += bt;
+        if (dist && (double)dist[i] < BTRM_LOSS_NEAR_FLOOR * dbar)
+            stats->near_floor += 1.0;
         g_diff[i] = (float)(scale * omega * -btrm_sigmoid(-z));
         g_sum[i] = c != 0.0 ? (float)(scale * 2.0 * c * s) : 0.0f; /* exactly 0 */
         if (weights)

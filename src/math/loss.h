@@ -29,7 +29,15 @@ typedef struct btrm_loss_stats {
     double weight_sum;   /* sum of omega_i (1 for bt) */
     double weight_max;   /* max of omega_i */
     double margin_sum;   /* sum of dr_i */
+    double bt_loss_sum;  /* sum of softplus(-(dr_i - m_i)): the plain BT loss, whatever
+                          * the loss type (comparable across losses) */
+    double near_floor;   /* pairs with d_i < BTRM_LOSS_NEAR_FLOOR * dbar (when dist is
+                          * given): representations that (nearly) coincide */
 } btrm_loss_stats;
+
+/* A pair counts as near the floor when its distance is below this fraction
+ * of the running mean distance (NormBT would weigh it more than 100-fold). */
+#define BTRM_LOSS_NEAR_FLOOR 1e-2
 
 /* Numerically stable softplus(x) = log(1 + e^x) and sigmoid. */
 double btrm_softplus(double x);
