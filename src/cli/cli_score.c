@@ -17,15 +17,18 @@ static void usage(FILE *out)
     char names[256];
     btrm_backbone_names(names, sizeof names);
     fprintf(out,
-            "Usage: btrm score MODEL.h5 --backbone SPEC TEXTS.jsonl [options]\n\n"
+            "Usage: btrm score MODEL.h5 [--backbone SPEC] TEXTS.jsonl [options]\n\n"
             "Prints the reward of each text of TEXTS.jsonl (one {\"text\": ...} object per\n"
             "line, blank lines skipped; \"-\" reads stdin) as one JSON line {\"reward\": r}\n"
             "per text, in order ({\"id\": ..., \"reward\": r} when the input has an \"id\").\n"
             "The features come from the backbone the model was trained on (backbones:\n"
             "%s; see docs/backbones.md), the head from MODEL.h5 (btrm\n"
-            "train's final.h5).\n\n"
+            "train's final.h5). A model trained with model.backbone (docs/training.md)\n"
+            "carries its backbone (its base file by path and hash, and the trained\n"
+            "adapters or blocks): then no --backbone is given.\n\n"
             "Options:\n"
-            "  --backbone SPEC        NAME[:ARGS], e.g. gguf:MODEL.gguf,pool=last (required)\n"
+            "  --backbone SPEC        NAME[:ARGS], e.g. gguf:MODEL.gguf,pool=last (for a\n"
+            "                         model trained on stored features)\n"
             "  -o, --output FILE      write the JSON lines to FILE instead of stdout\n"
             "  --batch N              texts per backbone call (default %d)\n"
             "  --config FILE, --set key=value   embed.* keys and run.threads (docs/config.md)\n"
@@ -76,8 +79,8 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
             goto out;
         }
     }
-    if (!model_path || !texts_path || !spec) {
-        code = btrm_cli_usage_error("score", "want MODEL.h5 --backbone SPEC TEXTS.jsonl");
+    if (!model_path || !texts_path) {
+        code = btrm_cli_usage_error("score", "want MODEL.h5 [--backbone SPEC] TEXTS.jsonl");
         goto out;
     }
     btrm_log_init(0, verbosity);

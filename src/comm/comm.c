@@ -143,8 +143,9 @@ int btrm_comm_barrier(const btrm_comm *c)
     return 0;
 }
 
-int btrm_comm_allgatherv_f64(const btrm_comm *c, const double *in, int n_in,
-                             double *out, int *counts)
+/* Gathers n_in values of type from every rank onto all ranks, in rank order. */
+static int allgatherv(const btrm_comm *c, const void *in, int n_in, void *out, int *counts,
+                      MPI_Datatype type)
 {
     int *displs = NULL;
     int rc = BTRM_MALLOC(displs, c->size);
@@ -157,10 +158,36 @@ int btrm_comm_allgatherv_f64(const btrm_comm *c, const double *in, int n_in,
             displs[r] = off;
             off += counts[r];
         }
-        mpi_rc = MPI_Allgatherv(in, n_in, MPI_DOUBLE, out, counts, displs, MPI_DOUBLE,
-                                c->comm);
+        mpi_rc = MPI_Allgatherv(in, n_in, type, out, counts, displs, type, c->comm);
     }
     free(displs);
+    if (mpi_rc != MPI_SUCCESS)
+        return btrm_comm_error(mpi_rc, "MPI_Allgatherv", __FILE__, __LINE__);
+    return 0;
+}
+
+int btrm_comm_allgatherv_f64(const btrm_comm *c, const double *in, int n_in,
+                             double *out, int *counts)
+{
+    return allgatherv(c, in, n_in, out, counts, MPI_DOUBLE);
+}
+
+int btrm_comm_allgatherv_i32(const btrm_comm *c, const int32_t *in, int n_in, int32_t *out,
+                             int *counts)
+{
+    return allgatherv(c, in, n_in, out, counts, MPI_INT32_T);
+}
+
+int btrm_comm_allgatherv_rows_f32(const btrm_comm *c, float *buf, int row_len,
+                                  const int *counts, const int *displs)
+{
+    MPI_Datatype row;
+    BTRM_CHECK_MPI(MPI_Type_contiguous(row_len, MPI_FLOAT, &row));
+    int mpi_rc = MPI_Type_commit(&row);
+    if (mpi_rc == MPI_SUCCESS)
+        mpi_rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, row,
+                                c->comm);
+    MPI_Type_free(&row);
     if (mpi_rc != MPI_SUCCESS)
         return btrm_comm_error(mpi_rc, "MPI_Allgatherv", __FILE__, __LINE__);
     return 0;

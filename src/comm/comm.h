@@ -53,6 +53,14 @@ int btrm_comm_barrier(const btrm_comm *c);
 int btrm_comm_allgatherv_f64(const btrm_comm *c, const double *in, int n_in,
                              double *out, int *counts);
 
+/* The same for int32 values. */
+int btrm_comm_allgatherv_i32(const btrm_comm *c, const int32_t *in, int n_in, int32_t *out,
+                             int *counts);
+/* In-place all-gather of rows of row_len floats: rank p's counts[p] rows at
+ * row displs[p] of buf are filled; afterwards every rank has every row (the
+ * counts are rows, so buf may hold more than 2^31 floats). */
+int btrm_comm_allgatherv_rows_f32(const btrm_comm *c, float *buf, int row_len,
+                                  const int *counts, const int *displs);
 /* Gathers n uint64 values from every rank onto all ranks, in rank order
  * (out holds n * size values). */
 int btrm_comm_allgather_u64(const btrm_comm *c, const uint64_t *in, int n, uint64_t *out);

@@ -128,16 +128,7 @@ static int combine_crc(const btrm_comm *c, uint32_t crc, uint64_t len, uint32_t 
 static uint32_t crc_of(const float *x, size_t n)
 {
     /* x86 and every platform btrm targets store float32 little-endian. */
-    uLong crc = crc32(0L, Z_NULL, 0);
-    const unsigned char *p = (const unsigned char *)x;
-    size_t bytes = n * sizeof *x;
-    while (bytes > 0) {
-        uInt chunk = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
-        crc = crc32(crc, p, chunk);
-        p += chunk;
-        bytes -= chunk;
-    }
-    return (uint32_t)crc;
+    return btrm_crc32_update((uint32_t)crc32(0L, Z_NULL, 0), x, n * sizeof *x);
 }
 
 /* Creates dataset name [dims] under loc, writes the slice [a, b) of the flat
@@ -280,11 +271,28 @@ int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *
         H5Gclose(group);
         group = -1;
     }
+    const btrm_model_backbone *bb = d->meta.backbone;
+    if (bb) {
+        rc = btrm_model_backbone_create(file, tmp, bb, &group);
+        for (int i = 0; !rc && bb->lt && i < bb->lt->n_tensors; i++) {
+            const btrm_llama_train_tensor *t = &bb->lt->tensors[i];
+            hsize_t dims[2] = { (hsize_t)t->rows, (hsize_t)t->cols };
+            hsize_t size = dims[0] * dims[1], off = bb->offset + t->offset;
+            hsize_t a = max_u((hsize_t)d->lo, off), b = min_u((hsize_t)d->hi, off + size);
+            if (b < a)
+                b = a;
+            rc = write_dataset(c, group, t->name, 2, dims, a - off, b - off, d->params + a, tmp);
+        }
+        if (rc)
+            goto fail;
+        H5Gclose(group);
+        group = -1;
+    }
     fault_point(c, "ckpt-midway");
 
     optim = H5Gcreate2(file, "optim", H5P_DEFAULT, gcpl, H5P_DEFAULT);
     BTRM_CHECK_H5(optim, tmp);
-    hsize_t n = head->n_params;
+    hsize_t n = d->n_params ? d->n_params : head->n_params;
     for (int k = 0; d->optim && k < d->optim->n_state && !rc; k++)
         rc = write_dataset(c, optim, d->optim->state_names[k], 1, &n, (hsize_t)d->lo,
                            (hsize_t)d->hi, d->state[k], tmp);
@@ -373,7 +381,7 @@ static int read_state(hid_t file, btrm_ckpt_state *st, const char *path)
     g = H5Gopen2(file, "state", H5P_DEFAULT);
     BTRM_CHECK_H5(g, path);
     int64_t seed = 0, ranks = 0, optim = 0, crc = 0;
-    /* checkpoint-v1 saved 10 doubles, the last two always 0 */
+    /* checkpoint-v1 saved 10 doubles, the last two always 0, v2 the first 8 */
     double window[BTRM_CKPT_WINDOW + 2] = { 0 };
     size_t n_window = 0;
     for (size_t k = 0; k < N_STATE_I64 && !rc; k++)
@@ -388,7 +396,7 @@ static int read_state(hid_t file, btrm_ckpt_state *st, const char *path)
         rc = btrm_h5_read_attr_double(g, "dbar", &st->dbar);
     if (!rc)
         rc = btrm_h5_read_attr_doubles(g, "window", window, BTRM_CKPT_WINDOW + 2, &n_window);
-    if (!rc && n_window < BTRM_CKPT_WINDOW)
+    if (!rc && n_window < 8)
         rc = btrm_error_set(BTRM_EDATA, "%s: /state attribute window has %zu values, expected "
                             "%d", path, n_window, BTRM_CKPT_WINDOW);
     if (!rc)
@@ -419,6 +427,65 @@ static int open_checked(const char *path, const btrm_comm *c, hid_t *file,
                                                      &st->version));
     if (!rc)
         rc = btrm_comm_agree(c, read_state(*file, st, path));
+    return rc;
+}
+
+/* /backbone against the trainer's (d->meta.backbone): the same base file
+ * (content hash) and tokenizer, the same fine-tuning setup; then its
+ * tensors, whole on every rank. Collective reads; the comparisons give every
+ * rank the same answer (the same file). */
+static int read_backbone(const btrm_comm *c, hid_t file, const char *path,
+                         const btrm_ckpt_data *d)
+{
+    const btrm_model_backbone *want = d->meta.backbone;
+    int has = btrm_h5_exists(file, "/backbone");
+    if (has < 0)
+        return has;
+    if (!want && !has)
+        return 0;
+    if (!want || !has)
+        return btrm_error_set(BTRM_ECONFIG, "%s was written %s model.backbone; the config "
+                              "trains %s one", path, has ? "with" : "without",
+                              want ? "with" : "without");
+    btrm_model_backbone got;
+    hid_t group = H5Gopen2(file, "backbone", H5P_DEFAULT);
+    if (group < 0)
+        return btrm_h5_error(path, "H5Gopen2", __FILE__, __LINE__);
+    int rc = btrm_model_backbone_read_attrs(group, path, &got);
+    if (!rc && strcmp(got.model_hash, want->model_hash))
+        rc = btrm_error_set(BTRM_ECONFIG, "%s was trained on the base model %s (XXH3-128 %s); "
+                            "%s has another content (XXH3-128 %s): a resume needs the same "
+                            "base file", path, got.model_file, got.model_hash, want->model_file,
+                            want->model_hash);
+    if (!rc && strcmp(got.tokenizer_hash, want->tokenizer_hash))
+        rc = btrm_error_set(BTRM_ECONFIG, "%s: the backbone's tokenizer differs from the one "
+                            "it was trained with (%s)", path, want->spec);
+    if (!rc && (got.ft.type != want->ft.type || got.ft.layers != want->ft.layers ||
+                (want->ft.type == BTRM_FT_LORA &&
+                 (got.ft.rank != want->ft.rank || got.ft.alpha != want->ft.alpha ||
+                  got.ft.targets != want->ft.targets))))
+        rc = btrm_error_set(BTRM_ECONFIG, "%s was trained with model.finetune type %d, rank "
+                            "%d, alpha %g, layers %d, targets 0x%x; the config has type %d, "
+                            "rank %d, alpha %g, layers %d, targets 0x%x", path, got.ft.type,
+                            got.ft.rank, (double)got.ft.alpha, got.ft.layers, got.ft.targets,
+                            want->ft.type, want->ft.rank, (double)want->ft.alpha,
+                            want->ft.layers, want->ft.targets);
+    if (!rc && (got.pool != want->pool || got.bos != want->bos ||
+                got.max_tokens != want->max_tokens))
+        rc = btrm_error_set(BTRM_ECONFIG, "%s: the backbone's pool %d, bos %d, max_tokens %d "
+                            "differ from the config's %d, %d, %d", path, got.pool, got.bos,
+                            got.max_tokens, want->pool, want->bos, want->max_tokens);
+    rc = btrm_comm_agree(c, rc);
+    for (int i = 0; !rc && want->lt && i < want->lt->n_tensors; i++) {
+        const btrm_llama_train_tensor *t = &want->lt->tensors[i];
+        hsize_t dims[2] = { (hsize_t)t->rows, (hsize_t)t->cols };
+        char what[96];
+        snprintf(what, sizeof what, "/backbone/%s", t->name);
+        rc = read_dataset(c, group, t->name, dims[0] * dims[1], 2, dims, 0, dims[0] * dims[1], 1,
+                          d->params + want->offset + t->offset, path, what);
+        rc = btrm_comm_agree(c, rc);
+    }
+    H5Gclose(group);
     return rc;
 }
 
@@ -465,6 +532,9 @@ int btrm_ckpt_read(const char *path, const btrm_comm *c, btrm_ckpt_data *d,
     }
     if (rc)
         goto fail;
+    rc = btrm_comm_agree(c, read_backbone(c, file, path, d));
+    if (rc)
+        goto fail;
     if (btrm_optim_lookup(st->optim_type) != d->optim) {
         rc = btrm_comm_agree(c, btrm_error_set(BTRM_ECONFIG, "%s: written by optim.type %s, the "
                              "config says %s", path,
@@ -474,7 +544,7 @@ int btrm_ckpt_read(const char *path, const btrm_comm *c, btrm_ckpt_data *d,
     }
     optim = H5Gopen2(file, "optim", H5P_DEFAULT);
     BTRM_CHECK_H5(optim, path);
-    hsize_t n = head->n_params;
+    hsize_t n = d->n_params ? d->n_params : head->n_params;
     int whole = d->lo == 0 && (hsize_t)d->hi == n; /* a replicated state */
     for (int k = 0; d->optim && k < d->optim->n_state && !rc; k++) {
         const char *name = state_name(d->optim, st->version, k);
@@ -554,6 +624,24 @@ int btrm_ckpt_verify(const char *path, const btrm_comm *c, btrm_ckpt_state *st, 
         group = -1;
         if (!strcmp(name, "out"))
             break;
+    }
+    /* the backbone's trained tensors */
+    if (btrm_h5_exists(file, "/backbone") == 1) {
+        group = H5Gopen2(file, "backbone", H5P_DEFAULT);
+        BTRM_CHECK_H5(group, path);
+        H5G_info_t info;
+        BTRM_CHECK_H5(H5Gget_info(group, &info), path);
+        for (hsize_t i = 0; i < info.nlinks; i++) {
+            char name[96] = "", what[128];
+            if (H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
+                                   H5P_DEFAULT) < 0)
+                continue;
+            snprintf(what, sizeof what, "/backbone/%s", name);
+            if (verify_dataset(c, group, name, what, path, report) && !bad++)
+                snprintf(first_error, sizeof first_error, "%s", btrm_error_msg());
+        }
+        H5Gclose(group);
+        group = -1;
     }
     /* the optimizer's state buffers, by the names of its version */
     const btrm_optim_ops *ops = btrm_optim_lookup(st->optim_type);

@@ -1,4 +1,4 @@
-/* ckpt.h: checkpoints (format "checkpoint-v2", docs/format.md), written and
+/* ckpt.h: checkpoints (format "checkpoint-v3", docs/format.md), written and
  * read collectively through HDF5's MPI-IO driver, and the checkpoint
  * directory (step-%08d.h5 files, the `latest` link, rotation). io layer.
  *
@@ -12,8 +12,11 @@
  * buffers; no rank gathers the whole state. Each dataset carries a `crc32`
  * attribute: zlib's crc32 of its little-endian float32 values in row-major
  * order, formed from the ranks' slices with crc32_combine, so a reader with
- * any rank count can verify it. checkpoint-v1 files (SGD's buffer under
- * AdamW's name exp_avg, a window of 10) are read as well. */
+ * any rank count can verify it. A model trained with an LLM backbone also
+ * has /backbone (modelfile.h: the base model's reference and the trained
+ * adapters or blocks, which follow the head in the flat vector).
+ * checkpoint-v2 (a window of 8) and v1 files (SGD's buffer under AdamW's
+ * name exp_avg, a window of 10 whose last two are 0) are read as well. */
 #ifndef BTRM_CKPT_H
 #define BTRM_CKPT_H
 
@@ -25,8 +28,9 @@
 #include <stdint.h>
 
 /* The trainer's metrics window (sums since the last metrics line: steps,
- * pairs, loss, acc, dist, weight, weight_max, margin), saved as doubles. */
-#define BTRM_CKPT_WINDOW 8
+ * pairs, loss, acc, dist, weight, weight_max, margin, bt_loss, near_floor),
+ * saved as doubles (v2 saved the first 8). */
+#define BTRM_CKPT_WINDOW 10
 
 typedef struct btrm_ckpt_state {
     int64_t step;          /* completed optimizer steps */
@@ -45,6 +49,8 @@ typedef struct btrm_ckpt_state {
 
 typedef struct btrm_ckpt_data {
     const btrm_head *head;
+    size_t n_params;       /* the flat vector: the head's, then meta.backbone's tensors
+                            * (0: the head's alone) */
     float *params;         /* the full vector on every rank */
     const btrm_optim_ops *optim;                /* names and counts the buffers */
     float *state[BTRM_OPTIM_MAX_STATE];         /* this rank's slice [lo, hi) of each */
@@ -58,10 +64,13 @@ int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *
                     const btrm_ckpt_state *st, const char *config_text);
 
 /* Collective: reads path into d (d->head gives the expected shapes, d->optim
- * the optimizer the config trains with; params, state and lo/hi are set by
- * the caller) and st, verifying every checksum. A shape that differs from
- * d->head, or another optimizer, is refused (BTRM_ECONFIG) with a message
- * naming what differs; an unreadable or corrupt file is BTRM_EDATA. */
+ * the optimizer the config trains with, d->meta.backbone the backbone; params,
+ * state and lo/hi are set by the caller) and st, verifying every checksum. A
+ * shape that differs from d->head, another optimizer, another fine-tuning
+ * setup, or a base model whose content hash is not the one the checkpoint
+ * was trained on, is refused (BTRM_ECONFIG) with a message naming what
+ * differs; an unreadable or corrupt file is BTRM_EDATA. d->meta.backbone is
+ * kept (the other meta fields are read). */
 int btrm_ckpt_read(const char *path, const btrm_comm *c, btrm_ckpt_data *d,
                    btrm_ckpt_state *st);
 

@@ -197,7 +197,7 @@ int btrm_texts_open(btrm_texts_reader **out, const char *path, int64_t batch,
     }
     rc = btrm_h5_exists(r->file, "/texts");
     if (rc == 0)
-        rc = btrm_error_set(BTRM_EDATA, "%s has no /texts: embed needs the texts that "
+        rc = btrm_error_set(BTRM_EDATA, "%s has no /texts: an LLM backbone reads the texts that "
                             "'btrm prep' writes", path);
     if (rc < 0)
         goto fail;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 #include <unistd.h>
 
 int btrm_mkdir_p(const char *dir)
@@ -214,4 +215,17 @@ fail:
     free(buf);
     fclose(f);
     return rc;
+}
+
+uint32_t btrm_crc32_update(uint32_t crc, const void *bytes, size_t size)
+{
+    uLong c = crc;
+    const unsigned char *p = bytes;
+    while (size > 0) {
+        uInt chunk = size > (1u << 30) ? (1u << 30) : (uInt)size;
+        c = crc32(c, p, chunk);
+        p += chunk;
+        size -= chunk;
+    }
+    return (uint32_t)c;
 }

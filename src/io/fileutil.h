@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -34,5 +35,9 @@ int btrm_read_file(const char *path, long max_bytes, const char *what, unsigned 
 char *btrm_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Joins dir and name into out ("name" alone when it is absolute). */
 int btrm_path_join(char *out, size_t size, const char *dir, const char *name);
+
+/* zlib's crc32 of bytes, continuing from crc (crc32(0, NULL, 0) to start),
+ * for any size (zlib takes at most 2^32 - 1 bytes per call). */
+uint32_t btrm_crc32_update(uint32_t crc, const void *bytes, size_t size);
 
 #endif

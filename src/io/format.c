@@ -11,10 +11,11 @@
 /* The versions this btrm writes. A version changes when a reader of the old
  * one would misread the new one (docs/format.md lists what each changed). */
 const btrm_format btrm_format_pairs = { "pairs", 1 };
-const btrm_format btrm_format_model = { "model", 1 };
-const btrm_format btrm_format_checkpoint = { "checkpoint", 2 };
+const btrm_format btrm_format_model = { "model", 2 };
+const btrm_format btrm_format_checkpoint = { "checkpoint", 3 };
 const btrm_format btrm_format_eval = { "eval", 1 };
 const btrm_format btrm_format_summary = { "summary", 1 };
+const btrm_format btrm_format_tokens = { "tokens", 1 };
 
 void btrm_format_tag(const btrm_format *f, char *out, size_t size)
 {

@@ -24,6 +24,7 @@ extern const btrm_format btrm_format_model;      /* model file (HDF5) */
 extern const btrm_format btrm_format_checkpoint; /* checkpoint (HDF5) */
 extern const btrm_format btrm_format_eval;       /* eval result (JSON, eval.jsonl lines) */
 extern const btrm_format btrm_format_summary;    /* a run's summary.json */
+extern const btrm_format btrm_format_tokens;     /* token-id cache of a store's texts (HDF5) */
 
 #define BTRM_FORMAT_TAG_MAX 64
 

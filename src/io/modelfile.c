@@ -1,7 +1,8 @@
-/* modelfile.c: the model file, format "model-v1" (docs/format.md): a head's
+/* modelfile.c: the model file, format "model-v2" (docs/format.md): a head's
  * tensors as float32 datasets /model/<tensor>/{weight,bias} with the head
- * kind, activation and loss as attributes, readable by h5py with nothing but
- * these names. */
+ * kind, activation and loss as attributes, and for a model trained on an LLM
+ * backbone the backbone's reference and trained tensors under /backbone,
+ * readable by h5py with nothing but these names. */
 #include "modelfile_h5.h"
 
 #include "error.h"
@@ -20,6 +21,9 @@ static const char *const activation_names[] = { [BTRM_ACT_GELU] = "gelu",
                                                 [BTRM_ACT_RELU] = "relu",
                                                 [BTRM_ACT_TANH] = "tanh" };
 static const char *const loss_names[] = { [BTRM_LOSS_BT] = "bt", [BTRM_LOSS_NORMBT] = "normbt" };
+static const char *const finetune_names[] = { [BTRM_FT_NONE] = "none", [BTRM_FT_LORA] = "lora",
+                                              [BTRM_FT_TOP_K] = "top_k" };
+static const char *const pool_names[] = { [BTRM_POOL_LAST] = "last", [BTRM_POOL_MEAN] = "mean" };
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static const char *name_of(const char *const *names, int n, int value)
@@ -174,6 +178,19 @@ int btrm_model_write(const char *path, const btrm_head *head, const float *param
         H5Gclose(group);
         group = -1;
     }
+    const btrm_model_backbone *bb = meta->backbone;
+    if (bb) {
+        rc = btrm_model_backbone_create(a.file, path, bb, &group);
+        for (int i = 0; !rc && bb->lt && i < bb->lt->n_tensors; i++) {
+            const btrm_llama_train_tensor *t = &bb->lt->tensors[i];
+            hsize_t dims[2] = { (hsize_t)t->rows, (hsize_t)t->cols };
+            rc = write_tensor(group, path, t->name, 2, dims, params + bb->offset + t->offset);
+        }
+        if (rc)
+            goto fail;
+        H5Gclose(group);
+        group = -1;
+    }
     BTRM_H5_CLOSE(model, gcpl); /* everything closed before the file is */
     return btrm_h5_commit_atomic(&a);
 fail:
@@ -184,17 +201,29 @@ fail:
 
 /* ------------------------------------------------------------------------ */
 
-/* Shape of /model/<tensor>/<part>: a float dataset of the given rank. */
+/* The dataset of a tensor: /model/<tensor>/<part>, or /backbone/<tensor>
+ * (part NULL), named in messages as where/name. */
+static const char *tensor_dataset(char *name, size_t size, const char *tensor,
+                                  const char *part)
+{
+    if (part)
+        snprintf(name, size, "%s/%s", tensor, part);
+    else
+        snprintf(name, size, "%s", tensor);
+    return part ? "/model" : "/backbone";
+}
+
+/* Shape of a tensor's float dataset of the given rank. */
 static int tensor_shape(hid_t model, const char *path, const char *tensor, const char *part,
                         int rank, hsize_t dims[2])
 {
-    char name[64];
-    snprintf(name, sizeof name, "%s/%s", tensor, part);
+    char name[96];
+    const char *where = tensor_dataset(name, sizeof name, tensor, part);
     int rc = 0;
     hid_t dset = -1, type = -1, space = -1;
     htri_t exists = H5Lexists(model, name, H5P_DEFAULT);
     if (exists <= 0)
-        return btrm_error_set(BTRM_EDATA, "%s: missing dataset /model/%s", path, name);
+        return btrm_error_set(BTRM_EDATA, "%s: missing dataset %s/%s", path, where, name);
     BTRM_CHECK_H5(dset = H5Dopen2(model, name, H5P_DEFAULT), path);
     BTRM_CHECK_H5(type = H5Dget_type(dset), path);
     BTRM_CHECK_H5(space = H5Dget_space(dset), path);
@@ -202,8 +231,8 @@ static int tensor_shape(hid_t model, const char *path, const char *tensor, const
     if (H5Tget_class(type) != H5T_FLOAT || got != rank) {
         char tname[32];
         btrm_h5_type_name(type, tname, sizeof tname);
-        rc = btrm_error_set(BTRM_EDATA, "%s: dataset /model/%s must be a float dataset of "
-                            "rank %d (found %s of rank %d)", path, name, rank, tname, got);
+        rc = btrm_error_set(BTRM_EDATA, "%s: dataset %s/%s must be a float dataset of "
+                            "rank %d (found %s of rank %d)", path, where, name, rank, tname, got);
         goto fail;
     }
     BTRM_CHECK_H5(H5Sget_simple_extent_dims(space, dims, NULL), path);
@@ -215,8 +244,8 @@ fail:
 static int read_tensor(hid_t model, const char *path, const char *tensor, const char *part,
                        float *out)
 {
-    char name[64];
-    snprintf(name, sizeof name, "%s/%s", tensor, part);
+    char name[96];
+    tensor_dataset(name, sizeof name, tensor, part);
     int rc = 0;
     hid_t dset = -1;
     BTRM_CHECK_H5(dset = H5Dopen2(model, name, H5P_DEFAULT), path);
@@ -249,6 +278,175 @@ fail:
     return rc;
 }
 
+/* ------------------------------------------------------------------------ */
+/* /backbone */
+
+int btrm_model_backbone_create(hid_t file, const char *path, const btrm_model_backbone *bb,
+                               hid_t *group)
+{
+    int rc = 0;
+    hid_t gcpl = -1;
+    const char *ft = name_of(finetune_names, COUNT(finetune_names), bb->ft.type);
+    const char *pool = name_of(pool_names, COUNT(pool_names), bb->pool);
+    *group = -1;
+    if (!ft || !pool)
+        return btrm_error_set(BTRM_EDATA, "%s: cannot write a backbone with finetune type %d, "
+                              "pool %d", path, bb->ft.type, bb->pool);
+    char targets[64] = "";
+    for (int p = 0; p < BTRM_N_PROJ; p++)
+        if (bb->ft.targets & BTRM_LORA_TARGET(p))
+            snprintf(targets + strlen(targets), sizeof targets - strlen(targets), "%s%s",
+                     targets[0] ? "," : "", btrm_llama_train_proj_name(p));
+    BTRM_CHECK_H5(gcpl = btrm_h5_gcpl(), path);
+    BTRM_CHECK_H5(*group = H5Gcreate2(file, "backbone", H5P_DEFAULT, gcpl, H5P_DEFAULT), path);
+    struct { const char *name; const char *value; } strs[] = {
+        { "spec", bb->spec }, { "model_file", bb->model_file }, { "model_hash", bb->model_hash },
+        { "model_hash_function", "XXH3-128" }, { "tokenizer_hash", bb->tokenizer_hash },
+        { "architecture", bb->architecture }, { "pool", pool }, { "finetune", ft },
+        { "targets", targets },
+    };
+    for (size_t k = 0; k < sizeof strs / sizeof strs[0] && !rc; k++)
+        rc = btrm_h5_write_attr_string(*group, strs[k].name, strs[k].value);
+    struct { const char *name; int value; } ints[] = {
+        { "bos", bb->bos }, { "max_tokens", bb->max_tokens }, { "dim", bb->dim },
+        { "rank", bb->ft.rank }, { "layers", bb->ft.layers },
+    };
+    for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !rc; k++)
+        rc = btrm_h5_write_attr_int(*group, ints[k].name, ints[k].value);
+    if (!rc)
+        rc = btrm_h5_write_attr_double(*group, "alpha", bb->ft.alpha);
+fail:
+    if (gcpl >= 0)
+        H5Pclose(gcpl);
+    if (rc && *group >= 0) {
+        H5Gclose(*group);
+        *group = -1;
+    }
+    return rc;
+}
+
+int btrm_model_backbone_read_attrs(hid_t group, const char *path, btrm_model_backbone *bb)
+{
+    memset(bb, 0, sizeof *bb);
+    char targets[128] = "", hash_fn[32] = "";
+    double alpha = 0;
+    struct { const char *name; char *out; size_t size; } strs[] = {
+        { "spec", bb->spec, sizeof bb->spec },
+        { "model_file", bb->model_file, sizeof bb->model_file },
+        { "model_hash", bb->model_hash, sizeof bb->model_hash },
+        { "model_hash_function", hash_fn, sizeof hash_fn },
+        { "tokenizer_hash", bb->tokenizer_hash, sizeof bb->tokenizer_hash },
+        { "architecture", bb->architecture, sizeof bb->architecture },
+        { "targets", targets, sizeof targets },
+    };
+    int rc = 0;
+    for (size_t k = 0; k < sizeof strs / sizeof strs[0] && !rc; k++)
+        rc = btrm_h5_read_attr_string(group, strs[k].name, strs[k].out, strs[k].size);
+    if (!rc)
+        rc = read_enum(group, path, "pool", pool_names, COUNT(pool_names), &bb->pool);
+    if (!rc)
+        rc = read_enum(group, path, "finetune", finetune_names, COUNT(finetune_names),
+                       &bb->ft.type);
+    struct { const char *name; int *out; } ints[] = {
+        { "bos", &bb->bos }, { "max_tokens", &bb->max_tokens }, { "dim", &bb->dim },
+        { "rank", &bb->ft.rank }, { "layers", &bb->ft.layers },
+    };
+    for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !rc; k++)
+        rc = btrm_h5_read_attr_int(group, ints[k].name, ints[k].out);
+    if (!rc)
+        rc = btrm_h5_read_attr_double(group, "alpha", &alpha);
+    if (rc)
+        return btrm_error_wrap(rc, "%s: /backbone", path);
+    bb->ft.alpha = (float)alpha;
+    char *save = NULL;
+    for (char *t = strtok_r(targets, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int p = btrm_llama_train_proj_parse(t);
+        if (p < 0)
+            return btrm_error_set(BTRM_EDATA, "%s: /backbone attribute targets names '%s', not "
+                                  "a projection", path, t);
+        bb->ft.targets |= BTRM_LORA_TARGET(p);
+    }
+    if (strcmp(hash_fn, "XXH3-128") || strlen(bb->model_hash) != 32 || bb->dim < 1 ||
+        bb->max_tokens < 1)
+        return btrm_error_set(BTRM_EDATA, "%s: /backbone: model_hash %s (%s), dim %d, "
+                              "max_tokens %d: want a 32-digit XXH3-128 and positive sizes",
+                              path, bb->model_hash, hash_fn, bb->dim, bb->max_tokens);
+    return 0;
+}
+
+/* Opens path for reading with its format checked (a model file or a
+ * checkpoint: both hold /model and, since model-v2 and checkpoint-v3,
+ * /backbone). */
+static int open_model_file(const char *path, hid_t *fapl, hid_t *file, int *version)
+{
+    int rc = 0;
+    *fapl = *file = -1;
+    btrm_h5_quiet();
+    htri_t is_h5 = H5Fis_hdf5(path);
+    if (is_h5 <= 0)
+        return btrm_error_set(BTRM_EDATA, "%s: %s", path, is_h5 < 0 ? "cannot open the model "
+                              "file (missing or unreadable)" : "not an HDF5 file");
+    BTRM_CHECK_H5(*fapl = btrm_h5_fapl(), path);
+    BTRM_CHECK_H5(*file = H5Fopen(path, H5F_ACC_RDONLY, *fapl), path);
+    char tag[BTRM_FORMAT_TAG_MAX] = "", writer[BTRM_FORMAT_TAG_MAX], name[BTRM_FORMAT_TAG_MAX];
+    int is_ckpt = btrm_h5_has_attr(*file, "btrm_format") == 1 &&
+                  btrm_h5_read_format(*file, path, tag, sizeof tag, writer, sizeof writer) == 0 &&
+                  btrm_format_parse(tag, name, sizeof name, version) == 0 &&
+                  !strcmp(name, btrm_format_checkpoint.name);
+    rc = btrm_h5_check_format(*file, path, is_ckpt ? &btrm_format_checkpoint
+                                                   : &btrm_format_model, version);
+fail:
+    return rc;
+}
+
+int btrm_model_read_backbone(const char *path, btrm_model_backbone *bb, int *present)
+{
+    hid_t fapl = -1, file = -1, group = -1;
+    int version = 0;
+    *present = 0;
+    memset(bb, 0, sizeof *bb);
+    int rc = open_model_file(path, &fapl, &file, &version);
+    if (!rc) {
+        rc = btrm_h5_exists(file, "/backbone");
+        *present = rc > 0;
+        rc = rc < 0 ? rc : 0;
+    }
+    if (!rc && *present) {
+        group = H5Gopen2(file, "backbone", H5P_DEFAULT);
+        rc = group < 0 ? btrm_h5_error(path, "H5Gopen2", __FILE__, __LINE__)
+                       : btrm_model_backbone_read_attrs(group, path, bb);
+    }
+    BTRM_H5_CLOSE(group, file, fapl);
+    return rc;
+}
+
+int btrm_model_read_backbone_tensors(const char *path, const btrm_llama_train *lt,
+                                     float *params, size_t offset)
+{
+    hid_t fapl = -1, file = -1, group = -1;
+    int version = 0;
+    int rc = open_model_file(path, &fapl, &file, &version);
+    if (!rc && btrm_h5_exists(file, "/backbone") != 1)
+        rc = btrm_error_set(BTRM_EDATA, "%s: no /backbone", path);
+    if (!rc && (group = H5Gopen2(file, "backbone", H5P_DEFAULT)) < 0)
+        rc = btrm_h5_error(path, "H5Gopen2", __FILE__, __LINE__);
+    for (int i = 0; !rc && i < lt->n_tensors; i++) {
+        const btrm_llama_train_tensor *t = &lt->tensors[i];
+        hsize_t dims[2];
+        rc = tensor_shape(group, path, t->name, NULL, 2, dims);
+        if (!rc && (dims[0] != (hsize_t)t->rows || dims[1] != (hsize_t)t->cols))
+            rc = btrm_error_set(BTRM_EDATA, "%s: /backbone/%s is [%llu, %llu], the model's "
+                                "tensor is [%d, %d]", path, t->name, (unsigned long long)dims[0],
+                                (unsigned long long)dims[1], t->rows, t->cols);
+        if (!rc)
+            rc = read_tensor(group, path, t->name, NULL, params + offset + t->offset);
+    }
+    BTRM_H5_CLOSE(group, file, fapl);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+
 int btrm_model_read(const char *path, btrm_head *head, float **params,
                     btrm_model_meta *meta)
 {
@@ -258,22 +456,9 @@ int btrm_model_read(const char *path, btrm_head *head, float **params,
     float *buf = NULL;
     *params = NULL;
     memset(meta, 0, sizeof *meta);
-    btrm_h5_quiet();
-    htri_t is_h5 = H5Fis_hdf5(path);
-    if (is_h5 <= 0)
-        return btrm_error_set(BTRM_EDATA, "%s: %s", path, is_h5 < 0 ? "cannot open the model "
-                              "file (missing or unreadable)" : "not an HDF5 file");
-    BTRM_CHECK_H5(fapl = btrm_h5_fapl(), path);
-    BTRM_CHECK_H5(file = H5Fopen(path, H5F_ACC_RDONLY, fapl), path);
     /* A checkpoint holds the same /model group and is a valid model too. */
-    char tag[BTRM_FORMAT_TAG_MAX] = "", writer[BTRM_FORMAT_TAG_MAX], name[BTRM_FORMAT_TAG_MAX];
     int version = 0;
-    int is_ckpt = btrm_h5_has_attr(file, "btrm_format") == 1 &&
-                  btrm_h5_read_format(file, path, tag, sizeof tag, writer, sizeof writer) == 0 &&
-                  btrm_format_parse(tag, name, sizeof name, &version) == 0 &&
-                  !strcmp(name, btrm_format_checkpoint.name);
-    rc = btrm_h5_check_format(file, path, is_ckpt ? &btrm_format_checkpoint : &btrm_format_model,
-                              &version);
+    rc = open_model_file(path, &fapl, &file, &version);
     if (rc)
         goto fail;
     rc = btrm_h5_exists(file, "/model");

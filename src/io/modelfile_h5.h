@@ -21,6 +21,13 @@ int btrm_model_group_create(hid_t file, const char *path, const btrm_head *head,
 int btrm_model_group_read_attrs(hid_t model, const char *path, int *kind, int *activation,
                                 btrm_model_meta *meta);
 
+/* Creates group /backbone in file with bb's attributes (not its tensors);
+ * *group is returned open. Collective under MPI-IO. */
+int btrm_model_backbone_create(hid_t file, const char *path, const btrm_model_backbone *bb,
+                               hid_t *group);
+/* Reads the attributes of an open /backbone group into *bb (lt NULL). */
+int btrm_model_backbone_read_attrs(hid_t group, const char *path, btrm_model_backbone *bb);
+
 /* The tensor names in buffer order: fc0 .. fc(n_layers - 2), out. */
 void btrm_model_tensor_name(char *out, size_t size, int layer, int n_layers);
 

@@ -1522,6 +1522,47 @@ int btrm_tok_eos(const btrm_tokenizer *tok) { return tok ? tok->eos_id : -1; }
 size_t btrm_tok_max_piece_bytes(const btrm_tokenizer *tok) { return tok ? tok->max_piece_bytes : 0; }
 const char *btrm_tok_kind(const btrm_tokenizer *tok) { return tok ? tok->name : ""; }
 
+void btrm_tok_hash(const btrm_tokenizer *tok, char out[33])
+{
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) { /* cannot happen short of memory; a hash nobody matches */
+        snprintf(out, 33, "%032d", 0);
+        return;
+    }
+    XXH3_128bits_reset(st);
+    const int32_t head[] = { tok->kind, tok->n_vocab, tok->bos_id, tok->eos_id, tok->unk_id,
+                             tok->add_space_prefix, tok->ignore_merges, tok->n_special };
+    XXH3_128bits_update(st, head, sizeof head);
+    XXH3_128bits_update(st, tok->name, sizeof tok->name);
+    for (int id = 0; id < tok->n_vocab; id++) {
+        uint32_t len = tok->piece_len[id];
+        XXH3_128bits_update(st, &len, sizeof len);
+        XXH3_128bits_update(st, tok->piece_blob + tok->piece_off[id], len);
+    }
+    if (tok->types)
+        XXH3_128bits_update(st, tok->types, (size_t)tok->n_vocab * sizeof *tok->types);
+    if (tok->scores)
+        XXH3_128bits_update(st, tok->scores, (size_t)tok->n_vocab * sizeof *tok->scores);
+    if (tok->strip)
+        XXH3_128bits_update(st, tok->strip, (size_t)tok->n_vocab);
+    if (tok->special)
+        XXH3_128bits_update(st, tok->special, (size_t)tok->n_special * sizeof *tok->special);
+    /* the merges: the table is filled in rank order, so equal merges give
+     * equal slots */
+    for (size_t i = 0; tok->pairs && i <= tok->pairs_mask; i++)
+        if (tok->pairs[i].rank >= 0) {
+            const pair_slot *p = &tok->pairs[i];
+            XXH3_128bits_update(st, &p->key, sizeof p->key);
+            XXH3_128bits_update(st, &p->rank, sizeof p->rank);
+            XXH3_128bits_update(st, &p->merged, sizeof p->merged);
+        }
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+    XXH3_freeState(st);
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", c.digest[i]);
+}
+
 void btrm_tok_free(btrm_tokenizer *tok)
 {
     if (!tok)

@@ -140,6 +140,13 @@ size_t btrm_tok_max_piece_bytes(const btrm_tokenizer *tok);
 /* "spm" or "bpe-gpt2" / "bpe-llama-bpe" / ...: the algorithm and the
  * pre-tokenizer's name as given. */
 const char *btrm_tok_kind(const btrm_tokenizer *tok);
+/* out[33] = a content hash of everything that decides how the tokenizer
+ * encodes (the algorithm and pre-tokenizer, the pieces, their scores and
+ * types, the merges, the special tokens and their strip flags, the BOS/EOS
+ * ids, the space prefix): XXH3-128 as 32 lowercase hex digits. Two
+ * tokenizers with the same hash encode every text alike; the token-id cache
+ * of `btrm train` is keyed on it. */
+void btrm_tok_hash(const btrm_tokenizer *tok, char out[33]);
 /* No-op on NULL. */
 void btrm_tok_free(btrm_tokenizer *tok);
 

@@ -9,6 +9,7 @@
 #include "error.h"
 #include "fileutil.h"
 #include "format.h"
+#include "textrep.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #define EVAL_CHUNK 512 /* pairs per forward pass */
+
 
 void btrm_eval_gather(const btrm_pairs *data, const int64_t *order, int64_t first,
                       int64_t count, float *x)
@@ -239,10 +241,28 @@ int btrm_eval_inputs_open(btrm_eval_inputs *in, const char *model_path,
     if (model_path) {
         rc = btrm_comm_agree(c, btrm_model_read(model_path, &in->head, &in->params, &in->meta));
         in->has_model = !rc;
+        if (!rc)
+            rc = btrm_comm_agree(c, btrm_textrep_open_model(model_path, &in->backbone, &in->fm,
+                                                            &in->backbone_params,
+                                                            BTRM_FTMODEL_ENCODE_SEQS,
+                                                            &in->has_backbone));
     }
-    if (!rc)
+    if (!rc && in->has_backbone) { /* the representations from the texts */
+        rc = btrm_pairs_open(&in->data, data_path, c, 0);
+        if (!rc)
+            rc = btrm_textrep_tokens(data_path, in->data.n_rows, &in->fm, c, &in->tokens);
+        size_t dim = (size_t)btrm_ftmodel_dim(&in->fm);
+        if (!rc)
+            rc = btrm_comm_agree(c, BTRM_MALLOC(in->features, (size_t)in->data.n_rows * dim));
+        if (!rc)
+            rc = btrm_textrep_features(&in->fm, in->backbone_params, &in->tokens, c,
+                                       in->features);
+        in->data.features = in->features;
+        in->data.dim = (int)dim;
+    } else if (!rc) {
         rc = btrm_pairs_open(&in->data, data_path, c,
                              BTRM_PAIRS_FEATURES | BTRM_PAIRS_REQUIRE_FEATURES);
+    }
     if (!rc && in->has_model && in->data.dim != in->head.dim)
         rc = btrm_error_set(BTRM_EDATA, "%s: /features has dim %d but the model %s expects %d",
                             data_path, in->data.dim, model_path, in->head.dim);
@@ -252,8 +272,10 @@ int btrm_eval_inputs_open(btrm_eval_inputs *in, const char *model_path,
 void btrm_eval_inputs_close(btrm_eval_inputs *in)
 {
     btrm_pairs_close(&in->data);
-    free(in->params);
-    in->params = NULL;
+    btrm_ftmodel_close(&in->fm);
+    btrm_token_ids_free(&in->tokens);
+    BTRM_FREE(in->params, in->backbone_params, in->features);
+    in->params = in->backbone_params = in->features = NULL;
 }
 
 static void print_table(const btrm_eval_result *r, const btrm_pairs *data)

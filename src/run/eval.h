@@ -7,10 +7,12 @@
 #define BTRM_EVAL_H
 
 #include "comm.h"
+#include "ftmodel.h"
 #include "head.h"
 #include "loss.h"
 #include "modelfile.h"
 #include "pairs.h"
+#include "tokcache.h"
 
 #include <jansson.h>
 
@@ -58,16 +60,27 @@ void btrm_eval_result_free(btrm_eval_result *res);
 json_t *btrm_eval_to_json(const btrm_eval_result *res, const btrm_pairs *data);
 
 /* A model file and a pair store opened for evaluation: the model on every
- * rank (when model_path is not NULL), the store with its features. */
+ * rank (when model_path is not NULL), the store with its features; for a
+ * model trained with model.backbone, the features are the backbone's
+ * representations of the store's texts (computed over the ranks, with its
+ * trained adapters or blocks), so the store needs /texts, not /features. */
 typedef struct btrm_eval_inputs {
     int has_model;
     btrm_head head;
     float *params;
     btrm_model_meta meta;
     btrm_pairs data;
+    int has_backbone;
+    btrm_model_backbone backbone;
+    btrm_ftmodel fm;
+    float *backbone_params;  /* the trained tensors (NULL for a frozen backbone) */
+    btrm_token_ids tokens;
+    float *features;         /* [n_rows, dim]: data.features */
 } btrm_eval_inputs;
 /* Collective: opens both; BTRM_EDATA when the store's dim is not the
- * model's. Every rank returns the same code; close in any case. */
+ * model's (or it has no /texts for a model with a backbone), or when the
+ * backbone's base file changed since training. Every rank returns the same
+ * code; close in any case. */
 int btrm_eval_inputs_open(btrm_eval_inputs *in, const char *model_path,
                           const char *data_path, const btrm_comm *c);
 void btrm_eval_inputs_close(btrm_eval_inputs *in);

@@ -7,6 +7,7 @@
 #include "head.h"
 #include "log.h"
 #include "modelfile.h"
+#include "textrep.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -29,13 +30,43 @@ static void batch_clear(score_batch *b)
     b->n = 0;
 }
 
+/* Where the features come from: a backbone named on the command line, or
+ * the model's own (trained) backbone. */
+typedef struct score_source {
+    btrm_backbone_handle bb;
+    int own;                /* the model file's /backbone */
+    btrm_ftmodel fm;
+    float *fm_params;
+    int32_t **ids;          /* [batch] */
+    int *lens;
+} score_source;
+
+static int encode(score_source *src, char *const *texts, int n, float *features)
+{
+    if (!src->own)
+        return btrm_backbone_encode(&src->bb, (const char *const *)texts, (size_t)n, features);
+    int rc = 0, made = 0;
+    for (; made < n && !rc; made++)
+        rc = btrm_ftmodel_tokenize(&src->fm, texts[made], &src->ids[made], &src->lens[made]);
+    if (rc)
+        rc = btrm_error_wrap(rc, "text %d of the batch", made - 1);
+    if (!rc)
+        rc = btrm_ftmodel_encode(&src->fm, src->fm_params, (const int32_t *const *)src->ids,
+                                 src->lens, (size_t)n, features);
+    for (int i = 0; i < made; i++) {
+        free(src->ids[i]);
+        src->ids[i] = NULL;
+    }
+    return rc;
+}
+
 /* Scores the batch and writes its lines. */
-static int flush(score_batch *b, btrm_backbone_handle *bb, const btrm_head *head,
+static int flush(score_batch *b, score_source *src, const btrm_head *head,
                  const float *params, btrm_head_ws *ws, float *features, FILE *out)
 {
     if (b->n == 0)
         return 0;
-    int rc = btrm_backbone_encode(bb, (const char *const *)b->texts, (size_t)b->n, features);
+    int rc = encode(src, b->texts, b->n, features);
     if (rc)
         return rc;
     btrm_head_forward(head, params, features, b->n, ws);
@@ -60,26 +91,44 @@ static int score(const char *model_path, const char *spec, const char *texts_pat
     btrm_head head;
     btrm_head_ws ws;
     btrm_model_meta meta;
-    btrm_backbone_handle bb;
+    btrm_model_backbone ref;
+    score_source src;
     float *params = NULL, *features = NULL;
     score_batch b = { 0 };
     FILE *in = NULL, *out = stdout;
     char *line = NULL;
     size_t line_cap = 0, line_no = 0;
     memset(&ws, 0, sizeof ws);
-    memset(&bb, 0, sizeof bb);
+    memset(&src, 0, sizeof src);
     int rc = btrm_model_read(model_path, &head, &params, &meta);
     if (rc)
         goto fail;
-    if ((rc = btrm_backbone_open(&bb, spec, head.dim)))
+    if ((rc = btrm_textrep_open_model(model_path, &ref, &src.fm, &src.fm_params,
+                                      BTRM_FTMODEL_ENCODE_SEQS,
+                                      &src.own)))
         goto fail;
-    if (bb.dim != head.dim) {
-        rc = btrm_error_set(BTRM_EUSAGE, "%s takes %d features; backbone %s gives %d",
-                            model_path, head.dim, spec, bb.dim);
+    if (src.own && spec) {
+        rc = btrm_error_set(BTRM_EUSAGE, "%s was trained with its own backbone (%s): drop "
+                            "--backbone", model_path, ref.spec);
         goto fail;
     }
+    if (!src.own && !spec) {
+        rc = btrm_error_set(BTRM_EUSAGE, "%s was trained on stored features: give the "
+                            "backbone that made them with --backbone SPEC", model_path);
+        goto fail;
+    }
+    if (!src.own && (rc = btrm_backbone_open(&src.bb, spec, head.dim)))
+        goto fail;
+    int dim = src.own ? btrm_ftmodel_dim(&src.fm) : src.bb.dim;
+    if (dim != head.dim) {
+        rc = btrm_error_set(BTRM_EUSAGE, "%s takes %d features; backbone %s gives %d",
+                            model_path, head.dim, spec ? spec : ref.spec, dim);
+        goto fail;
+    }
+    if (src.own && ((rc = BTRM_CALLOC(src.ids, batch)) || (rc = BTRM_MALLOC(src.lens, batch))))
+        goto fail;
     if ((rc = btrm_head_ws_init(&ws, &head, batch)) ||
-        (rc = BTRM_MALLOC(features, (size_t)batch * (size_t)bb.dim)) ||
+        (rc = BTRM_MALLOC(features, (size_t)batch * (size_t)dim)) ||
         (rc = BTRM_CALLOC(b.texts, batch)) || (rc = BTRM_CALLOC(b.ids, batch)))
         goto fail;
     b.cap = batch;
@@ -115,13 +164,13 @@ static int score(const char *model_path, const char *spec, const char *texts_pat
             goto fail;
         }
         b.n++;
-        if (b.n == b.cap && (rc = flush(&b, &bb, &head, params, &ws, features, out))) {
+        if (b.n == b.cap && (rc = flush(&b, &src, &head, params, &ws, features, out))) {
             rc = btrm_error_wrap(rc, "%s: lines %zu..%zu", texts_path, line_no - b.cap + 1,
                                  line_no);
             goto fail;
         }
     }
-    if ((rc = flush(&b, &bb, &head, params, &ws, features, out)))
+    if ((rc = flush(&b, &src, &head, params, &ws, features, out)))
         rc = btrm_error_wrap(rc, "%s: the last %d lines", texts_path, b.n);
     btrm_log_debug("score: %zu texts", line_no);
 fail:
@@ -136,15 +185,19 @@ fail:
     free(features);
     free(params);
     btrm_head_ws_free(&ws);
-    btrm_backbone_close(&bb);
+    btrm_backbone_close(&src.bb);
+    btrm_ftmodel_close(&src.fm);
+    BTRM_FREE(src.fm_params, src.ids, src.lens);
     return rc;
 }
 
 int btrm_score_run(const btrm_score_opts *opts, const btrm_config *cfg)
 {
     char spec[2 * BTRM_PATH_MAX];
-    int rc = btrm_backbone_spec_with_config(opts->backbone, cfg, spec, sizeof spec);
+    int rc = opts->backbone ? btrm_backbone_spec_with_config(opts->backbone, cfg, spec,
+                                                             sizeof spec) : 0;
     if (!rc)
-        rc = score(opts->model_path, spec, opts->texts_path, opts->out_path, opts->batch);
+        rc = score(opts->model_path, opts->backbone ? spec : NULL, opts->texts_path,
+                   opts->out_path, opts->batch);
     return rc;
 }

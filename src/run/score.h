@@ -10,7 +10,8 @@
 
 typedef struct btrm_score_opts {
     const char *model_path;   /* a model file (btrm train's final.h5) */
-    const char *backbone;     /* NAME[:ARGS]; the config's embed.* keys are added */
+    const char *backbone;     /* NAME[:ARGS] (the config's embed.* keys are added), or
+                               * NULL for a model that carries its own backbone */
     const char *texts_path;   /* JSON lines {"text": ..., "id": ...}; "-" = stdin */
     const char *out_path;     /* NULL: stdout */
     int batch;                /* texts per backbone call */

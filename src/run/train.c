@@ -20,13 +20,24 @@
  *      parameters.
  * The first collective of a step also carries the stop flag set by SIGUSR1 or
  * SIGTERM, so every rank stops at the same step boundary, checkpoints and
- * exits with BTRM_EXIT_REQUEUE. */
+ * exits with BTRM_EXIT_REQUEUE.
+ *
+ * With model.backbone the representations come from an LLM run on the
+ * store's texts (model/ftmodel.h, run/textrep.h): frozen (finetune.type
+ * none), they are computed once for every row and stand in for /features;
+ * trained (lora, top_k), step 1 runs the backbone's forward on micro-batches
+ * of train.micro_batch pairs, and step 3 its backward from the head's input
+ * gradient, accumulating into the same flat gradient [head | backbone]. NormBT
+ * needs every pair's distance before any loss: with more than one
+ * micro-batch on a rank the forward runs twice (distances first, then again
+ * for the backward); BT and single micro-batches run it once. */
 #include "train.h"
 
 #include "ckpt.h"
 #include "error.h"
 #include "eval.h"
 #include "fileutil.h"
+#include "gemm.h"
 #include "head.h"
 #include "log.h"
 #include "loss.h"
@@ -36,6 +47,7 @@
 #include "pairs.h"
 #include "rng.h"
 #include "rundir.h"
+#include "textrep.h"
 
 #include <cblas.h>
 #include <jansson.h>
@@ -50,13 +62,14 @@
 void openblas_set_num_threads(int num_threads);
 #endif
 
-enum { STAT_LOSS, STAT_CORRECT, STAT_WEIGHT, STAT_MARGIN, N_STATS };
+enum { STAT_LOSS, STAT_CORRECT, STAT_WEIGHT, STAT_MARGIN, STAT_BT_LOSS, STAT_NEAR_FLOOR,
+       STAT_TOKENS, STAT_GFLOP, N_STATS };
 
 /* Metrics accumulated between two log lines; the sums before t0 are saved
  * in checkpoints (BTRM_CKPT_WINDOW doubles) so a resumed run logs the same
  * lines. */
 typedef struct window {
-    double steps, pairs, loss, acc, dist, weight, weight_max, margin;
+    double steps, pairs, loss, acc, dist, weight, weight_max, margin, bt_loss, near_floor;
     double t0;
 } window;
 _Static_assert(offsetof(window, t0) == BTRM_CKPT_WINDOW * sizeof(double),
@@ -76,10 +89,28 @@ typedef struct trainer {
         int64_t n_pairs, batch, steps_per_epoch, total_steps;
         int64_t *perm, perm_epoch; /* the permutation of epoch perm_epoch */
     } data;
-    /* the model: a head over a flat parameter vector, and its loss */
+    /* the model: a head over a flat parameter vector [head | backbone], and its
+     * loss */
     btrm_head head;
     float *params;
+    size_t n_params;           /* the head's and the backbone's trainable floats */
     btrm_loss_params lp;
+    /* model.backbone: the LLM, the token ids of the stores' texts, and (type
+     * none) the representations computed once */
+    struct {
+        int on, trains;        /* model.backbone set; finetune.type lora | top_k */
+        btrm_ftmodel fm;
+        btrm_model_backbone ref; /* the model file's /backbone */
+        btrm_token_ids tokens[BTRM_MAX_EVAL + 1]; /* [0] data.train, [1 + e] data.eval[e] */
+        float *features[BTRM_MAX_EVAL + 1];       /* the same stores' representations */
+        int micro;             /* pairs per forward */
+        const int32_t **ids;   /* [2 micro] one forward's sequences */
+        int *lens;
+        float *dx;             /* [2 micro, dim] dL/dh from the head */
+        double win_tokens, win_gflop; /* since the last metrics line (not checkpointed:
+                                       * throughput, a timing field) */
+        double n_tokens, gflop, seconds; /* the run's, for the throughput line */
+    } bb;
     /* one step's buffers, sized for the largest local batch */
     struct {
         btrm_head_ws ws;
@@ -117,6 +148,8 @@ static int open_data(trainer *tr)
 {
     const btrm_config *cfg = tr->cfg;
     unsigned flags = BTRM_PAIRS_FEATURES | BTRM_PAIRS_REQUIRE_FEATURES;
+    if (tr->bb.on) /* the representations come from the texts */
+        flags = 0;
     int rc = btrm_pairs_open(&tr->data.train, cfg->data.train, tr->c, flags);
     if (rc)
         return rc;
@@ -130,7 +163,7 @@ static int open_data(trainer *tr)
         if (rc)
             return rc;
         tr->data.n_eval = e + 1;
-        if (tr->data.eval[e].dim != tr->data.train.dim)
+        if (!tr->bb.on && tr->data.eval[e].dim != tr->data.train.dim)
             return btrm_error_set(BTRM_EDATA, "%s: /features has dim %d but the training "
                                   "file %s has dim %d", cfg->data.eval[e], tr->data.eval[e].dim,
                                   cfg->data.train, tr->data.train.dim);
@@ -138,12 +171,79 @@ static int open_data(trainer *tr)
     return 0;
 }
 
+/* The stores' representations with the backbone's current parameters:
+ * every row of store k (0: data.train, 1 + e: data.eval[e]) into
+ * bb.features[k], which stands in for its /features. Collective. */
+static int backbone_features(trainer *tr, int k)
+{
+    btrm_pairs *p = k == 0 ? &tr->data.train : &tr->data.eval[k - 1];
+    const float *params = tr->bb.trains ? tr->params + tr->head.n_params : NULL;
+    int rc = btrm_textrep_features(&tr->bb.fm, params, &tr->bb.tokens[k], tr->c,
+                                   tr->bb.features[k]);
+    p->features = tr->bb.features[k];
+    p->dim = btrm_ftmodel_dim(&tr->bb.fm);
+    return rc;
+}
+
+/* model.backbone: opens the LLM on every rank, reads (or makes) the token ids
+ * of every store's texts and, for a frozen backbone, computes every row's
+ * representation once. Collective; every rank returns the same code. */
+static int open_backbone(trainer *tr)
+{
+    const btrm_config *cfg = tr->cfg;
+    const btrm_comm *c = tr->c;
+    btrm_llama_train_spec ft = btrm_ftmodel_spec_of(cfg);
+    int rc = btrm_comm_agree(c, btrm_ftmodel_open(&tr->bb.fm, cfg->model.backbone, cfg, &ft));
+    if (rc)
+        return rc;
+    btrm_ftmodel *fm = &tr->bb.fm;
+    const int dim = btrm_ftmodel_dim(fm);
+    btrm_model_backbone *ref = &tr->bb.ref;
+    snprintf(ref->spec, sizeof ref->spec, "%s", fm->spec);
+    snprintf(ref->model_file, sizeof ref->model_file, "%s", fm->e.opts.path);
+    snprintf(ref->model_hash, sizeof ref->model_hash, "%s", btrm_ftmodel_hash(fm));
+    snprintf(ref->tokenizer_hash, sizeof ref->tokenizer_hash, "%s", fm->tok_hash);
+    snprintf(ref->architecture, sizeof ref->architecture, "%s", fm->e.model->arch);
+    ref->pool = btrm_ftmodel_pool(fm);
+    ref->bos = btrm_ftmodel_bos(fm);
+    ref->max_tokens = btrm_ftmodel_max_tokens(fm);
+    ref->dim = dim;
+    ref->ft = tr->bb.trains ? ft : (btrm_llama_train_spec){ .type = BTRM_FT_NONE };
+    ref->lt = tr->bb.trains ? &fm->lt : NULL;
+    btrm_log_info("backbone %s: %s, dim %d, %d blocks, %s; %s (%zu trainable floats)",
+                  fm->e.opts.path, fm->e.model->arch, dim, fm->e.model->hp.n_layers,
+                  fm->e.model->weight_types,
+                  btrm_config_enum_name("model.finetune.type", cfg->model.finetune.type),
+                  btrm_ftmodel_n_params(fm));
+    if (!tr->bb.trains) /* the frozen forward's batches: those of btrm eval */
+        rc = btrm_comm_agree(c, btrm_ftmodel_ws_init(fm, BTRM_FTMODEL_ENCODE_SEQS, 0, 0));
+    for (int k = 0; k <= tr->data.n_eval && !rc; k++) {
+        const btrm_pairs *p = k == 0 ? &tr->data.train : &tr->data.eval[k - 1];
+        rc = btrm_textrep_tokens(p->path, p->n_rows, fm, c, &tr->bb.tokens[k]);
+        if (!rc)
+            rc = btrm_comm_agree(c, BTRM_MALLOC(tr->bb.features[k],
+                                                (size_t)p->n_rows * (size_t)dim));
+    }
+    /* a frozen backbone: every row once, then training runs as on /features */
+    for (int k = 0; k <= tr->data.n_eval && !rc && !tr->bb.trains; k++) {
+        double t0 = btrm_comm_wtime();
+        rc = backbone_features(tr, k);
+        const btrm_pairs *p = k == 0 ? &tr->data.train : &tr->data.eval[k - 1];
+        if (!rc)
+            btrm_log_info("representations of %s: %lld texts in %.1f s", p->path,
+                          (long long)p->n_rows, btrm_comm_wtime() - t0);
+    }
+    if (!rc && tr->bb.trains) /* head dim: the representations' width */
+        tr->data.train.dim = dim;
+    return rc;
+}
+
 static int initial_params(trainer *tr, const btrm_train_opts *opts);
 
 /* The optimizer's state: n floats per buffer, zero before step 1. */
 static size_t state_len(const trainer *tr)
 {
-    return tr->dp.shard ? (size_t)(tr->dp.hi - tr->dp.lo) : tr->head.n_params;
+    return tr->dp.shard ? (size_t)(tr->dp.hi - tr->dp.lo) : tr->n_params;
 }
 
 static int init_model(trainer *tr, const btrm_train_opts *opts)
@@ -154,7 +254,9 @@ static int init_model(trainer *tr, const btrm_train_opts *opts)
                             cfg->model.head == BTRM_HEAD_MLP ? cfg->model.n_hidden : 0);
     if (rc)
         return rc;
-    size_t n = tr->head.n_params;
+    tr->n_params = tr->head.n_params + (tr->bb.trains ? btrm_ftmodel_n_params(&tr->bb.fm) : 0);
+    tr->bb.ref.offset = tr->head.n_params;
+    size_t n = tr->n_params;
     const btrm_comm *c = tr->c;
     tr->dp.shard = cfg->dist.shard_optimizer && c->size > 1;
     if (n + N_STATS > INT32_MAX)
@@ -200,6 +302,8 @@ static int initial_params(trainer *tr, const btrm_train_opts *opts)
     const btrm_config *cfg = tr->cfg;
     size_t n = tr->head.n_params;
     int rc = 0;
+    if (tr->bb.trains) /* the adapters or blocks from the seed (LoRA: B = 0) */
+        btrm_ftmodel_init_params(&tr->bb.fm, tr->params + n, cfg->run.seed);
     if (!opts->init_model) {
         btrm_head_init_params(&tr->head, tr->params, cfg->run.seed);
         return 0;
@@ -219,7 +323,19 @@ static int initial_params(trainer *tr, const btrm_train_opts *opts)
     }
     memcpy(tr->params, given_params, n * sizeof *tr->params);
     free(given_params);
-    return 0;
+    /* a model with the same trained backbone: its adapters or blocks too */
+    btrm_model_backbone got;
+    int present = 0;
+    if (tr->bb.trains && !(rc = btrm_model_read_backbone(opts->init_model, &got, &present)) &&
+        present && got.ft.type == tr->bb.ref.ft.type) {
+        if (strcmp(got.model_hash, tr->bb.ref.model_hash) ||
+            memcmp(&got.ft, &tr->bb.ref.ft, sizeof got.ft))
+            return btrm_error_set(BTRM_EDATA, "--init %s: its backbone (%s, %s) was trained "
+                                  "on another base model or with another model.finetune",
+                                  opts->init_model, got.model_file, got.model_hash);
+        rc = btrm_model_read_backbone_tensors(opts->init_model, &tr->bb.fm.lt, tr->params, n);
+    }
+    return rc;
 }
 
 static int alloc_work(trainer *tr)
@@ -236,9 +352,31 @@ static int alloc_work(trainer *tr)
     if (rows > INT32_MAX / 2)
         return btrm_error_set(BTRM_ECONFIG, "train.global_batch %lld is too large per rank",
                               (long long)tr->data.batch);
-    int rc = btrm_head_ws_init(&tr->work.ws, &tr->head, (int)rows);
+    int rc = 0;
+    if (tr->bb.trains) { /* the head runs one micro-batch at a time */
+        int64_t micro = cfg->train.micro_batch;
+        tr->bb.micro = (int)(micro > 0 && micro < max_local ? micro : rows / 2);
+        int seqs = 2 * tr->bb.micro;
+        rc = btrm_ftmodel_ws_init(&tr->bb.fm, seqs, cfg->train.recompute, BTRM_PREC_FP32);
+        if (!rc)
+            rc = BTRM_MALLOC(tr->bb.ids, seqs);
+        if (!rc)
+            rc = BTRM_MALLOC(tr->bb.lens, seqs);
+        if (!rc)
+            rc = BTRM_MALLOC(tr->bb.dx, (size_t)seqs * tr->data.train.dim);
+        if (!rc)
+            btrm_log_info("backbone: micro-batches of %d pairs (up to %d tokens), %.1f MiB of "
+                          "work buffers per rank%s", tr->bb.micro, tr->bb.fm.ws.max_tokens,
+                          (double)tr->bb.fm.ws.bytes / (1 << 20),
+                          cfg->train.recompute ? ", blocks recomputed" : "");
+        rows = seqs;
+    }
+    if (!rc)
+        rc = btrm_head_ws_init(&tr->work.ws, &tr->head, (int)rows);
+    tr->work.ws.dx = tr->bb.dx;
     if (!rc)
         rc = BTRM_MALLOC(tr->work.x, (size_t)rows * tr->data.train.dim);
+    rows = 2 * (max_local > 0 ? max_local : 1); /* distances and loss terms: every local pair */
     if (!rc)
         rc = BTRM_MALLOC(tr->work.dist, rows / 2);
     if (!rc)
@@ -254,13 +392,61 @@ static int alloc_work(trainer *tr)
     return rc;
 }
 
+/* The forward of pairs [off, off + m) of this rank's slice, which starts at
+ * position base of the epoch's permutation: x[2m, D] (the chosen rows, then
+ * the rejected ones: from /features, or from the backbone's forward), the
+ * head's forward, and the pairs' distances into dist + off. */
+static int forward_pairs(trainer *tr, int64_t base, int off, int m)
+{
+    if (!tr->bb.trains) {
+        btrm_eval_gather(&tr->data.train, tr->data.perm, base + off, m, tr->work.x);
+    } else {
+        const btrm_token_ids *t = &tr->bb.tokens[0];
+        for (int k = 0; k < m; k++) {
+            int64_t pair = tr->data.perm[base + off + k];
+            int64_t row[2] = { tr->data.train.chosen[pair], tr->data.train.rejected[pair] };
+            for (int side = 0; side < 2; side++) {
+                int s = side * m + k;
+                tr->bb.ids[s] = t->ids + t->offsets[row[side]];
+                tr->bb.lens[s] = (int)(t->offsets[row[side] + 1] - t->offsets[row[side]]);
+            }
+        }
+        /* x[2m, D] = backbone(texts) */
+        int rc = btrm_ftmodel_forward(&tr->bb.fm, tr->params + tr->head.n_params, tr->bb.ids,
+                                      tr->bb.lens, 2 * m, tr->work.x);
+        if (rc)
+            return rc;
+    }
+    /* reward[2m] = head(x[2m, D]) */
+    btrm_head_forward(&tr->head, tr->params, tr->work.x, 2 * m, &tr->work.ws);
+    btrm_head_pair_distance(&tr->head, &tr->work.ws, tr->work.x, m, tr->work.dist + off);
+    return 0;
+}
+
+/* The loss and backward of pairs [off, off + m) after their forward: the
+ * head's gradient and, for a backbone that trains, its input gradient dL/dx
+ * (ws.dx) back through the backbone. */
+static int backward_pairs(trainer *tr, int off, int m, const float *margin, double scale,
+                          btrm_loss_stats *st)
+{
+    float *r = tr->work.ws.reward;
+    btrm_loss_pairs(&tr->lp, m, r, r + m, tr->work.dist + off, margin ? margin + off : NULL,
+                    tr->dbar, scale, tr->work.g_diff + off, tr->work.g_sum + off, NULL, st);
+    btrm_head_pair_backward(&tr->head, tr->params, tr->work.x, m, tr->work.g_diff + off,
+                            tr->work.g_sum + off, &tr->work.ws, tr->dp.grad);
+    if (!tr->bb.trains)
+        return 0;
+    return btrm_ftmodel_backward(&tr->bb.fm, tr->params + tr->head.n_params, tr->bb.dx,
+                                 tr->dp.grad + tr->head.n_params);
+}
+
 /* One optimizer step on the global batch of step tr->step, accumulated into
  * tr->win. Collective. Sets *stop when a rank received a stop signal. */
 static int train_step(trainer *tr, int *stop)
 {
     const btrm_config *cfg = tr->cfg;
     const btrm_comm *c = tr->c;
-    const size_t n_params = tr->head.n_params;
+    const size_t n_params = tr->n_params;
     window *w = &tr->win;
     int64_t epoch = tr->step / tr->data.steps_per_epoch;
     int64_t in_epoch = tr->step % tr->data.steps_per_epoch;
@@ -274,48 +460,82 @@ static int train_step(trainer *tr, int *stop)
     int64_t first = 0, count = 0;
     btrm_comm_block(batch_size, c->size, c->rank, &first, &count);
     const int n = (int)count;
-
-    /* 1-2. forward and distances; mu_t and min d over the whole global batch,
-     * and the stop flag, in one collective */
-    btrm_comm_step_reduce agreed = { .sum = 0.0, .min = HUGE_VAL, .flag = stop_signal };
-    if (n > 0) {
-        btrm_eval_gather(&tr->data.train, tr->data.perm, batch_first + first, n, tr->work.x);
-        /* reward[2n] = head(x[2n, D]) */
-        btrm_head_forward(&tr->head, tr->params, tr->work.x, 2 * n, &tr->work.ws);
-        btrm_head_pair_distance(&tr->head, &tr->work.ws, tr->work.x, n, tr->work.dist);
-        for (int i = 0; i < n; i++) {
-            agreed.sum += tr->work.dist[i];
-            if (tr->work.dist[i] < agreed.min)
-                agreed.min = tr->work.dist[i];
-        }
+    const int64_t base = batch_first + first;
+    const double scale = 1.0 / (double)batch_size;
+    /* micro-batches: the whole slice for stored features or a frozen backbone */
+    const int micro = tr->bb.trains ? tr->bb.micro : (n > 0 ? n : 1);
+    const int n_micro = (n + micro - 1) / micro;
+    const int keep = n_micro <= 1;  /* one forward: its activations stay for the backward */
+    const int early = keep || cfg->loss.type == BTRM_LOSS_NORMBT; /* distances first */
+    const float *margin = NULL;
+    if (n > 0 && cfg->loss.margin == BTRM_MARGIN_DATA) {
+        for (int i = 0; i < n; i++)
+            tr->work.margin[i] = tr->data.train.margin[tr->data.perm[base + i]];
+        margin = tr->work.margin;
     }
-    int rc = btrm_comm_allreduce_step(c, &agreed);
+    memset(tr->dp.fused, 0, (n_params + N_STATS) * sizeof *tr->dp.fused);
+    btrm_loss_stats st = { 0 };
+    int rc = 0;
+    double t_step = btrm_comm_wtime();
+    double flops0 = tr->bb.fm.ws.flops_forward + tr->bb.fm.ws.flops_backward;
+
+    /* 1-2. forward and distances (with BT on several micro-batches, also the
+     * loss and backward: they do not need d-bar); mu_t and min d over the
+     * whole global batch, and the stop flag, in one collective */
+    for (int off = 0; off < n && !rc; off += micro) {
+        int m = n - off < micro ? n - off : micro;
+        rc = forward_pairs(tr, base, off, m);
+        if (!rc && !early)
+            rc = backward_pairs(tr, off, m, margin, scale, &st);
+    }
+    if (rc)
+        return rc;
+    btrm_comm_step_reduce agreed = { .sum = 0.0, .min = HUGE_VAL, .flag = stop_signal };
+    for (int i = 0; i < n; i++) {
+        agreed.sum += tr->work.dist[i];
+        if (tr->work.dist[i] < agreed.min)
+            agreed.min = tr->work.dist[i];
+    }
+    rc = btrm_comm_allreduce_step(c, &agreed);
     if (rc)
         return rc;
     *stop = agreed.flag > 0;
     double mu = agreed.sum / (double)batch_size;
     tr->dbar = btrm_loss_dbar_update(tr->dbar, tr->step == 0, mu, cfg->loss.normbt_ema);
 
-    /* 3. loss and backward on the local pairs */
-    memset(tr->dp.fused, 0, (n_params + N_STATS) * sizeof *tr->dp.fused);
-    btrm_loss_stats st = { 0 };
-    if (n > 0) {
-        const float *margin = NULL;
-        if (cfg->loss.margin == BTRM_MARGIN_DATA) {
-            for (int i = 0; i < n; i++)
-                tr->work.margin[i] = tr->data.train.margin[tr->data.perm[batch_first + first + i]];
-            margin = tr->work.margin;
-        }
-        float *r = tr->work.ws.reward;
-        btrm_loss_pairs(&tr->lp, n, r, r + n, tr->work.dist, margin, tr->dbar,
-                        1.0 / (double)batch_size, tr->work.g_diff, tr->work.g_sum, NULL, &st);
-        btrm_head_pair_backward(&tr->head, tr->params, tr->work.x, n, tr->work.g_diff, tr->work.g_sum,
-                                &tr->work.ws, tr->dp.grad);
+    /* 3. loss and backward on the local pairs (the forward again when it
+     * ran on several micro-batches) */
+    for (int off = 0; early && off < n && !rc; off += micro) {
+        int m = n - off < micro ? n - off : micro;
+        if (!keep)
+            rc = forward_pairs(tr, base, off, m);
+        if (!rc)
+            rc = backward_pairs(tr, off, m, margin, scale, &st);
     }
+    if (rc)
+        return rc;
+    st.near_floor = 0; /* against this step's d-bar, whichever path ran */
+    for (int i = 0; i < n; i++)
+        st.near_floor += tr->work.dist[i] < BTRM_LOSS_NEAR_FLOOR * tr->dbar;
     tr->dp.fused[STAT_LOSS] = (float)st.loss_sum;
     tr->dp.fused[STAT_CORRECT] = (float)st.correct;
     tr->dp.fused[STAT_WEIGHT] = (float)st.weight_sum;
     tr->dp.fused[STAT_MARGIN] = (float)st.margin_sum;
+    tr->dp.fused[STAT_BT_LOSS] = (float)st.bt_loss_sum;
+    tr->dp.fused[STAT_NEAR_FLOOR] = (float)st.near_floor;
+    if (tr->bb.trains) { /* throughput: tokens through forward and backward, their FLOPs */
+        const btrm_token_ids *t = &tr->bb.tokens[0];
+        double tokens = 0;
+        for (int i = 0; i < n; i++) {
+            int64_t pair = tr->data.perm[base + i];
+            int64_t rc_ = tr->data.train.chosen[pair], rr = tr->data.train.rejected[pair];
+            tokens += (double)(t->offsets[rc_ + 1] - t->offsets[rc_] + t->offsets[rr + 1] -
+                               t->offsets[rr]);
+        }
+        tr->dp.fused[STAT_TOKENS] = (float)tokens;
+        tr->dp.fused[STAT_GFLOP] =
+            (float)((tr->bb.fm.ws.flops_forward + tr->bb.fm.ws.flops_backward - flops0) * 1e-9);
+    }
 
     /* 4. one collective over [loss sums | gradient] */
     const float *sums;  /* the summed loss sums: rank 0 always has them */
@@ -376,6 +596,13 @@ static int train_step(trainer *tr, int *stop)
     w->acc += sums[STAT_CORRECT] / bs;
     w->weight += sums[STAT_WEIGHT] / bs;
     w->margin += sums[STAT_MARGIN] / bs;
+    w->bt_loss += sums[STAT_BT_LOSS] / bs;
+    w->near_floor += sums[STAT_NEAR_FLOOR] / bs;
+    tr->bb.win_tokens += sums[STAT_TOKENS];
+    tr->bb.win_gflop += sums[STAT_GFLOP];
+    tr->bb.n_tokens += sums[STAT_TOKENS];
+    tr->bb.gflop += sums[STAT_GFLOP];
+    tr->bb.seconds += btrm_comm_wtime() - t_step;
     w->dist += mu;
     if (weight_max > w->weight_max)
         w->weight_max = weight_max;
@@ -390,14 +617,23 @@ static void log_metrics(trainer *tr)
     double secs = now - w->t0;
     double k = w->steps > 0 ? w->steps : 1.0;
     if (tr->c->rank == 0) {
-        json_t *m = json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+        json_t *m = json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, "
+                              "s:f, s:f}",
                               "step", (json_int_t)tr->step,
                               "epoch", (json_int_t)((tr->step - 1) / tr->data.steps_per_epoch),
-                              "loss", w->loss / k, "acc", w->acc / k, "lr", tr->last_lr,
+                              "loss", w->loss / k, "bt_loss", w->bt_loss / k,
+                              "acc", w->acc / k, "lr", tr->last_lr,
                               "grad_norm", tr->last_grad_norm, "dist_mean", w->dist / k,
                               "dist_ema", tr->dbar, "weight_mean", w->weight / k,
-                              "weight_max", w->weight_max, "margin_mean", w->margin / k,
+                              "weight_max", w->weight_max, "near_floor", w->near_floor / k,
+                              "margin_mean", w->margin / k,
                               "pairs_per_s", secs > 0 ? w->pairs / secs : 0.0);
+        if (tr->bb.trains) { /* the backbone's throughput, end to end (timing fields) */
+            json_object_set_new(m, "tokens_per_s",
+                                json_real(secs > 0 ? tr->bb.win_tokens / secs : 0.0));
+            json_object_set_new(m, "gflop_per_s",
+                                json_real(secs > 0 ? tr->bb.win_gflop / secs : 0.0));
+        }
         btrm_rundir_metrics(&tr->out, m);
         double elapsed = now - tr->out.t_start;
         double done = (double)(tr->step - tr->first_step);
@@ -408,6 +644,7 @@ static void log_metrics(trainer *tr)
     }
     memset(w, 0, sizeof *w);
     w->t0 = now;
+    tr->bb.win_tokens = tr->bb.win_gflop = 0;
 }
 
 /* optim.type newton: one metrics.jsonl line per Newton iteration (0 = the
@@ -440,13 +677,28 @@ static int newton_train(trainer *tr)
     return rc;
 }
 
-static int run_evals(trainer *tr)
+/* The model file's record of the loss and, with model.backbone, of the
+ * backbone (its reference and trained tensors). */
+static btrm_model_meta model_meta(const trainer *tr)
 {
     btrm_model_meta meta = btrm_model_meta_of(&tr->lp, tr->dbar);
+    meta.backbone = tr->bb.on ? &tr->bb.ref : NULL;
+    return meta;
+}
+
+static int run_evals(trainer *tr)
+{
+    btrm_model_meta meta = model_meta(tr);
     json_t *all = json_array();
     for (int e = 0; e < tr->data.n_eval; e++) {
         btrm_eval_result res;
-        int rc = btrm_eval_run(&tr->head, tr->params, &meta, &tr->data.eval[e], tr->c, &res);
+        /* a backbone that trains: the eval texts' representations now */
+        int rc = tr->bb.trains ? backbone_features(tr, 1 + e) : 0;
+        if (rc) {
+            json_decref(all);
+            return rc;
+        }
+        rc = btrm_eval_run(&tr->head, tr->params, &meta, &tr->data.eval[e], tr->c, &res);
         if (rc) {
             json_decref(all);
             return rc;
@@ -472,9 +724,9 @@ static int run_evals(trainer *tr)
 static btrm_ckpt_data ckpt_data(trainer *tr)
 {
     int64_t off = tr->dp.shard ? 0 : tr->dp.lo;
-    btrm_ckpt_data d = { .head = &tr->head, .params = tr->params, .optim = tr->optim.ops,
-                         .lo = tr->dp.lo, .hi = tr->dp.hi,
-                         .meta = btrm_model_meta_of(&tr->lp, tr->dbar) };
+    btrm_ckpt_data d = { .head = &tr->head, .n_params = tr->n_params, .params = tr->params,
+                         .optim = tr->optim.ops, .lo = tr->dp.lo, .hi = tr->dp.hi,
+                         .meta = model_meta(tr) };
     for (int k = 0; tr->optim.ops && k < tr->optim.ops->n_state; k++)
         d.state[k] = tr->optim.state[k] + off;
     return d;
@@ -521,7 +773,7 @@ static int load_checkpoint(trainer *tr, const char *path)
         for (int k = 0; tr->optim.ops && k < tr->optim.ops->n_state; k++)
             d.state[k] = tr->optim.state[k];
         d.lo = 0;
-        d.hi = (int64_t)tr->head.n_params;
+        d.hi = (int64_t)tr->n_params;
     }
     btrm_ckpt_state st;
     int rc = btrm_ckpt_read(path, tr->c, &d, &st);
@@ -608,7 +860,7 @@ static int write_final(trainer *tr)
     if (tr->c->rank == 0) {
         char path[BTRM_PATH_MAX + 64];
         btrm_path_join(path, sizeof path, tr->out.dir, "final.h5");
-        btrm_model_meta meta = btrm_model_meta_of(&tr->lp, tr->dbar);
+        btrm_model_meta meta = model_meta(tr);
         rc = btrm_model_write(path, &tr->head, tr->params, &meta);
     }
     return btrm_comm_agree(tr->c, rc);
@@ -626,6 +878,13 @@ static void trainer_free(trainer *tr)
               tr->dp.rs_counts);
     for (int k = 0; k < BTRM_OPTIM_MAX_STATE; k++)
         free(tr->optim.state[k]);
+    for (int k = 0; k <= BTRM_MAX_EVAL; k++) {
+        btrm_token_ids_free(&tr->bb.tokens[k]);
+        free(tr->bb.features[k]);
+    }
+    free((void *)tr->bb.ids);
+    BTRM_FREE(tr->bb.lens, tr->bb.dx);
+    btrm_ftmodel_close(&tr->bb.fm);
     btrm_rundir_close(&tr->out);
 }
 
@@ -654,8 +913,12 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     rc = btrm_comm_agree(c, rc);
     if (!rc)
         rc = btrm_rundir_init(&tr.out, cfg, c);
+    tr.bb.on = cfg->model.backbone[0] != '\0';
+    tr.bb.trains = tr.bb.on && cfg->model.finetune.type != BTRM_FT_NONE;
     if (!rc)
         rc = btrm_comm_agree(c, open_data(&tr));
+    if (!rc && tr.bb.on)
+        rc = open_backbone(&tr);
     if (!rc)
         rc = btrm_comm_agree(c, init_model(&tr, opts));
     if (!rc)
@@ -707,6 +970,11 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
         rc = save_checkpoint(&tr, opts);
     if (!rc)
         rc = write_final(&tr);
+    if (!rc && tr.bb.trains && tr.bb.seconds > 0)
+        btrm_log_info("backbone training: %.0f tokens/s, %.2f GFLOP/s over %.1f s of steps "
+                      "(%d rank%s, forward and backward, end to end)",
+                      tr.bb.n_tokens / tr.bb.seconds, tr.bb.gflop / tr.bb.seconds, tr.bb.seconds,
+                      c->size, c->size > 1 ? "s" : "");
     if (!rc)
         btrm_log_info("done: %lld steps in %.1f s; model in %s/final.h5", (long long)tr.step,
                       btrm_comm_wtime() - tr.out.t_start, tr.out.dir);
