@@ -12,6 +12,7 @@
 #  - SIGUSR1 -> checkpoint and exit 75 -> --resume auto ends bitwise identical
 #    to an uninterrupted run;
 #  - the token-id cache: written once, read by the next run;
+#  - train.eval_every: d-quintile gradient shares of the moving representations;
 #  - btrm eval, analyze and score of a fine-tuned model file compute the
 #    representations themselves; a changed base file is refused (resume, eval);
 #  - a Q8_0 base trains (the adapters on a quantised model);
@@ -24,7 +25,7 @@
 M="$BTRM_SHARED/models/stories260K"
 [ -f "$M/stories260K.gguf" ] || skip_all "stories260K not found in $M"
 have_python_h5py || skip_all "python3 h5py/numpy not installed (tools/install-deps.sh --with-python)"
-plan 42
+plan 43
 cd "$WORK" || exit 1
 PY=/usr/bin/python3
 t120() { timeout 120 "$@"; }
@@ -70,7 +71,7 @@ model: {backbone: "$GGUF", finetune: {type: lora, rank: 4}}
 embed: {max_tokens: 64}
 loss: {type: normbt}
 optim: {type: adamw, lr: 0.001, schedule: cosine, warmup_steps: 10, grad_clip: 1.0}
-train: {global_batch: 16, steps: 50, log_every: 10, micro_batch: 4}
+train: {global_batch: 16, steps: 50, log_every: 10, micro_batch: 4, eval_every: 25}
 YAML
 
 # --- step 0: every kind scores alike; the token cache
@@ -127,6 +128,19 @@ pass_if "... and identical metrics.jsonl and eval.jsonl (timing fields aside)" \
     eval 'same_metrics lora-2 lora-2b && cmp -s lora-2/eval.jsonl lora-2b/eval.jsonl'
 expect_grep '"bt_loss":.*"near_floor":.*"tokens_per_s":.*"gflop_per_s"' lora-1/metrics.jsonl \
     "metrics log the plain BT loss, the near-floor share and the throughput"
+"$PY" - lora-1/eval.jsonl > ee.log 2>&1 <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["step"] for r in rows] == [25, 50], [r["step"] for r in rows]
+for r in rows:
+    q = r["by_distance_quintile"]
+    assert len(q) == 5 and abs(sum(b["grad_share"] for b in q) - 1) < 1e-5, q
+# the representations moved: d and its quintile edges differ between the evaluations
+assert rows[0]["dist_mean"] != rows[1]["dist_mean"], rows
+assert [b["hi"] for b in rows[0]["by_distance_quintile"]] != [b["hi"] for b in rows[1]["by_distance_quintile"]]
+PY
+ok $? "train.eval_every: eval.jsonl has the d-quintile gradient shares of the fine-tuned representations at steps 25 and 50"
+[ -s ee.log ] && sed 's/^/#   /' ee.log
 acc=$("$PY" "$BTRM_SRCDIR/tests/h5tool.py" json lora-1/eval.jsonl accuracy)
 pass_if "the fine-tuned model ranks the held-in pairs (accuracy $acc >= 0.9)" le 0.9 "$acc"
 run_cmd rec.log t120 "$BTRM" train base.yaml --set run.out_dir=rec --set train.recompute=true

@@ -929,9 +929,12 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
         rc = btrm_rundir_open_logs(&tr.out, opts->config_text, resumed);
     if (rc)
         goto done;
-    btrm_log_info("training %s head (%zu parameters) with %s on %s: %lld pairs, dim %d, "
+    btrm_log_info("training %s head (%zu parameters)%s%s with %s on %s: %lld pairs, dim %d, "
                   "global batch %lld, %lld steps, %d rank%s%s",
                   btrm_config_enum_name("model.head", cfg->model.head), tr.head.n_params,
+                  tr.bb.trains ? " and the backbone's " : "",
+                  tr.bb.trains ? btrm_config_enum_name("model.finetune.type",
+                                                       cfg->model.finetune.type) : "",
                   btrm_config_enum_name("loss.type", cfg->loss.type), cfg->data.train,
                   (long long)tr.data.n_pairs, tr.data.train.dim, (long long)tr.data.batch,
                   (long long)tr.data.total_steps, c->size, c->size > 1 ? "s" : "",
