@@ -25,7 +25,7 @@
 M="$BTRM_SHARED/models/stories260K"
 [ -f "$M/stories260K.gguf" ] || skip_all "stories260K not found in $M"
 have_python_h5py || skip_all "python3 h5py/numpy not installed (tools/install-deps.sh --with-python)"
-plan 43
+plan 44
 cd "$WORK" || exit 1
 PY=/usr/bin/python3
 t120() { timeout 120 "$@"; }
@@ -143,6 +143,11 @@ ok $? "train.eval_every: eval.jsonl has the d-quintile gradient shares of the fi
 [ -s ee.log ] && sed 's/^/#   /' ee.log
 acc=$("$PY" "$BTRM_SRCDIR/tests/h5tool.py" json lora-1/eval.jsonl accuracy)
 pass_if "the fine-tuned model ranks the held-in pairs (accuracy $acc >= 0.9)" le 0.9 "$acc"
+run_cmd rep.log t120 "$BTRM" report lora-1 top2-1 s0-none
+ok $([ $rc -eq 0 ] && grep -q '| stories260K.gguf lora r4 | normbt |' rep.log &&
+     grep -q '| stories260K.gguf top_k 2 | bt |' rep.log && grep -q '| stories260K.gguf frozen | normbt |' rep.log
+     echo $?) "btrm report labels the runs by base model and what of it trained"
+[ $rc -eq 0 ] || sed 's/^/#   /' rep.log | head -5
 run_cmd rec.log t120 "$BTRM" train base.yaml --set run.out_dir=rec --set train.recompute=true
 pass_if "train.recompute: true gives a bitwise-identical model" cmp -s lora-1/final.h5 rec/final.h5
 cat > sgd.yaml <<YAML

@@ -98,6 +98,25 @@ typedef struct label_cache {
     int n, cap;
 } label_cache;
 
+/* A run with model.backbone: the LLM file's name and what of it trained,
+ * "stories260K.gguf frozen", "... lora r8", "... lora r8 top3", "... top_k 2". */
+static const char *finetune_label(const btrm_config *cfg, char *out, size_t size)
+{
+    const char *spec = cfg->model.backbone, *colon = strchr(spec, ':');
+    const char *file = colon ? colon + 1 : spec, *slash = strrchr(file, '/');
+    int len = (int)strcspn(slash ? slash + 1 : file, ",");
+    const char *name = slash ? slash + 1 : file;
+    const int type = cfg->model.finetune.type, layers = cfg->model.finetune.layers;
+    if (type == BTRM_FT_LORA)
+        snprintf(out, size, "%.*s lora r%d%s%.0d", len, name, cfg->model.finetune.rank,
+                 layers ? " top" : "", layers);
+    else if (type == BTRM_FT_TOP_K)
+        snprintf(out, size, "%.*s top_k %d", len, name, layers);
+    else
+        snprintf(out, size, "%.*s frozen", len, name);
+    return out;
+}
+
 /* The backbone attribute of path's /features ("unknown" with a warning, once
  * per file, when it cannot be read). */
 static const char *backbone_label(label_cache *cache, const char *path, const char *run_dir)
@@ -312,8 +331,11 @@ static int read_run(btrm_report_run *run, int eval_index, btrm_config *cfg, labe
     }
     if (!train && have_cfg)
         train = cfg->data.train;
-    const char *label = train ? backbone_label(cache, train, run->dir) : "unknown";
-    if (!train)
+    char ft_label[BTRM_NAME_MAX];
+    const char *label = have_cfg && cfg->model.backbone[0] ? finetune_label(cfg, ft_label,
+                                                                           sizeof ft_label)
+                        : train ? backbone_label(cache, train, run->dir) : "unknown";
+    if (!train && !(have_cfg && cfg->model.backbone[0]))
         btrm_log_warn("%s: no training store known (no summary.json data, no config.yaml); "
                       "backbone shown as 'unknown'", run->dir);
     if (!rc)
