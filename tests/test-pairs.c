@@ -110,82 +110,11 @@ static int leftover_tmp_files(void)
 
 static void sync_ranks(void) { MPI_Barrier(comm.comm); }
 
-/* ------------------------------------------------------------------------ */
-/* Half conversions */
-
 static uint32_t bits_of(float f)
 {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
     return u;
-}
-
-static float float_of(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static int half_is_nan(uint16_t h) { return (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu); }
-
-static void test_half(void)
-{
-    int round_trip_bad = 0;
-    for (uint32_t h = 0; h < 65536; h++) {
-        float f = btrm_half_to_float((uint16_t)h);
-        uint16_t back = btrm_float_to_half(f);
-        if (half_is_nan((uint16_t)h) ? !(isnan(f) && half_is_nan(back)) : back != h)
-            round_trip_bad++;
-    }
-    is_int(round_trip_bad, 0, "half -> float -> half is the identity on all 65536 halves "
-           "(NaN stays NaN)");
-    is_int(btrm_float_to_half(65504.0f), 0x7bff, "65504 (largest half) is exact");
-    is_int(btrm_float_to_half(65519.99f), 0x7bff, "just under 65520 rounds down to 65504");
-    is_int(btrm_float_to_half(65520.0f), 0x7c00, "65520 (a tie above 65504) rounds to inf");
-    is_int(btrm_float_to_half(ldexpf(1, -24)), 0x0001, "2^-24, the smallest subnormal, is exact");
-    is_int(btrm_float_to_half(ldexpf(1, -25)), 0x0000, "2^-25 ties to even zero");
-    is_int(btrm_float_to_half(3 * ldexpf(1, -25)), 0x0002, "3 * 2^-25 ties to even 2 * 2^-24");
-    is_int(btrm_float_to_half(1 + ldexpf(1, -11)), 0x3c00, "1 + 2^-11 ties to even 1");
-    is_int(btrm_float_to_half(1 + 3 * ldexpf(1, -11)), 0x3c02, "1 + 3 * 2^-11 ties to even "
-           "1 + 2^-9");
-    is_int(btrm_float_to_half(-0.0f), 0x8000, "-0 keeps its sign");
-    is_int(btrm_float_to_half(INFINITY), 0x7c00, "inf");
-    is_int(btrm_float_to_half(-INFINITY), 0xfc00, "-inf");
-    ok(half_is_nan(btrm_float_to_half(NAN)), "NaN converts to a NaN half");
-    ok(btrm_half_to_float(0x03ff) == 1023 * ldexpf(1, -24), "largest subnormal half");
-    ok(btrm_half_to_float(0x0400) == ldexpf(1, -14), "smallest normal half");
-    ok(signbit(btrm_half_to_float(0x8000)) && btrm_half_to_float(0x8000) == 0, "-0 half");
-    ok(isinf(btrm_half_to_float(0xfc00)) && btrm_half_to_float(0xfc00) < 0, "-inf half");
-#ifdef __FLT16_MAX__
-    /* The compiler's _Float16 (libgcc's conversions) as an independent reference. */
-    int widen_bad = 0, narrow_bad = 0;
-    for (uint32_t h = 0; h < 65536; h++) {
-        uint16_t hh = (uint16_t)h;
-        _Float16 ref;
-        memcpy(&ref, &hh, sizeof ref);
-        float want = (float)ref, got = btrm_half_to_float(hh);
-        widen_bad += isnan(want) ? !isnan(got) : bits_of(want) != bits_of(got);
-    }
-    btrm_rng rng;
-    btrm_rng_seed(&rng, 42, 0);
-    for (int i = 0; i < 300000; i++) {
-        /* random bit patterns, and values near the half range */
-        float f = i % 2 ? float_of((uint32_t)btrm_rng_next(&rng))
-                        : (float)((btrm_rng_uniform(&rng) - 0.5) *
-                                  ldexp(1.0, (int)btrm_rng_below(&rng, 48) - 30));
-        _Float16 ref = (_Float16)f;
-        uint16_t want;
-        memcpy(&want, &ref, sizeof want);
-        uint16_t got = btrm_float_to_half(f);
-        narrow_bad += isnan(f) ? !half_is_nan(got) : got != want;
-    }
-    is_int(widen_bad, 0, "half -> float matches _Float16 on all 65536 halves");
-    is_int(narrow_bad, 0, "float -> half matches _Float16 (round to nearest even) on 300000 "
-           "floats");
-#else
-    skip(2, "the compiler has no _Float16 to compare with");
-#endif
 }
 
 /* ------------------------------------------------------------------------ */
@@ -876,7 +805,6 @@ int main(int argc, char **argv)
     MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, comm.comm);
     diag("%d rank(s), files in %s", comm.size, dir);
 
-    test_half();
     test_round_trip(0);
     test_round_trip(1);
     test_writer();

@@ -43,69 +43,6 @@
  * below 2 GiB (the int count limit) whatever the store's size. */
 #define READ_BYTES_PER_CALL ((size_t)1 << 29)
 
-/* ------------------------------------------------------------------------ */
-/* IEEE 754 binary16 <-> binary32 */
-
-float btrm_half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t mant = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (mant << 13); /* inf, or NaN keeping its payload */
-    } else if (exp != 0) {
-        bits = sign | ((exp - 15 + 127) << 23) | (mant << 13);
-    } else if (mant == 0) {
-        bits = sign; /* +-0 */
-    } else {
-        /* subnormal: mant * 2^-24; normalise the leading one into bit 10 */
-        int e = -14;
-        while (!(mant & 0x400u)) {
-            mant <<= 1;
-            e--;
-        }
-        bits = sign | ((uint32_t)(e + 127) << 23) | ((mant & 0x3ffu) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-uint16_t btrm_float_to_half(float f)
-{
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000u);
-    uint32_t abs = bits & 0x7fffffffu;
-    if (abs >= 0x7f800000u) { /* inf, or NaN (kept quiet, top payload bits kept) */
-        if (abs == 0x7f800000u)
-            return sign | 0x7c00u;
-        return (uint16_t)(sign | 0x7e00u | ((abs & 0x7fffffu) >> 13));
-    }
-    if (abs >= 0x477ff000u) /* >= 65520 = 65504 + half an ulp: ties to even go up */
-        return sign | 0x7c00u;
-    if (abs >= 0x38800000u) { /* >= 2^-14: normal half */
-        uint32_t h = ((abs >> 23) - 112) << 10 | ((abs >> 13) & 0x3ffu);
-        uint32_t rest = abs & 0x1fffu;
-        if (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))
-            h++; /* a carry into the exponent is the right result */
-        return (uint16_t)(sign | h);
-    }
-    if (abs <= 0x33000000u) /* <= 2^-25: rounds to zero (2^-25 itself ties to even 0) */
-        return sign;
-    /* subnormal half: round(value / 2^-24), value = m * 2^(e - 150) */
-    uint32_t e = abs >> 23;
-    uint32_t m = (abs & 0x7fffffu) | 0x800000u;
-    uint32_t shift = 126 - e; /* 14..24 */
-    uint32_t h = m >> shift;
-    uint32_t rest = m & ((1u << shift) - 1);
-    uint32_t halfway = 1u << (shift - 1);
-    if (rest > halfway || (rest == halfway && (h & 1u)))
-        h++; /* may become 0x400, the smallest normal: also right */
-    return (uint16_t)(sign | h);
-}
-
 static int is_ieee_half(hid_t type)
 {
     size_t spos, epos, esize, mpos, msize;

@@ -16,6 +16,7 @@
 
 #include "comm.h"
 #include "config.h"
+#include "dtype.h"
 
 #include <stdint.h>
 
@@ -79,9 +80,5 @@ typedef struct btrm_pairs_data {
  * Only the structure is checked (pointers, sizes): the values are written as
  * given and btrm_pairs_open is the gate that validates them. */
 int btrm_pairs_write(const char *path, const btrm_pairs_data *data);
-
-/* IEEE half <-> float conversions (round to nearest even). */
-float btrm_half_to_float(uint16_t h);
-uint16_t btrm_float_to_half(float f);
 
 #endif

@@ -1,0 +1,145 @@
+/* dtype.c: conversions between f32, f16 and bf16 (see dtype.h). */
+#include "dtype.h"
+
+#include <string.h>
+
+size_t btrm_dtype_size(int dtype) { return dtype == BTRM_DTYPE_F32 ? 4 : 2; }
+
+const char *btrm_dtype_name(int dtype)
+{
+    switch (dtype) {
+    case BTRM_DTYPE_F32: return "f32";
+    case BTRM_DTYPE_F16: return "f16";
+    case BTRM_DTYPE_BF16: return "bf16";
+    default: return "unknown";
+    }
+}
+
+int btrm_dtype_parse(const char *name)
+{
+    static const struct { const char *name; int dtype; } names[] = {
+        { "f32", BTRM_DTYPE_F32 },   { "float32", BTRM_DTYPE_F32 },
+        { "f16", BTRM_DTYPE_F16 },   { "float16", BTRM_DTYPE_F16 },
+        { "bf16", BTRM_DTYPE_BF16 }, { "bfloat16", BTRM_DTYPE_BF16 },
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i].name))
+            return names[i].dtype;
+    return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* IEEE 754 binary16 <-> binary32 */
+
+float btrm_half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t mant = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (mant << 13); /* inf, or NaN keeping its payload */
+    } else if (exp != 0) {
+        bits = sign | ((exp - 15 + 127) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        bits = sign; /* +-0 */
+    } else {
+        /* subnormal: mant * 2^-24; normalise the leading one into bit 10 */
+        int e = -14;
+        while (!(mant & 0x400u)) {
+            mant <<= 1;
+            e--;
+        }
+        bits = sign | ((uint32_t)(e + 127) << 23) | ((mant & 0x3ffu) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+uint16_t btrm_float_to_half(float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000u);
+    uint32_t abs = bits & 0x7fffffffu;
+    if (abs >= 0x7f800000u) { /* inf, or NaN (kept quiet, top payload bits kept) */
+        if (abs == 0x7f800000u)
+            return sign | 0x7c00u;
+        return (uint16_t)(sign | 0x7e00u | ((abs & 0x7fffffu) >> 13));
+    }
+    if (abs >= 0x477ff000u) /* >= 65520 = 65504 + half an ulp: ties to even go up */
+        return sign | 0x7c00u;
+    if (abs >= 0x38800000u) { /* >= 2^-14: normal half */
+        uint32_t h = ((abs >> 23) - 112) << 10 | ((abs >> 13) & 0x3ffu);
+        uint32_t rest = abs & 0x1fffu;
+        if (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))
+            h++; /* a carry into the exponent is the right result */
+        return (uint16_t)(sign | h);
+    }
+    if (abs <= 0x33000000u) /* <= 2^-25: rounds to zero (2^-25 itself ties to even 0) */
+        return sign;
+    /* subnormal half: round(value / 2^-24), value = m * 2^(e - 150) */
+    uint32_t e = abs >> 23;
+    uint32_t m = (abs & 0x7fffffu) | 0x800000u;
+    uint32_t shift = 126 - e; /* 14..24 */
+    uint32_t h = m >> shift;
+    uint32_t rest = m & ((1u << shift) - 1);
+    uint32_t halfway = 1u << (shift - 1);
+    if (rest > halfway || (rest == halfway && (h & 1u)))
+        h++; /* may become 0x400, the smallest normal: also right */
+    return (uint16_t)(sign | h);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Arrays. The bf16 loops are branch-free integer arithmetic (the NaN case a
+ * select), which the compiler vectorises for each clone. */
+
+BTRM_TARGET_CLONES
+static void bf16_from_f32(uint16_t *restrict dst, const float *restrict src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x;
+        memcpy(&x, src + i, sizeof x);
+        uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+        uint32_t quiet = (x >> 16) | 0x40u;
+        dst[i] = (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
+    }
+}
+
+BTRM_TARGET_CLONES
+static void f32_from_bf16(float *restrict dst, const uint16_t *restrict src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x = (uint32_t)src[i] << 16;
+        memcpy(dst + i, &x, sizeof x);
+    }
+}
+
+void btrm_dtype_to_f32(float *dst, const void *src, int dtype, size_t n)
+{
+    switch (dtype) {
+    case BTRM_DTYPE_BF16: f32_from_bf16(dst, src, n); break;
+    case BTRM_DTYPE_F16: {
+        const uint16_t *h = src;
+        for (size_t i = 0; i < n; i++)
+            dst[i] = btrm_half_to_float(h[i]);
+        break;
+    }
+    default: memmove(dst, src, n * sizeof *dst); break;
+    }
+}
+
+void btrm_dtype_from_f32(void *dst, int dtype, const float *src, size_t n)
+{
+    switch (dtype) {
+    case BTRM_DTYPE_BF16: bf16_from_f32(dst, src, n); break;
+    case BTRM_DTYPE_F16: {
+        uint16_t *h = dst;
+        for (size_t i = 0; i < n; i++)
+            h[i] = btrm_float_to_half(src[i]);
+        break;
+    }
+    default: memmove(dst, src, n * sizeof *src); break;
+    }
+}
