@@ -214,7 +214,7 @@ static int find_stat(int precision, int ta, int tb, int m, int n, int k, btrm_ge
 int main(void)
 {
     int have_dnnl = btrm_gemm_has_backend(BTRM_GEMM_ONEDNN);
-    plan(22);
+    plan(23);
     diag("libraries: %s; oneDNN ISA: %s", btrm_gemm_library(), btrm_gemm_isa());
 
     /* fp32: every backend compiled in */
@@ -241,16 +241,57 @@ int main(void)
                 }
         ok(worst < 1e-5, "%s: every transpose, alpha and beta, padded leading dimensions: "
            "relative error %.2e < 1e-5 against double", what, worst);
-        ok(check(BTRM_PREC_FP32, 0, 0, 1, 1, 1000, 1.0f, 1.0f) < 1e-5,
-           "%s: a 1 x 1 x 1000 product", what);
+        double worst_vec = check(BTRM_PREC_FP32, 0, 0, 1, 1, 1000, 1.0f, 1.0f);
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                double e1 = check(BTRM_PREC_FP32, ta, tb, 37, 1, 50, 0.5f, 2.0f);
+                double e2 = check(BTRM_PREC_FP32, ta, tb, 1, 29, 50, 1.5f, 0.0f);
+                worst_vec = fmax(worst_vec, fmax(e1, e2));
+            }
+        ok(worst_vec < 1e-5, "%s: one output column or row (gemv), every transpose, and "
+           "1 x 1 x 1000: relative error %.2e < 1e-5", what, worst_vec);
         btrm_gemm_stat st;
-        ok(find_stat(BTRM_PREC_FP32, 0, 0, 1, 1, 1000, &st) &&
-               !strcmp(st.impl, id == BTRM_GEMM_CBLAS ? "cblas_sgemm" : "dnnl_sgemm"),
+        int found = find_stat(BTRM_PREC_FP32, 0, 0, 17, 33, 65, &st);
+        ok(found && !strcmp(st.impl, id == BTRM_GEMM_CBLAS ? "cblas_sgemm" : "dnnl_sgemm"),
            "%s: the statistics name the implementation that ran (%s)", what,
-           find_stat(BTRM_PREC_FP32, 0, 0, 1, 1, 1000, &st) ? st.impl : "none");
+           found ? st.impl : "none");
         btrm_gemm_stats_reset();
     }
     btrm_gemm_set_backend(have_dnnl ? BTRM_GEMM_ONEDNN : BTRM_GEMM_CBLAS);
+
+    { /* fp64 (newton, analyze): every transpose, and a gemv shape */
+        double worst = 0;
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int s = 0; s < 2; s++) {
+                    int m = s ? 23 : 31, n = s ? 1 : 19, k = 40;
+                    int lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 3;
+                    double *a = malloc(sizeof *a * (size_t)(ta ? k : m) * lda);
+                    double *b = malloc(sizeof *b * (size_t)(tb ? n : k) * ldb);
+                    double *cc = malloc(sizeof *cc * (size_t)m * ldc), *ref = malloc(sizeof *ref * (size_t)m * n);
+                    for (int i = 0; i < (ta ? k : m) * lda; i++)
+                        a[i] = sin(i * 0.37);
+                    for (int i = 0; i < (tb ? n : k) * ldb; i++)
+                        b[i] = cos(i * 0.11);
+                    for (int i = 0; i < m * ldc; i++)
+                        cc[i] = 0.25 * i;
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < n; j++) {
+                            long double acc = 0;
+                            for (int q = 0; q < k; q++)
+                                acc += (long double)(ta ? a[q * lda + i] : a[i * lda + q]) *
+                                       (tb ? b[j * ldb + q] : b[q * ldb + j]);
+                            ref[i * n + j] = (double)(0.5L * acc + 0.25L * (long double)cc[i * ldc + j]);
+                        }
+                    btrm_gemm_f64(ta, tb, m, n, k, 0.5, a, lda, b, ldb, 0.25, cc, ldc);
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < n; j++)
+                            worst = fmax(worst, fabs(cc[i * ldc + j] - ref[i * n + j]));
+                    free(a), free(b), free(cc), free(ref);
+                }
+        ok(worst < 1e-12, "fp64 products, every transpose, gemm and gemv shapes: max error "
+           "%.1e < 1e-12", worst);
+    }
 
     float one = 1, c = 5;
     ok(btrm_gemm(BTRM_PREC_FP32, 0, 0, 0, 1, 1, 1.0f, &one, 1, &one, 1, 0.0f, &c, 1) == 0 &&

@@ -3,6 +3,7 @@
 #include "llama_model.h"
 
 #include "error.h"
+#include "gemm.h"
 #include "gguf.h"
 
 #include <errno.h>
@@ -24,10 +25,6 @@
 #define OPTS_MAX_BATCH_TOKENS_DEFAULT 4096
 #define LLAMA2C_HEADER_BYTES 28
 #define LLAMA2C_MAGIC 0x616b3432 /* "ak42": llama2.c's newer (v1/v2) exports */
-
-/* The pthread and OpenMP builds of OpenBLAS export it; with another BLAS the
- * thread count comes from its own environment variables. */
-void openblas_set_num_threads(int num_threads) __attribute__((weak));
 
 /* ------------------------------------------------------------------------ */
 /* Memory the model owns (float32 copies) */
@@ -613,8 +610,7 @@ int btrm_llama_embedder_open(btrm_llama_embedder *e, int format, const char *arg
                             e->model->sliding_window, e->model->sliding_window);
         goto fail;
     }
-    if (openblas_set_num_threads)
-        openblas_set_num_threads(o->threads);
+    btrm_gemm_set_threads(o->threads);
     int batch_tokens = o->max_batch_tokens > e->max_tokens ? o->max_batch_tokens : e->max_tokens;
     if ((rc = btrm_llama_ws_init(&e->ws, hp, &e->model->w, batch_tokens, e->max_tokens)))
         goto fail;

@@ -143,3 +143,24 @@ void btrm_dtype_from_f32(void *dst, int dtype, const float *src, size_t n)
     default: memmove(dst, src, n * sizeof *src); break;
     }
 }
+
+void btrm_dtype_convert(void *dst, int dst_dtype, const void *src, int src_dtype, size_t n)
+{
+    if (dst_dtype == src_dtype) {
+        memmove(dst, src, n * btrm_dtype_size(src_dtype));
+    } else if (dst_dtype == BTRM_DTYPE_F32) {
+        btrm_dtype_to_f32(dst, src, src_dtype, n);
+    } else if (src_dtype == BTRM_DTYPE_F32) {
+        btrm_dtype_from_f32(dst, dst_dtype, src, n);
+    } else { /* 16 bits to 16 bits through a block of floats */
+        enum { BLOCK = 256 };
+        float tmp[BLOCK];
+        const unsigned char *s = src;
+        unsigned char *d = dst;
+        for (size_t i = 0; i < n; i += BLOCK) {
+            size_t len = n - i < BLOCK ? n - i : BLOCK;
+            btrm_dtype_to_f32(tmp, s + 2 * i, src_dtype, len);
+            btrm_dtype_from_f32(d + 2 * i, dst_dtype, tmp, len);
+        }
+    }
+}

@@ -63,5 +63,8 @@ static inline float btrm_bf16_round(float f) { return btrm_bf16_to_float(btrm_fl
 void btrm_dtype_to_f32(float *dst, const void *src, int dtype, size_t n);
 /* dst[n] of type dtype = src[n] (f32), rounded as above. */
 void btrm_dtype_from_f32(void *dst, int dtype, const float *src, size_t n);
+/* dst[n] of type dst_dtype = src[n] of type src_dtype: a copy for equal
+ * types, else widened to f32 (exact) and rounded to dst_dtype. */
+void btrm_dtype_convert(void *dst, int dst_dtype, const void *src, int src_dtype, size_t n);
 
 #endif

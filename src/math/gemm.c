@@ -127,8 +127,12 @@ const char *btrm_gemm_backend(void)
 
 const char *btrm_precision_name(int precision)
 {
-    return precision == BTRM_PREC_BF16 ? "bf16" : precision == BTRM_PREC_FP32 ? "fp32"
-                                                                              : "unknown";
+    switch (precision) {
+    case BTRM_PREC_FP32: return "fp32";
+    case BTRM_PREC_BF16: return "bf16";
+    case BTRM_PREC_FP64: return "fp64";
+    default: return "unknown";
+    }
 }
 
 int btrm_gemm_supports(int precision)
@@ -167,6 +171,28 @@ static void run_cblas(int ta, int tb, int m, int n, int k, float alpha, const fl
     /* C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C */
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* A product with one output column or row is a matrix-vector product:
+ * memory bound, BLAS's gemv (any backend). 1 when it ran one. */
+static int run_gemv(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                    const float *b, int ldb, float beta, float *c, int ldc)
+{
+    if (n == 1) {
+        /* c[m] (stride ldc) = alpha op(A)[m, k] · b[k] + beta c; b's stride is ldb
+         * down a column of B [k, 1], 1 along the row of B^T [1, k] */
+        cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, ta ? k : m, ta ? m : k,
+                    alpha, a, lda, b, tb ? 1 : ldb, beta, c, ldc);
+        return 1;
+    }
+    if (m == 1) {
+        /* c[n] = alpha op(B)^T[n, k] · a[k] + beta c; a's stride is 1 along the row
+         * of A [1, k], lda down the column of A^T */
+        cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? n : k, tb ? k : n,
+                    alpha, b, ldb, a, ta ? lda : 1, beta, c, 1);
+        return 1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -482,7 +508,10 @@ int btrm_gemm_ex(int precision, int m, int n, int k, float alpha, const btrm_gem
     }
     double t0 = wall_now();
     const char *impl = "cblas_sgemm";
-    if (precision == BTRM_PREC_FP32) {
+    if (precision == BTRM_PREC_FP32 && run_gemv(ta, tb, m, n, k, alpha, a->data, a->ld, b->data,
+                                                b->ld, beta, c, ldc)) {
+        impl = "cblas_sgemv";
+    } else if (precision == BTRM_PREC_FP32) {
 #ifdef HAVE_DNNL
         if (current_backend() == BTRM_GEMM_ONEDNN) {
             impl = "dnnl_sgemm";
@@ -517,4 +546,29 @@ int btrm_gemm(int precision, int trans_a, int trans_b, int m, int n, int k, floa
     btrm_gemm_operand oa = { a, BTRM_DTYPE_F32, trans_a, lda };
     btrm_gemm_operand ob = { b, BTRM_DTYPE_F32, trans_b, ldb };
     return btrm_gemm_ex(precision, m, n, k, alpha, &oa, &ob, beta, c, ldc);
+}
+
+int btrm_gemm_f64(int trans_a, int trans_b, int m, int n, int k, double alpha, const double *a,
+                  int lda, const double *b, int ldb, double beta, double *c, int ldc)
+{
+    if (m <= 0 || n <= 0)
+        return 0;
+    double t0 = wall_now();
+    const char *impl = "cblas_dgemm";
+    if (n == 1 && k > 0) { /* see run_gemv */
+        cblas_dgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_a ? k : m,
+                    trans_a ? m : k, alpha, a, lda, b, trans_b ? 1 : ldb, beta, c, ldc);
+        impl = "cblas_dgemv";
+    } else if (m == 1 && k > 0) {
+        cblas_dgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? n : k,
+                    trans_b ? k : n, alpha, b, ldb, a, trans_a ? lda : 1, beta, c, 1);
+        impl = "cblas_dgemv";
+    } else {
+        /* C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C (k = 0: beta C) */
+        cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta,
+                    c, ldc);
+    }
+    stat_add(BTRM_PREC_FP64, trans_a != 0, trans_b != 0, m, n, k, impl, wall_now() - t0);
+    return 0;
 }

@@ -27,7 +27,7 @@
 
 /* GEMM input precisions: fp32, or bf16 inputs (round to nearest even) with
  * fp32 accumulation and output. */
-enum btrm_precision { BTRM_PREC_FP32 = 0, BTRM_PREC_BF16 = 1 };
+enum btrm_precision { BTRM_PREC_FP32 = 0, BTRM_PREC_BF16 = 1, BTRM_PREC_FP64 = 2 };
 
 /* 0, or a negative BTRM_E* code with the message recorded (a precision the
  * backends compiled in cannot run, a backend failure). */
@@ -50,6 +50,15 @@ typedef struct btrm_gemm_operand {
 int btrm_gemm_ex(int precision, int m, int n, int k, float alpha, const btrm_gemm_operand *a,
                  const btrm_gemm_operand *b, float beta, float *c, int ldc);
 
+/* The same product in double precision (CBLAS dgemm; the exact solvers of
+ * newton and analyze). Recorded in the statistics as precision
+ * BTRM_PREC_FP64. 0. */
+int btrm_gemm_f64(int trans_a, int trans_b, int m, int n, int k, double alpha, const double *a,
+                  int lda, const double *b, int ldb, double beta, double *c, int ldc);
+
+/* A product with a single output column (n = 1) or row (m = 1) in fp32 or
+ * fp64 runs as BLAS's gemv, whatever the backend ("cblas_sgemv" in the
+ * statistics). */
 /* 0 when this build can run GEMMs in precision; otherwise BTRM_EUSAGE with a
  * message that names the missing library. */
 int btrm_gemm_supports(int precision);

@@ -1,11 +1,13 @@
-/* head.c: linear and mlp reward heads, forward and pair backward with BLAS. */
+/* head.c: linear and mlp reward heads, forward and pair backward; every
+ * matrix product through btrm_gemm. */
 #include "head.h"
 
+#include "dtype.h"
 #include "error.h"
+#include "gemm.h"
 #include "rng.h"
 
 #include <assert.h>
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +113,21 @@ fail:
     return btrm_error_wrap(rc, "head work buffers for %d rows", max_rows);
 }
 
+int btrm_head_ws_set_precision(btrm_head_ws *ws, const btrm_head *head, int precision)
+{
+    int rc = btrm_gemm_supports(precision);
+    if (rc)
+        return rc;
+    ws->precision = precision;
+    if (precision != BTRM_PREC_BF16)
+        return 0;
+    for (int l = 0; l + 1 < head->n_layers; l++)
+        if (!ws->in_bf16[l] &&
+            (rc = BTRM_MALLOC(ws->in_bf16[l], (size_t)ws->max_rows * head->width[l])) < 0)
+            return btrm_error_wrap(rc, "bf16 inputs of layer %d for %d rows", l, ws->max_rows);
+    return 0;
+}
+
 void btrm_head_ws_free(btrm_head_ws *ws)
 {
     if (!ws)
@@ -118,6 +135,7 @@ void btrm_head_ws_free(btrm_head_ws *ws)
     for (int l = 0; l < BTRM_MAX_LAYERS; l++) {
         free(ws->pre[l]);
         free(ws->act[l]);
+        free(ws->in_bf16[l]);
     }
     free(ws->delta);
     free(ws->delta_next);
@@ -338,12 +356,42 @@ static void activate_all(int activation, const float *z, float *a, size_t len)
     }
 }
 
-void btrm_head_forward(const btrm_head *head, const float *params, const float *x,
-                       int rows, btrm_head_ws *ws)
+/* The GEMM operand of hidden layer l's input [rows, width[l]]: x (layer 0)
+ * or act[l - 1]; in precision bf16 rounded once into in_bf16[l] (unless x
+ * already is bf16), so that the forward product and the weight gradient use
+ * the same rounded rows. */
+static btrm_gemm_operand layer_input(const btrm_head *head, btrm_head_ws *ws, int l,
+                                     const void *x, int x_dtype, int rows, int round)
+{
+    const int D = head->width[l];
+    const void *in = l == 0 ? x : ws->act[l - 1];
+    int dtype = l == 0 ? x_dtype : BTRM_DTYPE_F32;
+    if (ws->precision == BTRM_PREC_BF16 && dtype == BTRM_DTYPE_F32) {
+        if (round)
+            btrm_dtype_from_f32(ws->in_bf16[l], BTRM_DTYPE_BF16, in, (size_t)rows * D);
+        in = ws->in_bf16[l];
+        dtype = BTRM_DTYPE_BF16;
+    }
+    return (btrm_gemm_operand){ in, dtype, 0, D };
+}
+
+static int check_input(const btrm_head *head, const btrm_head_ws *ws, int x_dtype)
+{
+    if (x_dtype == BTRM_DTYPE_F32)
+        return 0;
+    if (x_dtype == BTRM_DTYPE_BF16 && head->n_layers > 1 && ws->precision == BTRM_PREC_BF16)
+        return 0;
+    return btrm_error_set(BTRM_EUSAGE, "head input of type %s: only an mlp head in precision "
+                          "bf16 takes inputs that are not f32", btrm_dtype_name(x_dtype));
+}
+
+int btrm_head_forward_typed(const btrm_head *head, const float *params, const void *x,
+                            int x_dtype, int rows, btrm_head_ws *ws)
 {
     assert(rows <= ws->max_rows);
-    if (rows <= 0)
-        return;
+    int rc = check_input(head, ws, x_dtype);
+    if (rc || rows <= 0)
+        return rc;
     const float *in = x;
     for (int l = 0; l + 1 < head->n_layers; l++) {
         const btrm_tensor_view *t = &head->layer[l];
@@ -353,8 +401,10 @@ void btrm_head_forward(const btrm_head *head, const float *params, const float *
         for (int r = 0; r < rows; r++)
             memcpy(z + (size_t)r * H, b, (size_t)H * sizeof *z);
         /* z[rows,H] = in[rows,D] · W[H,D]^T + b */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, H, D, 1.0f, in, D, W, D,
-                    1.0f, z, H);
+        btrm_gemm_operand oin = layer_input(head, ws, l, x, x_dtype, rows, 1);
+        btrm_gemm_operand ow = { W, BTRM_DTYPE_F32, 1, D };
+        if ((rc = btrm_gemm_ex(ws->precision, rows, H, D, 1.0f, &oin, &ow, 1.0f, z, H)))
+            return btrm_error_wrap(rc, "head %s forward", t->name);
         activate_all(head->activation, z, a, (size_t)rows * H);
         in = a;
     }
@@ -362,9 +412,17 @@ void btrm_head_forward(const btrm_head *head, const float *params, const float *
     const float b_out = params[o->bias_off];
     for (int r = 0; r < rows; r++)
         ws->reward[r] = b_out;
-    /* reward[rows] = h[rows,R] · w_out[R] + b_out */
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, o->in, 1.0f, in, o->in,
-                params + o->weight_off, 1, 1.0f, ws->reward, 1);
+    /* reward[rows] = h[rows,R] · w_out[R] + b_out (fp32: h is the representation) */
+    if ((rc = btrm_gemm(BTRM_PREC_FP32, 0, 0, rows, 1, o->in, 1.0f, in, o->in,
+                        params + o->weight_off, 1, 1.0f, ws->reward, 1)))
+        return btrm_error_wrap(rc, "head out forward");
+    return 0;
+}
+
+int btrm_head_forward(const btrm_head *head, const float *params, const float *x, int rows,
+                      btrm_head_ws *ws)
+{
+    return btrm_head_forward_typed(head, params, x, BTRM_DTYPE_F32, rows, ws);
 }
 
 const float *btrm_head_rep(const btrm_head *head, const btrm_head_ws *ws, const float *x)
@@ -464,14 +522,15 @@ static void add_to(float *restrict acc, const float *restrict v, int len)
         acc[k] += v[k];
 }
 
-void btrm_head_pair_backward(const btrm_head *head, const float *params,
-                             const float *x, int n_pairs, const float *g_diff,
-                             const float *g_sum, btrm_head_ws *ws, float *grad)
+int btrm_head_pair_backward_typed(const btrm_head *head, const float *params, const void *x,
+                                  int x_dtype, int n_pairs, const float *g_diff,
+                                  const float *g_sum, btrm_head_ws *ws, float *grad)
 {
     const int n = n_pairs, rows = 2 * n_pairs;
     assert(rows <= ws->max_rows);
-    if (n <= 0)
-        return;
+    int rc = check_input(head, ws, x_dtype);
+    if (rc || n <= 0)
+        return rc;
     const int L = head->n_layers;
     const btrm_tensor_view *o = &head->layer[L - 1];
     const int R = o->in;
@@ -497,7 +556,7 @@ void btrm_head_pair_backward(const btrm_head *head, const float *params,
     grad[o->bias_off] += (float)(2.0 * sum_g_sum);
 
     if (L == 1)
-        return;
+        return 0;
 
     /* Last hidden layer: delta[row,k] = dL/dr[row] · w_out[k] · act'(z[row,k]),
      * dL/dr_c = g_diff + g_sum, dL/dr_r = -g_diff + g_sum. */
@@ -517,10 +576,12 @@ void btrm_head_pair_backward(const btrm_head *head, const float *params,
     for (int l = L - 2; l >= 0; l--) {
         const btrm_tensor_view *t = &head->layer[l];
         const int H = t->out, D = t->in;
-        const float *in = l == 0 ? x : ws->act[l - 1];
-        /* dW[H,D] += delta[rows,H]^T · in[rows,D] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H, D, rows, 1.0f, delta, H, in,
-                    D, 1.0f, grad + t->weight_off, D);
+        /* dW[H,D] += delta[rows,H]^T · in[rows,D] (in: as the forward pass used it) */
+        btrm_gemm_operand odelta = { delta, BTRM_DTYPE_F32, 1, H };
+        btrm_gemm_operand oin = layer_input(head, ws, l, x, x_dtype, rows, 0);
+        if ((rc = btrm_gemm_ex(ws->precision, H, D, rows, 1.0f, &odelta, &oin, 1.0f,
+                               grad + t->weight_off, D)))
+            return btrm_error_wrap(rc, "head %s weight gradient", t->name);
         /* db[H] += column sums of delta[rows,H] */
         float *db = grad + t->bias_off;
         for (int r = 0; r < rows; r++)
@@ -528,8 +589,9 @@ void btrm_head_pair_backward(const btrm_head *head, const float *params,
         if (l == 0)
             break;
         /* delta_prev[rows,D] = delta[rows,H] · W[H,D], then · act'(z_{l-1}) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, D, H, 1.0f, delta, H,
-                    params + t->weight_off, D, 0.0f, delta_prev, D);
+        if ((rc = btrm_gemm(ws->precision, 0, 0, rows, D, H, 1.0f, delta, H,
+                            params + t->weight_off, D, 0.0f, delta_prev, D)))
+            return btrm_error_wrap(rc, "head %s input gradient", t->name);
         const float *z = ws->pre[l - 1], *a = ws->act[l - 1];
         size_t len = (size_t)rows * D;
         for (size_t k0 = 0; k0 < len; k0 += ACT_CHUNK) {
@@ -543,4 +605,13 @@ void btrm_head_pair_backward(const btrm_head *head, const float *params,
         delta = delta_prev;
         delta_prev = tmp;
     }
+    return 0;
+}
+
+int btrm_head_pair_backward(const btrm_head *head, const float *params, const float *x,
+                            int n_pairs, const float *g_diff, const float *g_sum,
+                            btrm_head_ws *ws, float *grad)
+{
+    return btrm_head_pair_backward_typed(head, params, x, BTRM_DTYPE_F32, n_pairs, g_diff,
+                                         g_sum, ws, grad);
 }

@@ -4,8 +4,8 @@
 #include "llama.h"
 
 #include "error.h"
+#include "gemm.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,8 +267,8 @@ static void matmul(btrm_llama_ws *ws, const float *x, int N, const btrm_llama_ma
                    float *y, int ldy, float beta)
 {
     if (W->type == BTRM_WT_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, W->rows, W->cols, 1.0f, x,
-                    W->cols, (const float *)W->data, W->cols, beta, y, ldy);
+        (void)btrm_gemm(BTRM_PREC_FP32, 0, 1, N, W->rows, W->cols, 1.0f, x, W->cols,
+                        (const float *)W->data, W->cols, beta, y, ldy);
         return;
     }
     for (int r0 = 0; r0 < W->rows; r0 += ws->wbuf_rows) {
@@ -276,8 +276,8 @@ static void matmul(btrm_llama_ws *ws, const float *x, int N, const btrm_llama_ma
         for (int r = 0; r < nr; r++)
             btrm_llama_dequant_row(W, r0 + r, ws->wbuf + (size_t)r * (size_t)W->cols);
         /* y[:, r0:r0+nr] = x . wbuf[nr, cols]^T + beta y */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nr, W->cols, 1.0f, x, W->cols,
-                    ws->wbuf, W->cols, beta, y + r0, ldy);
+        (void)btrm_gemm(BTRM_PREC_FP32, 0, 1, N, nr, W->cols, 1.0f, x, W->cols, ws->wbuf,
+                        W->cols, beta, y + r0, ldy);
     }
 }
 
@@ -332,8 +332,8 @@ static void attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const flo
             int keys = i0 + nb; /* queries i0..i0+nb-1 see keys 0..i */
             float *S = ws->scores;
             /* S[nb, keys] = scale * q_h[i0:i0+nb] . k_g[0:keys]^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, keys, hd, scale,
-                        qh + (size_t)i0 * q_dim, q_dim, kg, kv_dim, 0.0f, S, keys);
+            (void)btrm_gemm(BTRM_PREC_FP32, 0, 1, nb, keys, hd, scale, qh + (size_t)i0 * q_dim,
+                            q_dim, kg, kv_dim, 0.0f, S, keys);
             for (int r = 0; r < nb; r++) {
                 float *row = S + (size_t)r * keys;
                 int n_keep = i0 + r + 1;
@@ -352,8 +352,8 @@ static void attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const flo
                     row[j] = 0.0f;
             }
             /* att_h[i0:i0+nb] = S[nb, keys] . v_g[0:keys] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, keys, 1.0f, S, keys,
-                        vg, kv_dim, 0.0f, att + (size_t)i0 * q_dim + (size_t)h * hd, q_dim);
+            (void)btrm_gemm(BTRM_PREC_FP32, 0, 0, nb, hd, keys, 1.0f, S, keys, vg, kv_dim, 0.0f,
+                            att + (size_t)i0 * q_dim + (size_t)h * hd, q_dim);
         }
     }
 }

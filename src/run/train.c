@@ -24,9 +24,11 @@
 #include "train.h"
 
 #include "ckpt.h"
+#include "compute.h"
 #include "error.h"
 #include "eval.h"
 #include "fileutil.h"
+#include "gemm.h"
 #include "head.h"
 #include "log.h"
 #include "loss.h"
@@ -48,10 +50,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
-
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-void openblas_set_num_threads(int num_threads);
-#endif
 
 enum { STAT_LOSS, STAT_CORRECT, STAT_WEIGHT, STAT_MARGIN, N_STATS };
 
@@ -86,6 +84,7 @@ typedef struct trainer {
     int *rs_counts;            /* reduce-scatter blocks (rank 0's holds the sums) */
     char ckpt_dir[BTRM_PATH_MAX + 32];
     float *x, *dist, *g_diff, *g_sum, *margin;
+    int x_dtype;               /* of x: bf16 when x is only a bf16 GEMM input (mlp, bf16) */
     int64_t *perm, perm_epoch;
     int64_t n_pairs, batch, steps_per_epoch, total_steps, max_local;
     int64_t step;              /* completed steps */
@@ -284,6 +283,10 @@ static int alloc_work(trainer *tr)
                               (long long)tr->batch);
     int rc = btrm_head_ws_init(&tr->ws, &tr->head, (int)rows);
     if (!rc)
+        rc = btrm_head_ws_set_precision(&tr->ws, &tr->head, cfg->train.precision);
+    tr->x_dtype = cfg->train.precision == BTRM_PREC_BF16 && tr->head.n_layers > 1
+                      ? BTRM_DTYPE_BF16 : BTRM_DTYPE_F32;
+    if (!rc)
         rc = BTRM_MALLOC(tr->x, (size_t)rows * tr->train.dim);
     if (!rc)
         rc = BTRM_MALLOC(tr->dist, rows / 2);
@@ -326,10 +329,15 @@ static int train_step(trainer *tr, int *stop)
     /* 1-2. forward and distances; mu_t and min d over the whole global batch,
      * and the stop flag, in one collective */
     btrm_comm_step_reduce agreed = { .sum = 0.0, .min = HUGE_VAL, .flag = stop_signal };
+    int rc = 0;
     if (n > 0) {
-        btrm_eval_gather(&tr->train, tr->perm, batch_first + first, n, tr->x);
+        btrm_eval_gather_typed(&tr->train, tr->perm, batch_first + first, n, tr->x,
+                               tr->x_dtype);
         /* reward[2n] = head(x[2n, D]) */
-        btrm_head_forward(&tr->head, tr->params, tr->x, 2 * n, &tr->ws);
+        rc = btrm_head_forward_typed(&tr->head, tr->params, tr->x, tr->x_dtype, 2 * n,
+                                         &tr->ws);
+        if (rc)
+            return rc;
         btrm_head_pair_distance(&tr->head, &tr->ws, tr->x, n, tr->dist);
         for (int i = 0; i < n; i++) {
             agreed.sum += tr->dist[i];
@@ -337,7 +345,7 @@ static int train_step(trainer *tr, int *stop)
                 agreed.min = tr->dist[i];
         }
     }
-    int rc = btrm_comm_allreduce_step(c, &agreed);
+    rc = btrm_comm_allreduce_step(c, &agreed);
     if (rc)
         return rc;
     *stop = agreed.flag > 0;
@@ -357,8 +365,10 @@ static int train_step(trainer *tr, int *stop)
         float *r = tr->ws.reward;
         btrm_loss_pairs(&tr->lp, n, r, r + n, tr->dist, margin, tr->dbar,
                         1.0 / (double)batch_size, tr->g_diff, tr->g_sum, NULL, &st);
-        btrm_head_pair_backward(&tr->head, tr->params, tr->x, n, tr->g_diff, tr->g_sum,
-                                &tr->ws, tr->grad);
+        rc = btrm_head_pair_backward_typed(&tr->head, tr->params, tr->x, tr->x_dtype, n,
+                                           tr->g_diff, tr->g_sum, &tr->ws, tr->grad);
+        if (rc)
+            return rc;
     }
     tr->fused[STAT_LOSS] = (float)st.loss_sum;
     tr->fused[STAT_CORRECT] = (float)st.correct;
@@ -793,6 +803,7 @@ static void write_summary(trainer *tr, const btrm_train_opts *opts, int status_r
     json_object_set_new(doc, "dist_ema", json_real(tr->dbar));
     json_object_set_new(doc, "loss", json_string(btrm_config_enum_name("loss.type", cfg->loss.type)));
     json_object_set_new(doc, "seed", json_integer((json_int_t)cfg->run.seed));
+    json_object_set_new(doc, "compute", btrm_compute_json(cfg->train.precision, cfg->run.threads));
     char path[BTRM_PATH_MAX + 64];
     btrm_path_join(path, sizeof path, tr->out_dir, "summary.json");
     int saved_code = btrm_error_code();
@@ -844,9 +855,6 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     tr.t_start = btrm_comm_wtime();
     int rc = btrm_config_out_dir(cfg, tr.out_dir, sizeof tr.out_dir);
     set_ckpt_dir(&tr);
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-    openblas_set_num_threads(cfg->run.threads);
-#endif
     /* SIGUSR1 (Slurm's --signal lead time, forwarded by mpirun) and SIGTERM:
      * checkpoint at the next step boundary and exit for a requeue. */
     struct sigaction stop_action, old_usr1, old_term;
@@ -858,6 +866,9 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     sigaction(SIGTERM, &stop_action, &old_term);
 
     int64_t resumed = -1;
+    if (!rc)
+        rc = btrm_comm_agree(c, btrm_compute_setup("train.precision", cfg->train.precision,
+                                                   cfg->run.threads));
     if (!rc)
         rc = setup_outputs(&tr, opts);
     if (!rc)
@@ -916,6 +927,7 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     if (!rc)
         btrm_log_info("done: %lld steps in %.1f s; model in %s/final.h5", (long long)tr.step,
                       btrm_comm_wtime() - tr.t_start, tr.out_dir);
+    btrm_compute_log();
 done:
     write_summary(&tr, opts, rc);
     trainer_free(&tr);
