@@ -125,7 +125,7 @@ static int write_json_attrs(hid_t dset, json_t *attrs)
 /* Rank 0, serial: tmp = in without /features, plus an empty (allocated)
  * /features [n_rows, dim] with its attributes. */
 static int make_output(const char *in_path, const char *tmp, const char *out_path,
-                       int64_t n_rows, const btrm_backbone_handle *bb, int f16)
+                       int64_t n_rows, const btrm_backbone_handle *bb, int dtype)
 {
     int rc = 0;
     hid_t fapl = -1, fcpl = -1, in = -1, out = -1, in_root = -1, out_root = -1;
@@ -164,8 +164,7 @@ static int make_output(const char *in_path, const char *tmp, const char *out_pat
     BTRM_CHECK_H5(H5Pset_layout(dcpl, H5D_CONTIGUOUS), out_path);
     BTRM_CHECK_H5(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), out_path);
     BTRM_CHECK_H5(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), out_path);
-    BTRM_CHECK_H5(type = f16 ? btrm_h5_half_type(H5T_IEEE_F32LE) : H5Tcopy(H5T_IEEE_F32LE),
-                  out_path);
+    BTRM_CHECK_H5(type = btrm_h5_float_type(dtype, H5T_IEEE_F32LE), out_path);
     BTRM_CHECK_H5(dset = H5Dcreate2(out, "features", type, space, H5P_DEFAULT, dcpl,
                                     H5P_DEFAULT), out_path);
     rc = btrm_backbone_describe(bb, label, sizeof label, attrs);
@@ -383,7 +382,7 @@ static void features_close(features_file *f, int *rc, const char *path)
     f->fapl = f->file = f->dset = f->fspace = f->mspace = f->dxpl = f->mtype = -1;
 }
 
-static int features_open(features_file *f, const char *tmp, const char *path, int f16,
+static int features_open(features_file *f, const char *tmp, const char *path, int dtype,
                          const btrm_comm *c)
 {
     int rc = 0;
@@ -402,9 +401,7 @@ static int features_open(features_file *f, const char *tmp, const char *path, in
     BTRM_CHECK_H5(H5Pset_dxpl_mpio(f->dxpl, H5FD_MPIO_COLLECTIVE), path);
     /* Memory type = file type: no conversion, which would make HDF5 quietly
      * fall back to independent I/O. */
-    BTRM_CHECK_H5(f->mtype = f16 ? btrm_h5_half_type(H5T_NATIVE_FLOAT)
-                                 : H5Tcopy(H5T_NATIVE_FLOAT),
-                  path);
+    BTRM_CHECK_H5(f->mtype = btrm_h5_float_type(dtype, H5T_NATIVE_FLOAT), path);
 fail:
     return rc;
 }
@@ -430,6 +427,9 @@ static int features_write(features_file *f, const char *path, int64_t first, int
         BTRM_CHECK_H5(H5Sselect_none(f->fspace), path);
     }
     BTRM_CHECK_H5(H5Dwrite(f->dset, f->mtype, f->mspace, f->fspace, f->dxpl, buf), path);
+    H5D_mpio_actual_io_mode_t mode;
+    if (H5Pget_mpio_actual_io_mode(f->dxpl, &mode) >= 0 && mode == H5D_MPIO_NO_COLLECTIVE)
+        btrm_log_debug("%s: HDF5 wrote /features independently, not collectively", path);
 fail:
     return rc;
 }
@@ -528,7 +528,7 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
     text_reader reader;
     features_file ff;
     float *rows_f32 = NULL;
-    uint16_t *rows_f16 = NULL;
+    uint16_t *rows_16 = NULL; /* float16 or bfloat16 rows */
     int64_t *bounds = NULL;
     double *prefix = NULL;
     char tmp[BTRM_PATH_MAX + 64] = "";
@@ -563,8 +563,8 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
         goto fail;
     size_t dim = (size_t)bb.dim;
     rc = BTRM_MALLOC(rows_f32, (size_t)batch * dim);
-    if (!rc && opts->f16)
-        rc = BTRM_MALLOC(rows_f16, (size_t)batch * dim);
+    if (!rc && opts->features_dtype != BTRM_DTYPE_F32)
+        rc = BTRM_MALLOC(rows_16, (size_t)batch * dim);
     if (!rc)
         rc = BTRM_MALLOC(bounds, c->size + 1);
     rc = btrm_comm_agree(c, rc);
@@ -581,7 +581,7 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
     /* 2. rank 0 makes the output file under a temporary name */
     if (c->rank == 0) {
         btrm_tmp_path(opts->out_path, tmp, sizeof tmp);
-        rc = make_output(opts->in_path, tmp, opts->out_path, n_rows, &bb, opts->f16);
+        rc = make_output(opts->in_path, tmp, opts->out_path, n_rows, &bb, opts->features_dtype);
         tmp_made = 1;
     }
     rc = btrm_comm_agree(c, rc);
@@ -594,7 +594,7 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
                    btrm_comm_wtime() - t0);
 
     /* 3. every rank: its block of rows, batch by batch, collective writes */
-    rc = features_open(&ff, tmp, opts->out_path, opts->f16, c);
+    rc = features_open(&ff, tmp, opts->out_path, opts->features_dtype, c);
     ff_open = 1;
     /* H5Fclose is collective: if the file is open on some ranks only, no
      * orderly way out remains. */
@@ -631,16 +631,15 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
                 }
             }
         }
-        if (!rc && opts->f16)
-            for (size_t i = 0; i < (size_t)rows * dim; i++)
-                rows_f16[i] = btrm_float_to_half(rows_f32[i]);
+        if (!rc && rows_16)
+            btrm_dtype_from_f32(rows_16, opts->features_dtype, rows_f32, (size_t)rows * dim);
         double t_encoded = btrm_comm_wtime();
         t_encode += t_encoded - t_round;
         rc = btrm_comm_agree(c, rc);
         if (rc)
             break;
         rc = features_write(&ff, opts->out_path, first + off, rows, bb.dim,
-                            opts->f16 ? (const void *)rows_f16 : (const void *)rows_f32);
+                            rows_16 ? (const void *)rows_16 : (const void *)rows_f32);
         rc = btrm_comm_agree(c, rc);
         double t = btrm_comm_wtime();
         t_write += t - t_encoded;
@@ -696,7 +695,7 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
                      seconds > 0 ? prefix[n_rows] / seconds : 0.0);
         btrm_log_info("embed: wrote %s: /features [%lld, %d] %s, backbone %s, %d rank%s, "
                       "%.2f s, %.0f texts/s%s", opts->out_path, (long long)n_rows, bb.dim,
-                      opts->f16 ? "float16" : "float32", label, c->size,
+                      btrm_dtype_name(opts->features_dtype), label, c->size,
                       c->size == 1 ? "" : "s", seconds,
                       seconds > 0 ? (double)n_rows / seconds : 0.0, tokens);
     }
@@ -710,7 +709,7 @@ fail:
     if (rc && tmp_made && tmp[0] && c->rank == 0)
         unlink(tmp);
     free(rows_f32);
-    free(rows_f16);
+    free(rows_16);
     free(bounds);
     free(prefix);
     btrm_backbone_close(&bb);
