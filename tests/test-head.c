@@ -504,9 +504,87 @@ static void test_close_pairs(void)
     free(gd);
 }
 
+/* Overlapped reduction support: btrm_head_grad_regions covers the buffer
+ * once; backward reports each region in that order, final when reported; with
+ * grad_overwrite it writes the gradient into a garbage buffer as accumulation
+ * into zeros gives it; row blocks of dW change nothing beyond rounding. */
+typedef struct report_log {
+    const float *grad;
+    size_t n_params;
+    float *snapshot; /* the buffer as each region was reported: [n_regions, P] */
+    int calls;
+} report_log;
+
+static int on_ready(void *ctx, int region)
+{
+    report_log *r = ctx;
+    if (region != r->calls)
+        return -99; /* out of order */
+    memcpy(r->snapshot + (size_t)region * r->n_params, r->grad, r->n_params * sizeof(float));
+    r->calls++;
+    return 0;
+}
+
+static void test_regions(void)
+{
+    const int D = 40, n = 8, rows = 2 * n, hidden[2] = { 23, 9 }, blocks = 4;
+    btrm_head hd;
+    btrm_head_ws ws;
+    btrm_head_init(&hd, BTRM_HEAD_MLP, BTRM_ACT_GELU, D, hidden, 2);
+    btrm_head_ws_init(&ws, &hd, rows);
+    const size_t P = hd.n_params;
+    int nr = btrm_head_grad_regions(&hd, blocks, NULL, NULL, 0);
+    size_t first[32], count[32];
+    btrm_head_grad_regions(&hd, blocks, first, count, 32);
+    unsigned char *cover = calloc(P, 1);
+    for (int k = 0; k < nr && k < 32; k++)
+        for (size_t e = first[k]; e < first[k] + count[k] && e < P; e++)
+            cover[e]++;
+    int once = nr == 1 + 2 * (blocks + 1);
+    for (size_t e = 0; e < P; e++)
+        once &= cover[e] == 1;
+    ok(once, "grad regions: %d (out, then each hidden layer's %d row blocks and its bias) "
+       "cover every parameter exactly once", nr, blocks);
+
+    float *p = malloc(sizeof(float) * P), *x = malloc(sizeof(float) * rows * D);
+    float gd[8], gs[8];
+    btrm_rng rng;
+    btrm_rng_seed(&rng, 77, 1);
+    btrm_head_init_params(&hd, p, 3);
+    fill_normal(&rng, x, (size_t)rows * D, 1.0);
+    fill_normal(&rng, gd, n, 0.5);
+    fill_normal(&rng, gs, n, 0.2);
+    float *acc = calloc(P, sizeof(float)), *over = malloc(sizeof(float) * P);
+    btrm_head_forward(&hd, p, x, rows, &ws);
+    btrm_head_pair_backward(&hd, p, x, n, gd, gs, &ws, acc);
+    for (size_t k = 0; k < P; k++)
+        over[k] = 1e30f; /* garbage: overwrite mode must replace every entry */
+    report_log log = { over, P, malloc(sizeof(float) * P * (size_t)nr), 0 };
+    ws.grad_overwrite = 1;
+    ws.grad_blocks = blocks;
+    ws.grad_ready = on_ready;
+    ws.grad_ready_ctx = &log;
+    int rc = btrm_head_pair_backward(&hd, p, x, n, gd, gs, &ws, over);
+    double err = 0, scale = 0;
+    for (size_t k = 0; k < P; k++) {
+        err = fmax(err, fabs(over[k] - acc[k]));
+        scale = fmax(scale, fabs(acc[k]));
+    }
+    ok(rc == 0 && err <= 1e-6 * scale, "grad_overwrite with %d row blocks writes what "
+       "accumulation into zeros gives (max diff %.1e of max %.1e)", blocks, err, scale);
+    int final_when_reported = log.calls == nr;
+    for (int k = 0; k < nr && final_when_reported; k++)
+        final_when_reported = !memcmp(log.snapshot + (size_t)k * P + first[k], over + first[k],
+                                      count[k] * sizeof(float));
+    ok(final_when_reported, "backward reports the %d regions in order, each final when "
+       "reported (%d reports)", nr, log.calls);
+    free(cover), free(p), free(x), free(acc), free(over), free(log.snapshot);
+    btrm_head_ws_free(&ws);
+}
+
 int main(void)
 {
-    plan(54);
+    plan(57);
     test_layout();
     test_init();
     test_activations();
@@ -518,5 +596,6 @@ int main(void)
     check_config(BTRM_HEAD_MLP, BTRM_ACT_GELU, 2, 0);
     test_backward_properties();
     test_close_pairs();
+    test_regions();
     return done_testing();
 }

@@ -92,29 +92,58 @@ uint16_t btrm_float_to_half(float f)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Arrays. The bf16 loops are branch-free integer arithmetic (the NaN case a
- * select), which the compiler vectorises for each clone. */
+/* Arrays: blocks of 16 elements in GCC/Clang vector types (one AVX-512
+ * register; two AVX2 or four SSE2 registers in the other clones), the same
+ * integer arithmetic as the scalar forms, then a scalar tail. */
+
+#if defined(__GNUC__)
+typedef uint32_t v16u __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+typedef uint16_t v16h __attribute__((vector_size(32)));
 
 BTRM_TARGET_CLONES
 static void bf16_from_f32(uint16_t *restrict dst, const float *restrict src, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t x;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v16u x;
         memcpy(&x, src + i, sizeof x);
-        uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
-        uint32_t quiet = (x >> 16) | 0x40u;
-        dst[i] = (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
+        v16u rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+        v16u quiet = (x >> 16) | 0x40u;
+        v16u nan = (v16u)((x & 0x7fffffffu) > 0x7f800000u); /* all ones where NaN */
+        v16h out = __builtin_convertvector((nan & quiet) | (~nan & rounded), v16h);
+        memcpy(dst + i, &out, sizeof out);
     }
+    for (; i < n; i++)
+        dst[i] = btrm_float_to_bf16(src[i]);
 }
 
 BTRM_TARGET_CLONES
 static void f32_from_bf16(float *restrict dst, const uint16_t *restrict src, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t x = (uint32_t)src[i] << 16;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v16h h;
+        memcpy(&h, src + i, sizeof h);
+        v16u x = __builtin_convertvector(h, v16u) << 16;
         memcpy(dst + i, &x, sizeof x);
     }
+    for (; i < n; i++)
+        dst[i] = btrm_bf16_to_float(src[i]);
 }
+#else
+static void bf16_from_f32(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = btrm_float_to_bf16(src[i]);
+}
+
+static void f32_from_bf16(float *dst, const uint16_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = btrm_bf16_to_float(src[i]);
+}
+#endif
 
 void btrm_dtype_to_f32(float *dst, const void *src, int dtype, size_t n)
 {

@@ -148,8 +148,10 @@ void btrm_head_ws_free(btrm_head_ws *ws)
  * Phi the standard normal CDF and phi(z) = exp(-z^2/2) / sqrt(2 pi). libm's
  * erff and expf are scalar calls (~10 ns each, ~20 ms of an mlp step at
  * [512, 1024]), so Phi and exp(-z^2/2) are evaluated here with plain float
- * arithmetic that vectorizes (GCC/Clang vector extensions, 4 lanes; a scalar
- * build of the same operations elsewhere, bit-identical lane by lane):
+ * arithmetic that vectorizes (GCC/Clang vector extensions, 16 lanes: one
+ * AVX-512 register, or 2 AVX2 / 4 SSE2 registers, the clone picked at run
+ * time; a scalar build of the same operations elsewhere, bit-identical lane
+ * by lane):
  *   |z| <= 1.5:       Phi = 1/2 + z A(z^2)                A: degree 6
  *   1.5 < |z| <= 6:   Phi = 1 - T (z > 0) or T (z < 0), T = exp(-z^2/2) B(1/(1+|z|)),
  *                     B: degree 7 (T/exp(-z^2/2) is smooth: Mills' ratio)
@@ -161,42 +163,49 @@ void btrm_head_ws_free(btrm_head_ws *ws)
  * 0.5 z erfc(-z/sqrt 2) in double; torch's vectorized float erf is within
  * 1.5e-7. */
 #if defined(__GNUC__)
-#define GELU_LANES 4
-typedef float gelu_vf __attribute__((vector_size(16)));
-typedef int32_t gelu_vi __attribute__((vector_size(16)));
-typedef uint32_t gelu_vu __attribute__((vector_size(16)));
+#define GELU_LANES 16
+/* The helpers below pass 64-byte vectors by value: they must be inlined into
+ * each clone of gelu_span, or a call would pass them by the baseline ABI to
+ * code compiled for another (GCC's -Wpsabi). Forced inlining keeps every
+ * vector inside one clone. */
+#define GELU_INLINE static inline __attribute__((always_inline))
+#pragma GCC diagnostic ignored "-Wpsabi" /* warned although every helper is inlined */
+typedef float gelu_vf __attribute__((vector_size(64)));
+typedef int32_t gelu_vi __attribute__((vector_size(64)));
+typedef uint32_t gelu_vu __attribute__((vector_size(64)));
 /* comparisons give -1 (true) or 0 per lane */
-static inline gelu_vf gelu_sel(gelu_vi m, gelu_vf a, gelu_vf b)
+GELU_INLINE gelu_vf gelu_sel(gelu_vi m, gelu_vf a, gelu_vf b)
 {
     return (gelu_vf)((m & (gelu_vi)a) | (~m & (gelu_vi)b));
 }
-static inline gelu_vu gelu_bits(gelu_vf x) { return (gelu_vu)x; }
-static inline gelu_vf gelu_from_bits(gelu_vu u) { return (gelu_vf)u; }
-static inline gelu_vf gelu_abs(gelu_vf x) { return (gelu_vf)((gelu_vi)x & 0x7fffffff); }
+GELU_INLINE gelu_vu gelu_bits(gelu_vf x) { return (gelu_vu)x; }
+GELU_INLINE gelu_vf gelu_from_bits(gelu_vu u) { return (gelu_vf)u; }
+GELU_INLINE gelu_vf gelu_abs(gelu_vf x) { return (gelu_vf)((gelu_vi)x & 0x7fffffff); }
 #else
 #define GELU_LANES 1
+#define GELU_INLINE static inline
 typedef float gelu_vf;
 typedef int gelu_vi;
 typedef uint32_t gelu_vu;
-static inline gelu_vf gelu_sel(gelu_vi m, gelu_vf a, gelu_vf b) { return m ? a : b; }
-static inline gelu_vu gelu_bits(gelu_vf x)
+GELU_INLINE gelu_vf gelu_sel(gelu_vi m, gelu_vf a, gelu_vf b) { return m ? a : b; }
+GELU_INLINE gelu_vu gelu_bits(gelu_vf x)
 {
     gelu_vu u;
     memcpy(&u, &x, sizeof u);
     return u;
 }
-static inline gelu_vf gelu_from_bits(gelu_vu u)
+GELU_INLINE gelu_vf gelu_from_bits(gelu_vu u)
 {
     gelu_vf x;
     memcpy(&x, &u, sizeof x);
     return x;
 }
-static inline gelu_vf gelu_abs(gelu_vf x) { return fabsf(x); }
+GELU_INLINE gelu_vf gelu_abs(gelu_vf x) { return fabsf(x); }
 #endif
 
 /* exp(-s/2) for s = z^2 >= 0; exactly 0 for s >= 174 (below float's normal
  * range). */
-static inline gelu_vf gelu_gauss(gelu_vf s)
+GELU_INLINE gelu_vf gelu_gauss(gelu_vf s)
 {
     const gelu_vf zero = s - s; /* a broadcast 0 (s is finite or the lane is unused) */
     gelu_vi in_range = s < 174.0f;
@@ -215,7 +224,7 @@ static inline gelu_vf gelu_gauss(gelu_vf s)
 }
 
 /* Phi(z) for |z| <= 1.5, s = z^2 */
-static inline gelu_vf gelu_cdf_near(gelu_vf z, gelu_vf s)
+GELU_INLINE gelu_vf gelu_cdf_near(gelu_vf z, gelu_vf s)
 {
     gelu_vf a = s * 4.115652246e-07f + -8.718372555e-06f;
     a = a * s + 1.143565823e-04f;
@@ -227,7 +236,7 @@ static inline gelu_vf gelu_cdf_near(gelu_vf z, gelu_vf s)
 }
 
 /* Phi(z) for any z, given near = gelu_cdf_near(z, s) and e = gelu_gauss(s) */
-static inline gelu_vf gelu_cdf_all(gelu_vf z, gelu_vf near, gelu_vf e)
+GELU_INLINE gelu_vf gelu_cdf_all(gelu_vf z, gelu_vf near, gelu_vf e)
 {
     const gelu_vf zero = e - e, one = zero + 1.0f;
     gelu_vf az = gelu_abs(z);
@@ -251,7 +260,7 @@ static inline gelu_vf gelu_cdf_all(gelu_vf z, gelu_vf near, gelu_vf e)
 /* gelu(z) (grad = 0) or gelu'(z) (grad = 1), lane by lane. The tail terms
  * are skipped when every lane has |z| <= 1.5 (the usual case): the selects
  * would discard them, so the result is the same bits either way. */
-static inline gelu_vf gelu_vec(gelu_vf z, int grad)
+GELU_INLINE gelu_vf gelu_vec(gelu_vf z, int grad)
 {
     gelu_vf s = z * z;
     gelu_vf near = gelu_cdf_near(z, s);
@@ -272,6 +281,7 @@ static inline gelu_vf gelu_vec(gelu_vf z, int grad)
 
 /* out[k] = gelu(z[k]) (grad = 0) or gelu'(z[k]) (grad = 1) over len elements;
  * a partial last vector goes through the same code, zero-padded. */
+BTRM_TARGET_CLONES
 static void gelu_span(const float *z, float *out, size_t len, int grad)
 {
     size_t i = 0;
@@ -522,6 +532,47 @@ static void add_to(float *restrict acc, const float *restrict v, int len)
         acc[k] += v[k];
 }
 
+/* Row blocks of a weight gradient [H, D]: block b is rows [b H / blocks,
+ * (b + 1) H / blocks). */
+static int block_rows(int H, int blocks, int b) { return (int)((int64_t)b * H / blocks); }
+
+static int clamp_blocks(int blocks, int H) { return blocks < 1 ? 1 : blocks > H ? H : blocks; }
+
+/* Backward's completion order: the out layer (weight and bias), then for each
+ * hidden layer from the last, its weight's row blocks and its bias. */
+int btrm_head_grad_regions(const btrm_head *head, int blocks, size_t *first, size_t *count,
+                           int max)
+{
+    int n = 0;
+#define REGION(f, c)                                                                       \
+    do {                                                                                   \
+        if (n < max) {                                                                     \
+            first[n] = (f);                                                                \
+            count[n] = (c);                                                                \
+        }                                                                                  \
+        n++;                                                                               \
+    } while (0)
+    const btrm_tensor_view *o = &head->layer[head->n_layers - 1];
+    REGION(o->weight_off, (size_t)o->in + 1); /* out.weight and out.bias are adjacent */
+    for (int l = head->n_layers - 2; l >= 0; l--) {
+        const btrm_tensor_view *t = &head->layer[l];
+        int nb = clamp_blocks(blocks, t->out);
+        for (int b = 0; b < nb; b++) {
+            int r0 = block_rows(t->out, nb, b), r1 = block_rows(t->out, nb, b + 1);
+            REGION(t->weight_off + (size_t)r0 * t->in, (size_t)(r1 - r0) * t->in);
+        }
+        REGION(t->bias_off, (size_t)t->out);
+    }
+#undef REGION
+    return n;
+}
+
+static int ready(btrm_head_ws *ws, int *region)
+{
+    int k = (*region)++;
+    return ws->grad_ready ? ws->grad_ready(ws->grad_ready_ctx, k) : 0;
+}
+
 int btrm_head_pair_backward_typed(const btrm_head *head, const float *params, const void *x,
                                   int x_dtype, int n_pairs, const float *g_diff,
                                   const float *g_sum, btrm_head_ws *ws, float *grad)
@@ -549,11 +600,21 @@ int btrm_head_pair_backward_typed(const btrm_head *head, const float *params, co
      * pair by pair. h_c - h_r is exact in float for close pairs (Sterbenz), while
      * sum_i g_i h_c,i - sum_i g_i h_r,i would lose ~log2(|h| / |h_c - h_r|) bits. */
     float *gw = grad + o->weight_off;
+    if (ws->grad_overwrite) {
+        memset(gw, 0, (size_t)R * sizeof *gw);
+        grad[o->bias_off] = 0.0f;
+        for (int l = 0; l + 1 < L; l++) /* the weights are written by beta-0 products */
+            memset(grad + head->layer[l].bias_off, 0,
+                   (size_t)head->layer[l].out * sizeof *grad);
+    }
     pair_accumulate(h, n, R, g_diff, -1.0f, gw);
     if (have_sum)
         pair_accumulate(h, n, R, g_sum, 1.0f, gw);
     /* out.bias: sum over rows of dL/dr = 2 sum_i g_sum_i; exactly 0 without g_sum. */
     grad[o->bias_off] += (float)(2.0 * sum_g_sum);
+    int region = 0;
+    if ((rc = ready(ws, &region)))
+        return rc;
 
     if (L == 1)
         return 0;
@@ -576,16 +637,27 @@ int btrm_head_pair_backward_typed(const btrm_head *head, const float *params, co
     for (int l = L - 2; l >= 0; l--) {
         const btrm_tensor_view *t = &head->layer[l];
         const int H = t->out, D = t->in;
-        /* dW[H,D] += delta[rows,H]^T · in[rows,D] (in: as the forward pass used it) */
-        btrm_gemm_operand odelta = { delta, BTRM_DTYPE_F32, 1, H };
+        /* dW[H,D] += delta[rows,H]^T · in[rows,D] (in: as the forward pass used it),
+         * in row blocks of dW when a caller reduces them as they finish */
         btrm_gemm_operand oin = layer_input(head, ws, l, x, x_dtype, rows, 0);
-        if ((rc = btrm_gemm_ex(ws->precision, H, D, rows, 1.0f, &odelta, &oin, 1.0f,
-                               grad + t->weight_off, D)))
-            return btrm_error_wrap(rc, "head %s weight gradient", t->name);
+        int nb = clamp_blocks(ws->grad_blocks, H);
+        for (int b = 0; b < nb; b++) {
+            int r0 = block_rows(H, nb, b), r1 = block_rows(H, nb, b + 1);
+            /* dW[r0:r1, D] (+)= delta[rows, r0:r1]^T · in[rows, D] */
+            btrm_gemm_operand odelta = { delta + r0, BTRM_DTYPE_F32, 1, H };
+            if ((rc = btrm_gemm_ex(ws->precision, r1 - r0, D, rows, 1.0f, &odelta, &oin,
+                                   ws->grad_overwrite ? 0.0f : 1.0f,
+                                   grad + t->weight_off + (size_t)r0 * D, D)))
+                return btrm_error_wrap(rc, "head %s weight gradient", t->name);
+            if ((rc = ready(ws, &region)))
+                return rc;
+        }
         /* db[H] += column sums of delta[rows,H] */
         float *db = grad + t->bias_off;
         for (int r = 0; r < rows; r++)
             add_to(db, delta + (size_t)r * H, H);
+        if ((rc = ready(ws, &region)))
+            return rc;
         if (l == 0)
             break;
         /* delta_prev[rows,D] = delta[rows,H] · W[H,D], then · act'(z_{l-1}) */

@@ -40,6 +40,16 @@ typedef struct btrm_head {
 typedef struct btrm_head_ws {
     int max_rows;
     int precision;                /* BTRM_PREC_* of the hidden layers' GEMMs (gemm.h) */
+    int grad_overwrite;           /* backward writes grad (=) instead of adding (+=):
+                                   * no zeroing pass, and beta 0 in the dW products */
+    /* Optional: called by backward each time a region of grad is final, in the
+     * order btrm_head_grad_regions lists them (region = its index there), so
+     * that a caller can start reducing it while backward goes on. grad_blocks
+     * (>= 1) splits each weight gradient into that many row blocks. A nonzero
+     * return stops backward, which returns it. */
+    int (*grad_ready)(void *ctx, int region);
+    void *grad_ready_ctx;
+    int grad_blocks;
     uint16_t *in_bf16[BTRM_MAX_LAYERS]; /* precision bf16: each hidden layer's input
                                    * [rows, width[l]] rounded once, for forward and dW */
     float *pre[BTRM_MAX_LAYERS];  /* pre-activations of hidden layers [rows, H_l] */
@@ -82,7 +92,8 @@ const float *btrm_head_rep(const btrm_head *head, const btrm_head_ws *ws,
  * (rows i and n_pairs + i), accumulated in double. */
 void btrm_head_pair_distance(const btrm_head *head, const btrm_head_ws *ws,
                              const float *x, int n_pairs, float *dist);
-/* Accumulates into grad (+=) the gradient of a loss whose derivatives with
+/* Accumulates into grad (+=; with ws->grad_overwrite, writes it) the gradient
+ * of a loss whose derivatives with
  * respect to the rewards are dL/dr_c = g_diff + g_sum, dL/dr_r = -g_diff + g_sum.
  * out.weight's gradient is formed per pair from (h_c - h_r) and (h_c + h_r),
  * never as a difference of sums (which cancels for close pairs); out.bias's
@@ -93,6 +104,13 @@ int btrm_head_pair_backward(const btrm_head *head, const float *params, const fl
 int btrm_head_pair_backward_typed(const btrm_head *head, const float *params, const void *x,
                                   int x_dtype, int n_pairs, const float *g_diff,
                                   const float *g_sum, btrm_head_ws *ws, float *grad);
+
+/* The regions of the flat gradient in the order btrm_head_pair_backward
+ * finishes them, with each weight gradient in `blocks` row blocks: first[i],
+ * count[i] (elements). Writes at most max; returns how many there are (every
+ * element of the buffer is in exactly one). */
+int btrm_head_grad_regions(const btrm_head *head, int blocks, size_t *first, size_t *count,
+                           int max);
 
 /* Activation and its derivative (exposed for tests). */
 float btrm_head_activate(int activation, float z);

@@ -7,13 +7,12 @@
  * dtype; the element math is float, like torch's float32 CPU kernels. */
 #include "optim.h"
 
+#include "dtype.h"
 #include "types.h"
 
 #include <math.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
-#elif defined(__SSE__)
-#include <xmmintrin.h>
 #endif
 
 /* AdamW's per-step constants, rounded to float once per step. */
@@ -25,50 +24,85 @@ typedef struct adamw_k {
     float step;     /* lr / (1 - b1^t) */
     float bc2_sqrt; /* sqrt(1 - b2^t) */
     float eps;
+    float scale;    /* the gradient's factor (clipping), applied first */
 } adamw_k;
 
-/* sqrt of OPTIM_BLOCK floats. sqrtf alone keeps GCC from vectorizing at -O2
- * (its errno path is a call in the loop); sqrtps is IEEE correctly rounded
- * like sqrtf, so both paths give the same bits. */
-#define OPTIM_BLOCK 16
-static inline void sqrt_block(float *x)
+/* The element update, in this order for every element and every clone:
+ *   g = scale g;  m = m + w1 (g - m);  v = v b2 + w2 g g;
+ *   p = p decay - step (m / (sqrt(v) / bc2_sqrt + eps))
+ * Each operation is one IEEE float operation (no fused multiply-add: C11
+ * mode keeps -ffp-contract off; sqrtf is the correctly rounded instruction
+ * under -fno-math-errno), so the vector clones give the bits of this scalar
+ * code. */
+static inline void adamw_scaled_one(const adamw_k *k, float *p, float g, float *m, float *v)
 {
-#if defined(__SSE__)
-    for (int j = 0; j < OPTIM_BLOCK; j += 4)
-        _mm_storeu_ps(x + j, _mm_sqrt_ps(_mm_loadu_ps(x + j)));
-#else
-    for (int j = 0; j < OPTIM_BLOCK; j++)
-        x[j] = sqrtf(x[j]);
-#endif
-}
-
-/* OPTIM_BLOCK elements; the fixed trip count lets -O2 vectorize each loop.
- * The element math is exactly adamw_one's (same operations, same order). */
-static inline void adamw_block(const adamw_k *k, float *restrict p, const float *restrict g,
-                               float *restrict m, float *restrict v)
-{
-    float root[OPTIM_BLOCK];
-    for (int j = 0; j < OPTIM_BLOCK; j++) {
-        m[j] = m[j] + k->w1 * (g[j] - m[j]);
-        v[j] = v[j] * k->b2 + k->w2 * g[j] * g[j];
-        root[j] = v[j];
-    }
-    sqrt_block(root);
-    for (int j = 0; j < OPTIM_BLOCK; j++)
-        p[j] = p[j] * k->decay - k->step * (m[j] / (root[j] / k->bc2_sqrt + k->eps));
-}
-
-static inline void adamw_one(const adamw_k *k, float *p, const float *g, float *m, float *v)
-{
-    *m = *m + k->w1 * (*g - *m);
-    *v = *v * k->b2 + k->w2 * *g * *g;
+    *m = *m + k->w1 * (g - *m);
+    *v = *v * k->b2 + k->w2 * g * g;
     *p = *p * k->decay - k->step * (*m / (sqrtf(*v) / k->bc2_sqrt + k->eps));
 }
 
-void btrm_optim_adamw(float *restrict param, const float *restrict grad,
-                      float *restrict exp_avg, float *restrict exp_avg_sq, size_t n,
-                      double lr, double beta1, double beta2, double eps,
-                      double weight_decay, int64_t t)
+static inline void adamw_one(const adamw_k *k, float *p, float g, float *m, float *v)
+{
+    adamw_scaled_one(k, p, g * k->scale, m, v);
+}
+
+/* Sum of squares lanes: lane = index mod SUMSQ_LANES, each in index order,
+ * added pairwise at the end (btrm_optim_sumsq's order, so both give the same
+ * bits). */
+enum { SUMSQ_LANES = 8 };
+static double lanes_total(double *acc)
+{
+    for (int w = SUMSQ_LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            acc[j] += acc[j + w];
+    return acc[0];
+}
+
+/* One pass over the four arrays (memory bound: p, g, m, v read, p, m, v
+ * written once), in blocks of OPTIM_BLOCK elements whose fixed trip count
+ * lets -O2 vectorize them: 16 floats, one AVX-512 register in the clone that
+ * runs on such CPUs (BTRM_TARGET_CLONES, dtype.h). With acc, also the sum of
+ * squares of the scaled gradient, in the same pass. */
+#define OPTIM_BLOCK 16
+BTRM_TARGET_CLONES
+static void adamw_run(const adamw_k *k, float *restrict p, const float *restrict g,
+                      float *restrict m, float *restrict v, size_t n, double *restrict acc)
+{
+    size_t i = 0;
+    if (acc) {
+        double a[SUMSQ_LANES] = { 0 };
+        for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK) {
+            float gs[OPTIM_BLOCK];
+            for (int j = 0; j < OPTIM_BLOCK; j++)
+                gs[j] = g[i + j] * k->scale;
+            for (int j = 0; j < SUMSQ_LANES; j++) /* index i + j */
+                a[j] += (double)gs[j] * (double)gs[j];
+            for (int j = 0; j < SUMSQ_LANES; j++) /* index i + 8 + j, also lane j */
+                a[j] += (double)gs[SUMSQ_LANES + j] * (double)gs[SUMSQ_LANES + j];
+            for (int j = 0; j < OPTIM_BLOCK; j++)
+                adamw_scaled_one(k, p + i + j, gs[j], m + i + j, v + i + j);
+        }
+        for (int j = 0; i < n; i++, j++) {
+            float gs = g[i] * k->scale;
+            a[j % SUMSQ_LANES] += (double)gs * (double)gs;
+            adamw_scaled_one(k, p + i, gs, m + i, v + i);
+        }
+        for (int j = 0; j < SUMSQ_LANES; j++)
+            acc[j] = a[j];
+        return;
+    }
+    for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK)
+        for (int j = 0; j < OPTIM_BLOCK; j++)
+            adamw_one(k, p + i + j, g[i + j], m + i + j, v + i + j);
+    for (; i < n; i++)
+        adamw_one(k, p + i, g[i], m + i, v + i);
+}
+
+double btrm_optim_adamw_scaled(float *restrict param, const float *restrict grad,
+                               float grad_scale, float *restrict exp_avg,
+                               float *restrict exp_avg_sq, size_t n, double lr, double beta1,
+                               double beta2, double eps, double weight_decay, int64_t t,
+                               int want_sumsq)
 {
     /* torch: p *= 1 - lr wd; m = m + (1-b1)(g - m); v = b2 v + (1-b2) g g;
      * p -= lr/(1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
@@ -80,21 +114,30 @@ void btrm_optim_adamw(float *restrict param, const float *restrict grad,
         .step = (float)(lr / (1.0 - pow(beta1, (double)t))),
         .bc2_sqrt = (float)sqrt(1.0 - pow(beta2, (double)t)),
         .eps = (float)eps,
+        .scale = grad_scale,
     };
-    size_t i = 0;
-    for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK)
-        adamw_block(&k, param + i, grad + i, exp_avg + i, exp_avg_sq + i);
-    for (; i < n; i++)
-        adamw_one(&k, param + i, grad + i, exp_avg + i, exp_avg_sq + i);
+    double acc[SUMSQ_LANES] = { 0 };
+    adamw_run(&k, param, grad, exp_avg, exp_avg_sq, n, want_sumsq ? acc : NULL);
+    return want_sumsq ? lanes_total(acc) : 0.0;
+}
+
+void btrm_optim_adamw(float *restrict param, const float *restrict grad,
+                      float *restrict exp_avg, float *restrict exp_avg_sq, size_t n,
+                      double lr, double beta1, double beta2, double eps,
+                      double weight_decay, int64_t t)
+{
+    btrm_optim_adamw_scaled(param, grad, 1.0f, exp_avg, exp_avg_sq, n, lr, beta1, beta2, eps,
+                            weight_decay, t, 0);
 }
 
 /* SGD over len elements. mode 0: no momentum; 1: first step, buf = d;
- * 2: buf = momentum buf + d. d = g + wd p, then p -= lr d (torch's order). */
+ * 2: buf = momentum buf + d. g = scale g, d = g + wd p, then p -= lr d
+ * (torch's order). */
 static inline void sgd_span(float *restrict p, const float *restrict g, float *restrict buf,
-                            size_t len, float lr, float wd, float mom, int mode)
+                            size_t len, float scale, float lr, float wd, float mom, int mode)
 {
     for (size_t j = 0; j < len; j++) {
-        float d = g[j] + wd * p[j];
+        float d = g[j] * scale + wd * p[j];
         if (mode == 2)
             d = buf[j] * mom + d;
         if (mode != 0)
@@ -104,26 +147,34 @@ static inline void sgd_span(float *restrict p, const float *restrict g, float *r
 }
 
 /* Fixed-size blocks so that -O2 vectorizes, then the tail. */
-static inline void sgd_run(float *restrict p, const float *restrict g, float *restrict buf,
-                           size_t n, float lr, float wd, float mom, int mode)
+BTRM_TARGET_CLONES
+static void sgd_run(float *restrict p, const float *restrict g, float *restrict buf, size_t n,
+                    float scale, float lr, float wd, float mom, int mode)
 {
     size_t i = 0;
     for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK)
-        sgd_span(p + i, g + i, buf ? buf + i : NULL, OPTIM_BLOCK, lr, wd, mom, mode);
-    sgd_span(p + i, g + i, buf ? buf + i : NULL, n - i, lr, wd, mom, mode);
+        sgd_span(p + i, g + i, buf ? buf + i : NULL, OPTIM_BLOCK, scale, lr, wd, mom, mode);
+    sgd_span(p + i, g + i, buf ? buf + i : NULL, n - i, scale, lr, wd, mom, mode);
+}
+
+void btrm_optim_sgd_scaled(float *restrict param, const float *restrict grad, float grad_scale,
+                           float *restrict momentum_buf, size_t n, double lr, double momentum,
+                           double weight_decay, int64_t t)
+{
+    const float lrf = (float)lr, wd = (float)weight_decay, mom = (float)momentum;
+    if (momentum == 0.0)
+        sgd_run(param, grad, NULL, n, grad_scale, lrf, wd, mom, 0);
+    else if (t <= 1) /* torch: the buffer starts as a copy of the first gradient */
+        sgd_run(param, grad, momentum_buf, n, grad_scale, lrf, wd, mom, 1);
+    else
+        sgd_run(param, grad, momentum_buf, n, grad_scale, lrf, wd, mom, 2);
 }
 
 void btrm_optim_sgd(float *restrict param, const float *restrict grad,
                     float *restrict momentum_buf, size_t n, double lr, double momentum,
                     double weight_decay, int64_t t)
 {
-    const float lrf = (float)lr, wd = (float)weight_decay, mom = (float)momentum;
-    if (momentum == 0.0)
-        sgd_run(param, grad, NULL, n, lrf, wd, mom, 0);
-    else if (t <= 1) /* torch: the buffer starts as a copy of the first gradient */
-        sgd_run(param, grad, momentum_buf, n, lrf, wd, mom, 1);
-    else
-        sgd_run(param, grad, momentum_buf, n, lrf, wd, mom, 2);
+    btrm_optim_sgd_scaled(param, grad, 1.0f, momentum_buf, n, lr, momentum, weight_decay, t);
 }
 
 static void adamw_step(const btrm_optim_hparams *hp, int64_t t, float *param,
@@ -151,13 +202,10 @@ const btrm_optim_ops *btrm_optim_lookup(int type)
     return &optim_table[type];
 }
 
-/* Sum of squares in double over SUMSQ_LANES partial sums, lane = index mod
- * SUMSQ_LANES, added pairwise at the end: a fixed order (deterministic), not
- * serialised on one addition chain. With SSE2 the lanes live in vector
- * registers (2 doubles each); elsewhere the same lanes are plain doubles, so
- * both give the same bits. */
-enum { SUMSQ_LANES = 8 };
-
+/* Sum of squares in double over SUMSQ_LANES partial sums (lanes_total's
+ * order): a fixed order (deterministic), not serialised on one addition
+ * chain. With SSE2 the lanes live in vector registers (2 doubles each);
+ * elsewhere the same lanes are plain doubles, so both give the same bits. */
 double btrm_optim_sumsq(const float *x, size_t n)
 {
     double acc[SUMSQ_LANES] = { 0 };
@@ -184,10 +232,7 @@ double btrm_optim_sumsq(const float *x, size_t n)
 #endif
     for (int j = 0; i < n; i++, j++)
         acc[j] += (double)x[i] * (double)x[i];
-    for (int w = SUMSQ_LANES / 2; w > 0; w /= 2)
-        for (int j = 0; j < w; j++)
-            acc[j] += acc[j + w];
-    return acc[0];
+    return lanes_total(acc);
 }
 
 double btrm_optim_clip_coef(double total_norm, double max_norm)

@@ -15,11 +15,25 @@ void btrm_optim_adamw(float *param, const float *grad, float *exp_avg,
                       float *exp_avg_sq, size_t n, double lr, double beta1,
                       double beta2, double eps, double weight_decay, int64_t t);
 
+/* The same with the gradient multiplied by grad_scale first (a float
+ * multiply per element: the clipping coefficient), in the same pass; with
+ * want_sumsq, also returns the sum of squares of the scaled gradient
+ * (btrm_optim_sumsq's bits) from that pass. The update runs vectorised for
+ * the CPU it runs on (baseline, AVX2 or AVX-512, picked at load time) and
+ * gives the same bits on each. */
+double btrm_optim_adamw_scaled(float *param, const float *grad, float grad_scale,
+                               float *exp_avg, float *exp_avg_sq, size_t n, double lr,
+                               double beta1, double beta2, double eps, double weight_decay,
+                               int64_t t, int want_sumsq);
+
 /* torch.optim.SGD (dampening 0, no Nesterov), step t >= 1:
  *   g += wd p;  buf = g (t = 1) else momentum buf + g;  p -= lr buf
  * (buf is used only when momentum != 0). */
 void btrm_optim_sgd(float *param, const float *grad, float *momentum_buf, size_t n,
                     double lr, double momentum, double weight_decay, int64_t t);
+void btrm_optim_sgd_scaled(float *param, const float *grad, float grad_scale,
+                           float *momentum_buf, size_t n, double lr, double momentum,
+                           double weight_decay, int64_t t);
 
 /* One step's hyperparameters (optim.* keys; lr already multiplied by the
  * schedule factor). */

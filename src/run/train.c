@@ -38,7 +38,6 @@
 #include "pairs.h"
 #include "rng.h"
 
-#include <cblas.h>
 #include <jansson.h>
 #include <dirent.h>
 #include <errno.h>
@@ -82,6 +81,8 @@ typedef struct trainer {
     int64_t lo, hi;            /* this rank's slice of the flat parameter vector */
     int *counts, *displs;      /* every rank's slice (all-gather) */
     int *rs_counts;            /* reduce-scatter blocks (rank 0's holds the sums) */
+    btrm_comm_reducer reducer; /* 2+ ranks: [loss sums | gradient] reduced in regions as
+                                * backward finishes them (region 0: the loss sums) */
     char ckpt_dir[BTRM_PATH_MAX + 32];
     float *x, *dist, *g_diff, *g_sum, *margin;
     int x_dtype;               /* of x: bf16 when x is only a bf16 GEMM input (mlp, bf16) */
@@ -192,6 +193,7 @@ static int open_data(trainer *tr)
 }
 
 static int initial_params(trainer *tr, const btrm_train_opts *opts);
+static int setup_reducer(trainer *tr);
 
 static int init_model(trainer *tr, const btrm_train_opts *opts)
 {
@@ -286,6 +288,9 @@ static int alloc_work(trainer *tr)
         rc = btrm_head_ws_set_precision(&tr->ws, &tr->head, cfg->train.precision);
     tr->x_dtype = cfg->train.precision == BTRM_PREC_BF16 && tr->head.n_layers > 1
                       ? BTRM_DTYPE_BF16 : BTRM_DTYPE_F32;
+    tr->ws.grad_overwrite = 1;
+    if (!rc)
+        rc = setup_reducer(tr);
     if (!rc)
         rc = BTRM_MALLOC(tr->x, (size_t)rows * tr->train.dim);
     if (!rc)
@@ -302,6 +307,54 @@ static int alloc_work(trainer *tr)
     tr->lp = (btrm_loss_params){ .type = cfg->loss.type, .eps = cfg->loss.normbt_eps,
                                  .max_weight = cfg->loss.normbt_max_weight,
                                  .center = cfg->loss.center_rewards };
+    return rc;
+}
+
+/* A non-finite global gradient norm (every rank sees the same one: a
+ * collective decision) ends the run. */
+static int check_norm(const trainer *tr, double sumsq)
+{
+    double norm = sqrt(sumsq);
+    if (isfinite(norm))
+        return 0;
+    return btrm_error_set(BTRM_EDATA, "step %lld: the gradient norm is %g: the loss diverged "
+                          "(lower optim.lr or set optim.grad_clip)", (long long)tr->step + 1,
+                          norm);
+}
+
+/* backward finished gradient region `region` (head.h): reduce it now */
+static int grad_ready(void *ctx, int region)
+{
+    trainer *tr = ctx;
+    return btrm_comm_reducer_start(&tr->reducer, region + 1);
+}
+
+/* 2+ ranks: the regions of [loss sums | gradient] reduced as backward
+ * finishes them; each weight gradient in GRAD_BLOCKS row blocks. */
+enum { GRAD_BLOCKS = 8 };
+static int setup_reducer(trainer *tr)
+{
+    if (tr->c->size < 2)
+        return 0;
+    int n = btrm_head_grad_regions(&tr->head, GRAD_BLOCKS, NULL, NULL, 0);
+    size_t *first = NULL, *count = NULL;
+    int rc = BTRM_MALLOC(first, n + 1);
+    if (!rc)
+        rc = BTRM_MALLOC(count, n + 1);
+    if (!rc) {
+        btrm_head_grad_regions(&tr->head, GRAD_BLOCKS, first + 1, count + 1, n);
+        first[0] = 0; /* the loss sums */
+        count[0] = N_STATS;
+        for (int k = 1; k <= n; k++)
+            first[k] += N_STATS;
+        rc = btrm_comm_reducer_init(&tr->reducer, tr->c, tr->fused, first, count, n + 1,
+                                    tr->shard ? tr->rs_counts : NULL, tr->shard_grad);
+    }
+    free(first);
+    free(count);
+    tr->ws.grad_ready = grad_ready;
+    tr->ws.grad_ready_ctx = tr;
+    tr->ws.grad_blocks = GRAD_BLOCKS;
     return rc;
 }
 
@@ -352,74 +405,91 @@ static int train_step(trainer *tr, int *stop)
     double mu = agreed.sum / (double)batch_size;
     tr->dbar = btrm_loss_dbar_update(tr->dbar, tr->step == 0, mu, cfg->loss.normbt_ema);
 
-    /* 3. loss and backward on the local pairs */
-    memset(tr->fused, 0, (n_params + N_STATS) * sizeof *tr->fused);
+    /* 3. loss and backward on the local pairs; backward writes the whole
+     * gradient (ws.grad_overwrite), and with 2+ ranks each finished region
+     * starts its reduction at once (4.) */
+    memset(tr->fused, 0, (n > 0 ? 0 : n_params) * sizeof *tr->fused + sizeof(float) * N_STATS);
     btrm_loss_stats st = { 0 };
-    if (n > 0) {
-        const float *margin = NULL;
-        if (cfg->loss.margin == BTRM_MARGIN_DATA) {
-            for (int i = 0; i < n; i++)
-                tr->margin[i] = tr->train.margin[tr->perm[batch_first + first + i]];
-            margin = tr->margin;
-        }
-        float *r = tr->ws.reward;
+    const float *margin = NULL;
+    if (n > 0 && cfg->loss.margin == BTRM_MARGIN_DATA) {
+        for (int i = 0; i < n; i++)
+            tr->margin[i] = tr->train.margin[tr->perm[batch_first + first + i]];
+        margin = tr->margin;
+    }
+    float *r = tr->ws.reward;
+    if (n > 0)
         btrm_loss_pairs(&tr->lp, n, r, r + n, tr->dist, margin, tr->dbar,
                         1.0 / (double)batch_size, tr->g_diff, tr->g_sum, NULL, &st);
-        rc = btrm_head_pair_backward_typed(&tr->head, tr->params, tr->x, tr->x_dtype, n,
-                                           tr->g_diff, tr->g_sum, &tr->ws, tr->grad);
-        if (rc)
-            return rc;
-    }
     tr->fused[STAT_LOSS] = (float)st.loss_sum;
     tr->fused[STAT_CORRECT] = (float)st.correct;
     tr->fused[STAT_WEIGHT] = (float)st.weight_sum;
     tr->fused[STAT_MARGIN] = (float)st.margin_sum;
+    btrm_comm_reducer *red = tr->reducer.n_regions ? &tr->reducer : NULL;
+    if (red && (rc = btrm_comm_reducer_start(red, 0)))
+        return rc;
+    if (n > 0)
+        rc = btrm_head_pair_backward_typed(&tr->head, tr->params, tr->x, tr->x_dtype, n,
+                                           tr->g_diff, tr->g_sum, &tr->ws, tr->grad);
+    for (int k = 1; red && n == 0 && !rc && k < red->n_regions; k++)
+        rc = btrm_comm_reducer_start(red, k); /* no pairs here: zeros, in the same order */
+    if (rc)
+        return rc;
 
-    /* 4. one collective over [loss sums | gradient] */
+    /* 4. the collective over [loss sums | gradient]: all-reduce, or
+     * reduce-scatter to each rank's slice */
     const float *sums;  /* the summed loss sums: rank 0 always has them */
     float *grad;        /* the summed gradient of [lo, hi), or of everything */
     size_t update_n;
-    double sumsq;
-    if (tr->shard) {
+    if (red)
+        rc = btrm_comm_reducer_wait(red);
+    else if (tr->shard)
         rc = btrm_comm_reduce_scatter_f32(c, tr->fused, tr->shard_grad, tr->rs_counts);
-        if (rc)
-            return rc;
+    else
+        rc = btrm_comm_allreduce_sum_f32(c, tr->fused, n_params + N_STATS);
+    if (rc)
+        return rc;
+    if (tr->shard) {
         sums = tr->shard_grad;
         grad = tr->shard_grad + (c->rank == 0 ? N_STATS : 0);
         update_n = (size_t)(tr->hi - tr->lo);
-        sumsq = btrm_optim_sumsq(grad, update_n);
-        rc = btrm_comm_allreduce_sum_f64(c, &sumsq, 1);
-        if (rc)
-            return rc;
     } else {
-        rc = btrm_comm_allreduce_sum_f32(c, tr->fused, n_params + N_STATS);
-        if (rc)
-            return rc;
         sums = tr->fused;
         grad = tr->grad;
         update_n = n_params;
-        sumsq = btrm_optim_sumsq(grad, n_params);
     }
 
-    /* 5. clip by the global norm, schedule, update (the slice or everything) */
-    double norm = sqrt(sumsq);
-    if (!isfinite(norm)) /* every rank sees the same norm: a collective decision */
-        return btrm_error_set(BTRM_EDATA, "step %lld: the gradient norm is %g: the loss "
-                              "diverged (lower optim.lr or set optim.grad_clip)",
-                              (long long)tr->step + 1, norm);
-    double coef = btrm_optim_clip_coef(norm, cfg->optim.grad_clip);
-    if (coef < 1.0)
-        cblas_sscal((int)update_n, (float)coef, grad, 1);
+    /* 5. clip by the global norm, schedule, update (the slice or everything).
+     * Without clipping, AdamW's pass also gives the norm (logged, and checked
+     * after the update: a non-finite one still ends the run). */
+    int norm_after = cfg->optim.grad_clip <= 0.0 && cfg->optim.type == BTRM_OPTIM_ADAMW;
+    double sumsq = norm_after ? 0.0 : btrm_optim_sumsq(grad, update_n), coef = 1.0;
+    if (!norm_after) {
+        if (tr->shard && (rc = btrm_comm_allreduce_sum_f64(c, &sumsq, 1)))
+            return rc;
+        if ((rc = check_norm(tr, sumsq)))
+            return rc;
+        coef = btrm_optim_clip_coef(sqrt(sumsq), cfg->optim.grad_clip);
+    }
     double lr = cfg->optim.lr * btrm_sched_factor(cfg->optim.schedule, tr->step,
                                                   cfg->optim.warmup_steps, tr->total_steps);
     float *params = tr->params + (tr->shard ? tr->lo : 0);
-    if (cfg->optim.type == BTRM_OPTIM_ADAMW)
-        btrm_optim_adamw(params, grad, tr->exp_avg, tr->exp_avg_sq, update_n, lr,
-                         cfg->optim.betas[0], cfg->optim.betas[1], cfg->optim.eps,
-                         cfg->optim.weight_decay, tr->step + 1);
-    else
-        btrm_optim_sgd(params, grad, tr->exp_avg, update_n, lr, cfg->optim.momentum,
-                       cfg->optim.weight_decay, tr->step + 1);
+    if (cfg->optim.type == BTRM_OPTIM_ADAMW) {
+        double s2 = btrm_optim_adamw_scaled(params, grad, (float)coef, tr->exp_avg,
+                                            tr->exp_avg_sq, update_n, lr, cfg->optim.betas[0],
+                                            cfg->optim.betas[1], cfg->optim.eps,
+                                            cfg->optim.weight_decay, tr->step + 1, norm_after);
+        if (norm_after) {
+            sumsq = s2;
+            if (tr->shard && (rc = btrm_comm_allreduce_sum_f64(c, &sumsq, 1)))
+                return rc;
+            if ((rc = check_norm(tr, sumsq)))
+                return rc;
+        }
+    } else {
+        btrm_optim_sgd_scaled(params, grad, (float)coef, tr->exp_avg, update_n, lr,
+                              cfg->optim.momentum, cfg->optim.weight_decay, tr->step + 1);
+    }
+    double norm = sqrt(sumsq);
     if (tr->shard) {
         rc = btrm_comm_allgatherv_f32(c, tr->params, tr->counts, tr->displs);
         if (rc)
@@ -823,6 +893,7 @@ static void trainer_free(trainer *tr)
     for (int e = 0; e < tr->n_eval; e++)
         btrm_pairs_close(&tr->eval[e]);
     btrm_head_ws_free(&tr->ws);
+    btrm_comm_reducer_free(&tr->reducer);
     free(tr->params);
     free(tr->fused);
     free(tr->shard_grad);
