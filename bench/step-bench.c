@@ -8,10 +8,13 @@
  *   forward   btrm_head_forward_typed on [2n, D]
  *   distance  btrm_head_pair_distance
  *   loss      btrm_loss_pairs (bt, scale 1/n)
- *   zero      memset of the fused [4 | n_params] gradient buffer
+ *   zero      memset of the loss sums (4 floats): backward writes the whole
+ *             gradient (ws.grad_overwrite, as train.c sets it)
  *   backward  btrm_head_pair_backward_typed
- *   sumsq     btrm_optim_sumsq (the clipping norm; always computed)
- *   adamw     btrm_optim_adamw over all parameters
+ *   sumsq     btrm_optim_sumsq: the clipping norm, a pass of its own with
+ *             --clip (optim.grad_clip > 0); without, AdamW's pass gives it
+ *   adamw     btrm_optim_adamw_pass over all parameters (and the norm; in bf16,
+ *             the bf16 copy of the weights the next forward multiplies by)
  *
  * It prints, per phase, the median and the minimum over the timed steps, and
  * the step's GFLOP/s counted as in docs/performance.md. The MPI collectives
@@ -21,7 +24,7 @@
  * Usage: bench/step-bench [--head mlp|linear] [--dim 4096] [--hidden 1024]
  *        [--pairs 256] [--table-rows 32768] [--steps 30] [--threads 1]
  *        [--activation gelu|relu|tanh] [--clock wall|cpu] [--direct]
- *        [--precision fp32|bf16] [--features f32|f16|bf16]
+ *        [--precision fp32|bf16] [--features f32|f16|bf16] [--clip]
  * --precision is train.precision; --features the type of the feature table
  * (a pair store's /features, kept as stored in memory). As in train.c, an mlp
  * head in bf16 gathers its rows as bf16 (they are only a GEMM input). 
@@ -135,11 +138,15 @@ int main(int argc, char **argv)
     const char *head_kind = "mlp", *act_name = "gelu";
     int dim = 4096, hidden = 1024, pairs = 256, steps = 30, threads = 1;
     long table_rows = 32768;
-    int direct = 0, precision = BTRM_PREC_FP32, table_dtype = BTRM_DTYPE_F32;
+    int direct = 0, precision = BTRM_PREC_FP32, table_dtype = BTRM_DTYPE_F32, clip = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--direct")) {
             direct = 1;
+            continue;
+        }
+        if (!strcmp(a, "--clip")) {
+            clip = 1;
             continue;
         }
         if (!v) {
@@ -183,6 +190,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "step-bench: %s\n", btrm_error_msg());
         return 1;
     }
+    ws.grad_overwrite = 1;
     const int x_dtype = precision == BTRM_PREC_BF16 && kind == BTRM_HEAD_MLP ? BTRM_DTYPE_BF16
                                                                              : BTRM_DTYPE_F32;
     const size_t telem = btrm_dtype_size(table_dtype), xelem = btrm_dtype_size(x_dtype);
@@ -205,6 +213,12 @@ int main(int argc, char **argv)
     if (!fused || !m || !v)
         return 1;
     btrm_head_init_params(&head, params, 1);
+    uint16_t *params_bf16 = NULL; /* as train.c keeps them on one rank */
+    if (precision == BTRM_PREC_BF16) {
+        params_bf16 = xmalloc(np * sizeof *params_bf16);
+        btrm_dtype_from_f32(params_bf16, BTRM_DTYPE_BF16, params, np);
+        ws.params_bf16 = params_bf16;
+    }
     btrm_loss_params lp = { .type = BTRM_LOSS_BT, .eps = 1e-6 };
 
     const int warm = 3;
@@ -267,14 +281,16 @@ int main(int argc, char **argv)
         btrm_loss_pairs(&lp, n, ws.reward, ws.reward + n, dist, NULL, dbar, 1.0 / n, g_diff,
                         g_sum, NULL, &st);
         tp[4] = now();
-        memset(fused, 0, (np + 4) * sizeof *fused);
+        memset(fused, 0, 4 * sizeof *fused);
         tp[5] = now();
         btrm_head_pair_backward_typed(&head, params, x, x_dtype, n, g_diff, g_sum, &ws, grad);
         tp[6] = now();
-        volatile double sumsq = btrm_optim_sumsq(grad, np);
-        (void)sumsq;
+        volatile double sumsq = clip ? btrm_optim_sumsq(grad, np) : 0.0;
         tp[7] = now();
-        btrm_optim_adamw(params, grad, m, v, np, 1e-4, 0.9, 0.999, 1e-8, 0.01, step + warm + 1);
+        btrm_optim_pass pass = { .grad_scale = 1.0f, .want_sumsq = !clip,
+                                 .param_bf16 = params_bf16 };
+        sumsq += btrm_optim_adamw_pass(params, grad, m, v, np, 1e-4, 0.9, 0.999, 1e-8, 0.01,
+                                       step + warm + 1, &pass);
         tp[8] = now();
         if (step >= 0) {
             for (int p = 0; p < N_PHASES; p++)
@@ -327,6 +343,7 @@ int main(int argc, char **argv)
                2.0 * st[i].m * (double)st[i].n * st[i].k * (double)st[i].calls /
                    st[i].seconds * 1e-9);
     btrm_head_ws_free(&ws);
+    free(params_bf16);
     free(table), free(params), free(fused), free(m), free(v), free(x), free(dist);
     free(g_diff), free(g_sum), free(order), free(t), free(total), free(row_ptr);
     return 0;

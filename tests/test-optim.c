@@ -1,6 +1,7 @@
 /* test-optim.c: AdamW and SGD against an independent double implementation of
  * torch's update rules and against closed forms; clipping; schedules. */
 #include "config.h"
+#include "dtype.h"
 #include "optim.h"
 #include "rng.h"
 #include "tap.h"
@@ -159,12 +160,14 @@ static void test_adamw_vectorised(void)
         ps[i] = p[i + 1] = (float)btrm_rng_normal(&rng);
     const double lr = 3e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.01;
     const float scale = 0.37f;
-    int diff = 0, sumsq_same = 1;
+    int diff = 0, sumsq_same = 1, shadow_bad = 0;
+    uint16_t *p16 = malloc(sizeof(uint16_t) * M);
     for (int t = 1; t <= 4; t++) {
         for (int i = 0; i < M; i++)
             g[i + 1] = (float)(btrm_rng_normal(&rng) * (i % 5 == 0 ? 1e-6 : 1.0));
-        double s2 = btrm_optim_adamw_scaled(p + 1, g + 1, scale, m + 1, v + 1, M, lr, b1, b2,
-                                            eps, wd, t, 1);
+        btrm_optim_pass pass = { .grad_scale = scale, .want_sumsq = 1, .param_bf16 = p16 };
+        double s2 = btrm_optim_adamw_pass(p + 1, g + 1, m + 1, v + 1, M, lr, b1, b2, eps, wd, t,
+                                          &pass);
         /* the reference: optim.h's rule, one float operation at a time */
         const float decay = (float)(1.0 - lr * wd), w1 = (float)(1.0 - b1), fb2 = (float)b2,
                     w2 = (float)(1.0 - b2), step = (float)(lr / (1.0 - pow(b1, t))),
@@ -182,6 +185,8 @@ static void test_adamw_vectorised(void)
             ps[i] = dec - step * q;
         }
         sumsq_same &= s2 == btrm_optim_sumsq(gsc, M);
+        for (int i = 0; i < M; i++)
+            shadow_bad += p16[i] != btrm_float_to_bf16(ps[i]);
         free(gsc);
         diff += memcmp(p + 1, ps, sizeof(float) * M) != 0 ||
                 memcmp(m + 1, ms, sizeof(float) * M) != 0 || memcmp(v + 1, vs, sizeof(float) * M) != 0;
@@ -190,6 +195,8 @@ static void test_adamw_vectorised(void)
        "equal to the scalar float rule (bound: 0 ulp)");
     ok(sumsq_same, "adamw's fused sum of squares equals btrm_optim_sumsq of the scaled "
        "gradient, bitwise");
+    ok(shadow_bad == 0, "adamw's pass writes the updated parameters rounded to bf16 (%d wrong)",
+       shadow_bad);
     /* sgd with a scale equals sgd on the pre-scaled gradient */
     float *q1 = malloc(sizeof(float) * M), *q2 = malloc(sizeof(float) * M);
     float *b1buf = calloc(M, sizeof(float)), *b2buf = calloc(M, sizeof(float));
@@ -199,13 +206,14 @@ static void test_adamw_vectorised(void)
     for (int t = 1; t <= 3; t++) {
         for (int i = 0; i < M; i++)
             gs[i] = g[i + 1] * scale;
-        btrm_optim_sgd_scaled(q1, g + 1, scale, b1buf, M, 0.1, 0.9, 0.01, t);
+        btrm_optim_pass pass = { .grad_scale = scale };
+        btrm_optim_sgd_pass(q1, g + 1, b1buf, M, 0.1, 0.9, 0.01, t, &pass);
         btrm_optim_sgd(q2, gs, b2buf, M, 0.1, 0.9, 0.01, t);
     }
     ok(!memcmp(q1, q2, sizeof(float) * M) && !memcmp(b1buf, b2buf, sizeof(float) * M),
        "sgd with the scale fused equals sgd on the scaled gradient, bitwise");
     free(p), free(g), free(m), free(v), free(ps), free(ms), free(vs);
-    free(q1), free(q2), free(b1buf), free(b2buf), free(gs);
+    free(q1), free(q2), free(b1buf), free(b2buf), free(gs), free(p16);
 }
 
 static void test_table(void)
@@ -283,7 +291,7 @@ static void test_schedules(void)
 
 int main(void)
 {
-    plan(36);
+    plan(37);
     test_adamw();
     test_sgd();
     test_adamw_vectorised();

@@ -98,22 +98,14 @@ uint16_t btrm_float_to_half(float f)
 
 #if defined(__GNUC__)
 typedef uint32_t v16u __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
 typedef uint16_t v16h __attribute__((vector_size(32)));
 
 BTRM_TARGET_CLONES
 static void bf16_from_f32(uint16_t *restrict dst, const float *restrict src, size_t n)
 {
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        v16u x;
-        memcpy(&x, src + i, sizeof x);
-        v16u rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
-        v16u quiet = (x >> 16) | 0x40u;
-        v16u nan = (v16u)((x & 0x7fffffffu) > 0x7f800000u); /* all ones where NaN */
-        v16h out = __builtin_convertvector((nan & quiet) | (~nan & rounded), v16h);
-        memcpy(dst + i, &out, sizeof out);
-    }
+    for (; i + 16 <= n; i += 16)
+        btrm_bf16_block16(dst + i, src + i);
     for (; i < n; i++)
         dst[i] = btrm_float_to_bf16(src[i]);
 }

@@ -385,6 +385,17 @@ static btrm_gemm_operand layer_input(const btrm_head *head, btrm_head_ws *ws, in
     return (btrm_gemm_operand){ in, dtype, 0, D };
 }
 
+/* Layer t's weight [out, in] as a GEMM operand (transposed or not): its bf16
+ * copy when the caller keeps one, else the fp32 parameters. */
+static btrm_gemm_operand weight_operand(const btrm_head_ws *ws, const float *params,
+                                        const btrm_tensor_view *t, int trans)
+{
+    if (ws->precision == BTRM_PREC_BF16 && ws->params_bf16)
+        return (btrm_gemm_operand){ ws->params_bf16 + t->weight_off, BTRM_DTYPE_BF16, trans,
+                                    t->in };
+    return (btrm_gemm_operand){ params + t->weight_off, BTRM_DTYPE_F32, trans, t->in };
+}
+
 static int check_input(const btrm_head *head, const btrm_head_ws *ws, int x_dtype)
 {
     if (x_dtype == BTRM_DTYPE_F32)
@@ -407,12 +418,12 @@ int btrm_head_forward_typed(const btrm_head *head, const float *params, const vo
         const btrm_tensor_view *t = &head->layer[l];
         const int H = t->out, D = t->in;
         float *z = ws->pre[l], *a = ws->act[l];
-        const float *W = params + t->weight_off, *b = params + t->bias_off;
+        const float *b = params + t->bias_off;
         for (int r = 0; r < rows; r++)
             memcpy(z + (size_t)r * H, b, (size_t)H * sizeof *z);
         /* z[rows,H] = in[rows,D] · W[H,D]^T + b */
         btrm_gemm_operand oin = layer_input(head, ws, l, x, x_dtype, rows, 1);
-        btrm_gemm_operand ow = { W, BTRM_DTYPE_F32, 1, D };
+        btrm_gemm_operand ow = weight_operand(ws, params, t, 1);
         if ((rc = btrm_gemm_ex(ws->precision, rows, H, D, 1.0f, &oin, &ow, 1.0f, z, H)))
             return btrm_error_wrap(rc, "head %s forward", t->name);
         activate_all(head->activation, z, a, (size_t)rows * H);
@@ -661,8 +672,10 @@ int btrm_head_pair_backward_typed(const btrm_head *head, const float *params, co
         if (l == 0)
             break;
         /* delta_prev[rows,D] = delta[rows,H] · W[H,D], then · act'(z_{l-1}) */
-        if ((rc = btrm_gemm(ws->precision, 0, 0, rows, D, H, 1.0f, delta, H,
-                            params + t->weight_off, D, 0.0f, delta_prev, D)))
+        btrm_gemm_operand od = { delta, BTRM_DTYPE_F32, 0, H };
+        btrm_gemm_operand ow = weight_operand(ws, params, t, 0);
+        if ((rc = btrm_gemm_ex(ws->precision, rows, D, H, 1.0f, &od, &ow, 0.0f, delta_prev,
+                               D)))
             return btrm_error_wrap(rc, "head %s input gradient", t->name);
         const float *z = ws->pre[l - 1], *a = ws->act[l - 1];
         size_t len = (size_t)rows * D;

@@ -52,6 +52,10 @@ typedef struct btrm_head_ws {
     int grad_blocks;
     uint16_t *in_bf16[BTRM_MAX_LAYERS]; /* precision bf16: each hidden layer's input
                                    * [rows, width[l]] rounded once, for forward and dW */
+    const uint16_t *params_bf16;  /* precision bf16, optional: the parameters rounded to
+                                   * bf16 (same offsets), kept in step with them by the
+                                   * caller (btrm_optim_pass.param_bf16); NULL: the
+                                   * weights are rounded in each product */
     float *pre[BTRM_MAX_LAYERS];  /* pre-activations of hidden layers [rows, H_l] */
     float *act[BTRM_MAX_LAYERS];  /* activations of hidden layers [rows, H_l] */
     float *delta;                 /* backprop scratch [rows, max H] */

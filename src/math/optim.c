@@ -11,6 +11,7 @@
 #include "types.h"
 
 #include <math.h>
+#include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -34,21 +35,23 @@ typedef struct adamw_k {
  * mode keeps -ffp-contract off; sqrtf is the correctly rounded instruction
  * under -fno-math-errno), so the vector clones give the bits of this scalar
  * code. */
-static inline void adamw_scaled_one(const adamw_k *k, float *p, float g, float *m, float *v)
+static inline void adamw_one(const adamw_k *k, float *p, float g, float *m, float *v)
 {
+    g = g * k->scale;
     *m = *m + k->w1 * (g - *m);
     *v = *v * k->b2 + k->w2 * g * g;
     *p = *p * k->decay - k->step * (*m / (sqrtf(*v) / k->bc2_sqrt + k->eps));
 }
 
-static inline void adamw_one(const adamw_k *k, float *p, float g, float *m, float *v)
-{
-    adamw_scaled_one(k, p, g * k->scale, m, v);
-}
-
-/* Sum of squares lanes: lane = index mod SUMSQ_LANES, each in index order,
- * added pairwise at the end (btrm_optim_sumsq's order, so both give the same
- * bits). */
+/* One pass over the four arrays (memory bound: p, g, m, v read, p, m, v
+ * written once), in blocks of OPTIM_BLOCK elements whose fixed trip count
+ * lets -O2 vectorize them: 16 floats, one AVX-512 register in the clone that
+ * runs on such CPUs (BTRM_TARGET_CLONES, dtype.h). What the pass adds (the
+ * sum of squares, the bf16 copy of p) is computed on the block in registers,
+ * hidden behind the memory traffic; each combination is its own loop
+ * (constant flags, inlined). Sum of squares lanes: lane = index mod
+ * SUMSQ_LANES, each in index order, added pairwise at the end. */
+#define OPTIM_BLOCK 16
 enum { SUMSQ_LANES = 8 };
 static double lanes_total(double *acc)
 {
@@ -58,51 +61,114 @@ static double lanes_total(double *acc)
     return acc[0];
 }
 
-/* One pass over the four arrays (memory bound: p, g, m, v read, p, m, v
- * written once), in blocks of OPTIM_BLOCK elements whose fixed trip count
- * lets -O2 vectorize them: 16 floats, one AVX-512 register in the clone that
- * runs on such CPUs (BTRM_TARGET_CLONES, dtype.h). With acc, also the sum of
- * squares of the scaled gradient, in the same pass. */
-#define OPTIM_BLOCK 16
-BTRM_TARGET_CLONES
-static void adamw_run(const adamw_k *k, float *restrict p, const float *restrict g,
-                      float *restrict m, float *restrict v, size_t n, double *restrict acc)
+static inline __attribute__((always_inline)) void
+adamw_loop(const adamw_k *k, float *restrict p, const float *restrict g, float *restrict m,
+           float *restrict v, size_t n, double *restrict acc, uint16_t *restrict p16,
+           const int with_sumsq, const int with_bf16)
 {
+    double a[SUMSQ_LANES] = { 0 };
     size_t i = 0;
-    if (acc) {
-        double a[SUMSQ_LANES] = { 0 };
-        for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK) {
-            float gs[OPTIM_BLOCK];
-            for (int j = 0; j < OPTIM_BLOCK; j++)
-                gs[j] = g[i + j] * k->scale;
-            for (int j = 0; j < SUMSQ_LANES; j++) /* index i + j */
-                a[j] += (double)gs[j] * (double)gs[j];
-            for (int j = 0; j < SUMSQ_LANES; j++) /* index i + 8 + j, also lane j */
-                a[j] += (double)gs[SUMSQ_LANES + j] * (double)gs[SUMSQ_LANES + j];
-            for (int j = 0; j < OPTIM_BLOCK; j++)
-                adamw_scaled_one(k, p + i + j, gs[j], m + i + j, v + i + j);
-        }
-        for (int j = 0; i < n; i++, j++) {
-            float gs = g[i] * k->scale;
-            a[j % SUMSQ_LANES] += (double)gs * (double)gs;
-            adamw_scaled_one(k, p + i, gs, m + i, v + i);
-        }
-        for (int j = 0; j < SUMSQ_LANES; j++)
-            acc[j] = a[j];
-        return;
-    }
-    for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK)
+    for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK) {
+        if (with_sumsq)
+            for (int h = 0; h < OPTIM_BLOCK; h += SUMSQ_LANES)
+                for (int j = 0; j < SUMSQ_LANES; j++) { /* index i + h + j: lane j */
+                    float gs = g[i + h + j] * k->scale;
+                    a[j] += (double)gs * (double)gs;
+                }
         for (int j = 0; j < OPTIM_BLOCK; j++)
             adamw_one(k, p + i + j, g[i + j], m + i + j, v + i + j);
-    for (; i < n; i++)
+        if (with_bf16)
+            btrm_bf16_block16(p16 + i, p + i);
+    }
+    for (int j = 0; i < n; i++, j++) {
+        if (with_sumsq) {
+            float gs = g[i] * k->scale;
+            a[j % SUMSQ_LANES] += (double)gs * (double)gs;
+        }
         adamw_one(k, p + i, g[i], m + i, v + i);
+        if (with_bf16)
+            p16[i] = btrm_float_to_bf16(p[i]);
+    }
+    if (with_sumsq)
+        memcpy(acc, a, sizeof a);
 }
 
-double btrm_optim_adamw_scaled(float *restrict param, const float *restrict grad,
-                               float grad_scale, float *restrict exp_avg,
-                               float *restrict exp_avg_sq, size_t n, double lr, double beta1,
-                               double beta2, double eps, double weight_decay, int64_t t,
-                               int want_sumsq)
+BTRM_TARGET_CLONES
+static void adamw_run(const adamw_k *k, float *restrict p, const float *restrict g,
+                      float *restrict m, float *restrict v, size_t n, double *restrict acc,
+                      uint16_t *restrict p16)
+{
+    if (acc && p16)
+        adamw_loop(k, p, g, m, v, n, acc, p16, 1, 1);
+    else if (acc)
+        adamw_loop(k, p, g, m, v, n, acc, NULL, 1, 0);
+    else if (p16)
+        adamw_loop(k, p, g, m, v, n, NULL, p16, 0, 1);
+    else
+        adamw_loop(k, p, g, m, v, n, NULL, NULL, 0, 0);
+}
+
+/* SGD over len elements. mode 0: no momentum; 1: first step, buf = d;
+ * 2: buf = momentum buf + d. g = scale g, d = g + wd p, then p -= lr d
+ * (torch's order). */
+typedef struct sgd_k {
+    float scale, lr, wd, mom;
+    int mode;
+} sgd_k;
+static inline void sgd_span(const sgd_k *k, float *restrict p, const float *restrict g,
+                            float *restrict buf, size_t len)
+{
+    for (size_t j = 0; j < len; j++) {
+        float d = g[j] * k->scale + k->wd * p[j];
+        if (k->mode == 2)
+            d = buf[j] * k->mom + d;
+        if (k->mode != 0)
+            buf[j] = d;
+        p[j] = p[j] - k->lr * d;
+    }
+}
+
+/* Fixed-size blocks so that -O2 vectorizes, then the tail. */
+BTRM_TARGET_CLONES
+static void sgd_run(const sgd_k *k, float *restrict p, const float *restrict g,
+                    float *restrict buf, size_t n)
+{
+    size_t i = 0;
+    for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK)
+        sgd_span(k, p + i, g + i, buf ? buf + i : NULL, OPTIM_BLOCK);
+    sgd_span(k, p + i, g + i, buf ? buf + i : NULL, n - i);
+}
+
+/* acc[lane] += (scale x)^2 over x[len] (len a multiple of SUMSQ_LANES except
+ * at the very end), continuing the lanes of earlier calls */
+BTRM_TARGET_CLONES
+static void lanes_add(double *restrict acc, const float *restrict x, size_t len, float scale)
+{
+    double a[SUMSQ_LANES];
+    memcpy(a, acc, sizeof a);
+    size_t i = 0;
+    for (; i + SUMSQ_LANES <= len; i += SUMSQ_LANES)
+        for (int j = 0; j < SUMSQ_LANES; j++) {
+            float s = x[i + j] * scale;
+            a[j] += (double)s * (double)s;
+        }
+    for (int j = 0; i < len; i++, j++) {
+        float s = x[i] * scale;
+        a[j] += (double)s * (double)s;
+    }
+    memcpy(acc, a, sizeof a);
+}
+
+/* SGD's pass runs in chunks small enough to stay in cache, so that the sum
+ * of squares (which reads the chunk's gradient first) and the bf16 copy of
+ * the updated parameters (which reads them after) cost no second trip to
+ * memory. */
+enum { PASS_CHUNK = 2048 }; /* a multiple of OPTIM_BLOCK and SUMSQ_LANES */
+
+double btrm_optim_adamw_pass(float *param, const float *grad, float *exp_avg,
+                             float *exp_avg_sq, size_t n, double lr, double beta1, double beta2,
+                             double eps, double weight_decay, int64_t t,
+                             const btrm_optim_pass *pass)
 {
     /* torch: p *= 1 - lr wd; m = m + (1-b1)(g - m); v = b2 v + (1-b2) g g;
      * p -= lr/(1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
@@ -114,67 +180,49 @@ double btrm_optim_adamw_scaled(float *restrict param, const float *restrict grad
         .step = (float)(lr / (1.0 - pow(beta1, (double)t))),
         .bc2_sqrt = (float)sqrt(1.0 - pow(beta2, (double)t)),
         .eps = (float)eps,
-        .scale = grad_scale,
+        .scale = pass ? pass->grad_scale : 1.0f,
     };
     double acc[SUMSQ_LANES] = { 0 };
-    adamw_run(&k, param, grad, exp_avg, exp_avg_sq, n, want_sumsq ? acc : NULL);
-    return want_sumsq ? lanes_total(acc) : 0.0;
+    const int want = pass && pass->want_sumsq;
+    adamw_run(&k, param, grad, exp_avg, exp_avg_sq, n, want ? acc : NULL,
+              pass ? pass->param_bf16 : NULL);
+    return want ? lanes_total(acc) : 0.0;
 }
 
-void btrm_optim_adamw(float *restrict param, const float *restrict grad,
-                      float *restrict exp_avg, float *restrict exp_avg_sq, size_t n,
-                      double lr, double beta1, double beta2, double eps,
+void btrm_optim_adamw(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                      size_t n, double lr, double beta1, double beta2, double eps,
                       double weight_decay, int64_t t)
 {
-    btrm_optim_adamw_scaled(param, grad, 1.0f, exp_avg, exp_avg_sq, n, lr, beta1, beta2, eps,
-                            weight_decay, t, 0);
+    btrm_optim_adamw_pass(param, grad, exp_avg, exp_avg_sq, n, lr, beta1, beta2, eps,
+                          weight_decay, t, NULL);
 }
 
-/* SGD over len elements. mode 0: no momentum; 1: first step, buf = d;
- * 2: buf = momentum buf + d. g = scale g, d = g + wd p, then p -= lr d
- * (torch's order). */
-static inline void sgd_span(float *restrict p, const float *restrict g, float *restrict buf,
-                            size_t len, float scale, float lr, float wd, float mom, int mode)
+double btrm_optim_sgd_pass(float *param, const float *grad, float *momentum_buf, size_t n,
+                           double lr, double momentum, double weight_decay, int64_t t,
+                           const btrm_optim_pass *pass)
 {
-    for (size_t j = 0; j < len; j++) {
-        float d = g[j] * scale + wd * p[j];
-        if (mode == 2)
-            d = buf[j] * mom + d;
-        if (mode != 0)
-            buf[j] = d;
-        p[j] = p[j] - lr * d;
+    /* torch: the momentum buffer starts as a copy of the first gradient */
+    const sgd_k k = { .scale = pass ? pass->grad_scale : 1.0f, .lr = (float)lr,
+                      .wd = (float)weight_decay, .mom = (float)momentum,
+                      .mode = momentum == 0.0 ? 0 : t <= 1 ? 1 : 2 };
+    const float scale = k.scale;
+    float *buf = k.mode ? momentum_buf : NULL;
+    double acc[SUMSQ_LANES] = { 0 };
+    for (size_t off = 0; off < n; off += PASS_CHUNK) {
+        size_t len = n - off < PASS_CHUNK ? n - off : PASS_CHUNK;
+        if (pass && pass->want_sumsq)
+            lanes_add(acc, grad + off, len, scale);
+        sgd_run(&k, param + off, grad + off, buf ? buf + off : NULL, len);
+        if (pass && pass->param_bf16)
+            btrm_dtype_from_f32(pass->param_bf16 + off, BTRM_DTYPE_BF16, param + off, len);
     }
+    return pass && pass->want_sumsq ? lanes_total(acc) : 0.0;
 }
 
-/* Fixed-size blocks so that -O2 vectorizes, then the tail. */
-BTRM_TARGET_CLONES
-static void sgd_run(float *restrict p, const float *restrict g, float *restrict buf, size_t n,
-                    float scale, float lr, float wd, float mom, int mode)
+void btrm_optim_sgd(float *param, const float *grad, float *momentum_buf, size_t n, double lr,
+                    double momentum, double weight_decay, int64_t t)
 {
-    size_t i = 0;
-    for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK)
-        sgd_span(p + i, g + i, buf ? buf + i : NULL, OPTIM_BLOCK, scale, lr, wd, mom, mode);
-    sgd_span(p + i, g + i, buf ? buf + i : NULL, n - i, scale, lr, wd, mom, mode);
-}
-
-void btrm_optim_sgd_scaled(float *restrict param, const float *restrict grad, float grad_scale,
-                           float *restrict momentum_buf, size_t n, double lr, double momentum,
-                           double weight_decay, int64_t t)
-{
-    const float lrf = (float)lr, wd = (float)weight_decay, mom = (float)momentum;
-    if (momentum == 0.0)
-        sgd_run(param, grad, NULL, n, grad_scale, lrf, wd, mom, 0);
-    else if (t <= 1) /* torch: the buffer starts as a copy of the first gradient */
-        sgd_run(param, grad, momentum_buf, n, grad_scale, lrf, wd, mom, 1);
-    else
-        sgd_run(param, grad, momentum_buf, n, grad_scale, lrf, wd, mom, 2);
-}
-
-void btrm_optim_sgd(float *restrict param, const float *restrict grad,
-                    float *restrict momentum_buf, size_t n, double lr, double momentum,
-                    double weight_decay, int64_t t)
-{
-    btrm_optim_sgd_scaled(param, grad, 1.0f, momentum_buf, n, lr, momentum, weight_decay, t);
+    btrm_optim_sgd_pass(param, grad, momentum_buf, n, lr, momentum, weight_decay, t, NULL);
 }
 
 static void adamw_step(const btrm_optim_hparams *hp, int64_t t, float *param,
@@ -203,9 +251,10 @@ const btrm_optim_ops *btrm_optim_lookup(int type)
 }
 
 /* Sum of squares in double over SUMSQ_LANES partial sums (lanes_total's
- * order): a fixed order (deterministic), not serialised on one addition
- * chain. With SSE2 the lanes live in vector registers (2 doubles each);
- * elsewhere the same lanes are plain doubles, so both give the same bits. */
+ * order, as the optimizer passes compute it): a fixed order (deterministic),
+ * not serialised on one addition chain. With SSE2 the lanes live in vector
+ * registers (2 doubles each); elsewhere the same lanes are plain doubles, so
+ * both give the same bits. */
 double btrm_optim_sumsq(const float *x, size_t n)
 {
     double acc[SUMSQ_LANES] = { 0 };

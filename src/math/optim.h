@@ -15,25 +15,34 @@ void btrm_optim_adamw(float *param, const float *grad, float *exp_avg,
                       float *exp_avg_sq, size_t n, double lr, double beta1,
                       double beta2, double eps, double weight_decay, int64_t t);
 
-/* The same with the gradient multiplied by grad_scale first (a float
- * multiply per element: the clipping coefficient), in the same pass; with
- * want_sumsq, also returns the sum of squares of the scaled gradient
- * (btrm_optim_sumsq's bits) from that pass. The update runs vectorised for
- * the CPU it runs on (baseline, AVX2 or AVX-512, picked at load time) and
- * gives the same bits on each. */
-double btrm_optim_adamw_scaled(float *param, const float *grad, float grad_scale,
-                               float *exp_avg, float *exp_avg_sq, size_t n, double lr,
-                               double beta1, double beta2, double eps, double weight_decay,
-                               int64_t t, int want_sumsq);
-
 /* torch.optim.SGD (dampening 0, no Nesterov), step t >= 1:
  *   g += wd p;  buf = g (t = 1) else momentum buf + g;  p -= lr buf
  * (buf is used only when momentum != 0). */
 void btrm_optim_sgd(float *param, const float *grad, float *momentum_buf, size_t n,
                     double lr, double momentum, double weight_decay, int64_t t);
-void btrm_optim_sgd_scaled(float *param, const float *grad, float grad_scale,
-                           float *momentum_buf, size_t n, double lr, double momentum,
-                           double weight_decay, int64_t t);
+
+/* What an optimizer pass does besides the update, in the same pass over
+ * memory (the arrays are walked in cache-sized chunks). */
+typedef struct btrm_optim_pass {
+    float grad_scale;      /* the gradient is multiplied by it first (the clipping
+                            * coefficient; a float multiply per element), 1 = none */
+    int want_sumsq;        /* return the scaled gradient's sum of squares
+                            * (btrm_optim_sumsq's bits) */
+    uint16_t *param_bf16;  /* NULL, or [n]: the updated parameters rounded to bf16
+                            * (btrm_float_to_bf16), for bf16 GEMMs */
+} btrm_optim_pass;
+
+/* btrm_optim_adamw / btrm_optim_sgd with a pass (NULL = the plain update).
+ * The updates run vectorised for the CPU they run on (baseline, AVX2 or
+ * AVX-512, picked at load time) and give the same bits on each. Return the
+ * sum of squares when asked, else 0. */
+double btrm_optim_adamw_pass(float *param, const float *grad, float *exp_avg,
+                             float *exp_avg_sq, size_t n, double lr, double beta1, double beta2,
+                             double eps, double weight_decay, int64_t t,
+                             const btrm_optim_pass *pass);
+double btrm_optim_sgd_pass(float *param, const float *grad, float *momentum_buf, size_t n,
+                           double lr, double momentum, double weight_decay, int64_t t,
+                           const btrm_optim_pass *pass);
 
 /* One step's hyperparameters (optim.* keys; lr already multiplied by the
  * schedule factor). */

@@ -77,6 +77,8 @@ typedef struct trainer {
     float *fused, *grad;       /* fused = [N_STATS loss sums | n_params gradient] */
     float *shard_grad;         /* sharded: [N_STATS (rank 0) | hi - lo] */
     float *exp_avg, *exp_avg_sq; /* [hi - lo] sharded, [n_params] otherwise */
+    uint16_t *params_bf16;     /* train.precision bf16, unsharded: the parameters rounded
+                                * to bf16, written by the optimizer's pass (head.h) */
     int shard;
     int64_t lo, hi;            /* this rank's slice of the flat parameter vector */
     int *counts, *displs;      /* every rank's slice (all-gather) */
@@ -291,6 +293,9 @@ static int alloc_work(trainer *tr)
     tr->ws.grad_overwrite = 1;
     if (!rc)
         rc = setup_reducer(tr);
+    /* bf16 weights kept by the optimizer's pass (unsharded: it updates them all) */
+    if (!rc && cfg->train.precision == BTRM_PREC_BF16 && !tr->shard)
+        rc = BTRM_MALLOC(tr->params_bf16, tr->head.n_params);
     if (!rc)
         rc = BTRM_MALLOC(tr->x, (size_t)rows * tr->train.dim);
     if (!rc)
@@ -461,7 +466,7 @@ static int train_step(trainer *tr, int *stop)
     /* 5. clip by the global norm, schedule, update (the slice or everything).
      * Without clipping, AdamW's pass also gives the norm (logged, and checked
      * after the update: a non-finite one still ends the run). */
-    int norm_after = cfg->optim.grad_clip <= 0.0 && cfg->optim.type == BTRM_OPTIM_ADAMW;
+    int norm_after = cfg->optim.grad_clip <= 0.0;
     double sumsq = norm_after ? 0.0 : btrm_optim_sumsq(grad, update_n), coef = 1.0;
     if (!norm_after) {
         if (tr->shard && (rc = btrm_comm_allreduce_sum_f64(c, &sumsq, 1)))
@@ -473,21 +478,22 @@ static int train_step(trainer *tr, int *stop)
     double lr = cfg->optim.lr * btrm_sched_factor(cfg->optim.schedule, tr->step,
                                                   cfg->optim.warmup_steps, tr->total_steps);
     float *params = tr->params + (tr->shard ? tr->lo : 0);
-    if (cfg->optim.type == BTRM_OPTIM_ADAMW) {
-        double s2 = btrm_optim_adamw_scaled(params, grad, (float)coef, tr->exp_avg,
-                                            tr->exp_avg_sq, update_n, lr, cfg->optim.betas[0],
-                                            cfg->optim.betas[1], cfg->optim.eps,
-                                            cfg->optim.weight_decay, tr->step + 1, norm_after);
-        if (norm_after) {
-            sumsq = s2;
-            if (tr->shard && (rc = btrm_comm_allreduce_sum_f64(c, &sumsq, 1)))
-                return rc;
-            if ((rc = check_norm(tr, sumsq)))
-                return rc;
-        }
-    } else {
-        btrm_optim_sgd_scaled(params, grad, (float)coef, tr->exp_avg, update_n, lr,
-                              cfg->optim.momentum, cfg->optim.weight_decay, tr->step + 1);
+    btrm_optim_pass pass = { .grad_scale = (float)coef, .want_sumsq = norm_after,
+                             .param_bf16 = tr->params_bf16 };
+    double s2 = cfg->optim.type == BTRM_OPTIM_ADAMW
+                    ? btrm_optim_adamw_pass(params, grad, tr->exp_avg, tr->exp_avg_sq, update_n,
+                                            lr, cfg->optim.betas[0], cfg->optim.betas[1],
+                                            cfg->optim.eps, cfg->optim.weight_decay,
+                                            tr->step + 1, &pass)
+                    : btrm_optim_sgd_pass(params, grad, tr->exp_avg, update_n, lr,
+                                          cfg->optim.momentum, cfg->optim.weight_decay,
+                                          tr->step + 1, &pass);
+    if (norm_after) {
+        sumsq = s2;
+        if (tr->shard && (rc = btrm_comm_allreduce_sum_f64(c, &sumsq, 1)))
+            return rc;
+        if ((rc = check_norm(tr, sumsq)))
+            return rc;
     }
     double norm = sqrt(sumsq);
     if (tr->shard) {
@@ -902,6 +908,7 @@ static void trainer_free(trainer *tr)
     free(tr->rs_counts);
     free(tr->exp_avg);
     free(tr->exp_avg_sq);
+    free(tr->params_bf16);
     free(tr->x);
     free(tr->dist);
     free(tr->g_diff);
@@ -961,6 +968,10 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
                   (long long)tr.n_pairs, tr.train.dim, (long long)tr.batch,
                   (long long)tr.total_steps, c->size, c->size > 1 ? "s" : "",
                   tr.shard ? ", optimizer sharded" : "");
+    if (tr.params_bf16) { /* from here on the optimizer keeps them in step */
+        btrm_dtype_from_f32(tr.params_bf16, BTRM_DTYPE_BF16, tr.params, tr.head.n_params);
+        tr.ws.params_bf16 = tr.params_bf16;
+    }
     tr.win.t0 = btrm_comm_wtime();
     if (resumed < 0 && cfg->checkpoint.save_initial)
         rc = save_checkpoint(&tr, opts);
