@@ -31,7 +31,7 @@ if ! "$BTRM" --version | grep -q 'bf16 yes'; then
     done_testing
     exit
 fi
-plan 14
+plan 15
 REF="/usr/bin/python3 $BTRM_SRCDIR/tests/train_ref.py"
 run_cmd init.log "$BTRM" train mlp.yaml --set train.steps=0 --set run.out_dir=init
 expect_rc 0 "the initial model (train.steps: 0)"
@@ -73,4 +73,14 @@ done
 run_cmd again.log mpi 2 "$BTRM" train mlp.yaml --set train.precision=bf16 --set run.out_dir=bf16-2b
 pass_if "bf16, same config and rank count twice: bitwise-identical final.h5" \
     cmp -s bf16-2/final.h5 bf16-2b/final.h5
+# resume: the bf16 copy of the weights is remade from the checkpoint's float32
+# parameters, the same rounding the optimizer's pass gives
+run_cmd ck.log "$BTRM" train mlp.yaml --set train.precision=bf16 --set run.out_dir=ck \
+    --set train.steps=40 --set checkpoint.every=20
+cp -r ck ck-cut
+rm ck-cut/checkpoints/step-00000040.h5 ck-cut/final.h5
+run_cmd ck2.log "$BTRM" train mlp.yaml --set train.precision=bf16 --set run.out_dir=ck-cut \
+    --set train.steps=40 --set checkpoint.every=20 --resume auto
+pass_if "bf16: resuming from step 20 ends bitwise identical to the uninterrupted run" \
+    cmp -s ck/final.h5 ck-cut/final.h5
 done_testing
