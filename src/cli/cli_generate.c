@@ -103,7 +103,8 @@ static int generate(btrm_llama_embedder *e, const char *prompt, int steps, int s
         } else {
             if ((rc = btrm_llama_forward(hp, &m->w, &e->ws, seq, &n, 1, h, NULL)))
                 goto fail;
-            btrm_llama_logits(hp, &m->w, &e->ws, h, 1, logits);
+            if ((rc = btrm_llama_logits(hp, &m->w, &e->ws, h, 1, logits)))
+                goto fail;
             next = 0;
             for (int v = 1; v < hp->vocab_size; v++)
                 if (logits[v] > logits[next])

@@ -59,6 +59,12 @@ typedef struct btrm_llama_model {
 int btrm_llama_model_open(btrm_llama_model **m, int format, const char *path,
                           const char *tokenizer_path, int dequantize);
 void btrm_llama_model_close(btrm_llama_model *m); /* NULL: no-op */
+/* embed.precision bf16: each block matrix (q, k, v, o, gate, down, up) stored
+ * as F32 or F16, and with quantized_too also every quantised one, replaced by
+ * an owned bf16 copy (rounded to nearest even from its exact float32 value;
+ * owned_bytes grows); BF16 matrices stay as mapped. The token embedding and
+ * the classifier keep their types. */
+int btrm_llama_model_to_bf16(btrm_llama_model *m, int quantized_too);
 /* The file's content hash, XXH3-128 as 32 lowercase hex digits (the
  * canonical big-endian form xxhsum prints). */
 const char *btrm_llama_model_hash(btrm_llama_model *m);
@@ -68,7 +74,8 @@ const char *btrm_llama_model_hash(btrm_llama_model *m);
  * "PATH[,key=value...]" whose keys override them: pool=last|mean,
  * max_tokens=N (0, or more than the model's context length: that length),
  * bos=0|1, max_batch_tokens=N,
- * dequantize=0|1, threads=N (BLAS threads), tokenizer=PATH (llama2c). */
+ * dequantize=0|1, threads=N (BLAS and oneDNN threads), precision=fp32|bf16
+ * (embed.precision), tokenizer=PATH (llama2c). */
 
 typedef struct btrm_llama_opts {
     char path[BTRM_PATH_MAX];
@@ -79,6 +86,7 @@ typedef struct btrm_llama_opts {
     int max_batch_tokens;
     int dequantize;
     int threads;
+    int precision;       /* BTRM_PREC_FP32 | BTRM_PREC_BF16 (gemm.h) */
 } btrm_llama_opts;
 
 /* The defaults of the embed.* keys (config.c's table). */

@@ -3,6 +3,7 @@
  * and SwiGLU's gate are loops, each one pass over its rows. */
 #include "llama.h"
 
+#include "dtype.h"
 #include "error.h"
 #include "gemm.h"
 
@@ -187,24 +188,32 @@ void btrm_llama_ws_free(btrm_llama_ws *ws)
     free(ws->rope_cos);
     free(ws->rope_sin);
     free(ws->pool);
+    free(ws->x16);
+    free(ws->wbuf16);
     memset(ws, 0, sizeof *ws);
 }
 
 static int max_int(int a, int b) { return a > b ? a : b; }
 
-/* Whether any matrix of w needs dequantising (w NULL: assume so). */
-static int any_quantized(const btrm_llama_hparams *hp, const btrm_llama_weights *w)
+/* Whether any matrix of w is stored in another type than `type` (w NULL:
+ * assume so), i.e. needs dequantising into a work buffer of that type. */
+static int any_other_type(const btrm_llama_hparams *hp, const btrm_llama_weights *w, int type)
 {
     if (!w)
         return 1;
-    int any = w->token_embd.type != BTRM_WT_F32 || w->output.type != BTRM_WT_F32;
+    int any = w->token_embd.type != type || w->output.type != type;
     for (int l = 0; l < hp->n_layers && !any; l++) {
         const btrm_llama_layer *L = &w->layers[l];
         const btrm_llama_matrix *m[7] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3 };
         for (int i = 0; i < 7; i++)
-            any |= m[i]->type != BTRM_WT_F32;
+            any |= m[i]->type != type;
     }
     return any;
+}
+
+static int any_quantized(const btrm_llama_hparams *hp, const btrm_llama_weights *w)
+{
+    return any_other_type(hp, w, BTRM_WT_F32);
 }
 
 int btrm_llama_ws_init(btrm_llama_ws *ws, const btrm_llama_hparams *hp,
@@ -259,26 +268,81 @@ int btrm_llama_ws_init(btrm_llama_ws *ws, const btrm_llama_hparams *hp,
     return 0;
 }
 
+int btrm_llama_ws_set_precision(btrm_llama_ws *ws, const btrm_llama_hparams *hp,
+                                const btrm_llama_weights *w, int precision)
+{
+    int rc = btrm_gemm_supports(precision);
+    if (rc)
+        return rc;
+    ws->precision = precision;
+    if (precision != BTRM_PREC_BF16)
+        return 0;
+    int max_cols = max_int(max_int(hp->dim, hp->hidden_dim), hp->n_heads * hp->head_dim);
+    int max_rows = max_int(max_int(hp->dim, hp->hidden_dim),
+                           max_int(hp->n_heads * hp->head_dim, hp->vocab_size));
+    if (!ws->x16 && (rc = BTRM_MALLOC(ws->x16, (size_t)ws->max_tokens * (size_t)max_cols)))
+        return rc;
+    if (any_other_type(hp, w, BTRM_WT_BF16)) {
+        /* row blocks of non-bf16 weights: dequantised one row at a time into
+         * float32 (wbuf's first row), rounded into wbuf16 */
+        if (ws->wbuf_rows == 0) {
+            ws->wbuf_rows = WBUF_FLOATS / max_cols;
+            ws->wbuf_rows = ws->wbuf_rows < 32 ? 32 : ws->wbuf_rows > max_rows ? max_rows
+                                                                             : ws->wbuf_rows;
+        }
+        if (!ws->wbuf && (rc = BTRM_MALLOC(ws->wbuf, (size_t)max_cols)))
+            return rc;
+        if (!ws->wbuf16 &&
+            (rc = BTRM_MALLOC(ws->wbuf16, (size_t)ws->wbuf_rows * (size_t)max_cols)))
+            return rc;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Kernels */
 
-/* y[N, W.rows] (row stride ldy) = x[N, W.cols] . W^T + beta * y */
-static void matmul(btrm_llama_ws *ws, const float *x, int N, const btrm_llama_matrix *W,
-                   float *y, int ldy, float beta)
+/* y[N, W.rows] (row stride ldy) = x[N, W.cols] . W^T + beta * y. In
+ * precision bf16, x is rounded into ws->x16 unless `same_x` says that the
+ * previous call rounded this x already (q, k, v and gate, up share theirs). */
+static int matmul(btrm_llama_ws *ws, const float *x, int N, const btrm_llama_matrix *W,
+                  float *y, int ldy, float beta, int same_x)
 {
-    if (W->type == BTRM_WT_F32) {
-        (void)btrm_gemm(BTRM_PREC_FP32, 0, 1, N, W->rows, W->cols, 1.0f, x, W->cols,
-                        (const float *)W->data, W->cols, beta, y, ldy);
-        return;
+    int rc = 0;
+    if (ws->precision == BTRM_PREC_BF16) {
+        if (!same_x)
+            btrm_dtype_from_f32(ws->x16, BTRM_DTYPE_BF16, x, (size_t)N * (size_t)W->cols);
+        btrm_gemm_operand ox = { ws->x16, BTRM_DTYPE_BF16, 0, W->cols };
+        if (W->type == BTRM_WT_BF16) {
+            btrm_gemm_operand ow = { W->data, BTRM_DTYPE_BF16, 1, W->cols };
+            return btrm_gemm_ex(BTRM_PREC_BF16, N, W->rows, W->cols, 1.0f, &ox, &ow, beta, y,
+                                ldy);
+        }
+        for (int r0 = 0; r0 < W->rows && !rc; r0 += ws->wbuf_rows) {
+            int nr = W->rows - r0 < ws->wbuf_rows ? W->rows - r0 : ws->wbuf_rows;
+            for (int r = 0; r < nr; r++) { /* one row through float32, exact, then rounded */
+                btrm_llama_dequant_row(W, r0 + r, ws->wbuf);
+                btrm_dtype_from_f32(ws->wbuf16 + (size_t)r * (size_t)W->cols, BTRM_DTYPE_BF16,
+                                    ws->wbuf, (size_t)W->cols);
+            }
+            /* y[:, r0:r0+nr] = x . wbuf16[nr, cols]^T + beta y */
+            btrm_gemm_operand ow = { ws->wbuf16, BTRM_DTYPE_BF16, 1, W->cols };
+            rc = btrm_gemm_ex(BTRM_PREC_BF16, N, nr, W->cols, 1.0f, &ox, &ow, beta, y + r0, ldy);
+        }
+        return rc;
     }
-    for (int r0 = 0; r0 < W->rows; r0 += ws->wbuf_rows) {
+    if (W->type == BTRM_WT_F32)
+        return btrm_gemm(BTRM_PREC_FP32, 0, 1, N, W->rows, W->cols, 1.0f, x, W->cols,
+                         (const float *)W->data, W->cols, beta, y, ldy);
+    for (int r0 = 0; r0 < W->rows && !rc; r0 += ws->wbuf_rows) {
         int nr = W->rows - r0 < ws->wbuf_rows ? W->rows - r0 : ws->wbuf_rows;
         for (int r = 0; r < nr; r++)
             btrm_llama_dequant_row(W, r0 + r, ws->wbuf + (size_t)r * (size_t)W->cols);
         /* y[:, r0:r0+nr] = x . wbuf[nr, cols]^T + beta y */
-        (void)btrm_gemm(BTRM_PREC_FP32, 0, 1, N, nr, W->cols, 1.0f, x, W->cols, ws->wbuf,
-                        W->cols, beta, y + r0, ldy);
+        rc = btrm_gemm(BTRM_PREC_FP32, 0, 1, N, nr, W->cols, 1.0f, x, W->cols, ws->wbuf,
+                       W->cols, beta, y + r0, ldy);
     }
+    return rc;
 }
 
 /* out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight, rows of width dim */
@@ -318,8 +382,8 @@ static void rope(const btrm_llama_ws *ws, float *x, int T, int n_heads, int hd)
 
 /* Causal attention of one sequence of T tokens: q [T, q_dim], k, v
  * [T, kv_dim] (rows of the batch buffers), into att [T, q_dim]. */
-static void attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const float *q,
-                      const float *k, const float *v, float *att, int T)
+static int attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const float *q,
+                     const float *k, const float *v, float *att, int T)
 {
     int hd = hp->head_dim, q_dim = hp->n_heads * hd, kv_dim = hp->n_kv_heads * hd;
     int group = hp->n_heads / hp->n_kv_heads;
@@ -332,8 +396,10 @@ static void attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const flo
             int keys = i0 + nb; /* queries i0..i0+nb-1 see keys 0..i */
             float *S = ws->scores;
             /* S[nb, keys] = scale * q_h[i0:i0+nb] . k_g[0:keys]^T */
-            (void)btrm_gemm(BTRM_PREC_FP32, 0, 1, nb, keys, hd, scale, qh + (size_t)i0 * q_dim,
-                            q_dim, kg, kv_dim, 0.0f, S, keys);
+            int rc = btrm_gemm(BTRM_PREC_FP32, 0, 1, nb, keys, hd, scale,
+                               qh + (size_t)i0 * q_dim, q_dim, kg, kv_dim, 0.0f, S, keys);
+            if (rc)
+                return rc;
             for (int r = 0; r < nb; r++) {
                 float *row = S + (size_t)r * keys;
                 int n_keep = i0 + r + 1;
@@ -352,10 +418,13 @@ static void attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const flo
                     row[j] = 0.0f;
             }
             /* att_h[i0:i0+nb] = S[nb, keys] . v_g[0:keys] */
-            (void)btrm_gemm(BTRM_PREC_FP32, 0, 0, nb, hd, keys, 1.0f, S, keys, vg, kv_dim, 0.0f,
-                            att + (size_t)i0 * q_dim + (size_t)h * hd, q_dim);
+            rc = btrm_gemm(BTRM_PREC_FP32, 0, 0, nb, hd, keys, 1.0f, S, keys, vg, kv_dim, 0.0f,
+                           att + (size_t)i0 * q_dim + (size_t)h * hd, q_dim);
+            if (rc)
+                return rc;
         }
     }
+    return 0;
 }
 
 double btrm_llama_flops(const btrm_llama_hparams *hp, const int *lens, int n_seqs)
@@ -396,6 +465,7 @@ int btrm_llama_forward(const btrm_llama_hparams *hp, const btrm_llama_weights *w
         return 0;
     const int dim = hp->dim, hidden = hp->hidden_dim, hd = hp->head_dim;
     const int q_dim = hp->n_heads * hd, kv_dim = hp->n_kv_heads * hd;
+    int rc;
 
     /* x[N, dim] = token embeddings */
     for (int t = 0; t < N; t++)
@@ -405,29 +475,35 @@ int btrm_llama_forward(const btrm_llama_hparams *hp, const btrm_llama_weights *w
         const btrm_llama_layer *L = &w->layers[l];
         rmsnorm(ws->xb, ws->x, L->attn_norm, N, dim, hp->norm_eps);
         /* q[N, q_dim] = xb Wq^T; k, v [N, kv_dim] = xb Wk^T, xb Wv^T */
-        matmul(ws, ws->xb, N, &L->wq, ws->q, q_dim, 0.0f);
-        matmul(ws, ws->xb, N, &L->wk, ws->k, kv_dim, 0.0f);
-        matmul(ws, ws->xb, N, &L->wv, ws->v, kv_dim, 0.0f);
+        if ((rc = matmul(ws, ws->xb, N, &L->wq, ws->q, q_dim, 0.0f, 0)) ||
+            (rc = matmul(ws, ws->xb, N, &L->wk, ws->k, kv_dim, 0.0f, 1)) ||
+            (rc = matmul(ws, ws->xb, N, &L->wv, ws->v, kv_dim, 0.0f, 1)))
+            return rc;
         for (int s = 0, off = 0; s < n_seqs; off += lens[s], s++) {
             rope(ws, ws->q + (size_t)off * q_dim, lens[s], hp->n_heads, hd);
             rope(ws, ws->k + (size_t)off * kv_dim, lens[s], hp->n_kv_heads, hd);
-            attention(ws, hp, ws->q + (size_t)off * q_dim, ws->k + (size_t)off * kv_dim,
-                      ws->v + (size_t)off * kv_dim, ws->att + (size_t)off * q_dim, lens[s]);
+            if ((rc = attention(ws, hp, ws->q + (size_t)off * q_dim,
+                                ws->k + (size_t)off * kv_dim, ws->v + (size_t)off * kv_dim,
+                                ws->att + (size_t)off * q_dim, lens[s])))
+                return rc;
         }
         /* x[N, dim] += att Wo^T */
-        matmul(ws, ws->att, N, &L->wo, ws->x, dim, 1.0f);
+        if ((rc = matmul(ws, ws->att, N, &L->wo, ws->x, dim, 1.0f, 0)))
+            return rc;
 
         rmsnorm(ws->xb, ws->x, L->ffn_norm, N, dim, hp->norm_eps);
         /* hb = xb W1^T (gate), hb2 = xb W3^T (up), hb = silu(hb) * hb2 */
-        matmul(ws, ws->xb, N, &L->w1, ws->hb, hidden, 0.0f);
-        matmul(ws, ws->xb, N, &L->w3, ws->hb2, hidden, 0.0f);
+        if ((rc = matmul(ws, ws->xb, N, &L->w1, ws->hb, hidden, 0.0f, 0)) ||
+            (rc = matmul(ws, ws->xb, N, &L->w3, ws->hb2, hidden, 0.0f, 1)))
+            return rc;
         size_t nh = (size_t)N * (size_t)hidden;
         for (size_t i = 0; i < nh; i++) {
             float z = ws->hb[i];
             ws->hb[i] = z / (1.0f + expf(-z)) * ws->hb2[i];
         }
         /* x += hb W2^T */
-        matmul(ws, ws->hb, N, &L->w2, ws->x, dim, 1.0f);
+        if ((rc = matmul(ws, ws->hb, N, &L->w2, ws->x, dim, 1.0f, 0)))
+            return rc;
     }
 
     /* h = RMSNorm(x) * output_norm, pooled per sequence */
@@ -451,9 +527,9 @@ int btrm_llama_forward(const btrm_llama_hparams *hp, const btrm_llama_weights *w
     return 0;
 }
 
-void btrm_llama_logits(const btrm_llama_hparams *hp, const btrm_llama_weights *w,
-                       btrm_llama_ws *ws, const float *h, int rows, float *logits)
+int btrm_llama_logits(const btrm_llama_hparams *hp, const btrm_llama_weights *w,
+                      btrm_llama_ws *ws, const float *h, int rows, float *logits)
 {
     /* logits[rows, vocab] = h[rows, dim] Wout^T */
-    matmul(ws, h, rows, &w->output, logits, hp->vocab_size, 0.0f);
+    return matmul(ws, h, rows, &w->output, logits, hp->vocab_size, 0.0f, 0);
 }

@@ -17,10 +17,11 @@
  * then h = RMSNorm(x) * output_norm, logits = h Wout^T.
  *
  * Prefill works on a batch of whole sequences at once: every linear layer is
- * one cblas_sgemm over all the batch's tokens [N, dim] (weights stored as
+ * one btrm_gemm over all the batch's tokens [N, dim] (weights stored as
  * F16/BF16/Q8_0 are dequantised one block of rows at a time into a float32
- * scratch, then sgemm), attention is done per sequence and head with sgemm
- * on causal row blocks. A sequence's result does not depend on the other
+ * scratch, then multiplied; in precision bf16, bf16 weights are multiplied
+ * as they are and others dequantised into bf16 blocks), attention is done
+ * per sequence and head with float32 products on causal row blocks. A sequence's result does not depend on the other
  * sequences of its batch except through BLAS's blocking (in practice it is
  * bitwise the same; the tests check 1e-6). */
 #ifndef BTRM_LLAMA_H
@@ -96,11 +97,24 @@ typedef struct btrm_llama_ws {
     double *pool;            /* [dim] the mean's accumulator */
     int rope_dim, rope_half;
     double flops;            /* floating-point operations since init (counted) */
+    /* embed.precision (btrm_llama_ws_set_precision): BTRM_PREC_FP32, or
+     * BTRM_PREC_BF16: the linear layers multiply bf16 weights by bf16-rounded
+     * activations, accumulating in float32 (attention stays float32) */
+    int precision;
+    uint16_t *x16;           /* bf16: a linear layer's input rounded once [max_tokens, max cols] */
+    uint16_t *wbuf16;        /* bf16: row blocks of a non-bf16 weight, rounded [wbuf_rows, max cols] */
 } btrm_llama_ws;
 
 int btrm_llama_ws_init(btrm_llama_ws *ws, const btrm_llama_hparams *hp,
                        const btrm_llama_weights *w, int max_tokens, int max_seq);
 void btrm_llama_ws_free(btrm_llama_ws *ws); /* zeroed or NULL: no-op */
+/* Sets the precision of the linear layers' products (gemm.h): with
+ * BTRM_PREC_BF16, bf16 weights (BTRM_WT_BF16) are multiplied as they are and
+ * any other weight is dequantised row block by row block into bf16 as it is
+ * used; activations are rounded to bf16 once per layer input. 0, BTRM_EUSAGE
+ * (this build has no bf16 GEMM) or BTRM_ENOMEM. */
+int btrm_llama_ws_set_precision(btrm_llama_ws *ws, const btrm_llama_hparams *hp,
+                                const btrm_llama_weights *w, int precision);
 
 /* Forward of n_seqs sequences, their token ids back to back in ids
  * (lens[s] tokens each, sum <= ws->max_tokens, each in [1, ws->max_seq],
@@ -115,9 +129,9 @@ int btrm_llama_forward(const btrm_llama_hparams *hp, const btrm_llama_weights *w
                        float *last, float *mean);
 
 /* logits[rows, vocab] = h[rows, dim] Wout^T, h from btrm_llama_forward
- * (rows <= ws->max_tokens). */
-void btrm_llama_logits(const btrm_llama_hparams *hp, const btrm_llama_weights *w,
-                       btrm_llama_ws *ws, const float *h, int rows, float *logits);
+ * (rows <= ws->max_tokens). 0, or a GEMM's error. */
+int btrm_llama_logits(const btrm_llama_hparams *hp, const btrm_llama_weights *w,
+                      btrm_llama_ws *ws, const float *h, int rows, float *logits);
 
 /* Floating-point operations of one forward over sequences of these lengths
  * (linear layers 2*N*in*out, attention 2*2*hd per (query, key) pair kept by
