@@ -27,7 +27,8 @@
  *        [--precision fp32|bf16] [--features f32|f16|bf16] [--clip]
  * --precision is train.precision; --features the type of the feature table
  * (a pair store's /features, kept as stored in memory). As in train.c, an mlp
- * head in bf16 gathers its rows as bf16 (they are only a GEMM input). 
+ * head in bf16 gathers its rows as bf16 (they are only a GEMM input), and a
+ * linear head reads bf16 features as bf16 rows. 
  * --clock cpu times with this thread's CPU time (CLOCK_THREAD_CPUTIME_ID):
  * on a shared machine it leaves out the time other processes held the core
  * (valid with --threads 1, where OpenBLAS computes in the calling thread). */
@@ -191,8 +192,10 @@ int main(int argc, char **argv)
         return 1;
     }
     ws.grad_overwrite = 1;
-    const int x_dtype = precision == BTRM_PREC_BF16 && kind == BTRM_HEAD_MLP ? BTRM_DTYPE_BF16
-                                                                             : BTRM_DTYPE_F32;
+    /* as train.c: bf16 rows for an mlp in bf16, or a linear head on bf16 features */
+    const int x_dtype = (precision == BTRM_PREC_BF16 && kind == BTRM_HEAD_MLP) ||
+                                (kind == BTRM_HEAD_LINEAR && table_dtype == BTRM_DTYPE_BF16)
+                            ? BTRM_DTYPE_BF16 : BTRM_DTYPE_F32;
     const size_t telem = btrm_dtype_size(table_dtype), xelem = btrm_dtype_size(x_dtype);
     float *table = xmalloc((size_t)table_rows * dim * sizeof(float));
     uint64_t s = 42;

@@ -1,6 +1,7 @@
 /* test-head.c: linear and mlp heads against an independent double-precision
  * reference (plain loops) and against central finite differences of the
  * float forward; init, accumulation, out.bias exactness, close-pair numerics. */
+#include "dtype.h"
 #include "head.h"
 #include "error.h"
 #include "rng.h"
@@ -582,9 +583,63 @@ static void test_regions(void)
     btrm_head_ws_free(&ws);
 }
 
+/* A linear head fed bf16 rows (bf16 features read as stored) against the same
+ * rows widened to float32: rewards and distances to float rounding (other
+ * summation orders), the gradient bitwise (the same operations per element). */
+static void test_linear_bf16(void)
+{
+    const int D = 203, n = 5, rows = 2 * n; /* D: not a multiple of any lane count */
+    btrm_head hd;
+    btrm_head_ws w32, w16;
+    btrm_head_init(&hd, BTRM_HEAD_LINEAR, BTRM_ACT_GELU, D, NULL, 0);
+    btrm_head_ws_init(&w32, &hd, rows);
+    btrm_head_ws_init(&w16, &hd, rows);
+    const size_t P = hd.n_params;
+    float *p = malloc(sizeof(float) * P), *x = malloc(sizeof(float) * rows * D);
+    uint16_t *x16 = malloc(sizeof(uint16_t) * rows * D);
+    float *g32 = calloc(P, sizeof(float)), *g16 = calloc(P, sizeof(float));
+    float gd[5], d32[5], d16[5];
+    btrm_rng rng;
+    btrm_rng_seed(&rng, 91, 1);
+    btrm_head_init_params(&hd, p, 5);
+    fill_normal(&rng, x, (size_t)rows * D, 1.0);
+    btrm_dtype_from_f32(x16, BTRM_DTYPE_BF16, x, (size_t)rows * D);
+    btrm_dtype_to_f32(x, x16, BTRM_DTYPE_BF16, (size_t)rows * D); /* the same values */
+    fill_normal(&rng, gd, n, 0.5);
+    int rc = btrm_head_forward(&hd, p, x, rows, &w32);
+    rc |= btrm_head_forward_typed(&hd, p, x16, BTRM_DTYPE_BF16, rows, &w16);
+    double rerr = 0, derr = 0;
+    for (int r = 0; r < rows; r++)
+        rerr = fmax(rerr, fabs(w16.reward[r] - w32.reward[r]) / fmax(fabs(w32.reward[r]), 1e-3));
+    btrm_head_pair_distance(&hd, &w32, x, n, d32);
+    btrm_head_pair_distance(&hd, &w16, x16, n, d16);
+    for (int i = 0; i < n; i++)
+        derr = fmax(derr, fabs(d16[i] - d32[i]) / d32[i]);
+    rc |= btrm_head_pair_backward(&hd, p, x, n, gd, NULL, &w32, g32);
+    rc |= btrm_head_pair_backward_typed(&hd, p, x16, BTRM_DTYPE_BF16, n, gd, NULL, &w16, g16);
+    ok(rc == 0 && rerr < 1e-5 && derr < 1e-6,
+       "linear head on bf16 rows: rewards (rel %.1e) and distances (rel %.1e) as on their "
+       "float32 values", rerr, derr);
+    ok(rc == 0 && !memcmp(g16, g32, sizeof(float) * P),
+       "linear head on bf16 rows: the gradient is bitwise that of their float32 values");
+    btrm_head mlp;
+    const int hidden = 4;
+    btrm_head_init(&mlp, BTRM_HEAD_MLP, BTRM_ACT_GELU, D, &hidden, 1);
+    btrm_head_ws wm;
+    btrm_head_ws_init(&wm, &mlp, rows);
+    float *pm = calloc(mlp.n_params, sizeof(float));
+    rc = btrm_head_forward_typed(&mlp, pm, x16, BTRM_DTYPE_BF16, rows, &wm);
+    ok(rc == BTRM_EUSAGE, "an mlp head in fp32 refuses bf16 rows (%s)", btrm_error_msg());
+    free(pm);
+    btrm_head_ws_free(&wm);
+    free(p), free(x), free(x16), free(g32), free(g16);
+    btrm_head_ws_free(&w32);
+    btrm_head_ws_free(&w16);
+}
+
 int main(void)
 {
-    plan(57);
+    plan(60);
     test_layout();
     test_init();
     test_activations();
@@ -597,5 +652,6 @@ int main(void)
     test_backward_properties();
     test_close_pairs();
     test_regions();
+    test_linear_bf16();
     return done_testing();
 }

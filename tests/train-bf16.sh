@@ -23,15 +23,48 @@ loss: {type: normbt}
 optim: {type: adamw, lr: 0.001, schedule: cosine, warmup_steps: 10, grad_clip: 1.0}
 train: {global_batch: all, steps: 200, log_every: 50}
 YAML
+# a linear head on bfloat16 features reads them as stored (no oneDNN needed):
+# the same training as on a float32 store of the same values, on 1 and 2 ranks
+"$BTRM" synth lin16.h5 --pairs 600 --dim 40 --seed 6 --features-dtype bf16 >>synth.log 2>&1
+/usr/bin/python3 - <<'PY'
+import shutil, h5py, numpy as np
+shutil.copyfile("lin16.h5", "lin32.h5")
+with h5py.File("lin32.h5", "r+") as f:
+    x = f["features"][()]          # bfloat16 read as float32: exact
+    attrs = dict(f["features"].attrs)
+    del f["features"]
+    d = f.create_dataset("features", data=x.astype(np.float32))
+    for k, v in attrs.items():
+        d.attrs[k] = v
+PY
+cat > lin.yaml <<YAML
+run: {name: lin16, seed: 3}
+model: {head: linear}
+loss: {type: normbt}
+optim: {type: adamw, lr: 0.003}
+train: {global_batch: 64, steps: 100, log_every: 50}
+YAML
+linear_bf16_features() {
+    run_cmd lin16.log "$BTRM" train lin.yaml --set data.train=lin16.h5 --set run.out_dir=lin16
+    run_cmd lin32.log "$BTRM" train lin.yaml --set data.train=lin32.h5 --set run.out_dir=lin32
+    run_cmd lin16-2.log mpi 2 "$BTRM" train lin.yaml --set data.train=lin16.h5 --set run.out_dir=lin16-2
+    d=$(/usr/bin/python3 "$BTRM_SRCDIR/tests/h5tool.py" reldiff lin32/final.h5 lin16/final.h5)
+    pass_if "linear head: bf16 features as stored train as their float32 values ($d <= 1e-5)" \
+        awk "BEGIN{exit !($d <= 1e-5)}"
+    d=$(/usr/bin/python3 "$BTRM_SRCDIR/tests/h5tool.py" reldiff lin16/final.h5 lin16-2/final.h5)
+    pass_if "linear head on bf16 features: 1 vs 2 ranks ($d <= 1e-5)" awk "BEGIN{exit !($d <= 1e-5)}"
+}
 if ! "$BTRM" --version | grep -q 'bf16 yes'; then
-    plan 2
+    plan 4
+    linear_bf16_features
     run_cmd nodnnl.log "$BTRM" train mlp.yaml --set train.precision=bf16 --set run.out_dir=nodnnl
     expect_rc 2 "train.precision: bf16 without oneDNN is a config error"
     expect_grep 'train.precision: bf16: .*oneDNN' nodnnl.log "the error names the key and oneDNN"
     done_testing
     exit
 fi
-plan 15
+plan 17
+linear_bf16_features
 REF="/usr/bin/python3 $BTRM_SRCDIR/tests/train_ref.py"
 run_cmd init.log "$BTRM" train mlp.yaml --set train.steps=0 --set run.out_dir=init
 expect_rc 0 "the initial model (train.steps: 0)"

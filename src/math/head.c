@@ -12,9 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 
 int btrm_head_init(btrm_head *head, int kind, int activation, int dim,
@@ -366,6 +363,181 @@ static void activate_all(int activation, const float *z, float *a, size_t len)
     }
 }
 
+/* Rows of the representation h: float32, or (a linear head fed bf16
+ * features) bf16, widened exactly as they are read. The kernels below are
+ * written once over both (constant flag, inlined) and compiled per ISA
+ * (BTRM_TARGET_CLONES); lanes and orders are fixed, so every clone gives the
+ * same bits. */
+#define KERNEL static inline __attribute__((always_inline))
+
+KERNEL float rep_at(const void *h, size_t k, int bf16)
+{
+    return bf16 ? btrm_bf16_to_float(((const uint16_t *)h)[k]) : ((const float *)h)[k];
+}
+
+#if defined(__GNUC__)
+/* 8 and 16 lanes in vector types: one AVX-512 register per v8d/v16f in that
+ * clone, several narrower ones in the others, the same lane arithmetic */
+typedef double v8d __attribute__((vector_size(64)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v16f __attribute__((vector_size(64)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+typedef uint32_t v16u __attribute__((vector_size(64)));
+typedef uint16_t v16h __attribute__((vector_size(32)));
+
+KERNEL v8d load8d(const void *h, size_t k) /* 8 floats as doubles */
+{
+    v8f f;
+    memcpy(&f, (const float *)h + k, sizeof f);
+    return __builtin_convertvector(f, v8d);
+}
+
+KERNEL v16f load16f(const void *h, size_t k, int bf16)
+{
+    v16f f;
+    if (bf16) {
+        v16h x;
+        memcpy(&x, (const uint16_t *)h + k, sizeof x);
+        f = (v16f)(__builtin_convertvector(x, v16u) << 16);
+    } else {
+        memcpy(&f, (const float *)h + k, sizeof f);
+    }
+    return f;
+}
+#endif
+
+/* sum_k (a[k] - b[k])^2 in double over DIST_LANES partial sums, lane = k mod
+ * DIST_LANES (bf16 rows: see below), added pairwise at the end: a fixed order
+ * (deterministic), not one serial addition chain; (double)a - (double)b is
+ * exact for floats. */
+enum { DIST_LANES = 8 };
+KERNEL double sq_dist_t(const void *a, const void *b, size_t len, int bf16)
+{
+    double acc[DIST_LANES] = { 0 };
+    size_t k = 0;
+#if defined(__GNUC__)
+    v8d s = { 0 };
+    if (bf16) {
+        /* 16 bf16 values as 8 words: the low halves (even k) and high halves
+         * (odd k) become floats by a shift and a mask, no lane shuffles; lane
+         * j sums k = 16i + 2j in s and k = 16i + 2j + 1 in s_odd, which are
+         * added lane by lane after the loop */
+        v8d s_odd = { 0 };
+        for (; k + 2 * DIST_LANES <= len; k += 2 * DIST_LANES) {
+            v8u wa, wb;
+            memcpy(&wa, (const uint16_t *)a + k, sizeof wa);
+            memcpy(&wb, (const uint16_t *)b + k, sizeof wb);
+            v8d de = __builtin_convertvector((v8f)(wa << 16), v8d) -
+                     __builtin_convertvector((v8f)(wb << 16), v8d);
+            v8d dodd = __builtin_convertvector((v8f)(wa & 0xffff0000u), v8d) -
+                       __builtin_convertvector((v8f)(wb & 0xffff0000u), v8d);
+            s += de * de;
+            s_odd += dodd * dodd;
+        }
+        s += s_odd;
+    } else {
+        for (; k + DIST_LANES <= len; k += DIST_LANES) {
+            v8d d = load8d(a, k) - load8d(b, k);
+            s += d * d;
+        }
+    }
+    memcpy(acc, &s, sizeof acc);
+#endif
+    for (int j = 0; k < len; k++, j++) { /* fewer than 2 DIST_LANES left */
+        double d = (double)rep_at(a, k, bf16) - (double)rep_at(b, k, bf16);
+        acc[j % DIST_LANES] += d * d;
+    }
+    for (int w = DIST_LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            acc[j] += acc[j + w];
+    return acc[0];
+}
+
+BTRM_TARGET_CLONES
+static void pair_distances(const void *h, int bf16, int n, size_t R, float *dist)
+{
+    const size_t elem = bf16 ? 2 : 4;
+    const unsigned char *base = h;
+    for (int i = 0; i < n; i++) {
+        const void *hc = base + (size_t)i * R * elem, *hr = base + (size_t)(n + i) * R * elem;
+        dist[i] = (float)sqrt(bf16 ? sq_dist_t(hc, hr, R, 1) : sq_dist_t(hc, hr, R, 0));
+    }
+}
+
+void btrm_head_pair_distance(const btrm_head *head, const btrm_head_ws *ws, const void *x,
+                             int n_pairs, float *dist)
+{
+    int bf16 = head->n_layers == 1 && ws->x_dtype == BTRM_DTYPE_BF16;
+    const void *h = head->n_layers == 1 ? x : ws->act[head->n_layers - 2];
+    pair_distances(h, bf16, n_pairs, (size_t)head->rep_dim, dist);
+}
+
+/* reward[r] = b + sum_k x[r, k] w[k] for bf16 rows x (a linear head on bf16
+ * features): float products and sums over DOT_LANES lanes (lane = k mod
+ * DOT_LANES), added pairwise, then b. */
+enum { DOT_LANES = 16 };
+BTRM_TARGET_CLONES
+static void linear_bf16(const uint16_t *x, int rows, int D, const float *restrict w, float b,
+                        float *restrict reward)
+{
+    for (int r = 0; r < rows; r++) {
+        const uint16_t *xr = x + (size_t)r * D;
+        float acc[DOT_LANES] = { 0 };
+        int k = 0;
+#if defined(__GNUC__)
+        v16f s = { 0 };
+        for (; k + DOT_LANES <= D; k += DOT_LANES) {
+            v16f wv;
+            memcpy(&wv, w + k, sizeof wv);
+            s += load16f(xr, (size_t)k, 1) * wv;
+        }
+        memcpy(acc, &s, sizeof acc);
+#endif
+        for (int j = 0; k < D; k++, j++)
+            acc[j] += btrm_bf16_to_float(xr[k]) * w[k];
+        for (int h = DOT_LANES / 2; h > 0; h /= 2)
+            for (int j = 0; j < h; j++)
+                acc[j] += acc[j + h];
+        reward[r] = acc[0] + b;
+    }
+}
+
+/* gw[R] += sum_i g_i (h_c,i + sign h_r,i), sign = -1 or +1, one pair at a
+ * time in pair order (deterministic): one pass over the rows, no [n, R]
+ * scratch matrix. Blocks of AXPY_BLOCK let the compiler vectorize. */
+enum { AXPY_BLOCK = 16 };
+KERNEL void pair_accumulate_t(const void *h, int n, int R, const float *g, float sign,
+                              float *restrict gw, int bf16)
+{
+    const size_t elem = bf16 ? 2 : 4;
+    const unsigned char *base = h;
+    for (int i = 0; i < n; i++) {
+        const void *hc = base + (size_t)i * R * elem, *hr = base + (size_t)(n + i) * R * elem;
+        const float gi = g[i];
+        int k = 0;
+#if defined(__GNUC__)
+        for (; k + AXPY_BLOCK <= R; k += AXPY_BLOCK) {
+            v16f acc;
+            memcpy(&acc, gw + k, sizeof acc);
+            acc += gi * (load16f(hc, (size_t)k, bf16) + sign * load16f(hr, (size_t)k, bf16));
+            memcpy(gw + k, &acc, sizeof acc);
+        }
+#endif
+        for (; k < R; k++)
+            gw[k] += gi * (rep_at(hc, (size_t)k, bf16) + sign * rep_at(hr, (size_t)k, bf16));
+    }
+}
+
+BTRM_TARGET_CLONES
+static void pair_accumulate(const void *h, int bf16, int n, int R, const float *g, float sign,
+                            float *restrict gw)
+{
+    if (bf16)
+        pair_accumulate_t(h, n, R, g, sign, gw, 1);
+    else
+        pair_accumulate_t(h, n, R, g, sign, gw, 0);
+}
+
 /* The GEMM operand of hidden layer l's input [rows, width[l]]: x (layer 0)
  * or act[l - 1]; in precision bf16 rounded once into in_bf16[l] (unless x
  * already is bf16), so that the forward product and the weight gradient use
@@ -400,10 +572,10 @@ static int check_input(const btrm_head *head, const btrm_head_ws *ws, int x_dtyp
 {
     if (x_dtype == BTRM_DTYPE_F32)
         return 0;
-    if (x_dtype == BTRM_DTYPE_BF16 && head->n_layers > 1 && ws->precision == BTRM_PREC_BF16)
+    if (x_dtype == BTRM_DTYPE_BF16 && (head->n_layers == 1 || ws->precision == BTRM_PREC_BF16))
         return 0;
-    return btrm_error_set(BTRM_EUSAGE, "head input of type %s: only an mlp head in precision "
-                          "bf16 takes inputs that are not f32", btrm_dtype_name(x_dtype));
+    return btrm_error_set(BTRM_EUSAGE, "head input of type %s: only a linear head, or an mlp "
+                          "head in precision bf16, takes bf16 rows", btrm_dtype_name(x_dtype));
 }
 
 int btrm_head_forward_typed(const btrm_head *head, const float *params, const void *x,
@@ -429,8 +601,14 @@ int btrm_head_forward_typed(const btrm_head *head, const float *params, const vo
         activate_all(head->activation, z, a, (size_t)rows * H);
         in = a;
     }
+    ws->x_dtype = x_dtype;
     const btrm_tensor_view *o = &head->layer[head->n_layers - 1];
     const float b_out = params[o->bias_off];
+    if (head->n_layers == 1 && x_dtype == BTRM_DTYPE_BF16) {
+        /* reward[rows] = x[rows,D] · w_out[D] + b_out, bf16 rows widened */
+        linear_bf16(x, rows, o->in, params + o->weight_off, b_out, ws->reward);
+        return 0;
+    }
     for (int r = 0; r < rows; r++)
         ws->reward[r] = b_out;
     /* reward[rows] = h[rows,R] · w_out[R] + b_out (fp32: h is the representation) */
@@ -449,76 +627,6 @@ int btrm_head_forward(const btrm_head *head, const float *params, const float *x
 const float *btrm_head_rep(const btrm_head *head, const btrm_head_ws *ws, const float *x)
 {
     return head->n_layers == 1 ? x : ws->act[head->n_layers - 2];
-}
-
-/* sum_k (a[k] - b[k])^2 in double over DIST_LANES partial sums, lane = k mod
- * DIST_LANES, added pairwise at the end: a fixed order (deterministic), not
- * one serial addition chain. With SSE2 the lanes live in vector registers (2
- * doubles each); elsewhere the same lanes are plain doubles (same bits). */
-enum { DIST_LANES = 8 };
-static double sq_dist(const float *restrict a, const float *restrict b, size_t len)
-{
-    double acc[DIST_LANES] = { 0 };
-    size_t k = 0;
-#if defined(__SSE2__)
-    __m128d s[4] = { _mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd() };
-    for (; k + DIST_LANES <= len; k += DIST_LANES)
-        for (int q = 0; q < 2; q++) {
-            __m128 fa = _mm_loadu_ps(a + k + 4 * q), fb = _mm_loadu_ps(b + k + 4 * q);
-            /* (double)a - (double)b is exact for floats */
-            __m128d lo = _mm_sub_pd(_mm_cvtps_pd(fa), _mm_cvtps_pd(fb));
-            __m128d hi = _mm_sub_pd(_mm_cvtps_pd(_mm_movehl_ps(fa, fa)),
-                                    _mm_cvtps_pd(_mm_movehl_ps(fb, fb)));
-            s[2 * q] = _mm_add_pd(s[2 * q], _mm_mul_pd(lo, lo));
-            s[2 * q + 1] = _mm_add_pd(s[2 * q + 1], _mm_mul_pd(hi, hi));
-        }
-    for (int q = 0; q < 4; q++)
-        _mm_storeu_pd(acc + 2 * q, s[q]);
-#else
-    for (; k + DIST_LANES <= len; k += DIST_LANES)
-        for (int j = 0; j < DIST_LANES; j++) {
-            double d = (double)a[k + j] - (double)b[k + j]; /* exact for floats */
-            acc[j] += d * d;
-        }
-#endif
-    for (int j = 0; k < len; k++, j++) {
-        double d = (double)a[k] - (double)b[k];
-        acc[j] += d * d;
-    }
-    for (int w = DIST_LANES / 2; w > 0; w /= 2)
-        for (int j = 0; j < w; j++)
-            acc[j] += acc[j + w];
-    return acc[0];
-}
-
-void btrm_head_pair_distance(const btrm_head *head, const btrm_head_ws *ws,
-                             const float *x, int n_pairs, float *dist)
-{
-    const float *h = btrm_head_rep(head, ws, x);
-    const size_t R = (size_t)head->rep_dim;
-    for (int i = 0; i < n_pairs; i++) {
-        const float *hc = h + (size_t)i * R, *hr = h + (size_t)(n_pairs + i) * R;
-        dist[i] = (float)sqrt(sq_dist(hc, hr, R));
-    }
-}
-
-/* gw[R] += sum_i g_i (h_c,i + sign h_r,i), sign = -1 or +1, one pair at a
- * time in pair order (deterministic): one pass over the rows, no [n, R]
- * scratch matrix. Blocks of AXPY_BLOCK let the compiler vectorize. */
-enum { AXPY_BLOCK = 16 };
-static void pair_accumulate(const float *h, int n, int R, const float *g, float sign,
-                            float *restrict gw)
-{
-    for (int i = 0; i < n; i++) {
-        const float *restrict hc = h + (size_t)i * R, *restrict hr = h + (size_t)(n + i) * R;
-        const float gi = g[i];
-        int k = 0;
-        for (; k + AXPY_BLOCK <= R; k += AXPY_BLOCK)
-            for (int j = 0; j < AXPY_BLOCK; j++)
-                gw[k + j] += gi * (hc[k + j] + sign * hr[k + j]);
-        for (; k < R; k++)
-            gw[k] += gi * (hc[k] + sign * hr[k]);
-    }
 }
 
 /* d[k] = c * w[k] * d[k] (that order) */
@@ -596,7 +704,8 @@ int btrm_head_pair_backward_typed(const btrm_head *head, const float *params, co
     const int L = head->n_layers;
     const btrm_tensor_view *o = &head->layer[L - 1];
     const int R = o->in;
-    const float *h = btrm_head_rep(head, ws, x);
+    const int h_bf16 = L == 1 && x_dtype == BTRM_DTYPE_BF16; /* h is x, bf16 rows */
+    const void *h = L == 1 ? x : ws->act[L - 2];
     const float *w_out = params + o->weight_off;
 
     int have_sum = 0;
@@ -618,9 +727,9 @@ int btrm_head_pair_backward_typed(const btrm_head *head, const float *params, co
             memset(grad + head->layer[l].bias_off, 0,
                    (size_t)head->layer[l].out * sizeof *grad);
     }
-    pair_accumulate(h, n, R, g_diff, -1.0f, gw);
+    pair_accumulate(h, h_bf16, n, R, g_diff, -1.0f, gw);
     if (have_sum)
-        pair_accumulate(h, n, R, g_sum, 1.0f, gw);
+        pair_accumulate(h, h_bf16, n, R, g_sum, 1.0f, gw);
     /* out.bias: sum over rows of dL/dr = 2 sum_i g_sum_i; exactly 0 without g_sum. */
     grad[o->bias_off] += (float)(2.0 * sum_g_sum);
     int region = 0;

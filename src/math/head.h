@@ -40,6 +40,7 @@ typedef struct btrm_head {
 typedef struct btrm_head_ws {
     int max_rows;
     int precision;                /* BTRM_PREC_* of the hidden layers' GEMMs (gemm.h) */
+    int x_dtype;                  /* the type of the last forward's x (dtype.h) */
     int grad_overwrite;           /* backward writes grad (=) instead of adding (+=):
                                    * no zeroing pass, and beta 0 in the dW products */
     /* Optional: called by backward each time a region of grad is final, in the
@@ -85,7 +86,8 @@ int btrm_head_forward(const btrm_head *head, const float *params, const float *x
                       btrm_head_ws *ws);
 /* The same with x of type x_dtype (dtype.h): BTRM_DTYPE_F32, or
  * BTRM_DTYPE_BF16 for an mlp head in precision bf16 (x is then only a GEMM
- * input; a linear head's x is its representation h and must be f32). The
+ * input) or for a linear head (bf16 features read as they are stored: h = x,
+ * widened exactly in the forward, distance and gradient kernels). The
  * backward pass of these rows gets the same x. */
 int btrm_head_forward_typed(const btrm_head *head, const float *params, const void *x,
                             int x_dtype, int rows, btrm_head_ws *ws);
@@ -93,9 +95,11 @@ int btrm_head_forward_typed(const btrm_head *head, const float *params, const vo
 const float *btrm_head_rep(const btrm_head *head, const btrm_head_ws *ws,
                            const float *x);
 /* dist[i] = ||h_c - h_r||_2 for the n_pairs pairs of the last forward
- * (rows i and n_pairs + i), accumulated in double. */
+ * (rows i and n_pairs + i), accumulated in double; x is the last forward's
+ * input, of the type it had (a linear head's h is x: bf16 rows are widened
+ * exactly, so the distance is that of the float32 values they hold). */
 void btrm_head_pair_distance(const btrm_head *head, const btrm_head_ws *ws,
-                             const float *x, int n_pairs, float *dist);
+                             const void *x, int n_pairs, float *dist);
 /* Accumulates into grad (+=; with ws->grad_overwrite, writes it) the gradient
  * of a loss whose derivatives with
  * respect to the rewards are dL/dr_c = g_diff + g_sum, dL/dr_r = -g_diff + g_sum.

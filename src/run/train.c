@@ -288,7 +288,11 @@ static int alloc_work(trainer *tr)
     int rc = btrm_head_ws_init(&tr->ws, &tr->head, (int)rows);
     if (!rc)
         rc = btrm_head_ws_set_precision(&tr->ws, &tr->head, cfg->train.precision);
-    tr->x_dtype = cfg->train.precision == BTRM_PREC_BF16 && tr->head.n_layers > 1
+    /* x in bf16 where that loses nothing: an mlp in bf16 (x is only a GEMM
+     * input), or a linear head on bf16 features (read as stored) */
+    int linear_bf16 = tr->head.n_layers == 1 && tr->train.features_dtype == BTRM_DTYPE_BF16;
+    tr->x_dtype = (cfg->train.precision == BTRM_PREC_BF16 && tr->head.n_layers > 1) ||
+                          linear_bf16
                       ? BTRM_DTYPE_BF16 : BTRM_DTYPE_F32;
     tr->ws.grad_overwrite = 1;
     if (!rc)
