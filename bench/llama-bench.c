@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static void usage(void)
@@ -200,6 +201,11 @@ int main(int argc, char **argv)
                    e.opts.dequantize ? ", dequantized" : "", prec_note,
                    hp->dim, hp->n_layers, hp->hidden_dim, size, threads, seqs, seq, reps, best,
                    size * n / best, gf, gf / size, use_cpu_clock ? "cpu" : "wall", t_load);
+            struct rusage ru;
+            getrusage(RUSAGE_SELF, &ru);
+            printf("  weights: %.0f MiB mapped from the file, %.0f MiB owned (converted copies); "
+                   "peak resident set of rank 0 %.0f MiB\n", e.model->mapped_bytes / 1048576.0,
+                   e.model->owned_bytes / 1048576.0, ru.ru_maxrss / 1024.0);
         }
         if (do_sgemm && !markdown)
             printf("  %s GEMM (%s) [%d, %d] x [%d, %d]^T on every rank at once: %.1f GFLOP/s per "
