@@ -419,18 +419,19 @@ KERNEL double sq_dist_t(const void *a, const void *b, size_t len, int bf16)
     v8d s = { 0 };
     if (bf16) {
         /* 16 bf16 values as 8 words: the low halves (even k) and high halves
-         * (odd k) become floats by a shift and a mask, no lane shuffles; lane
-         * j sums k = 16i + 2j in s and k = 16i + 2j + 1 in s_odd, which are
-         * added lane by lane after the loop */
+         * (odd k) become floats by a shift and a mask, no lane shuffles. The
+         * difference of two bf16 values is formed in float: exact unless
+         * their exponents differ by more than 16 (then it is the float32
+         * rounding of it). Lane j sums k = 16i + 2j in s and k = 16i + 2j + 1
+         * in s_odd, added lane by lane after the loop. */
         v8d s_odd = { 0 };
         for (; k + 2 * DIST_LANES <= len; k += 2 * DIST_LANES) {
             v8u wa, wb;
             memcpy(&wa, (const uint16_t *)a + k, sizeof wa);
             memcpy(&wb, (const uint16_t *)b + k, sizeof wb);
-            v8d de = __builtin_convertvector((v8f)(wa << 16), v8d) -
-                     __builtin_convertvector((v8f)(wb << 16), v8d);
-            v8d dodd = __builtin_convertvector((v8f)(wa & 0xffff0000u), v8d) -
-                       __builtin_convertvector((v8f)(wb & 0xffff0000u), v8d);
+            v8d de = __builtin_convertvector((v8f)(wa << 16) - (v8f)(wb << 16), v8d);
+            v8d dodd = __builtin_convertvector((v8f)(wa & 0xffff0000u) - (v8f)(wb & 0xffff0000u),
+                                               v8d);
             s += de * de;
             s_odd += dodd * dodd;
         }

@@ -6,6 +6,7 @@
 #include "embed.h"
 
 #include "backbone.h"
+#include "compute.h"
 #include "error.h"
 #include "fileutil.h"
 #include "h5util.h"
@@ -700,6 +701,7 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
                       seconds > 0 ? (double)n_rows / seconds : 0.0, tokens);
     }
     json_decref(scratch);
+    btrm_compute_log(); /* -v: each GEMM shape of the backbone, its implementation, speed */
 fail:
     if (ff_open) {
         /* Every rank has it open here (checked above): close collectively. */
