@@ -11,6 +11,8 @@
 #include "error.h"
 #include "gemm.h"
 #include "llama.h"
+#include "qgemm.h"
+#include "quant.h"
 #include "tap.h"
 
 #include <math.h>
@@ -48,7 +50,7 @@ static btrm_llama_matrix matrix(model *m, int rows, int cols)
 {
     float *p = random_floats((size_t)rows * cols, 1.0f / sqrtf((float)cols));
     m->owned[m->n_owned++] = p;
-    return (btrm_llama_matrix){ p, BTRM_WT_F32, rows, cols };
+    return (btrm_llama_matrix){ p, BTRM_Q_F32, rows, cols };
 }
 
 static const float *norm_weight(model *m, int n)
@@ -126,7 +128,7 @@ static void quantize(model *m, btrm_llama_matrix *mat, btrm_llama_matrix *deq)
             unsigned char *blk = q + ((size_t)r * (cols / 32) + b) * 34;
             uint16_t h = half_bits(scale);
             memcpy(blk, &h, 2);
-            float ds = btrm_llama_f16_to_f32(h);
+            float ds = btrm_half_to_float(h);
             for (int i = 0; i < 32; i++) {
                 signed char qi = (signed char)roundf(xb[i] * inv);
                 blk[2 + i] = (unsigned char)qi;
@@ -135,8 +137,8 @@ static void quantize(model *m, btrm_llama_matrix *mat, btrm_llama_matrix *deq)
         }
     m->owned[m->n_owned++] = q;
     m->owned[m->n_owned++] = d;
-    *mat = (btrm_llama_matrix){ q, BTRM_WT_Q8_0, rows, cols };
-    *deq = (btrm_llama_matrix){ d, BTRM_WT_F32, rows, cols };
+    *mat = (btrm_llama_matrix){ q, BTRM_Q_Q8_0, rows, cols };
+    *deq = (btrm_llama_matrix){ d, BTRM_Q_F32, rows, cols };
 }
 
 /* ------------------------------------------------------------------------ */
@@ -290,7 +292,7 @@ static void test_forward(void)
     int total = 0;
     int32_t *ids = make_ids(40, &total);
     btrm_llama_ws ws;
-    int rc = btrm_llama_ws_init(&ws, &m.hp, &m.w, 256, 160);
+    int rc = btrm_llama_ws_init(&ws, &m.hp, &m.w, 256, 160, BTRM_KERNEL_AUTO);
     is_int(rc, 0, "work buffers for 256 tokens, sequences up to 160");
     int D = m.hp.dim;
     float *last = calloc((size_t)N_SEQS * D, sizeof *last), *mean = calloc((size_t)N_SEQS * D, sizeof *mean);
@@ -381,8 +383,8 @@ static void test_q8(void)
     int total = 0;
     int32_t *ids = make_ids(30000, &total);
     btrm_llama_ws wq, wd;
-    btrm_llama_ws_init(&wq, &m.hp, &m.w, 256, 160);
-    btrm_llama_ws_init(&wd, &d.hp, &d.w, 256, 160);
+    btrm_llama_ws_init(&wq, &m.hp, &m.w, 256, 160, BTRM_KERNEL_AUTO);
+    btrm_llama_ws_init(&wd, &d.hp, &d.w, 256, 160, BTRM_KERNEL_AUTO);
     ok(wq.wbuf && !wd.wbuf, "a dequantisation buffer for the Q8_0 model only");
     wq.wbuf_rows = 7000; /* several blocks, the last one partial */
     int D = m.hp.dim;
@@ -414,7 +416,7 @@ static void to_bf16(model *m, btrm_llama_matrix *mat)
     }
     free(row);
     m->owned[m->n_owned++] = b;
-    *mat = (btrm_llama_matrix){ b, BTRM_WT_BF16, mat->rows, mat->cols };
+    *mat = (btrm_llama_matrix){ b, BTRM_Q_BF16, mat->rows, mat->cols };
 }
 
 static void block_to_bf16(model *m, btrm_llama_layer *L)
@@ -445,9 +447,9 @@ static void test_bf16(void)
     int total = 0;
     int32_t *ids = make_ids(40, &total);
     btrm_llama_ws wf, wb;
-    int rc = btrm_llama_ws_init(&wf, &m.hp, &m.w, 256, 160);
+    int rc = btrm_llama_ws_init(&wf, &m.hp, &m.w, 256, 160, BTRM_KERNEL_AUTO);
     rc |= btrm_llama_ws_set_precision(&wf, &m.hp, &m.w, BTRM_PREC_BF16);
-    rc |= btrm_llama_ws_init(&wb, &b.hp, &b.w, 256, 160);
+    rc |= btrm_llama_ws_init(&wb, &b.hp, &b.w, 256, 160, BTRM_KERNEL_AUTO);
     rc |= btrm_llama_ws_set_precision(&wb, &b.hp, &b.w, BTRM_PREC_BF16);
     wf.wbuf_rows = 20; /* several row blocks of the 32- and 48-row matrices */
     int D = m.hp.dim;
@@ -478,9 +480,9 @@ static void test_bf16(void)
         to_bf16(&qb, &Lb->wq);
     }
     btrm_llama_ws wq, wqb;
-    rc = btrm_llama_ws_init(&wq, &q.hp, &q.w, 256, 160);
+    rc = btrm_llama_ws_init(&wq, &q.hp, &q.w, 256, 160, BTRM_KERNEL_AUTO);
     rc |= btrm_llama_ws_set_precision(&wq, &q.hp, &q.w, BTRM_PREC_BF16);
-    rc |= btrm_llama_ws_init(&wqb, &qb.hp, &qb.w, 256, 160);
+    rc |= btrm_llama_ws_init(&wqb, &qb.hp, &qb.w, 256, 160, BTRM_KERNEL_AUTO);
     rc |= btrm_llama_ws_set_precision(&wqb, &qb.hp, &qb.w, BTRM_PREC_BF16);
     wq.wbuf_rows = 13;
     rc |= btrm_llama_forward(&q.hp, &q.w, &wq, ids, lens, N_SEQS, x, NULL);
@@ -520,10 +522,10 @@ static void test_bf16(void)
         big_ids[i] = (int32_t)(i * 7 % hp->vocab_size);
     float *f32 = calloc(2 * 4096, sizeof *f32), *b16 = calloc(2 * 4096, sizeof *b16);
     btrm_llama_ws w32, w16;
-    rc = btrm_llama_ws_init(&w32, hp, &big.w, 64, 64);
+    rc = btrm_llama_ws_init(&w32, hp, &big.w, 64, 64, BTRM_KERNEL_AUTO);
     rc |= btrm_llama_forward(hp, &big.w, &w32, big_ids, seq_lens, 2, f32, NULL);
     block_to_bf16(&big, L);
-    rc |= btrm_llama_ws_init(&w16, hp, &big.w, 64, 64);
+    rc |= btrm_llama_ws_init(&w16, hp, &big.w, 64, 64, BTRM_KERNEL_AUTO);
     rc |= btrm_llama_ws_set_precision(&w16, hp, &big.w, BTRM_PREC_BF16);
     btrm_gemm_stats_reset();
     rc |= btrm_llama_forward(hp, &big.w, &w16, big_ids, seq_lens, 2, b16, NULL);
@@ -568,17 +570,18 @@ static void test_half(void)
 {
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {
-        float got = btrm_llama_f16_to_f32((uint16_t)h);
+        float got = btrm_half_to_float((uint16_t)h);
         double want = half_ref((uint16_t)h);
         if (isnan(want) ? !isnan(got) : (got != want || !signbit(got) != !signbit(want)))
             bad++;
     }
     is_int(bad, 0, "all 65536 IEEE halves convert exactly (subnormals, +-0, Inf, NaN)");
-    ok(btrm_llama_bf16_to_f32(0x3f80) == 1.0f && btrm_llama_bf16_to_f32(0xc2f7) == -123.5f,
+    ok(btrm_bf16_to_float(0x3f80) == 1.0f && btrm_bf16_to_float(0xc2f7) == -123.5f,
        "bfloat16 1 and -123.5");
-    ok(btrm_llama_row_bytes(BTRM_WT_Q8_0, 64) == 68 && btrm_llama_row_bytes(BTRM_WT_Q8_0, 48) == 0 &&
-       btrm_llama_row_bytes(BTRM_WT_F16, 3) == 6 && btrm_llama_row_bytes(2, 32) == 0,
-       "row sizes: Q8_0 68 bytes per 64, ragged Q8_0 and Q4_0 unsupported");
+    ok(btrm_llama_row_bytes(BTRM_Q_Q8_0, 64) == 68 && btrm_llama_row_bytes(BTRM_Q_Q8_0, 48) == 0 &&
+       btrm_llama_row_bytes(BTRM_Q_F16, 3) == 6 && btrm_llama_row_bytes(20, 32) == 0 &&
+       btrm_llama_row_bytes(BTRM_Q_Q4_K, 512) == 288 && btrm_llama_row_bytes(BTRM_Q_Q4_K, 384) == 0,
+       "row sizes: Q8_0 68 bytes per 64, Q4_K 288 per 512; ragged rows and IQ4_NL unsupported");
 }
 
 int main(void)

@@ -239,7 +239,7 @@ static void test_table(void)
     float *state[2] = {m2, v2};
     for (int t = 1; t <= 3; t++) {
         btrm_optim_adamw(p1, g, m1, v1, N, 1e-3, 0.8, 0.99, 1e-6, 0.02, t);
-        a->step(&hp, t, p2, g, state, N);
+        a->step(&hp, t, p2, g, state, N, NULL);
     }
     ok(memcmp(p1, p2, sizeof p1) == 0 && memcmp(v1, v2, sizeof v1) == 0,
        "ops->step(adamw) = btrm_optim_adamw bitwise");

@@ -64,6 +64,10 @@ void btrm_pairs_close(btrm_pairs *p);
  * (BTRM_DTYPE_F32: widened exactly; BTRM_DTYPE_BF16: rounded to nearest
  * even, a copy for a bfloat16 store). */
 void btrm_pairs_feature_row(const btrm_pairs *p, int64_t row, void *out, int out_dtype);
+/* Serial: the backbone attribute of path's /features (what made the
+ * features), without validating the store. BTRM_EDATA when the file cannot
+ * be opened, has no /features, or no (or an empty) backbone attribute. */
+int btrm_pairs_read_backbone(const char *path, char *label, size_t size);
 
 /* A pair store to write (serial, by one process): what synth and tests make. */
 typedef struct btrm_pairs_data {

@@ -33,27 +33,25 @@ int btrm_dtype_parse(const char *name)
 
 float btrm_half_to_float(uint16_t h)
 {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t mant = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (mant << 13); /* inf, or NaN keeping its payload */
-    } else if (exp != 0) {
-        bits = sign | ((exp - 15 + 127) << 23) | (mant << 13);
-    } else if (mant == 0) {
-        bits = sign; /* +-0 */
-    } else {
-        /* subnormal: mant * 2^-24; normalise the leading one into bit 10 */
-        int e = -14;
-        while (!(mant & 0x400u)) {
-            mant <<= 1;
-            e--;
-        }
-        bits = sign | ((uint32_t)(e + 127) << 23) | ((mant & 0x3ffu) << 13);
-    }
+    /* Exact and branch-free (after Maratos' FP16 library, as ggml does):
+     * normals, inf and NaN (payload kept) by rescaling the shifted bits,
+     * subnormals through a magic bias. */
+    uint32_t w = (uint32_t)h << 16;
+    uint32_t sign = w & 0x80000000u;
+    uint32_t two_w = w + w;
+    uint32_t bits = (two_w >> 4) + (0xe0u << 23);
+    float normalized, denormalized;
+    memcpy(&normalized, &bits, 4);
+    normalized *= 0x1.0p-112f;
+    bits = (two_w >> 17) | (126u << 23);
+    memcpy(&denormalized, &bits, 4);
+    denormalized -= 0.5f;
+    uint32_t nb, db;
+    memcpy(&nb, &normalized, 4);
+    memcpy(&db, &denormalized, 4);
+    uint32_t out = sign | (two_w < (1u << 27) ? db : nb);
     float f;
-    memcpy(&f, &bits, sizeof f);
+    memcpy(&f, &out, 4);
     return f;
 }
 

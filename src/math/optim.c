@@ -225,17 +225,19 @@ void btrm_optim_sgd(float *param, const float *grad, float *momentum_buf, size_t
     btrm_optim_sgd_pass(param, grad, momentum_buf, n, lr, momentum, weight_decay, t, NULL);
 }
 
-static void adamw_step(const btrm_optim_hparams *hp, int64_t t, float *param,
-                       const float *grad, float *const *state, size_t n)
+static double adamw_step(const btrm_optim_hparams *hp, int64_t t, float *param,
+                         const float *grad, float *const *state, size_t n,
+                         const btrm_optim_pass *pass)
 {
-    btrm_optim_adamw(param, grad, state[0], state[1], n, hp->lr, hp->beta1, hp->beta2, hp->eps,
-                     hp->weight_decay, t);
+    return btrm_optim_adamw_pass(param, grad, state[0], state[1], n, hp->lr, hp->beta1,
+                                 hp->beta2, hp->eps, hp->weight_decay, t, pass);
 }
 
-static void sgd_step(const btrm_optim_hparams *hp, int64_t t, float *param, const float *grad,
-                     float *const *state, size_t n)
+static double sgd_step(const btrm_optim_hparams *hp, int64_t t, float *param, const float *grad,
+                       float *const *state, size_t n, const btrm_optim_pass *pass)
 {
-    btrm_optim_sgd(param, grad, state[0], n, hp->lr, hp->momentum, hp->weight_decay, t);
+    return btrm_optim_sgd_pass(param, grad, state[0], n, hp->lr, hp->momentum, hp->weight_decay,
+                               t, pass);
 }
 
 static const btrm_optim_ops optim_table[] = {

@@ -51,13 +51,18 @@ typedef struct btrm_optim_hparams {
 } btrm_optim_hparams;
 
 /* The optimizers as a table (a backend family): each keeps n_state buffers of
- * n floats per parameter, zero before step 1, named as torch names its state. */
+ * n floats per parameter, zero before step 1, named as torch names its state
+ * (checkpoints store each buffer under its name). */
+#define BTRM_OPTIM_MAX_STATE 2
 typedef struct btrm_optim_ops {
     const char *name;              /* optim.type: "adamw" | "sgd" */
     int n_state;                   /* 2 (adamw) | 1 (sgd; unused without momentum) */
-    const char *state_names[2];    /* "exp_avg", "exp_avg_sq" | "momentum_buffer" */
-    void (*step)(const btrm_optim_hparams *hp, int64_t t, float *param, const float *grad,
-                 float *const *state, size_t n);
+    const char *state_names[BTRM_OPTIM_MAX_STATE]; /* "exp_avg", "exp_avg_sq" |
+                                                    * "momentum_buffer" */
+    /* btrm_optim_<name>_pass on the state buffers (pass NULL: the plain
+     * update); the sum of squares when the pass asks for it, else 0 */
+    double (*step)(const btrm_optim_hparams *hp, int64_t t, float *param, const float *grad,
+                   float *const *state, size_t n, const btrm_optim_pass *pass);
 } btrm_optim_ops;
 
 /* The ops of BTRM_OPTIM_ADAMW | BTRM_OPTIM_SGD; NULL for another value. */
