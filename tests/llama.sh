@@ -241,8 +241,14 @@ if "$BTRM" --version | grep -q 'bf16 yes' && have_python_h5py; then
     ok $? "/features records precision bf16"
     e2=$(cmp_feat bf1.h5 bf2.h5 1e-6); r2=$?
     ok $r2 "bf16: 1 and 2 ranks agree ($e2 <= 1e-6); embed.precision and precision=bf16 are the same"
+elif ! "$BTRM" --version | grep -q 'bf16 yes'; then
+    # without oneDNN: refused before any work, naming the library
+    run_cmd bfno.log t120 "$BTRM" embed in.h5 -o bfno.h5 --backbone "$GGUF,precision=bf16"
+    expect_rc 2 "without oneDNN, precision=bf16 is a usage error"
+    expect_grep 'embed.precision bf16: .*oneDNN' bfno.log "the error names the key and oneDNN"
+    pass_if "and leaves no output behind" test ! -e bfno.h5
 else
-    skip "no bf16 GEMMs in this build, or no h5py"; skip "no bf16"; skip "no bf16"
+    skip "python3 h5py not installed"; skip "python3 h5py not installed"; skip "python3 h5py not installed"
 fi
 
 # --- score: a head trained on the features, applied by btrm score
