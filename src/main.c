@@ -2,6 +2,7 @@
  * for the commands that run on ranks, and calls btrm_<cmd>_main. */
 #include "cli.h"
 #include "error.h"
+#include "gemm.h"
 
 #include <mpi.h>
 #include <stdio.h>
@@ -48,6 +49,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
         printf("btrm %s\n", PACKAGE_VERSION);
+        /* what the GEMM engine was built with (docs/performance.md) */
+        printf("GEMM: %s; bf16 %s%s%s\n", btrm_gemm_library(),
+               btrm_gemm_supports(BTRM_PREC_BF16) == 0 ? "yes" : "no (built without oneDNN)",
+               btrm_gemm_isa()[0] ? "; oneDNN ISA " : "", btrm_gemm_isa());
         return 0;
     }
     const command *cmd = NULL;

@@ -145,6 +145,8 @@ static void test_full_file(void)
     is_int(cfg->train.steps, 5000, "train.steps");
     is_int(cfg->train.log_every, 50, "train.log_every");
     is_int(cfg->train.eval_every, 500, "train.eval_every");
+    is_int(cfg->train.precision, 1, "train.precision bf16");
+    is_int(cfg->embed.precision, 1, "embed.precision bf16");
     is_string(cfg->checkpoint.dir, "ckpt/it's here", "checkpoint.dir (single-quoted, '' escape)");
     is_int(cfg->checkpoint.every, 1000, "checkpoint.every");
     is_int(cfg->checkpoint.keep, 5, "checkpoint.keep");

@@ -187,6 +187,100 @@ int btrm_comm_allgatherv_f32(const btrm_comm *c, float *buf, const int *counts,
     return 0;
 }
 
+int btrm_comm_reducer_init(btrm_comm_reducer *r, const btrm_comm *c, float *buf,
+                           const size_t *first, const size_t *count, int n_regions,
+                           const int *shard_counts, float *shard_out)
+{
+    memset(r, 0, sizeof *r);
+    r->c = c;
+    r->buf = buf;
+    r->shard_out = shard_out;
+    r->n_regions = n_regions;
+    int rc = BTRM_MALLOC(r->first, n_regions);
+    if (!rc)
+        rc = BTRM_MALLOC(r->count, n_regions);
+    if (!rc)
+        rc = BTRM_MALLOC(r->req, n_regions);
+    if (!rc && shard_counts) {
+        rc = BTRM_MALLOC(r->counts, (size_t)n_regions * c->size);
+        if (!rc)
+            rc = BTRM_MALLOC(r->displs, (size_t)n_regions * c->size);
+        if (!rc)
+            rc = BTRM_MALLOC(r->shard_lo, c->size + 1);
+    }
+    if (rc) {
+        btrm_comm_reducer_free(r);
+        return rc;
+    }
+    for (int k = 0; k < n_regions; k++) {
+        r->first[k] = first[k];
+        r->count[k] = count[k];
+        r->req[k] = MPI_REQUEST_NULL;
+        if (count[k] > INT32_MAX) {
+            btrm_comm_reducer_free(r);
+            return btrm_error_set(BTRM_ECONFIG, "gradient region of %zu floats: more than "
+                                  "2^31 - 1", count[k]);
+        }
+    }
+    if (shard_counts) {
+        r->shard_lo[0] = 0;
+        for (int p = 0; p < c->size; p++)
+            r->shard_lo[p + 1] = r->shard_lo[p] + shard_counts[p];
+        /* region k's part of rank p's block, and where it lands in p's shard */
+        for (int k = 0; k < n_regions; k++)
+            for (int p = 0; p < c->size; p++) {
+                int64_t lo = (int64_t)first[k], hi = lo + (int64_t)count[k];
+                int64_t a = lo > r->shard_lo[p] ? lo : r->shard_lo[p];
+                int64_t b = hi < r->shard_lo[p + 1] ? hi : r->shard_lo[p + 1];
+                r->counts[(size_t)k * c->size + p] = b > a ? (int)(b - a) : 0;
+                r->displs[(size_t)k * c->size + p] = b > a ? (int)(a - r->shard_lo[p]) : 0;
+            }
+    }
+    return 0;
+}
+
+int btrm_comm_reducer_start(btrm_comm_reducer *r, int k)
+{
+    const btrm_comm *c = r->c;
+    float *region = r->buf + r->first[k];
+    if (!r->counts) {
+        BTRM_CHECK_MPI(MPI_Iallreduce(MPI_IN_PLACE, region, (int)r->count[k], MPI_FLOAT,
+                                      MPI_SUM, c->comm, &r->req[k]));
+    } else {
+        const int *counts = r->counts + (size_t)k * c->size;
+        float *out = r->shard_out + r->displs[(size_t)k * c->size + c->rank];
+        BTRM_CHECK_MPI(MPI_Ireduce_scatter(region, out, counts, MPI_FLOAT, MPI_SUM, c->comm,
+                                           &r->req[k]));
+    }
+    r->started = k + 1;
+    int done;
+    BTRM_CHECK_MPI(MPI_Testall(r->started, r->req, &done, MPI_STATUSES_IGNORE));
+    return 0;
+}
+
+int btrm_comm_reducer_wait(btrm_comm_reducer *r)
+{
+    BTRM_CHECK_MPI(MPI_Waitall(r->started, r->req, MPI_STATUSES_IGNORE));
+    r->started = 0;
+    return 0;
+}
+
+void btrm_comm_reducer_free(btrm_comm_reducer *r)
+{
+    if (!r)
+        return;
+    for (int k = 0; r->req && k < r->started; k++)
+        if (r->req[k] != MPI_REQUEST_NULL)
+            MPI_Request_free(&r->req[k]);
+    free(r->first);
+    free(r->count);
+    free(r->req);
+    free(r->counts);
+    free(r->displs);
+    free(r->shard_lo);
+    memset(r, 0, sizeof *r);
+}
+
 static void step_op(void *in, void *inout, int *len, MPI_Datatype *type)
 {
     (void)type;

@@ -67,6 +67,41 @@ int btrm_comm_reduce_scatter_f32(const btrm_comm *c, const float *send, float *r
 int btrm_comm_allgatherv_f32(const btrm_comm *c, float *buf, const int *counts,
                              const int *displs);
 
+/* A gradient reduction in regions, overlapped with the backward pass: each
+ * region of buf (a contiguous range, fixed at init; every element in exactly
+ * one) is reduced by a non-blocking collective started as soon as the caller
+ * says the region is final (btrm_comm_reducer_start), so that the reduction of
+ * a finished block runs while the next is computed. Open MPI's shared-memory
+ * transport has no progress thread: start also tests the requests in flight.
+ *   allreduce (shard_counts NULL): every rank gets the sum of every region in
+ *     place in buf;
+ *   reduce-scatter (shard_counts[size]): rank p gets the sum of its block
+ *     [sum(shard_counts[0..p)), + shard_counts[p]) of buf into shard_out,
+ *     as btrm_comm_reduce_scatter_f32 gives it; each region's collective
+ *     carries only the parts of the ranks' blocks it overlaps.
+ * The regions and their collectives are the same every step and on every
+ * rank, so the result is bitwise repeatable for a given rank count (for 2
+ * ranks every element is one addition a + b, the same in any order). Start
+ * the regions in the same order on every rank. */
+typedef struct btrm_comm_reducer {
+    const btrm_comm *c;
+    float *buf, *shard_out;
+    int n_regions, started;
+    size_t *first, *count;
+    int *counts, *displs;   /* reduce-scatter: [n_regions * size] */
+    int64_t *shard_lo;      /* reduce-scatter: each rank's block start, [size + 1] */
+    MPI_Request *req;
+} btrm_comm_reducer;
+int btrm_comm_reducer_init(btrm_comm_reducer *r, const btrm_comm *c, float *buf,
+                           const size_t *first, const size_t *count, int n_regions,
+                           const int *shard_counts, float *shard_out);
+/* Starts region k (collective, in the same order on every rank) and tests the
+ * requests in flight. */
+int btrm_comm_reducer_start(btrm_comm_reducer *r, int k);
+/* Waits for every region; the next step starts again from region 0. */
+int btrm_comm_reducer_wait(btrm_comm_reducer *r);
+void btrm_comm_reducer_free(btrm_comm_reducer *r);
+
 /* The per-step agreement of the trainer in one collective: the sum of a
  * double, the minimum of another and the maximum of an int (a stop flag). */
 typedef struct btrm_comm_step_reduce {

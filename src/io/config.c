@@ -86,7 +86,8 @@ static const key_def keys[] = {
     { "run.out_dir", T_PATH, "\"\"", "output directory (config, metrics, model); `\"\"` = "
       "`runs/<run.name>`", AT(run.out_dir) },
     { "run.seed", T_U64, "1", "seed of the initialization and of the shuffling", AT(run.seed) },
-    { "run.threads", T_INT, "1", "BLAS threads per MPI rank", AT(run.threads), GE(1) },
+    { "run.threads", T_INT, "1", "BLAS and oneDNN (OpenMP) threads per MPI rank", AT(run.threads),
+      GE(1) },
     { "data.train", T_PATH, "\"\"", "training pair store (HDF5); required by `btrm train`",
       AT(data.train) },
     { "data.eval", T_PATH_LIST, "[]", "pair stores evaluated during and after training",
@@ -139,6 +140,9 @@ static const key_def keys[] = {
     { "train.log_every", T_I64, "10", "steps between metric lines", AT(train.log_every), GE(1) },
     { "train.eval_every", T_I64, "0", "steps between evaluations of `data.eval`; 0 = at the end",
       AT(train.eval_every), GE(0) },
+    { "train.precision", T_ENUM, "fp32", "input precision of the head's matrix products: `bf16` "
+      "rounds their inputs to bfloat16 (fp32 accumulation, fp32 master weights, optimizer, "
+      "loss and NormBT distances); needs oneDNN", AT(train.precision), NAMES("fp32", "bf16") },
     { "checkpoint.dir", T_PATH, "\"\"", "checkpoint directory; `\"\"` = "
       "`<run.out_dir>/checkpoints`", AT(checkpoint.dir) },
     { "checkpoint.every", T_I64, "0", "steps between checkpoints; 0 = only at the end",
@@ -166,6 +170,9 @@ static const key_def keys[] = {
       "blocks to float32, then GEMM; exact), `int8` (Q8_0 and K-quants: 8-bit activations, "
       "integer dot products; docs/backbones.md has its error); `auto` = dequant",
       AT(embed.kernel), NAMES("auto", "dequant", "int8") },
+    { "embed.precision", T_ENUM, "fp32", "input precision of the backbone's weight products: "
+      "`bf16` keeps the weights once in bfloat16 and rounds the activations (fp32 "
+      "accumulation); needs oneDNN", AT(embed.precision), NAMES("fp32", "bf16") },
 };
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 

@@ -25,7 +25,7 @@ typedef struct btrm_config {
         char name[BTRM_NAME_MAX];    /* run.name, default "btrm" */
         char out_dir[BTRM_PATH_MAX]; /* run.out_dir, default "runs/<name>" ("" = that) */
         uint64_t seed;               /* run.seed, default 1 */
-        int threads;                 /* run.threads: BLAS threads per rank, default 1 */
+        int threads;                 /* run.threads: BLAS and oneDNN threads per rank, default 1 */
     } run;
     struct {
         char train[BTRM_PATH_MAX];            /* data.train (required by train) */
@@ -65,6 +65,7 @@ typedef struct btrm_config {
         int64_t steps;        /* train.steps: -1 = unset; wins over epochs when set */
         int64_t log_every;    /* train.log_every, default 10 */
         int64_t eval_every;   /* train.eval_every, 0 = only at the end */
+        int precision;        /* train.precision: fp32 | bf16 (BTRM_PREC_*, gemm.h) */
     } train;
     struct {
         char dir[BTRM_PATH_MAX]; /* checkpoint.dir, "" = <out_dir>/checkpoints */
@@ -82,6 +83,7 @@ typedef struct btrm_config {
         int max_batch_tokens;    /* embed.max_batch_tokens: tokens per forward, default 4096 */
         bool dequantize;         /* embed.dequantize: float32 copies at load, default false */
         int kernel;              /* embed.kernel: auto | dequant | int8 (BTRM_KERNEL_*) */
+        int precision;           /* embed.precision: fp32 | bf16 (BTRM_PREC_*, gemm.h) */
     } embed;
 } btrm_config;
 

@@ -6,6 +6,7 @@
 #include "backbone.h"
 
 #include "error.h"
+#include "gemm.h"
 #include "llama_model.h"
 #include "qgemm.h"
 
@@ -138,8 +139,8 @@ static int llama_describe(const btrm_backbone *bb, char *label, size_t label_siz
     const char *pool = o->pool == BTRM_POOL_MEAN ? "mean" : "last";
     const char *base = strrchr(o->path, '/');
     base = base ? base + 1 : o->path;
-    snprintf(label, label_size, "%s:%s,pool=%s,max_tokens=%d", format, base, pool,
-             b->e.max_tokens);
+    snprintf(label, label_size, "%s:%s,pool=%s,max_tokens=%d%s", format, base, pool,
+             b->e.max_tokens, o->precision == BTRM_PREC_BF16 ? ",precision=bf16" : "");
     const btrm_llama_hparams *hp = &m->hp;
     /* the kernel that ran: int8 with the instruction set of its integer products */
     char kernel[32];
@@ -156,6 +157,8 @@ static int llama_describe(const btrm_backbone *bb, char *label, size_t label_siz
               json_object_set_new(obj, "architecture", json_string(m->arch)) ||
               json_object_set_new(obj, "weight_types", json_string(m->weight_types)) ||
               json_object_set_new(obj, "dequantized", json_integer(m->dequantized)) ||
+              json_object_set_new(obj, "precision",
+                                  json_string(btrm_precision_name(o->precision))) ||
               json_object_set_new(obj, "n_layers", json_integer(hp->n_layers)) ||
               json_object_set_new(obj, "vocab_size", json_integer(hp->vocab_size)) ||
               json_object_set_new(obj, "pool", json_string(pool)) ||

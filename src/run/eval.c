@@ -17,17 +17,23 @@
 
 #define EVAL_CHUNK 512 /* pairs per forward pass */
 
+void btrm_eval_gather_typed(const btrm_pairs *data, const int64_t *order, int64_t first,
+                            int64_t count, void *x, int dtype)
+{
+    const size_t row = (size_t)data->dim * btrm_dtype_size(dtype);
+    unsigned char *out = x;
+    for (int64_t k = 0; k < count; k++) {
+        int64_t pair = order ? order[first + k] : first + k;
+        btrm_pairs_feature_row(data, data->chosen[pair], out + (size_t)k * row, dtype);
+        btrm_pairs_feature_row(data, data->rejected[pair], out + (size_t)(count + k) * row,
+                               dtype);
+    }
+}
+
 void btrm_eval_gather(const btrm_pairs *data, const int64_t *order, int64_t first,
                       int64_t count, float *x)
 {
-    const size_t dim = (size_t)data->dim;
-    for (int64_t k = 0; k < count; k++) {
-        int64_t pair = order ? order[first + k] : first + k;
-        memcpy(x + (size_t)k * dim, data->features + (size_t)data->chosen[pair] * dim,
-               dim * sizeof *x);
-        memcpy(x + (size_t)(count + k) * dim,
-               data->features + (size_t)data->rejected[pair] * dim, dim * sizeof *x);
-    }
+    btrm_eval_gather_typed(data, order, first, count, x, BTRM_DTYPE_F32);
 }
 
 double btrm_eval_percentile(const double *sorted, int64_t n, double q)
@@ -66,7 +72,8 @@ static int eval_local(const btrm_head *head, const float *params, const btrm_pai
         int n = (int)(count - done < chunk ? count - done : chunk);
         btrm_eval_gather(data, NULL, first + done, n, x);
         /* reward[2n] = head(x[2n, D]) */
-        btrm_head_forward(head, params, x, 2 * n, &ws);
+        if ((rc = btrm_head_forward(head, params, x, 2 * n, &ws)))
+            break;
         btrm_head_pair_distance(head, &ws, x, n, dist);
         for (int k = 0; k < n; k++) {
             int64_t pair = first + done + k;

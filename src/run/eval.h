@@ -45,6 +45,10 @@ typedef struct btrm_eval_result {
  * layout). order == NULL means the identity (pair k is pair first + k). */
 void btrm_eval_gather(const btrm_pairs *data, const int64_t *order, int64_t first,
                       int64_t count, float *x);
+/* The same into rows of dtype (BTRM_DTYPE_F32, or BTRM_DTYPE_BF16 for a bf16
+ * GEMM input), converted from the store's type as they are copied. */
+void btrm_eval_gather_typed(const btrm_pairs *data, const int64_t *order, int64_t first,
+                            int64_t count, void *x, int dtype);
 
 /* Collective: evaluates head/params on data (every rank takes a contiguous
  * block of pairs). meta gives the loss the model was trained with (for the

@@ -65,7 +65,8 @@ static int inspect_pairs(const char *path, const btrm_comm *c)
         printf("  %lld pairs over %lld rows; ", (long long)p.n_pairs, (long long)p.n_rows);
         if (p.dim)
             printf("features [%lld, %d] %s, backbone %s\n", (long long)p.n_rows, p.dim,
-                   p.features_f16 ? "float16" : "float32", p.backbone);
+                   p.features_dtype == BTRM_DTYPE_F16 ? "float16"
+                   : p.features_dtype == BTRM_DTYPE_BF16 ? "bfloat16" : "float32", p.backbone);
         else
             printf("no /features (run btrm embed)\n");
         for (int g = 0; g < p.n_categories; g++)

@@ -24,9 +24,12 @@
 #include "train.h"
 
 #include "ckpt.h"
+#include "compute.h"
+#include "dtype.h"
 #include "error.h"
 #include "eval.h"
 #include "fileutil.h"
+#include "gemm.h"
 #include "head.h"
 #include "log.h"
 #include "loss.h"
@@ -37,7 +40,6 @@
 #include "rng.h"
 #include "rundir.h"
 
-#include <cblas.h>
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -45,10 +47,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-void openblas_set_num_threads(int num_threads);
-#endif
 
 enum { STAT_LOSS, STAT_CORRECT, STAT_WEIGHT, STAT_MARGIN, N_STATS };
 
@@ -84,6 +82,10 @@ typedef struct trainer {
     struct {
         btrm_head_ws ws;
         float *x, *dist, *g_diff, *g_sum, *margin;
+        int x_dtype;           /* of x: bf16 when x is only a bf16 GEMM input (mlp, bf16)
+                                * or a linear head reads bf16 features as stored */
+        uint16_t *params_bf16; /* train.precision bf16, unsharded: the parameters rounded
+                                * to bf16, written by the optimizer's pass (head.h) */
     } work;
     /* the gradient exchange: this rank's slice [lo, hi) of the flat vector */
     struct {
@@ -93,6 +95,8 @@ typedef struct trainer {
         int *rs_counts;        /* reduce-scatter blocks (rank 0's holds the sums) */
         float *fused, *grad;   /* fused = [N_STATS loss sums | n_params gradient] */
         float *shard_grad;     /* sharded: [N_STATS (rank 0) | hi - lo] */
+        btrm_comm_reducer reducer; /* 2+ ranks: [loss sums | gradient] reduced in regions
+                                    * as backward finishes them (region 0: the loss sums) */
     } dp;
     /* the optimizer (NULL ops for optim.type newton) and its state buffers,
      * [hi - lo] sharded, [n_params] otherwise */
@@ -139,6 +143,7 @@ static int open_data(trainer *tr)
 }
 
 static int initial_params(trainer *tr, const btrm_train_opts *opts);
+static int setup_reducer(trainer *tr);
 
 /* The optimizer's state: n floats per buffer, zero before step 1. */
 static size_t state_len(const trainer *tr)
@@ -238,6 +243,21 @@ static int alloc_work(trainer *tr)
                               (long long)tr->data.batch);
     int rc = btrm_head_ws_init(&tr->work.ws, &tr->head, (int)rows);
     if (!rc)
+        rc = btrm_head_ws_set_precision(&tr->work.ws, &tr->head, cfg->train.precision);
+    /* x in bf16 where that loses nothing: an mlp in bf16 (x is only a GEMM
+     * input), or a linear head on bf16 features (read as stored) */
+    int linear_bf16 = tr->head.n_layers == 1 &&
+                      tr->data.train.features_dtype == BTRM_DTYPE_BF16;
+    tr->work.x_dtype = (cfg->train.precision == BTRM_PREC_BF16 && tr->head.n_layers > 1) ||
+                               linear_bf16
+                           ? BTRM_DTYPE_BF16 : BTRM_DTYPE_F32;
+    tr->work.ws.grad_overwrite = 1;
+    if (!rc)
+        rc = setup_reducer(tr);
+    /* bf16 weights kept by the optimizer's pass (unsharded: it updates them all) */
+    if (!rc && cfg->train.precision == BTRM_PREC_BF16 && !tr->dp.shard)
+        rc = BTRM_MALLOC(tr->work.params_bf16, tr->head.n_params);
+    if (!rc)
         rc = BTRM_MALLOC(tr->work.x, (size_t)rows * tr->data.train.dim);
     if (!rc)
         rc = BTRM_MALLOC(tr->work.dist, rows / 2);
@@ -251,6 +271,53 @@ static int alloc_work(trainer *tr)
         rc = BTRM_MALLOC(tr->data.perm, tr->data.n_pairs);
     tr->data.perm_epoch = -1;
     tr->lp = btrm_config_loss_params(cfg);
+    return rc;
+}
+
+/* A non-finite global gradient norm (every rank sees the same one: a
+ * collective decision) ends the run. */
+static int check_norm(const trainer *tr, double sumsq)
+{
+    double norm = sqrt(sumsq);
+    if (isfinite(norm))
+        return 0;
+    return btrm_error_set(BTRM_EDATA, "step %lld: the gradient norm is %g: the loss diverged "
+                          "(lower optim.lr or set optim.grad_clip)", (long long)tr->step + 1,
+                          norm);
+}
+
+/* backward finished gradient region `region` (head.h): reduce it now */
+static int grad_ready(void *ctx, int region)
+{
+    trainer *tr = ctx;
+    return btrm_comm_reducer_start(&tr->dp.reducer, region + 1);
+}
+
+/* 2+ ranks: the regions of [loss sums | gradient] reduced as backward
+ * finishes them; each weight gradient in GRAD_BLOCKS row blocks. */
+enum { GRAD_BLOCKS = 8 };
+static int setup_reducer(trainer *tr)
+{
+    if (tr->c->size < 2)
+        return 0;
+    int n = btrm_head_grad_regions(&tr->head, GRAD_BLOCKS, NULL, NULL, 0);
+    size_t *first = NULL, *count = NULL;
+    int rc = BTRM_MALLOC(first, n + 1);
+    if (!rc)
+        rc = BTRM_MALLOC(count, n + 1);
+    if (!rc) {
+        btrm_head_grad_regions(&tr->head, GRAD_BLOCKS, first + 1, count + 1, n);
+        first[0] = 0; /* the loss sums */
+        count[0] = N_STATS;
+        for (int k = 1; k <= n; k++)
+            first[k] += N_STATS;
+        rc = btrm_comm_reducer_init(&tr->dp.reducer, tr->c, tr->dp.fused, first, count, n + 1,
+                                    tr->dp.shard ? tr->dp.rs_counts : NULL, tr->dp.shard_grad);
+    }
+    BTRM_FREE(first, count);
+    tr->work.ws.grad_ready = grad_ready;
+    tr->work.ws.grad_ready_ctx = tr;
+    tr->work.ws.grad_blocks = GRAD_BLOCKS;
     return rc;
 }
 
@@ -278,10 +345,15 @@ static int train_step(trainer *tr, int *stop)
     /* 1-2. forward and distances; mu_t and min d over the whole global batch,
      * and the stop flag, in one collective */
     btrm_comm_step_reduce agreed = { .sum = 0.0, .min = HUGE_VAL, .flag = stop_signal };
+    int rc = 0;
     if (n > 0) {
-        btrm_eval_gather(&tr->data.train, tr->data.perm, batch_first + first, n, tr->work.x);
+        btrm_eval_gather_typed(&tr->data.train, tr->data.perm, batch_first + first, n,
+                               tr->work.x, tr->work.x_dtype);
         /* reward[2n] = head(x[2n, D]) */
-        btrm_head_forward(&tr->head, tr->params, tr->work.x, 2 * n, &tr->work.ws);
+        rc = btrm_head_forward_typed(&tr->head, tr->params, tr->work.x, tr->work.x_dtype,
+                                     2 * n, &tr->work.ws);
+        if (rc)
+            return rc;
         btrm_head_pair_distance(&tr->head, &tr->work.ws, tr->work.x, n, tr->work.dist);
         for (int i = 0; i < n; i++) {
             agreed.sum += tr->work.dist[i];
@@ -289,75 +361,97 @@ static int train_step(trainer *tr, int *stop)
                 agreed.min = tr->work.dist[i];
         }
     }
-    int rc = btrm_comm_allreduce_step(c, &agreed);
+    rc = btrm_comm_allreduce_step(c, &agreed);
     if (rc)
         return rc;
     *stop = agreed.flag > 0;
     double mu = agreed.sum / (double)batch_size;
     tr->dbar = btrm_loss_dbar_update(tr->dbar, tr->step == 0, mu, cfg->loss.normbt_ema);
 
-    /* 3. loss and backward on the local pairs */
-    memset(tr->dp.fused, 0, (n_params + N_STATS) * sizeof *tr->dp.fused);
+    /* 3. loss and backward on the local pairs; backward writes the whole
+     * gradient (ws.grad_overwrite), and with 2+ ranks each finished region
+     * starts its reduction at once (4.) */
+    memset(tr->dp.fused, 0,
+           (n > 0 ? 0 : n_params) * sizeof *tr->dp.fused + sizeof(float) * N_STATS);
     btrm_loss_stats st = { 0 };
-    if (n > 0) {
-        const float *margin = NULL;
-        if (cfg->loss.margin == BTRM_MARGIN_DATA) {
-            for (int i = 0; i < n; i++)
-                tr->work.margin[i] = tr->data.train.margin[tr->data.perm[batch_first + first + i]];
-            margin = tr->work.margin;
-        }
-        float *r = tr->work.ws.reward;
+    const float *margin = NULL;
+    if (n > 0 && cfg->loss.margin == BTRM_MARGIN_DATA) {
+        for (int i = 0; i < n; i++)
+            tr->work.margin[i] = tr->data.train.margin[tr->data.perm[batch_first + first + i]];
+        margin = tr->work.margin;
+    }
+    float *r = tr->work.ws.reward;
+    if (n > 0)
         btrm_loss_pairs(&tr->lp, n, r, r + n, tr->work.dist, margin, tr->dbar,
                         1.0 / (double)batch_size, tr->work.g_diff, tr->work.g_sum, NULL, &st);
-        btrm_head_pair_backward(&tr->head, tr->params, tr->work.x, n, tr->work.g_diff, tr->work.g_sum,
-                                &tr->work.ws, tr->dp.grad);
-    }
     tr->dp.fused[STAT_LOSS] = (float)st.loss_sum;
     tr->dp.fused[STAT_CORRECT] = (float)st.correct;
     tr->dp.fused[STAT_WEIGHT] = (float)st.weight_sum;
     tr->dp.fused[STAT_MARGIN] = (float)st.margin_sum;
+    btrm_comm_reducer *red = tr->dp.reducer.n_regions ? &tr->dp.reducer : NULL;
+    if (red && (rc = btrm_comm_reducer_start(red, 0)))
+        return rc;
+    if (n > 0)
+        rc = btrm_head_pair_backward_typed(&tr->head, tr->params, tr->work.x, tr->work.x_dtype,
+                                           n, tr->work.g_diff, tr->work.g_sum, &tr->work.ws,
+                                           tr->dp.grad);
+    for (int k = 1; red && n == 0 && !rc && k < red->n_regions; k++)
+        rc = btrm_comm_reducer_start(red, k); /* no pairs here: zeros, in the same order */
+    if (rc)
+        return rc;
 
-    /* 4. one collective over [loss sums | gradient] */
+    /* 4. the collective over [loss sums | gradient]: all-reduce, or
+     * reduce-scatter to each rank's slice */
     const float *sums;  /* the summed loss sums: rank 0 always has them */
     float *grad;        /* the summed gradient of [lo, hi), or of everything */
     size_t update_n;
-    double sumsq;
-    if (tr->dp.shard) {
+    if (red)
+        rc = btrm_comm_reducer_wait(red);
+    else if (tr->dp.shard)
         rc = btrm_comm_reduce_scatter_f32(c, tr->dp.fused, tr->dp.shard_grad, tr->dp.rs_counts);
-        if (rc)
-            return rc;
+    else
+        rc = btrm_comm_allreduce_sum_f32(c, tr->dp.fused, n_params + N_STATS);
+    if (rc)
+        return rc;
+    if (tr->dp.shard) {
         sums = tr->dp.shard_grad;
         grad = tr->dp.shard_grad + (c->rank == 0 ? N_STATS : 0);
         update_n = (size_t)(tr->dp.hi - tr->dp.lo);
-        sumsq = btrm_optim_sumsq(grad, update_n);
-        rc = btrm_comm_allreduce_sum_f64(c, &sumsq, 1);
-        if (rc)
-            return rc;
     } else {
-        rc = btrm_comm_allreduce_sum_f32(c, tr->dp.fused, n_params + N_STATS);
-        if (rc)
-            return rc;
         sums = tr->dp.fused;
         grad = tr->dp.grad;
         update_n = n_params;
-        sumsq = btrm_optim_sumsq(grad, n_params);
     }
 
-    /* 5. clip by the global norm, schedule, update (the slice or everything) */
-    double norm = sqrt(sumsq);
-    if (!isfinite(norm)) /* every rank sees the same norm: a collective decision */
-        return btrm_error_set(BTRM_EDATA, "step %lld: the gradient norm is %g: the loss "
-                              "diverged (lower optim.lr or set optim.grad_clip)",
-                              (long long)tr->step + 1, norm);
-    double coef = btrm_optim_clip_coef(norm, cfg->optim.grad_clip);
-    if (coef < 1.0)
-        cblas_sscal((int)update_n, (float)coef, grad, 1);
+    /* 5. clip by the global norm, schedule, update (the slice or everything).
+     * Without clipping, the optimizer's pass also gives the norm (logged, and
+     * checked after the update: a non-finite one still ends the run). */
+    int norm_after = cfg->optim.grad_clip <= 0.0;
+    double sumsq = norm_after ? 0.0 : btrm_optim_sumsq(grad, update_n), coef = 1.0;
+    if (!norm_after) {
+        if (tr->dp.shard && (rc = btrm_comm_allreduce_sum_f64(c, &sumsq, 1)))
+            return rc;
+        if ((rc = check_norm(tr, sumsq)))
+            return rc;
+        coef = btrm_optim_clip_coef(sqrt(sumsq), cfg->optim.grad_clip);
+    }
     double lr = cfg->optim.lr * btrm_sched_factor(cfg->optim.schedule, tr->step,
                                                   cfg->optim.warmup_steps, tr->data.total_steps);
     float *params = tr->params + (tr->dp.shard ? tr->dp.lo : 0);
     btrm_optim_hparams hp = tr->optim.hp;
     hp.lr = lr;
-    tr->optim.ops->step(&hp, tr->step + 1, params, grad, tr->optim.state, update_n);
+    btrm_optim_pass pass = { .grad_scale = (float)coef, .want_sumsq = norm_after,
+                             .param_bf16 = tr->work.params_bf16 };
+    double s2 = tr->optim.ops->step(&hp, tr->step + 1, params, grad, tr->optim.state, update_n,
+                                    &pass);
+    if (norm_after) {
+        sumsq = s2;
+        if (tr->dp.shard && (rc = btrm_comm_allreduce_sum_f64(c, &sumsq, 1)))
+            return rc;
+        if ((rc = check_norm(tr, sumsq)))
+            return rc;
+    }
+    double norm = sqrt(sumsq);
     if (tr->dp.shard) {
         rc = btrm_comm_allgatherv_f32(c, tr->params, tr->dp.counts, tr->dp.displs);
         if (rc)
@@ -621,9 +715,10 @@ static void trainer_free(trainer *tr)
         btrm_pairs_close(&tr->data.eval[e]);
     free(tr->data.perm);
     btrm_head_ws_free(&tr->work.ws);
+    btrm_comm_reducer_free(&tr->dp.reducer);
     BTRM_FREE(tr->work.x, tr->work.dist, tr->work.g_diff, tr->work.g_sum, tr->work.margin,
               tr->params, tr->dp.fused, tr->dp.shard_grad, tr->dp.counts, tr->dp.displs,
-              tr->dp.rs_counts);
+              tr->dp.rs_counts, tr->work.params_bf16);
     for (int k = 0; k < BTRM_OPTIM_MAX_STATE; k++)
         free(tr->optim.state[k]);
     btrm_rundir_close(&tr->out);
@@ -637,9 +732,6 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     tr.c = c;
     tr.last_ckpt_step = -1;
     int rc = btrm_config_checkpoint_dir(cfg, tr.ckpt_dir, sizeof tr.ckpt_dir);
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-    openblas_set_num_threads(cfg->run.threads);
-#endif
     /* SIGUSR1 (Slurm's --signal lead time, forwarded by mpirun) and SIGTERM:
      * checkpoint at the next step boundary and exit for a requeue. */
     struct sigaction stop_action, old_usr1, old_term;
@@ -652,6 +744,9 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
 
     int64_t resumed = -1;
     rc = btrm_comm_agree(c, rc);
+    if (!rc)
+        rc = btrm_comm_agree(c, btrm_compute_setup("train.precision", cfg->train.precision,
+                                                   cfg->run.threads));
     if (!rc)
         rc = btrm_rundir_init(&tr.out, cfg, c);
     if (!rc)
@@ -673,6 +768,10 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
                   (long long)tr.data.n_pairs, tr.data.train.dim, (long long)tr.data.batch,
                   (long long)tr.data.total_steps, c->size, c->size > 1 ? "s" : "",
                   tr.dp.shard ? ", optimizer sharded" : "");
+    if (tr.work.params_bf16) { /* from here on the optimizer keeps them in step */
+        btrm_dtype_from_f32(tr.work.params_bf16, BTRM_DTYPE_BF16, tr.params, tr.head.n_params);
+        tr.work.ws.params_bf16 = tr.work.params_bf16;
+    }
     tr.win.t0 = btrm_comm_wtime();
     if (resumed < 0 && cfg->checkpoint.save_initial)
         rc = save_checkpoint(&tr, opts);
@@ -710,6 +809,7 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     if (!rc)
         btrm_log_info("done: %lld steps in %.1f s; model in %s/final.h5", (long long)tr.step,
                       btrm_comm_wtime() - tr.out.t_start, tr.out.dir);
+    btrm_compute_log();
 done:
     btrm_rundir_summary(&tr.out, &(btrm_run_summary){
                                      .status_rc = rc, .config_text = opts->config_text,
