@@ -873,11 +873,12 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     if (rc)
         goto done;
     btrm_log_info("training %s head (%zu parameters) with %s on %s: %lld pairs, dim %d, "
-                  "global batch %lld, %lld steps, %d rank%s%s",
+                  "global batch %lld, %lld steps, %d rank%s on %d node%s%s",
                   btrm_config_enum_name("model.head", cfg->model.head), tr.head.n_params,
                   btrm_config_enum_name("loss.type", cfg->loss.type), cfg->data.train,
                   (long long)tr.n_pairs, tr.train.dim, (long long)tr.batch,
-                  (long long)tr.total_steps, c->size, c->size > 1 ? "s" : "",
+                  (long long)tr.total_steps, c->size, c->size > 1 ? "s" : "", c->n_nodes,
+                  c->n_nodes > 1 ? "s" : "",
                   tr.shard ? ", optimizer sharded" : "");
     tr.win.t0 = btrm_comm_wtime();
     if (resumed < 0 && cfg->checkpoint.save_initial)
