@@ -7,13 +7,13 @@
 #include "ckpt.h"
 
 #include "error.h"
+#include "fault.h"
 #include "fileutil.h"
 #include "h5util.h"
 #include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +215,7 @@ static int write_dataset(const btrm_comm *c, hid_t loc, const char *name, int nd
     BTRM_CHECK_H5(dcpl, path);
     dset = H5Dcreate2(loc, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     BTRM_CHECK_H5(dset, path);
+    btrm_fault_point("ckpt-write", c->rank);
     BTRM_CHECK_H5(transfer(dset, 1, a, b, buf), path);
     uint32_t crc = 0;
     rc = combine_crc(c, b > a ? crc_of(buf, b - a) : 0, b > a ? (b - a) * sizeof(float) : 0,
@@ -230,16 +231,6 @@ fail:
     if (space >= 0)
         H5Sclose(space);
     return rc;
-}
-
-static void fault_point(const btrm_comm *c, const char *where)
-{
-    const char *fault = getenv(BTRM_FAULT_ENV);
-    if (fault && !strcmp(fault, where) && c->rank == 0) {
-        fprintf(stderr, "btrm: rank 0: fault injection '%s': killing myself\n", where);
-        fflush(stderr);
-        raise(SIGKILL);
-    }
 }
 
 static hsize_t max_u(hsize_t a, hsize_t b) { return a > b ? a : b; }
@@ -326,7 +317,7 @@ int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *
         H5Gclose(group);
         group = -1;
     }
-    fault_point(c, "ckpt-midway");
+    btrm_fault_point("ckpt-midway", c->rank);
 
     optim = H5Gcreate2(file, "optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     BTRM_CHECK_H5(optim, tmp);

@@ -65,8 +65,8 @@ int btrm_ckpt_verify(const char *path, const btrm_comm *c, btrm_ckpt_state *st,
 /* "<dir>/step-%08lld.h5" */
 void btrm_ckpt_name(char *out, size_t size, const char *dir, int64_t step);
 
-/* Fault injection for tests: BTRM_FAULT=ckpt-midway kills rank 0 with SIGKILL
- * halfway through a checkpoint write (after the tensors, before the moments). */
-#define BTRM_FAULT_ENV "BTRM_FAULT"
+/* Fault injection for tests (fault.h): BTRM_FAULT=ckpt-midway kills rank 0
+ * halfway through a checkpoint write (after the tensors, before the moments);
+ * ckpt-write acts just before each collective dataset write. */
 
 #endif

@@ -26,6 +26,7 @@
 #include "ckpt.h"
 #include "error.h"
 #include "eval.h"
+#include "fault.h"
 #include "fileutil.h"
 #include "head.h"
 #include "log.h"
@@ -316,6 +317,7 @@ static int train_step(trainer *tr, int *stop)
         btrm_rng_permutation(cfg->run.seed, epoch, tr->n_pairs, tr->perm);
         tr->perm_epoch = epoch;
     }
+    btrm_fault_point("step", c->rank);
     int64_t batch_first = in_epoch * tr->batch;
     int64_t batch_size = tr->n_pairs - batch_first < tr->batch ? tr->n_pairs - batch_first
                                                                : tr->batch;
@@ -366,6 +368,7 @@ static int train_step(trainer *tr, int *stop)
     tr->fused[STAT_MARGIN] = (float)st.margin_sum;
 
     /* 4. one collective over [loss sums | gradient] */
+    btrm_fault_point("grad-reduce", c->rank);
     const float *sums;  /* the summed loss sums: rank 0 always has them */
     float *grad;        /* the summed gradient of [lo, hi), or of everything */
     size_t update_n;
@@ -848,10 +851,14 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     openblas_set_num_threads(cfg->run.threads);
 #endif
     /* SIGUSR1 (Slurm's --signal lead time, forwarded by mpirun) and SIGTERM:
-     * checkpoint at the next step boundary and exit for a requeue. */
+     * checkpoint at the next step boundary and exit for a requeue. SA_RESTART:
+     * a signal arriving inside a blocking system call (a write to a network
+     * file system, a wait inside MPI or HDF5) restarts the call instead of
+     * failing it with EINTR in a library that may not retry. */
     struct sigaction stop_action, old_usr1, old_term;
     memset(&stop_action, 0, sizeof stop_action);
     stop_action.sa_handler = on_stop_signal;
+    stop_action.sa_flags = SA_RESTART;
     sigemptyset(&stop_action.sa_mask);
     stop_signal = 0;
     sigaction(SIGUSR1, &stop_action, &old_usr1);
