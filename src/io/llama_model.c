@@ -327,11 +327,14 @@ static int open_llama2c(btrm_llama_model *m, const char *tokenizer_path)
         return btrm_error_set(BTRM_EDATA, "%s: a GGUF file; use --backbone gguf:%s", m->path,
                               m->path);
     int dim = h[0], hidden = h[1], n_layers = h[2], n_heads = h[3], n_kv = h[4];
-    int vocab = h[5] < 0 ? -h[5] : h[5], seq_len = h[6], shared = h[5] > 0;
+    /* a negative vocab_size means an untied classifier; INT32_MIN has no
+     * positive counterpart and is refused below as vocab 0 */
+    int vocab = h[5] == INT32_MIN ? 0 : h[5] < 0 ? -h[5] : h[5], seq_len = h[6];
+    int shared = h[5] > 0;
     const int lim = 1 << 20;
     if (dim < 1 || dim > lim || hidden < 1 || hidden > lim || n_layers < 1 ||
         n_layers > 4096 || n_heads < 1 || n_heads > dim || n_kv < 1 || n_kv > n_heads ||
-        h[5] == INT32_MIN || vocab < 1 || vocab > lim || seq_len < 1 || seq_len > lim ||
+        vocab < 1 || vocab > lim || seq_len < 1 || seq_len > lim ||
         dim % n_heads)
         return btrm_error_set(BTRM_EDATA, "%s: not a llama2.c checkpoint: implausible header "
                               "(dim %d, hidden %d, layers %d, heads %d, kv heads %d, vocab %d, "
