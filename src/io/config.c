@@ -988,7 +988,9 @@ static int check_stored(const btrm_config *cfg, const key_def *k)
 /* ---------------------------------------------------------------------------
  * Public API */
 
-void btrm_config_defaults(btrm_config *cfg)
+/* The table's defaults, parsed once (one small YAML document per key) and
+ * copied afterwards: a sweep or a report loads hundreds of configs. */
+static void parse_defaults(btrm_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     for (int i = 0; i < N_KEYS; i++) {
@@ -1005,6 +1007,17 @@ void btrm_config_defaults(btrm_config *cfg)
             abort();
         }
     }
+}
+
+void btrm_config_defaults(btrm_config *cfg)
+{
+    static btrm_config defaults;
+    static int parsed;
+    if (!parsed) {
+        parse_defaults(&defaults);
+        parsed = 1;
+    }
+    memcpy(cfg, &defaults, sizeof *cfg); /* padding included: configs compare with memcmp */
 }
 
 int btrm_config_load(btrm_config *cfg, const char *path, const char *const *sets, int n_sets)

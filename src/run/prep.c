@@ -1027,6 +1027,7 @@ typedef struct reader {
     int is_gzip;
     char *buf;
     size_t cap, len, pos;
+    size_t chunk;        /* bytes per read: 64 KiB, doubling to READ_CHUNK */
     int eof;             /* no more bytes */
     char error[256];     /* set when the stream ended badly */
 } reader;
@@ -1069,10 +1070,12 @@ static int reader_fill(reader *r, btrm_prep_stats *stats)
         r->len -= r->pos;
         r->pos = 0;
     }
-    int rc = grow_array((void **)&r->buf, &r->cap, r->len + READ_CHUNK + 1, 1);
+    /* small files get a small buffer; large ones reach READ_CHUNK reads */
+    r->chunk = r->chunk == 0 ? READ_CHUNK / 16 : r->chunk < READ_CHUNK ? 2 * r->chunk : READ_CHUNK;
+    int rc = grow_array((void **)&r->buf, &r->cap, r->len + r->chunk + 1, 1);
     if (rc)
         return rc;
-    int n = gzread(r->gz, r->buf + r->len, READ_CHUNK);
+    int n = gzread(r->gz, r->buf + r->len, (unsigned)r->chunk);
     if (n > 0) {
         r->len += (size_t)n;
         stats->bytes += n;
