@@ -28,6 +28,7 @@
 #include "error.h"
 #include "h5util.h"
 #include "log.h"
+#include "memory.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -753,8 +754,24 @@ static int load_features(btrm_pairs *p, const btrm_comm *c)
     int64_t calls = (count + rows_per_call - 1) / rows_per_call;
     int n_calls = calls > INT_MAX ? INT_MAX : (int)calls;
 
-    int rc = btrm_comm_shared_alloc(c, (size_t)p->n_rows * dim * sizeof(float),
-                                    &p->features_shm);
+    /* Refused before anything is allocated when it cannot fit: the kernel's
+     * OOM killer or the batch system's cgroup would end the job half-way. */
+    const uint64_t need = (uint64_t)p->n_rows * dim * sizeof(float);
+    uint64_t avail = UINT64_MAX;
+    char what[700];
+    int rc = 0;
+    if (c->node_rank == 0 && btrm_memory_available(&avail, what, sizeof what) == 0 &&
+        need > avail)
+        rc = btrm_error_set(BTRM_ENOMEM, "%s: /features needs %llu bytes of memory on each "
+                            "node (%lld rows x %d columns x 4 bytes: float32 whatever the "
+                            "stored type) but %llu bytes are available (%s)", p->path,
+                            (unsigned long long)need, (long long)p->n_rows, p->dim,
+                            (unsigned long long)avail, what);
+    rc = btrm_comm_agree(c, rc);
+    if (rc)
+        return rc;
+    rc = btrm_comm_shared_alloc(c, (size_t)p->n_rows * dim * sizeof(float),
+                                &p->features_shm);
     if (!rc)
         p->features = p->features_shm.base;
     rc = btrm_comm_agree(c, rc);
