@@ -1045,7 +1045,18 @@ int btrm_config_load(btrm_config *cfg, const char *path, const char *const *sets
 
 int btrm_config_set(btrm_config *cfg, const char *assignment)
 {
-    return apply_assignment(NULL, cfg, assignment);
+    /* on a copy: a mapping value ("loss={type: normbt, bad: 1}") may fail
+     * after some of its keys were applied, and cfg must stay unchanged */
+    btrm_config *tmp = NULL;
+    int rc = BTRM_MALLOC(tmp, 1);
+    if (rc)
+        return rc;
+    memcpy(tmp, cfg, sizeof *tmp);
+    rc = apply_assignment(NULL, tmp, assignment);
+    if (!rc)
+        memcpy(cfg, tmp, sizeof *cfg);
+    free(tmp);
+    return rc;
 }
 
 int btrm_config_validate(const btrm_config *cfg)

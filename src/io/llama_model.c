@@ -235,6 +235,8 @@ static int open_gguf(btrm_llama_model *m)
         return btrm_error_set(BTRM_EDATA, "%s: %d layers", m->path, hp->n_layers);
     if ((rc = BTRM_CALLOC(m->w.layers, hp->n_layers ? hp->n_layers : 1)))
         return rc;
+    if ((rc = btrm_llama_check_hparams(hp)))
+        return btrm_error_wrap(rc, "%s", m->path);
     int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
     if ((rc = gguf_matrix(m, "token_embd.weight", hp->vocab_size, hp->dim, &m->w.token_embd)) ||
         (rc = gguf_vector(m, "output_norm.weight", hp->dim, &m->w.output_norm)))
