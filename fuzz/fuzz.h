@@ -7,8 +7,9 @@
  *    (fuzz/fuzz.mk), where libFuzzer supplies main();
  *  - with the project's compiler and fuzz/replay.c's main() for `make check`,
  *    which replays the seed corpus and every input that ever crashed.
- * Harnesses never initialise MPI: the parsers they call are serial, and the
- * HDF5 readers take a file image through HDF5's core driver. A harness frees
+ * The parsers are serial and run without MPI; the collective HDF5 readers
+ * (pair stores, checkpoints) run on MPI_COMM_SELF of a singleton MPI
+ * (fuzz_comm_self), through the same MPI-IO path as a job's ranks. A harness frees
  * everything it allocates (LeakSanitizer stays on), and aborts when btrm
  * breaks one of its own documented properties, so that the property becomes
  * a finding. */
@@ -48,6 +49,12 @@ const char *fuzz_tmp_dir(void);
 
 /* Fails the run loudly: a broken property is a finding. */
 void fuzz_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* A btrm_comm over MPI_COMM_SELF, for the readers that take a communicator
+ * (pair stores, checkpoints): MPI is initialised once, as a singleton (no
+ * launcher), on the first call, and finalised at exit. */
+struct btrm_comm;
+const struct btrm_comm *fuzz_comm_self(void);
 
 /* Silences btrm's log and HDF5's error stack printing. */
 void fuzz_quiet(void);

@@ -2,7 +2,10 @@
 """fuzz/make-seeds.py: writes the hand-made seed inputs of the fuzz harnesses
 into fuzz/corpus/<harness>/seed-* (docs/reliability.md). Deterministic: the
 same script gives the same bytes. Run from anywhere; needs numpy (for
-tests/gguf_quantize.py's GGUF writer). The campaigns' merged inputs live
+tests/gguf_quantize.py's GGUF writer). The HDF5 seeds (pairs, modelfile,
+ckpt) are written by btrm itself: give the binary as BTRM=src/btrm (with
+OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 as root); without
+it they are left as they are. The campaigns' merged inputs live
 beside the seeds under hash names (make fuzz-merge); this script never
 touches them.
 
@@ -266,6 +269,45 @@ def report_seeds():
     put("report", "preempted-no-summary-json", b"" + SEP + cfg)
 
 
+# ---------------------------------------------------------------------------
+# HDF5 files made by btrm: pair stores (synth, prep), a model file, checkpoints
+def hdf5_seeds(btrm):
+    import shutil
+    import subprocess
+    import tempfile
+    work = tempfile.mkdtemp(prefix="btrm-seeds.")
+    try:
+        def run(*args):
+            subprocess.run([btrm, *args], cwd=work, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
+        def take(harness, name, rel):
+            with open(os.path.join(work, rel), "rb") as f:
+                put(harness, name, f.read())
+
+        run("synth", "s.h5", "--pairs", "12", "--dim", "4", "--seed", "1")
+        run("synth", "h.h5", "--pairs", "12", "--dim", "4", "--seed", "2", "--f16", "--margins")
+        with open(os.path.join(work, "hh.jsonl"), "wb") as f:
+            f.write(b"\n".join(read("tests/data/prep/hh.jsonl").split(b"\n")[:4]) + b"\n")
+        run("prep", "hh.jsonl", "-o", "texts.h5")
+        take("pairs", "synth", "s.h5")
+        take("pairs", "synth-f16-margins", "h.h5")
+        take("pairs", "prep-texts", "texts.h5")
+        with open(os.path.join(work, "run.yaml"), "w") as f:
+            f.write("run: {name: seed, out_dir: out}\ndata: {train: s.h5}\n"
+                    "model: {head: mlp, hidden: [3]}\nloss: {type: normbt}\n"
+                    "train: {global_batch: 4, steps: 2}\ncheckpoint: {every: 1, keep: 2}\n")
+        run("train", "run.yaml")
+        run("train", "run.yaml", "--set", "run.out_dir=lin", "--set", "model.head=linear",
+            "--set", "optim.type=sgd")
+        take("modelfile", "mlp", "out/final.h5")
+        take("modelfile", "linear", "lin/final.h5")
+        take("ckpt", "mlp-adamw", "out/checkpoints/step-00000002.h5")
+        take("ckpt", "linear-sgd", "lin/checkpoints/step-00000002.h5")
+    finally:
+        shutil.rmtree(work)
+
+
 def main():
     config_seeds()
     sweep_seeds()
@@ -273,6 +315,8 @@ def main():
     gguf_seeds()
     tokenizer_seeds()
     report_seeds()
+    if os.environ.get("BTRM"):
+        hdf5_seeds(os.path.abspath(os.environ["BTRM"]))
 
 
 if __name__ == "__main__":

@@ -156,5 +156,6 @@ int main(int argc, char **argv)
         }
     }
     printf("1..%d\n", n_run);
+    fflush(stdout); /* LeakSanitizer ends the process with _exit */
     return n_failed ? 1 : 0;
 }
