@@ -1,10 +1,13 @@
 /* fuzz-gguf.c: a GGUF file (from memory) through btrm_gguf_open, every
- * metadata getter, every tensor lookup and the tokenizer glue
- * (btrm_gguf_tokenizer, then an encode and a decode). Property (gguf.h): every
- * tensor the reader accepts lies inside the file. */
+ * metadata getter, every tensor lookup, the dequantisation of each tensor's
+ * first row (quant.h: every type btrm reads) and the tokenizer glue
+ * (btrm_gguf_tokenizer, then an encode and a decode). Properties (gguf.h):
+ * every tensor the reader accepts lies inside the file, and its first row
+ * (btrm_quant_row_bytes) lies inside the tensor. */
 #include "fuzz.h"
 
 #include "gguf.h"
+#include "quant.h"
 #include "tokenizer.h"
 
 #include <stdlib.h>
@@ -50,6 +53,24 @@ static void read_metadata(const btrm_gguf *g)
     }
 }
 
+/* The first row of a tensor btrm accepts, at most 4096 values. */
+static void dequant_row(const btrm_gguf_tensor *t)
+{
+    static float row[4096];
+    if (!t->data || t->n_dims < 1 || !btrm_quant_supported(t->type))
+        return;
+    if (t->ne[0] < 1 || t->ne[0] > 4096)
+        return;
+    int64_t n = (int64_t)t->ne[0];
+    size_t bytes = btrm_quant_row_bytes(t->type, n);
+    if (!bytes)
+        return;
+    if (bytes > t->bytes)
+        fuzz_fail("tensor %s: a row of %lld values is %zu bytes, the tensor %llu", t->name,
+                  (long long)n, bytes, (unsigned long long)t->bytes);
+    btrm_quant_dequant_f32(t->type, t->data, n, row);
+}
+
 static void read_tensors(const btrm_gguf *g)
 {
     size_t size = 0;
@@ -69,8 +90,10 @@ static void read_tensors(const btrm_gguf *g)
             }
         }
         char name[32];
-        (void)btrm_ggml_type_name(t->type, name, sizeof name);
-        (void)btrm_gguf_tensor_check(g, t->name, t->n_dims, t->ne);
+        (void)btrm_quant_name(t->type, name, sizeof name);
+        (void)btrm_gguf_type_name(t->type);
+        if (btrm_gguf_tensor_check(g, t->name, t->n_dims, t->ne))
+            dequant_row(t);
     }
 }
 
