@@ -244,11 +244,14 @@ static const char *excerpt(char *buf, size_t size, const char *text, size_t len)
 }
 
 /* Edit distance counting a swap of neighbours as one edit ("mpl" -> "mlp");
- * b (a table name) is at most SUGGEST_MAX bytes. Rows i-2, i-1, i. */
+ * b (a table name) is at most SUGGEST_MAX bytes. Rows i-2, i-1, i. SIZE_MAX
+ * when the lengths differ by more than 3, the farthest suggest_limit
+ * accepts (the distance is at least the difference): a long name costs no
+ * quadratic work per key. */
 static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb)
 {
     size_t rows[3][SUGGEST_MAX + 1];
-    if (nb > SUGGEST_MAX)
+    if (nb > SUGGEST_MAX || na > nb + 3 || nb > na + 3)
         return SIZE_MAX;
     for (size_t j = 0; j <= nb; j++)
         rows[0][j] = rows[1][j] = j;
