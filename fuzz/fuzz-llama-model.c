@@ -2,13 +2,17 @@
  * btrm_llama_embedder_open (btrm_llama_model_open: GGUF or llama2.c with its
  * tokenizer.bin, every tensor checked), then tokenize and embed one short text.
  *
+ * For a GGUF file, also `btrm inspect`'s report (btrm_gguf_inspect).
+ *
  * Input: one mode byte (bit 0: llama2.c instead of GGUF; bit 1: dequantize at
- * load), then the model file; for llama2.c, FUZZ_SEP and the tokenizer.bin.
+ * load; bits 2-3: embed.kernel auto, dequant, int8, auto), then the model
+ * file; for llama2.c, FUZZ_SEP and the tokenizer.bin.
  * Properties: token ids lie in the vocabulary; representations are finite
  * numbers or the model is refused (a model whose weights overflow may give
  * Inf/NaN: that is arithmetic, not a reader bug, so only the ids are checked). */
 #include "fuzz.h"
 
+#include "gguf_inspect.h"
 #include "llama_model.h"
 #include "tokenizer.h"
 
@@ -44,8 +48,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(args, sizeof args, "%s", fuzz_file_set(&model_file, "model.gguf", data + 1,
                                                        size - 1));
     }
+    static const char *const kernels[4] = { "auto", "dequant", "int8", "auto" };
     snprintf(args + strlen(args), sizeof args - strlen(args),
-             ",max_tokens=16,max_batch_tokens=32,threads=1,dequantize=%d", (mode >> 1) & 1);
+             ",max_tokens=16,max_batch_tokens=32,threads=1,dequantize=%d,kernel=%s",
+             (mode >> 1) & 1, kernels[(mode >> 2) & 3]);
+    if (format == BTRM_LLAMA_GGUF) {
+        static FILE *devnull;
+        if (!devnull && !(devnull = fopen("/dev/null", "w")))
+            fuzz_fail("cannot open /dev/null");
+        (void)btrm_gguf_inspect(devnull, model_file.path);
+    }
 
     btrm_llama_embedder e;
     if (btrm_llama_embedder_open(&e, format, args, NULL) != 0)

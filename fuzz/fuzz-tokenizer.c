@@ -7,8 +7,11 @@
  *                 (btrm_tok_bpe_load_files), then fixed texts;
  *  mode % 4 == 2: a text for a fixed SentencePiece tokenizer with byte
  *                 fallback (bit 2: no dummy-prefix space);
- *  mode % 4 == 3: a text for a fixed byte-level BPE tokenizer (bit 2: the
- *                 Llama 3 pre-tokenizer instead of GPT-2's).
+ *  mode % 4 == 3: a text for a fixed byte-level BPE tokenizer with the
+ *                 pre-tokenizer (mode >> 2) of btrm_tok_bpe_pre_names' list
+ *                 (modulo its length: GPT-2's, Llama 3's, Qwen2's, ...).
+ * Every text is also encoded with parse_special (control tokens written in
+ * the text become their ids).
  * Properties: ids lie in the vocabulary; every piece decodes into a buffer of
  * btrm_tok_max_piece_bytes() + 1; the pre-tokenizer's pieces concatenate to
  * the text; and decode(encode(text)) == text for the byte-level BPE, and for
@@ -24,7 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static btrm_tokenizer *spm, *spm_no_prefix, *bpe_gpt2, *bpe_llama3;
+static btrm_tokenizer *spm, *spm_no_prefix;
+/* one fixed BPE tokenizer per pre-tokenizer name, made when first used */
+enum { MAX_PRE = 64 };
+static char pre_names[2048];
+static const char *pre[MAX_PRE];
+static int n_pre;
+static btrm_tokenizer *bpe[MAX_PRE];
 
 static const char *const fixed_texts[] = {
     "", " ", "Once upon a time", "  two  spaces\tand\ttabs\n\nnewlines ",
@@ -72,7 +81,7 @@ static btrm_tokenizer *make_spm(int space_prefix)
 }
 
 /* GPT-2's alphabet (bytes_to_unicode) plus a few merges */
-static btrm_tokenizer *make_bpe(const char *pre)
+static btrm_tokenizer *make_bpe(const char *pre_name)
 {
     static const char *const merges[] = {
         "\xc4\xa0 t", "h e", "\xc4\xa0t he", "a n", "i n", "\xc4\xa0 a", "o n", "\xc4\xa0 \xc4\xa0",
@@ -95,7 +104,7 @@ static btrm_tokenizer *make_bpe(const char *pre)
     for (int i = 256; i < N; i++)
         tokens[i] = merged[i - 256];
     btrm_tokenizer *tok = NULL;
-    if (btrm_tok_bpe_from_arrays(&tok, tokens, N, merges, N_MERGES, pre, -1, N - 1) != 0)
+    if (btrm_tok_bpe_from_arrays(&tok, tokens, N, merges, N_MERGES, pre_name, -1, N - 1) != 0)
         fuzz_fail("fixed BPE tokenizer: %s", btrm_error_msg());
     return tok;
 }
@@ -104,8 +113,16 @@ static void free_fixed(void)
 {
     btrm_tok_free(spm);
     btrm_tok_free(spm_no_prefix);
-    btrm_tok_free(bpe_gpt2);
-    btrm_tok_free(bpe_llama3);
+    for (int i = 0; i < n_pre; i++)
+        btrm_tok_free(bpe[i]);
+}
+
+static const btrm_tokenizer *bpe_for(unsigned index)
+{
+    index %= (unsigned)n_pre;
+    if (!bpe[index])
+        bpe[index] = make_bpe(pre[index]);
+    return bpe[index];
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -114,8 +131,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_quiet();
     spm = make_spm(1);
     spm_no_prefix = make_spm(0);
-    bpe_gpt2 = make_bpe("gpt2");
-    bpe_llama3 = make_bpe("llama-bpe");
+    btrm_tok_bpe_pre_names(pre_names, sizeof pre_names);
+    for (char *name = strtok(pre_names, " "); name && n_pre < MAX_PRE; name = strtok(NULL, " "))
+        pre[n_pre++] = name;
+    if (n_pre == 0)
+        fuzz_fail("no pre-tokenizer names");
     atexit(free_fixed);
     return 0;
 }
@@ -166,6 +186,15 @@ static int encode_decode(const btrm_tokenizer *tok, const char *text, size_t len
                       "bytes: %s", ids[i], max_piece + 1, btrm_error_msg());
     }
     free(piece);
+    int32_t *special = NULL;
+    int n_special = 0;
+    if (btrm_tok_encode_special(tok, text, len, 1, 1, &special, &n_special) == 0) {
+        for (int i = 0; i < n_special; i++)
+            if (special[i] < 0 || special[i] >= n_vocab)
+                fuzz_fail("token id %d (parse_special) outside the %d tokens", special[i],
+                          n_vocab);
+        free(special);
+    }
     /* the ids without the BOS that add_bos put first */
     const int skip = n_ids > 0 && btrm_tok_bos(tok) >= 0 && ids[0] == btrm_tok_bos(tok);
     int ok = btrm_tok_decode(tok, ids + skip, n_ids - skip, back, back_len) == 0;
@@ -228,7 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    memmem(data, size, "\xe2\x96\x81", 3) == NULL);
         break;
     default:
-        round_trip((mode & 4u) ? bpe_llama3 : bpe_gpt2, data, size, 1);
+        round_trip(bpe_for(mode >> 2), data, size, 1);
         break;
     }
     btrm_tok_free(tok);

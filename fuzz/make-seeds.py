@@ -198,6 +198,15 @@ def gguf_seeds():
                               ("q", [32], gq.GGML_Q8_0, gq.quantize_q8_0(np.ones(32)))],
         alignment=64)))
     put("gguf", "v2", gguf_bytes(lambda p: gq.write_gguf(p, spm_kvs(), [], version=2)))
+    # one row of 256 values in every block type btrm reads (the dequantisers)
+    x = np.sin(np.arange(256, dtype=np.float32) * 0.37) * 3
+    quants = [("q4_0", gq.GGML_Q4_0), ("q4_1", gq.GGML_Q4_1), ("q5_0", gq.GGML_Q5_0),
+              ("q5_1", gq.GGML_Q5_1), ("q8_0", gq.GGML_Q8_0), ("q2_k", gq.GGML_Q2_K),
+              ("q3_k", gq.GGML_Q3_K), ("q4_k", gq.GGML_Q4_K), ("q5_k", gq.GGML_Q5_K),
+              ("q6_k", gq.GGML_Q6_K), ("q8_k", gq.GGML_Q8_K)]
+    put("gguf", "every-quant", gguf_bytes(lambda p: gq.write_gguf(
+        p, [("general.architecture", gq.STRING, "llama")],
+        [(name, [256], t, gq.convert(t, x)) for name, t in quants])))
     put("llama-model", "gguf-f32", bytes([0]) + f32)
     put("llama-model", "gguf-f16-untied", bytes([2]) + gguf_bytes(
         lambda p: tiny_llama_gguf(p, gq.GGML_F16, tied=False)))
@@ -205,6 +214,29 @@ def gguf_seeds():
         lambda p: tiny_llama_gguf(p, gq.GGML_Q8_0, dim=32, heads=4, kv_heads=2, ffn=32)))
     put("llama-model", "gguf-bf16-2layers", bytes([0]) + gguf_bytes(
         lambda p: tiny_llama_gguf(p, gq.GGML_BF16, layers=2)))
+    # the other architectures (F32, tiny), and K-quant / Q8_0 models through
+    # the int8 kernel (mode bits 2-3 = 2)
+    vocab = os.path.join(HERE, ".vocab.tmp")
+    tiny_llama_gguf(vocab, gq.GGML_F32)
+    try:
+        for arch in sorted(gq.ARCHS):
+            if arch == "llama":
+                continue
+            put("llama-model", f"gguf-{arch}", bytes([0]) + gguf_bytes(
+                lambda p: gq.synthetic_model(arch, p, dim=8, layers=1, heads=2, kv_heads=1,
+                                             ffn=16, vocab_from=vocab, context=64)))
+        put("llama-model", "gguf-q4k-int8", bytes([8]) + gguf_bytes(
+            lambda p: gq.synthetic_model("llama", p, dim=256, layers=1, heads=2, kv_heads=1,
+                                         head_dim=8, ffn=16, want=gq.GGML_Q4_K,
+                                         vocab_from=vocab, context=64)))
+        put("llama-model", "gguf-q6k-dequant", bytes([4]) + gguf_bytes(
+            lambda p: gq.synthetic_model("qwen2", p, dim=256, layers=1, heads=2, kv_heads=1,
+                                         head_dim=8, ffn=16, want=gq.GGML_Q6_K,
+                                         vocab_from=vocab, context=64)))
+    finally:
+        os.remove(vocab)
+    put("llama-model", "gguf-q8-int8", bytes([8]) + gguf_bytes(
+        lambda p: tiny_llama_gguf(p, gq.GGML_Q8_0, dim=32, heads=4, kv_heads=2, ffn=32)))
     put("llama-model", "llama2c", bytes([1]) + llama2c_model() + SEP + tokenizer_bin())
     put("llama-model", "llama2c-untied", bytes([3]) + llama2c_model(tied=False) + SEP +
         tokenizer_bin())
@@ -248,6 +280,10 @@ def tokenizer_seeds():
         put("tokenizer", f"spm-text-{i}", bytes([2]) + text)
         put("tokenizer", f"bpe-text-{i}", bytes([3]) + text)
         put("tokenizer", f"llama3-text-{i}", bytes([7]) + text)
+    # every pre-tokenizer (mode 3 + 4 * its index in btrm_tok_bpe_pre_names)
+    text = "Hello world! It's 2025: 12345 \u4e16\u754c caf\u00e9\r\n\t  x".encode()
+    for i in range(64):
+        put("tokenizer", f"bpe-pre-{i:02d}", bytes([3 + 4 * i]) + text)
 
 
 # ---------------------------------------------------------------------------
