@@ -6,6 +6,8 @@
 #include "ckpt.h"
 #include "comm.h"
 
+FUZZ_HDF5_ALLOCATOR
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;

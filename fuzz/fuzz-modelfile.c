@@ -9,6 +9,8 @@
 
 #include <stdlib.h>
 
+FUZZ_HDF5_ALLOCATOR
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;

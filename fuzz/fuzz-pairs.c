@@ -14,6 +14,8 @@
 
 #define MAX_FEATURE_BYTES (64u << 20)
 
+FUZZ_HDF5_ALLOCATOR
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;

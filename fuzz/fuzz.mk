@@ -27,7 +27,9 @@ FUZZ_RUNS ?=
 # fuzz/findings/<name>/ and sorted by fuzz/triage.sh); fork mode keeps
 # fuzzing past them. Fork mode ignores -runs: use FUZZ_SECONDS there.
 FUZZ_FORK_HARNESSES = pairs modelfile ckpt
-FUZZ_FORK_ARGS = -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1
+# -malloc_limit_mb: malloc returns NULL above 2 GiB there, as in production
+# (FUZZ_HDF5_ALLOCATOR in fuzz/fuzz.h), instead of libFuzzer calling it an OOM.
+FUZZ_FORK_ARGS = -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 -malloc_limit_mb=1000000
 FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
 ALL_HARNESSES := $(patsubst $(srcdir)/fuzz/fuzz-%.c,%,$(wildcard $(srcdir)/fuzz/fuzz-*.c))
 FUZZ_HARNESSES ?= $(ALL_HARNESSES)

@@ -12,14 +12,16 @@ cd "$(dirname "$0")/.." 2>/dev/null || true
 [ -d fuzz/findings ] || { echo "triage: no fuzz/findings here (run make fuzz first)" >&2; exit 2; }
 harnesses=${*:-$(ls fuzz/findings)}
 for h in $harnesses; do
+    limit=  # the HDF5 harnesses: malloc NULL above 2 GiB (fuzz.mk's FUZZ_FORK_ARGS)
+    case $h in pairs|modelfile|ckpt) limit=-malloc_limit_mb=1000000 ;; esac
     for f in fuzz/findings/$h/*; do
         [ -f "$f" ] || continue
         report=$(ASAN_OPTIONS=detect_leaks=1:detect_odr_violation=0 \
                  LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0 \
                  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-                 timeout 60 "fuzz/bin/fuzz-$h" -rss_limit_mb=2048 -timeout=25 "$f" 2>&1 </dev/null)
+                 timeout 60 "fuzz/bin/fuzz-$h" -rss_limit_mb=2048 $limit -timeout=25 "$f" 2>&1 </dev/null)
         rc=$?
-        kind=$(printf '%s\n' "$report" | grep -aoE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer): [a-z-]+( [a-z-]+)?|runtime error: .*|property broken: .*' | head -n1)
+        kind=$(printf '%s\n' "$report" | grep -aoE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer): [A-Za-z-]+( [a-z-]+)?|runtime error: .*|property broken: .*' | head -n1)
         [ -n "$kind" ] || kind=$([ $rc -eq 0 ] && echo "no longer fails" || echo "exit $rc")
         frame=$(printf '%s\n' "$report" | grep -aE '^    #[0-9]+ ' |
                 grep -avE 'sanitizer|asan_|lsan_|ubsan|fuzzer::|libFuzzer|__interceptor|libc\.so|malloc|calloc|realloc|strdup|memcpy|fuzz/fuzz|in main |_start' |
