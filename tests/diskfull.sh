@@ -14,7 +14,7 @@ mount -t tmpfs -o size=64k tmpfs "$WORK/probe" 2>/dev/null ||
     skip_all "cannot mount a tmpfs here (no CAP_SYS_ADMIN in this container?)"
 umount "$WORK/probe"
 have_python_h5py || skip_all "python3 h5py/numpy not installed (tools/install-deps.sh --with-python)"
-plan 27
+plan 24
 cd "$WORK"
 LIMIT=120
 mounts=()

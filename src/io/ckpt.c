@@ -239,6 +239,18 @@ int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *
     const btrm_head *head = d->head;
     file = open_parallel(tmp, c, 1);
     BTRM_CHECK_H5(file, tmp);
+    /* The disk space first, decided together: a write that fails for lack of
+     * space inside libhdf5 fails on some ranks only, and the others wait in
+     * the next collective call forever (the 2-rank hang on a full tmpfs). */
+    int n_state = d->optim ? d->optim->n_state : 0;
+    if (c->rank == 0)
+        rc = btrm_file_reserve(tmp, btrm_h5_reserve_bytes(
+                                        4 * (uint64_t)head->n_params * (uint64_t)(1 + n_state) +
+                                            (config_text ? strlen(config_text) : 0),
+                                        3 * (uint64_t)head->n_layers + (uint64_t)n_state + 32));
+    rc = btrm_comm_agree(c, rc);
+    if (rc)
+        goto fail;
     BTRM_CHECK_H5(gcpl = btrm_h5_gcpl(), tmp);
     rc = btrm_h5_write_format(file, &btrm_format_checkpoint);
     if (!rc)

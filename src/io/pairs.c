@@ -901,6 +901,31 @@ static int check_data(const char *path, const btrm_pairs_data *d)
     return 0;
 }
 
+/* The bytes the store will take (btrm_h5_reserve_bytes): each string is a
+ * 16-byte reference in its dataset and its bytes plus a 16-byte header,
+ * aligned to 8, in a global heap. */
+static uint64_t strings_bytes(const char *const *s, int64_t n)
+{
+    uint64_t total = 0;
+    for (int64_t i = 0; s && i < n; i++)
+        total += 32 + ((s[i] ? strlen(s[i]) : 0) + 7) / 8 * 8;
+    return total;
+}
+
+static uint64_t store_bytes(const btrm_pairs_data *d)
+{
+    uint64_t n = (uint64_t)d->n_pairs, bytes = 0;
+    if (d->features)
+        bytes += (uint64_t)d->n_rows * (uint64_t)d->dim * (d->features_f16 ? 2 : 4);
+    bytes += strings_bytes(d->texts, d->n_rows) + strings_bytes(d->ids, d->n_pairs);
+    bytes += strings_bytes(d->categories, d->category ? d->n_categories : 0);
+    bytes += strings_bytes(d->subsets, d->subset ? d->n_subsets : 0);
+    bytes += n * 16 + (d->category ? n * 4 : 0) + (d->subset ? n * 4 : 0) +
+             (d->margin ? n * 4 : 0);
+    bytes += d->provenance ? strlen(d->provenance) : 0;
+    return btrm_h5_reserve_bytes(bytes, 16);
+}
+
 int btrm_pairs_write(const char *path, const btrm_pairs_data *d)
 {
     btrm_h5_atomic a = { .file = -1 };
@@ -909,6 +934,8 @@ int btrm_pairs_write(const char *path, const btrm_pairs_data *d)
     if (rc)
         return rc;
     rc = btrm_h5_create_atomic(&a, path);
+    if (!rc)
+        rc = btrm_h5_reserve_atomic(&a, store_bytes(d));
     if (rc)
         return rc;
     rc = btrm_h5_write_format(a.file, &btrm_format_pairs);
