@@ -16,6 +16,33 @@ int btrm_comm_error(int mpi_rc, const char *call, const char *file, int line)
     return btrm_error_set(BTRM_EMPI, "%s:%d: %s failed: %s", file, line, call, text);
 }
 
+/* BTRM_TEST_RANKS_PER_NODE (comm.h): node ranks [0, k) form one node, [k, 2k)
+ * the next, and so on. The node agrees on k first, so that a rank whose
+ * environment lacks the variable cannot leave the others in MPI_Comm_split. */
+static int split_node_for_tests(btrm_comm *c)
+{
+    const char *env = getenv(BTRM_TEST_RANKS_PER_NODE_ENV);
+    char *end = NULL;
+    long want = env && env[0] ? strtol(env, &end, 10) : 0;
+    int bad = env && env[0] && (*end != '\0' || want < 0 || want > 1 << 20);
+    int k = bad ? -1 : (int)want, agreed = 0;
+    BTRM_CHECK_MPI(MPI_Allreduce(&k, &agreed, 1, MPI_INT, MPI_MIN, c->node));
+    if (agreed < 0)
+        return btrm_error_set(BTRM_EUSAGE, "%s=%s: want a number of ranks per node (0 = no "
+                              "split)", BTRM_TEST_RANKS_PER_NODE_ENV, env ? env : "");
+    BTRM_CHECK_MPI(MPI_Allreduce(&k, &agreed, 1, MPI_INT, MPI_MAX, c->node));
+    if (agreed == 0 || agreed >= c->node_size)
+        return 0;
+    MPI_Comm group = MPI_COMM_NULL;
+    BTRM_CHECK_MPI(MPI_Comm_split(c->node, c->node_rank / agreed, c->node_rank, &group));
+    MPI_Comm_free(&c->node);
+    c->node = group;
+    BTRM_CHECK_MPI(MPI_Comm_set_errhandler(c->node, MPI_ERRORS_RETURN));
+    BTRM_CHECK_MPI(MPI_Comm_rank(c->node, &c->node_rank));
+    BTRM_CHECK_MPI(MPI_Comm_size(c->node, &c->node_size));
+    return 0;
+}
+
 int btrm_comm_init(btrm_comm *c, MPI_Comm parent)
 {
     memset(c, 0, sizeof *c);
@@ -30,6 +57,11 @@ int btrm_comm_init(btrm_comm *c, MPI_Comm parent)
     BTRM_CHECK_MPI(MPI_Comm_set_errhandler(c->node, MPI_ERRORS_RETURN));
     BTRM_CHECK_MPI(MPI_Comm_rank(c->node, &c->node_rank));
     BTRM_CHECK_MPI(MPI_Comm_size(c->node, &c->node_size));
+    int rc = btrm_comm_agree(c, split_node_for_tests(c));
+    if (rc)
+        return rc;
+    int leader = c->node_rank == 0;
+    BTRM_CHECK_MPI(MPI_Allreduce(&leader, &c->n_nodes, 1, MPI_INT, MPI_SUM, c->comm));
     return 0;
 }
 

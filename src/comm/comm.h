@@ -15,6 +15,7 @@ typedef struct btrm_comm {
     int rank, size;
     MPI_Comm node;    /* ranks sharing memory with this one */
     int node_rank, node_size;
+    int n_nodes;      /* node communicators in comm */
 } btrm_comm;
 
 /* Checks an MPI return code; records BTRM_EMPI with the call and location. */
@@ -25,6 +26,14 @@ typedef struct btrm_comm {
             return btrm_comm_error(mpi_rc_, #call, __FILE__, __LINE__);          \
     } while (0)
 int btrm_comm_error(int mpi_rc, const char *call, const char *file, int line);
+
+/* Test hook: with BTRM_TEST_RANKS_PER_NODE=k in the environment, each node's
+ * ranks are split further into groups of k consecutive ranks, each group
+ * acting as a node of its own (its own shared window, its own copy of the
+ * features), so that one machine tests what several nodes do
+ * (tests/multinode.sh). The node takes the largest k any of its ranks sees;
+ * unset or 0 means no split. Never needed on a real cluster. */
+#define BTRM_TEST_RANKS_PER_NODE_ENV "BTRM_TEST_RANKS_PER_NODE"
 
 int btrm_comm_init(btrm_comm *c, MPI_Comm parent);
 void btrm_comm_free(btrm_comm *c);

@@ -251,11 +251,14 @@ static const char *excerpt(char *buf, size_t size, const char *text, size_t len)
 }
 
 /* Edit distance counting a swap of neighbours as one edit ("mpl" -> "mlp");
- * b (a table name) is at most SUGGEST_MAX bytes. Rows i-2, i-1, i. */
+ * b (a table name) is at most SUGGEST_MAX bytes. Rows i-2, i-1, i. SIZE_MAX
+ * when the lengths differ by more than 3, the farthest suggest_limit
+ * accepts (the distance is at least the difference): a long name costs no
+ * quadratic work per key. */
 static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb)
 {
     size_t rows[3][SUGGEST_MAX + 1];
-    if (nb > SUGGEST_MAX)
+    if (nb > SUGGEST_MAX || na > nb + 3 || nb > na + 3)
         return SIZE_MAX;
     for (size_t j = 0; j <= nb; j++)
         rows[0][j] = rows[1][j] = j;
@@ -905,7 +908,9 @@ static int check_stored(const btrm_config *cfg, const key_def *k)
 /* ---------------------------------------------------------------------------
  * Public API */
 
-void btrm_config_defaults(btrm_config *cfg)
+/* The table's defaults, parsed once (one small YAML document per key) and
+ * copied afterwards: a sweep or a report loads hundreds of configs. */
+static void parse_defaults(btrm_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     for (int i = 0; i < N_KEYS; i++) {
@@ -922,6 +927,17 @@ void btrm_config_defaults(btrm_config *cfg)
             abort();
         }
     }
+}
+
+void btrm_config_defaults(btrm_config *cfg)
+{
+    static btrm_config defaults;
+    static int parsed;
+    if (!parsed) {
+        parse_defaults(&defaults);
+        parsed = 1;
+    }
+    memcpy(cfg, &defaults, sizeof *cfg); /* padding included: configs compare with memcmp */
 }
 
 int btrm_config_load(btrm_config *cfg, const char *path, const char *const *sets, int n_sets)
@@ -949,7 +965,18 @@ int btrm_config_load(btrm_config *cfg, const char *path, const char *const *sets
 
 int btrm_config_set(btrm_config *cfg, const char *assignment)
 {
-    return apply_assignment(NULL, cfg, assignment);
+    /* on a copy: a mapping value ("loss={type: normbt, bad: 1}") may fail
+     * after some of its keys were applied, and cfg must stay unchanged */
+    btrm_config *tmp = NULL;
+    int rc = BTRM_MALLOC(tmp, 1);
+    if (rc)
+        return rc;
+    memcpy(tmp, cfg, sizeof *tmp);
+    rc = apply_assignment(NULL, tmp, assignment);
+    if (!rc)
+        memcpy(cfg, tmp, sizeof *cfg);
+    free(tmp);
+    return rc;
 }
 
 int btrm_config_validate(const btrm_config *cfg)

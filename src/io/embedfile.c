@@ -2,6 +2,7 @@
 #include "embedfile.h"
 
 #include "error.h"
+#include "fileutil.h"
 #include "h5util.h"
 #include "log.h"
 
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ------------------------------------------------------------------------ */
 /* The output store */
@@ -108,6 +110,16 @@ int btrm_features_create(const char *in_path, const char *tmp, const char *out_p
     if (out < 0) {
         rc = btrm_h5_error(out_path, "H5Fcreate", __FILE__, __LINE__);
         rc = btrm_error_wrap(rc, "cannot create %s (temporary file for %s)", tmp, out_path);
+        goto fail;
+    }
+    /* the space of the copy and of /features, before any rank writes: the
+     * collective writes then cannot fail for lack of space on some ranks */
+    struct stat in_st;
+    uint64_t in_bytes = stat(in_path, &in_st) == 0 ? (uint64_t)in_st.st_size : 0;
+    rc = btrm_file_reserve(tmp, btrm_h5_reserve_bytes(
+                                    in_bytes + (uint64_t)n_rows * (uint64_t)dim * btrm_dtype_size(dtype), 16));
+    if (rc) {
+        rc = btrm_error_wrap(rc, "cannot write %s", out_path);
         goto fail;
     }
     BTRM_CHECK_H5(in_root = H5Gopen2(in, "/", H5P_DEFAULT), in_path);

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* fallocate, FALLOC_FL_KEEP_SIZE */
 #include "fileutil.h"
 
 #include "error.h"
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int btrm_mkdir_p(const char *dir)
@@ -43,12 +45,53 @@ void btrm_tmp_path(const char *path, char *tmp, size_t size)
     snprintf(tmp, size, "%s/.%s.tmp.%ld", dirname(a), basename(b), (long)getpid());
 }
 
-/* Flushes a file's (or directory's) data to stable storage. */
+int btrm_file_reserve(const char *path, uint64_t bytes)
+{
+    if (bytes == 0)
+        return 0;
+    if (bytes > (uint64_t)INT64_MAX)
+        return btrm_error_set(BTRM_EIO, "%s: cannot reserve %llu bytes: %s", path,
+                              (unsigned long long)bytes, strerror(EFBIG));
+    int fd = open(path, O_WRONLY);
+    if (fd < 0)
+        return btrm_error_set(BTRM_EIO, "cannot open %s: %s", path, strerror(errno));
+    int r, e = 0;
+    do
+        r = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)bytes);
+    while (r != 0 && errno == EINTR);
+    if (r != 0)
+        e = errno;
+    if (r != 0 && (e == EOPNOTSUPP || e == ENOSYS)) {
+        /* no reservation here (some NFS, older Lustre): check the room at least */
+        struct statvfs vfs;
+        e = 0;
+        if (fstatvfs(fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < bytes)
+            e = ENOSPC;
+    }
+    close(fd);
+    if (e)
+        return btrm_error_set(BTRM_EIO, "%s: cannot reserve %llu bytes: %s", path,
+                              (unsigned long long)bytes, strerror(e));
+    return 0;
+}
+
+/* Flushes a file's (or directory's) data to stable storage; for a regular
+ * file, first gives back the reserved blocks past its end (btrm_file_reserve):
+ * a truncation to its own size frees them. */
 static int sync_path(const char *path)
 {
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return -1;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        int w = open(path, O_WRONLY);
+        if (w >= 0) {
+            int t = ftruncate(w, st.st_size); /* on failure they stay reserved: no harm */
+            (void)t;
+            close(w);
+        }
+    }
     int r = fsync(fd);
     int e = errno;
     close(fd);

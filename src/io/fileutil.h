@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -13,8 +14,17 @@
 int btrm_mkdir_p(const char *dir);
 /* "<dir>/.<base>.tmp.<pid>" next to path. */
 void btrm_tmp_path(const char *path, char *tmp, size_t size);
-/* Publishes a finished temporary file: fsync tmp, rename it onto path, fsync
- * the directory (best effort). On failure tmp is removed and nothing is left
+/* Reserves bytes of disk space for the file path (which exists), from its
+ * start, without changing its size (fallocate FALLOC_FL_KEEP_SIZE): writes
+ * that stay within them cannot fail for lack of space. Used before an HDF5
+ * file's data are written, because libhdf5's write error paths are neither
+ * collective nor clean (a failed H5Fclose crashes at exit). Where the file
+ * system cannot reserve, the free space (statvfs) is checked instead.
+ * BTRM_EIO "<path>: cannot reserve N bytes: No space left on device". */
+int btrm_file_reserve(const char *path, uint64_t bytes);
+/* Publishes a finished temporary file: gives back what a reservation left
+ * unused past its end, fsyncs tmp, renames it onto path, fsyncs the
+ * directory (best effort). On failure tmp is removed and nothing is left
  * under path's name. */
 int btrm_file_commit(const char *tmp, const char *path);
 /* Writes bytes to path atomically (fsync'ed before the rename). */

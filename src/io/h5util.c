@@ -628,6 +628,23 @@ int btrm_h5_commit_atomic(btrm_h5_atomic *a)
     return rc;
 }
 
+uint64_t btrm_h5_reserve_bytes(uint64_t data_bytes, uint64_t n_objects)
+{
+    /* superblock, root group, heaps: well under 64 KiB; an object header with
+     * its attributes is a few hundred bytes; 1/64 for what the estimate missed */
+    return data_bytes + data_bytes / 64 + 1024 * n_objects + (64u << 10);
+}
+
+int btrm_h5_reserve_atomic(btrm_h5_atomic *a, uint64_t bytes)
+{
+    int rc = btrm_file_reserve(a->tmp, bytes);
+    if (rc) {
+        rc = btrm_error_wrap(rc, "cannot write %s", a->path);
+        btrm_h5_abort_atomic(a);
+    }
+    return rc;
+}
+
 void btrm_h5_abort_atomic(btrm_h5_atomic *a)
 {
     if (!a)

@@ -135,6 +135,14 @@ typedef struct btrm_h5_atomic {
 } btrm_h5_atomic;
 int btrm_h5_create_atomic(btrm_h5_atomic *a, const char *path);
 int btrm_h5_commit_atomic(btrm_h5_atomic *a);
+/* Reserves bytes of disk space for the temporary file (btrm_file_reserve)
+ * before its data are written; on failure aborts it (nothing is left) and
+ * returns BTRM_EIO naming path. */
+int btrm_h5_reserve_atomic(btrm_h5_atomic *a, uint64_t bytes);
+/* The bytes to reserve for an HDF5 file holding data_bytes of datasets and
+ * n_objects groups, datasets and attributes: the data plus headroom for
+ * HDF5's metadata. */
+uint64_t btrm_h5_reserve_bytes(uint64_t data_bytes, uint64_t n_objects);
 void btrm_h5_abort_atomic(btrm_h5_atomic *a);
 
 #endif

@@ -403,8 +403,11 @@ static int gguf_tensors(btrm_llama_model *m, const arch_spec *a)
     hp->vocab_size = (int)te->ne[1];
     if (hp->n_layers > 4096)
         return btrm_error_set(BTRM_EDATA, "%s: %d layers", m->path, hp->n_layers);
-    int rc = BTRM_CALLOC(m->w.layers, hp->n_layers);
+    /* before any product of the widths below */
+    int rc = btrm_llama_check_hparams(hp);
     if (rc)
+        return btrm_error_wrap(rc, "%s", m->path);
+    if ((rc = BTRM_CALLOC(m->w.layers, hp->n_layers)))
         return rc;
     if ((rc = gguf_matrix(m, "token_embd.weight", hp->vocab_size, hp->dim, &m->w.token_embd)) ||
         (rc = gguf_vector(m, "output_norm.weight", hp->dim, 0, &m->w.output_norm)))
@@ -574,11 +577,14 @@ static int open_llama2c(btrm_llama_model *m, const char *tokenizer_path)
         return btrm_error_set(BTRM_EDATA, "%s: a GGUF file; use --backbone gguf:%s", m->path,
                               m->path);
     int dim = h[0], hidden = h[1], n_layers = h[2], n_heads = h[3], n_kv = h[4];
-    int vocab = h[5] < 0 ? -h[5] : h[5], seq_len = h[6], shared = h[5] > 0;
+    /* a negative vocab_size means an untied classifier; INT32_MIN has no
+     * positive counterpart and is refused below as vocab 0 */
+    int vocab = h[5] == INT32_MIN ? 0 : h[5] < 0 ? -h[5] : h[5], seq_len = h[6];
+    int shared = h[5] > 0;
     const int lim = 1 << 20;
     if (dim < 1 || dim > lim || hidden < 1 || hidden > lim || n_layers < 1 ||
         n_layers > 4096 || n_heads < 1 || n_heads > dim || n_kv < 1 || n_kv > n_heads ||
-        h[5] == INT32_MIN || vocab < 1 || vocab > lim || seq_len < 1 || seq_len > lim ||
+        vocab < 1 || vocab > lim || seq_len < 1 || seq_len > lim ||
         dim % n_heads)
         return btrm_error_set(BTRM_EDATA, "%s: not a llama2.c checkpoint: implausible header "
                               "(dim %d, hidden %d, layers %d, heads %d, kv heads %d, vocab %d, "

@@ -152,6 +152,9 @@ int btrm_model_write(const char *path, const btrm_head *head, const float *param
         return btrm_error_set(BTRM_EDATA, "%s: cannot write a head with %d layers", path,
                               head->n_layers);
     int rc = btrm_h5_create_atomic(&a, path);
+    if (!rc)
+        rc = btrm_h5_reserve_atomic(&a, btrm_h5_reserve_bytes(4 * (uint64_t)head->n_params,
+                                                              4 * (uint64_t)head->n_layers + 16));
     if (rc)
         return rc;
     rc = btrm_h5_write_format(a.file, &btrm_format_model);

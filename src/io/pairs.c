@@ -30,6 +30,7 @@
 #include "error.h"
 #include "h5util.h"
 #include "log.h"
+#include "memory.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -674,7 +675,23 @@ static int load_features(btrm_pairs *p, const btrm_comm *c)
     int64_t calls = (count + rows_per_call - 1) / rows_per_call;
     int n_calls = calls > INT_MAX ? INT_MAX : (int)calls;
 
-    int rc = btrm_comm_shared_alloc(c, (size_t)p->n_rows * dim * elem, &p->features_shm);
+    /* Refused before anything is allocated when it cannot fit: the kernel's
+     * OOM killer or the batch system's cgroup would end the job half-way. */
+    const uint64_t need = (uint64_t)p->n_rows * dim * elem;
+    uint64_t avail = UINT64_MAX;
+    char what[700];
+    int rc = 0;
+    if (c->node_rank == 0 && btrm_memory_available(&avail, what, sizeof what) == 0 &&
+        need > avail)
+        rc = btrm_error_set(BTRM_ENOMEM, "%s: /features needs %llu bytes of memory on each "
+                            "node (%lld rows x %d columns x %zu bytes) but %llu bytes are "
+                            "available (%s)", p->path, (unsigned long long)need,
+                            (long long)p->n_rows, p->dim, (size_t)elem,
+                            (unsigned long long)avail, what);
+    rc = btrm_comm_agree(c, rc);
+    if (rc)
+        return rc;
+    rc = btrm_comm_shared_alloc(c, (size_t)p->n_rows * dim * elem, &p->features_shm);
     if (!rc)
         p->features = p->features_shm.base;
     rc = btrm_comm_agree(c, rc);
@@ -836,6 +853,31 @@ static int check_data(const char *path, const btrm_pairs_data *d)
     return 0;
 }
 
+/* The bytes the store will take (btrm_h5_reserve_bytes): each string is a
+ * 16-byte reference in its dataset and its bytes plus a 16-byte header,
+ * aligned to 8, in a global heap. */
+static uint64_t strings_bytes(const char *const *s, int64_t n)
+{
+    uint64_t total = 0;
+    for (int64_t i = 0; s && i < n; i++)
+        total += 32 + ((s[i] ? strlen(s[i]) : 0) + 7) / 8 * 8;
+    return total;
+}
+
+static uint64_t store_bytes(const btrm_pairs_data *d)
+{
+    uint64_t n = (uint64_t)d->n_pairs, bytes = 0;
+    if (d->features)
+        bytes += (uint64_t)d->n_rows * (uint64_t)d->dim * btrm_dtype_size(d->features_dtype);
+    bytes += strings_bytes(d->texts, d->n_rows) + strings_bytes(d->ids, d->n_pairs);
+    bytes += strings_bytes(d->categories, d->category ? d->n_categories : 0);
+    bytes += strings_bytes(d->subsets, d->subset ? d->n_subsets : 0);
+    bytes += n * 16 + (d->category ? n * 4 : 0) + (d->subset ? n * 4 : 0) +
+             (d->margin ? n * 4 : 0);
+    bytes += d->provenance ? strlen(d->provenance) : 0;
+    return btrm_h5_reserve_bytes(bytes, 16);
+}
+
 int btrm_pairs_write(const char *path, const btrm_pairs_data *d)
 {
     btrm_h5_atomic a = { .file = -1 };
@@ -844,6 +886,8 @@ int btrm_pairs_write(const char *path, const btrm_pairs_data *d)
     if (rc)
         return rc;
     rc = btrm_h5_create_atomic(&a, path);
+    if (!rc)
+        rc = btrm_h5_reserve_atomic(&a, store_bytes(d));
     if (rc)
         return rc;
     rc = btrm_h5_write_format(a.file, &btrm_format_pairs);

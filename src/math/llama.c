@@ -71,7 +71,7 @@ static int check_matrix(const btrm_llama_matrix *m, const char *name, int layer,
     return 0;
 }
 
-int btrm_llama_check(const btrm_llama_hparams *hp, const btrm_llama_weights *w)
+int btrm_llama_check_hparams(const btrm_llama_hparams *hp)
 {
     if (hp->dim < 1 || hp->hidden_dim < 1 || hp->n_layers < 1 || hp->n_heads < 1 ||
         hp->n_kv_heads < 1 || hp->head_dim < 1 || hp->vocab_size < 1 || hp->context < 1)
@@ -80,6 +80,13 @@ int btrm_llama_check(const btrm_llama_hparams *hp, const btrm_llama_weights *w)
                               "context %d)", hp->dim, hp->hidden_dim, hp->n_layers,
                               hp->n_heads, hp->n_kv_heads, hp->head_dim, hp->vocab_size,
                               hp->context);
+    const int lim = BTRM_LLAMA_MAX_WIDTH;
+    if (hp->dim > lim || hp->hidden_dim > lim || hp->head_dim > lim ||
+        hp->n_heads > lim / hp->head_dim || hp->vocab_size > (1 << 30) || hp->n_layers > 4096)
+        return btrm_error_set(BTRM_EDATA, "implausible hyperparameters (dim %d, hidden %d, "
+                              "layers %d, heads %d x head dim %d, vocab %d): widths are at most "
+                              "%d", hp->dim, hp->hidden_dim, hp->n_layers, hp->n_heads,
+                              hp->head_dim, hp->vocab_size, lim);
     if (hp->n_heads % hp->n_kv_heads)
         return btrm_error_set(BTRM_EDATA, "%d attention heads are not a multiple of %d "
                               "key/value heads", hp->n_heads, hp->n_kv_heads);
@@ -99,8 +106,16 @@ int btrm_llama_check(const btrm_llama_hparams *hp, const btrm_llama_weights *w)
                               (double)hp->embed_scale);
     if (hp->ffn_act != BTRM_FFN_SILU && hp->ffn_act != BTRM_FFN_GELU_TANH)
         return btrm_error_set(BTRM_EDATA, "unknown feed-forward activation %d", hp->ffn_act);
+    return 0;
+}
+
+int btrm_llama_check(const btrm_llama_hparams *hp, const btrm_llama_weights *w)
+{
+    int rc = btrm_llama_check_hparams(hp);
+    if (rc)
+        return rc;
     int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
-    int rc = check_matrix(&w->token_embd, "token embedding", -1, hp->vocab_size, hp->dim);
+    rc = check_matrix(&w->token_embd, "token embedding", -1, hp->vocab_size, hp->dim);
     if (!rc)
         rc = check_matrix(&w->output, "output (classifier)", -1, hp->vocab_size, hp->dim);
     if (!rc && !w->output_norm)

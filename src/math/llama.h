@@ -108,6 +108,13 @@ typedef struct btrm_llama_weights {
  * every matrix has its expected shape and a supported type. 0 or BTRM_EDATA
  * naming the first inconsistency. */
 int btrm_llama_check(const btrm_llama_hparams *hp, const btrm_llama_weights *w);
+/* The hyperparameters alone (what btrm_llama_check checks first): sizes
+ * positive, every width (dim, hidden, heads x head dim) at most
+ * BTRM_LLAMA_MAX_WIDTH, so that no product of them overflows an int;
+ * heads a multiple of key/value heads; an even rope dimension within the
+ * head. A model file's reader calls it before it sizes anything. */
+#define BTRM_LLAMA_MAX_WIDTH (1 << 20)
+int btrm_llama_check_hparams(const btrm_llama_hparams *hp);
 
 /* Work buffers for batches of up to max_tokens tokens in total and
  * sequences of up to max_seq tokens, allocated once (btrm_llama_ws_init),

@@ -1013,6 +1013,8 @@ typedef struct reader {
     int is_gzip;
     char *buf;
     size_t cap, len, pos;
+    size_t chunk;        /* bytes per read: 64 KiB, doubling to READ_CHUNK */
+    int filled;          /* the last read got all it asked for */
     int eof;             /* no more bytes */
     char error[256];     /* set when the stream ended badly */
 } reader;
@@ -1055,10 +1057,22 @@ static int reader_fill(reader *r, btrm_prep_stats *stats)
         r->len -= r->pos;
         r->pos = 0;
     }
-    int rc = grow_array((void **)&r->buf, &r->cap, r->len + READ_CHUNK + 1, 1);
-    if (rc)
-        return rc;
-    int n = gzread(r->gz, r->buf + r->len, READ_CHUNK);
+    /* small files get a small buffer; large ones reach READ_CHUNK reads: the
+     * chunk doubles after each read that filled it, and the buffer grows
+     * only when less than half a chunk is free */
+    if (r->chunk == 0)
+        r->chunk = READ_CHUNK / 16;
+    else if (r->filled && r->chunk < READ_CHUNK)
+        r->chunk *= 2;
+    if (r->cap - r->len < r->chunk / 2 + 1) {
+        int rc = grow_array((void **)&r->buf, &r->cap, r->len + r->chunk, 1);
+        if (rc)
+            return rc;
+    }
+    size_t room = r->cap - r->len - 1;
+    unsigned ask = room < READ_CHUNK ? (unsigned)room : READ_CHUNK;
+    int n = gzread(r->gz, r->buf + r->len, ask);
+    r->filled = n > 0 && (unsigned)n == ask;
     if (n > 0) {
         r->len += (size_t)n;
         stats->bytes += n;

@@ -28,6 +28,7 @@
 #include "dtype.h"
 #include "error.h"
 #include "eval.h"
+#include "fault.h"
 #include "fileutil.h"
 #include "gemm.h"
 #include "head.h"
@@ -335,6 +336,7 @@ static int train_step(trainer *tr, int *stop)
         btrm_rng_permutation(cfg->run.seed, epoch, tr->data.n_pairs, tr->data.perm);
         tr->data.perm_epoch = epoch;
     }
+    btrm_fault_point("step", c->rank);
     int64_t batch_first = in_epoch * tr->data.batch;
     int64_t batch_size = tr->data.n_pairs - batch_first < tr->data.batch ? tr->data.n_pairs - batch_first
                                                                : tr->data.batch;
@@ -402,6 +404,7 @@ static int train_step(trainer *tr, int *stop)
 
     /* 4. the collective over [loss sums | gradient]: all-reduce, or
      * reduce-scatter to each rank's slice */
+    btrm_fault_point("grad-reduce", c->rank);
     const float *sums;  /* the summed loss sums: rank 0 always has them */
     float *grad;        /* the summed gradient of [lo, hi), or of everything */
     size_t update_n;
@@ -733,10 +736,14 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     tr.last_ckpt_step = -1;
     int rc = btrm_config_checkpoint_dir(cfg, tr.ckpt_dir, sizeof tr.ckpt_dir);
     /* SIGUSR1 (Slurm's --signal lead time, forwarded by mpirun) and SIGTERM:
-     * checkpoint at the next step boundary and exit for a requeue. */
+     * checkpoint at the next step boundary and exit for a requeue. SA_RESTART:
+     * a signal arriving inside a blocking system call (a write to a network
+     * file system, a wait inside MPI or HDF5) restarts the call instead of
+     * failing it with EINTR in a library that may not retry. */
     struct sigaction stop_action, old_usr1, old_term;
     memset(&stop_action, 0, sizeof stop_action);
     stop_action.sa_handler = on_stop_signal;
+    stop_action.sa_flags = SA_RESTART;
     sigemptyset(&stop_action.sa_mask);
     stop_signal = 0;
     sigaction(SIGUSR1, &stop_action, &old_usr1);
@@ -762,12 +769,12 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     if (rc)
         goto done;
     btrm_log_info("training %s head (%zu parameters) with %s on %s: %lld pairs, dim %d, "
-                  "global batch %lld, %lld steps, %d rank%s%s",
+                  "global batch %lld, %lld steps, %d rank%s on %d node%s%s",
                   btrm_config_enum_name("model.head", cfg->model.head), tr.head.n_params,
                   btrm_config_enum_name("loss.type", cfg->loss.type), cfg->data.train,
                   (long long)tr.data.n_pairs, tr.data.train.dim, (long long)tr.data.batch,
-                  (long long)tr.data.total_steps, c->size, c->size > 1 ? "s" : "",
-                  tr.dp.shard ? ", optimizer sharded" : "");
+                  (long long)tr.data.total_steps, c->size, c->size > 1 ? "s" : "", c->n_nodes,
+                  c->n_nodes > 1 ? "s" : "", tr.dp.shard ? ", optimizer sharded" : "");
     if (tr.work.params_bf16) { /* from here on the optimizer keeps them in step */
         btrm_dtype_from_f32(tr.work.params_bf16, BTRM_DTYPE_BF16, tr.params, tr.head.n_params);
         tr.work.ws.params_bf16 = tr.work.params_bf16;
