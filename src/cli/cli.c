@@ -1,5 +1,7 @@
 #include "cli.h"
 
+#include "backbone.h"
+#include "config.h"
 #include "error.h"
 
 #include <errno.h>
@@ -60,4 +62,16 @@ int btrm_cli_parse_double(const char *text, double *out)
         return -1;
     *out = v;
     return 0;
+}
+
+int btrm_cli_backbone_spec(const char *spec, const char *config_path, const btrm_cli_sets *sets,
+                           char *out, size_t size)
+{
+    btrm_config *cfg = calloc(1, sizeof *cfg);
+    int rc = cfg ? btrm_config_load(cfg, config_path, sets->items, sets->n)
+                 : btrm_error_set(BTRM_ENOMEM, "out of memory");
+    if (!rc)
+        rc = btrm_backbone_spec_with_config(spec, cfg, out, size);
+    free(cfg);
+    return rc;
 }

@@ -34,6 +34,8 @@ static void usage(FILE *out)
             "  --backbone SPEC        NAME[:ARGS], e.g. gguf:MODEL.gguf,pool=last (required)\n"
             "  -o, --output FILE      write the JSON lines to FILE instead of stdout\n"
             "  --batch N              texts per backbone call (default %d)\n"
+            "  --invariant            each text through the backbone on its own: a reward\n"
+            "                         does not depend on --batch (LLM backbones are slower)\n"
             "  --config FILE, --set key=value   embed.* keys and run.threads (docs/config.md)\n"
             "  -q, --quiet            warnings and errors only;  -v, --verbose  more\n"
             "  -h, --help             this help\n\n"
@@ -79,7 +81,7 @@ static int flush(score_batch *b, btrm_reward *rm, float *rewards, FILE *out)
 }
 
 static int run(const char *model_path, const char *spec, const char *texts_path,
-               const char *out_path, int batch)
+               const char *out_path, int batch, int invariant)
 {
     btrm_reward rm;
     float *rewards = NULL;
@@ -90,6 +92,7 @@ static int run(const char *model_path, const char *spec, const char *texts_path,
     int rc = btrm_reward_open(&rm, model_path, spec, batch);
     if (rc)
         goto fail;
+    rm.invariant = invariant;
     if ((rc = BTRM_MALLOC(rewards, batch)) || (rc = BTRM_CALLOC(b.texts, batch)) ||
         (rc = BTRM_CALLOC(b.ids, batch)))
         goto fail;
@@ -155,7 +158,7 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
     const char *model_path = NULL, *texts_path = NULL, *spec = NULL, *out_path = NULL;
     const char *config_path = NULL;
     btrm_cli_sets sets = { 0 };
-    int verbosity = BTRM_LOG_INFO, code = 0;
+    int verbosity = BTRM_LOG_INFO, code = 0, invariant = 0;
     long long batch = SCORE_BATCH_DEFAULT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -165,6 +168,8 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
             goto out;
         } else if (!strcmp(a, "--backbone") && has_value) {
             spec = argv[++i];
+        } else if (!strcmp(a, "--invariant")) {
+            invariant = 1;
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && has_value) {
             out_path = argv[++i];
         } else if (!strcmp(a, "--batch") && has_value) {
@@ -198,18 +203,13 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
         goto out;
     }
     btrm_log_init(0, verbosity);
-    btrm_config *cfg = calloc(1, sizeof *cfg);
     char full_spec[2 * BTRM_PATH_MAX];
-    int rc = cfg ? btrm_config_load(cfg, config_path, sets.items, sets.n)
-                 : btrm_error_set(BTRM_ENOMEM, "out of memory");
+    int rc = btrm_cli_backbone_spec(spec, config_path, &sets, full_spec, sizeof full_spec);
     if (!rc)
-        rc = btrm_backbone_spec_with_config(spec, cfg, full_spec, sizeof full_spec);
-    if (!rc)
-        rc = run(model_path, full_spec, texts_path, out_path, (int)batch);
+        rc = run(model_path, full_spec, texts_path, out_path, (int)batch, invariant);
     if (rc)
         btrm_log_error("%s", btrm_error_msg());
     code = btrm_error_exit_code(rc);
-    free(cfg);
 out:
     btrm_cli_sets_free(&sets);
     return code;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 int btrm_mkdir_p(const char *dir)
 {
@@ -177,6 +178,34 @@ int btrm_read_file(const char *path, long max_bytes, const char *what, unsigned 
     buf = NULL;
 fail:
     free(buf);
+    fclose(f);
+    return rc;
+}
+
+int btrm_file_xxh128(const char *path, char hex[33])
+{
+    hex[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return btrm_error_set(BTRM_EIO, "cannot open %s: %s", path, strerror(errno));
+    XXH3_state_t *st = XXH3_createState();
+    int rc = st && XXH3_128bits_reset(st) == XXH_OK
+                 ? 0
+                 : btrm_error_set(BTRM_ENOMEM, "out of memory hashing %s", path);
+    static _Thread_local char block[1 << 16];
+    size_t got;
+    while (!rc && (got = fread(block, 1, sizeof block, f)) > 0)
+        if (XXH3_128bits_update(st, block, got) != XXH_OK)
+            rc = btrm_error_set(BTRM_EIO, "cannot hash %s", path);
+    if (!rc && ferror(f))
+        rc = btrm_error_set(BTRM_EIO, "cannot read %s", path);
+    if (!rc) {
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+        for (int i = 0; i < 16; i++)
+            snprintf(hex + 2 * i, 3, "%02x", c.digest[i]);
+    }
+    XXH3_freeState(st);
     fclose(f);
     return rc;
 }

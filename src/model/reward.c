@@ -38,10 +38,18 @@ int btrm_reward_texts(btrm_reward *r, const char *const *texts, size_t n, float 
                               r->max_texts);
     if (n == 0)
         return 0;
-    int rc = btrm_backbone_encode(&r->bb, texts, n, r->features);
+    const size_t dim = (size_t)r->head.dim;
+    int rc = 0;
+    if (r->invariant) {
+        for (size_t i = 0; i < n && !rc; i++)
+            if ((rc = btrm_backbone_encode(&r->bb, texts + i, 1, r->features + i * dim)) &&
+                n > 1)
+                rc = btrm_error_wrap(rc, "text %zu of the batch", i);
+    } else {
+        rc = btrm_backbone_encode(&r->bb, texts, n, r->features);
+    }
     if (rc)
         return rc;
-    const size_t dim = (size_t)r->head.dim;
     for (size_t i = 0; i < n; i++) {
         /* reward[1] = head(x[1, D]): one row per call, batch-invariant */
         btrm_head_forward(&r->head, r->params, r->features + i * dim, 1, &r->ws);

@@ -6,7 +6,13 @@
  * depends on which other texts share its batch (a BLAS call on many rows
  * rounds a row differently from a call on one): with a backbone whose
  * features are per text (hash), the same text gives the same bits in
- * `btrm score`, in any batch of `btrm serve`, and under any load. */
+ * `btrm score`, in any batch of `btrm serve`, and under any load.
+ *
+ * An LLM backbone packs the texts of one call into shared forward passes
+ * (faster), and then a text's representation changes with its batch by
+ * float32 rounding (about 1e-6 relative on stories260K). With `invariant`
+ * set, each text goes through the backbone on its own: its reward is the
+ * same bits whatever else is scored with it. */
 #ifndef BTRM_REWARD_H
 #define BTRM_REWARD_H
 
@@ -24,6 +30,7 @@ typedef struct btrm_reward {
     btrm_head_ws ws;      /* one row */
     float *features;      /* [max_texts, dim] */
     int max_texts;
+    int invariant;        /* one backbone call per text (set after open) */
 } btrm_reward;
 
 /* Reads the model file, opens the backbone spec (the hash backbone takes the

@@ -371,6 +371,19 @@ static int template_find(const btrm_prep_template *t, const char *role, size_t l
     return -1;
 }
 
+int btrm_prep_template_render_pair(const btrm_prep_template *t, const char *prompt,
+                                   const char *response, char **out)
+{
+    *out = NULL;
+    int user = template_find(t, "user", 4), assistant = template_find(t, "assistant", 9);
+    if (user < 0 || assistant < 0)
+        return btrm_error_set(BTRM_ECONFIG, "the template has no '%s' role",
+                              user < 0 ? "user" : "assistant");
+    *out = btrm_strdup_printf("%s%s%s%s%s%s", t->before[user], prompt, t->after[user],
+                              t->before[assistant], response, t->after[assistant]);
+    return *out ? 0 : btrm_error_set(BTRM_ENOMEM, "out of memory rendering a pair");
+}
+
 /* ------------------------------------------------------------------------ */
 /* Category maps */
 

@@ -51,6 +51,11 @@ int btrm_prep_template_default(btrm_prep_template *t);
  * FILE:LINE. */
 int btrm_prep_template_load(btrm_prep_template *t, const char *path);
 void btrm_prep_template_free(btrm_prep_template *t);
+/* *out (malloc'ed) = the text prep stores for a record with a prompt string
+ * and a response string: the prompt as one user turn, the response as one
+ * assistant turn (what `btrm serve` renders for {"prompt", "response"}). */
+int btrm_prep_template_render_pair(const btrm_prep_template *t, const char *prompt,
+                                   const char *response, char **out);
 
 /* A category map (YAML mapping subset -> category). */
 typedef struct btrm_prep_category_map {
