@@ -24,6 +24,7 @@ static const command commands[] = {
     { "embed",  btrm_embed_main,  1, "compute /features of a store's texts with a backbone, MPI-parallel" },
     { "score",  btrm_score_main,  0, "rewards of texts: a trained head on a backbone's features" },
     { "serve",  btrm_serve_main,  0, "serve rewards over HTTP to RLHF loops (batched, OpenRLHF-compatible)" },
+    { "export", btrm_export_main, 0, "write a model as Hugging Face safetensors (+ config.json with a backbone)" },
     { "tokenize", btrm_tokenize_main, 0, "print the token ids and pieces of texts under a model's tokenizer" },
     { "generate", btrm_generate_main, 0, "greedy generation with an LLM backbone (debug)" },
     { "synth",  btrm_synth_main,  0, "write a synthetic pair store with fine and coarse pairs" },

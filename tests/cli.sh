@@ -2,7 +2,7 @@
 # The btrm dispatcher: --help and --version, every subcommand's --help,
 # unknown commands and options.
 . "${BTRM_SRCDIR:-.}/tests/lib.sh"
-cmds="train eval inspect analyze prep embed score serve tokenize generate synth config sweep report"
+cmds="train eval inspect analyze prep embed score serve export tokenize generate synth config sweep report"
 cd "$WORK"
 plan $((4 + 2 * $(echo $cmds | wc -w)))
 run_cmd help.log "$BTRM" --help

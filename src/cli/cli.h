@@ -22,6 +22,7 @@ int btrm_report_main(int argc, char **argv, MPI_Comm world);
 int btrm_prep_main(int argc, char **argv, MPI_Comm world);
 int btrm_embed_main(int argc, char **argv, MPI_Comm world);
 int btrm_serve_main(int argc, char **argv, MPI_Comm world);
+int btrm_export_main(int argc, char **argv, MPI_Comm world);
 
 /* Collects the repeated `--set a.b=c` options of a command line. */
 typedef struct btrm_cli_sets {
