@@ -14,15 +14,35 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: mpirun -np P btrm eval MODEL.h5 DATA.h5 [--json FILE]\n\n"
+            "Usage: mpirun -np P btrm eval MODEL.h5 DATA.h5 [--json FILE] [--sections rewardbench]\n\n"
             "Evaluates a model file on a pair store, distributed over the ranks: pairwise\n"
             "accuracy (ties count 1/2), mean BT loss, mean reward margin, accuracy per\n"
             "category and subset, and accuracy and grad_share per quintile of the\n"
             "representation distance d = ||h_c - h_r||. Prints a table on stdout.\n\n"
             "Options:\n"
             "  --json FILE   also write the result as JSON (docs/format.md)\n"
+            "  --sections rewardbench\n"
+            "                RewardBench's section scores from its subset names: Chat, Chat\n"
+            "                Hard, Safety (subset accuracies weighted by pair counts),\n"
+            "                Reasoning (1/2 math-prm + 1/2 the hep-* subsets), overall\n"
+            "                (their mean); other subsets are listed as ignored\n"
             "  -q, --quiet   no table, only errors\n"
             "  -h, --help    this help\n");
+}
+
+static void print_sections(const btrm_eval_sections *s)
+{
+    printf("  RewardBench sections (fractions; - = no pairs)\n");
+    for (int k = 0; k < BTRM_RB_N; k++) {
+        if (s->defined[k])
+            printf("  section  %-20s n %-7lld score %.4f\n", btrm_rewardbench_names[k],
+                   (long long)s->n[k], s->score[k]);
+        else
+            printf("  section  %-20s n %-7lld score -\n", btrm_rewardbench_names[k],
+                   (long long)s->n[k]);
+    }
+    for (int i = 0; i < s->n_ignored; i++)
+        printf("  ignored subset %s (not a RewardBench subset)\n", s->ignored[i]);
 }
 
 static void print_table(const btrm_eval_result *r, const btrm_pairs *data)
@@ -48,7 +68,7 @@ static void print_table(const btrm_eval_result *r, const btrm_pairs *data)
 
 int btrm_eval_main(int argc, char **argv, MPI_Comm world)
 {
-    const char *model_path = NULL, *data_path = NULL, *json_path = NULL;
+    const char *model_path = NULL, *data_path = NULL, *json_path = NULL, *sections = NULL;
     int quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -57,6 +77,11 @@ int btrm_eval_main(int argc, char **argv, MPI_Comm world)
             return 0;
         } else if (!strcmp(a, "--json") && i + 1 < argc) {
             json_path = argv[++i];
+        } else if (!strcmp(a, "--sections") && i + 1 < argc) {
+            sections = argv[++i];
+            if (strcmp(sections, "rewardbench"))
+                return btrm_cli_usage_error("eval", "--sections %s: the only sections are "
+                                            "rewardbench", sections);
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = 1;
         } else if (a[0] == '-') {
@@ -95,16 +120,30 @@ int btrm_eval_main(int argc, char **argv, MPI_Comm world)
     rc = btrm_comm_agree(&comm, rc);
     if (!rc)
         rc = btrm_eval_run(&head, params, &meta, &data, &comm, &res);
+    btrm_eval_sections sec;
+    memset(&sec, 0, sizeof sec);
+    if (!rc && sections)
+        rc = btrm_eval_sections_rewardbench(&res, &data, &sec);
     if (!rc && comm.rank == 0) {
         if (!quiet)
             print_table(&res, &data);
+        if (!quiet && sections)
+            print_sections(&sec);
         if (json_path) {
             json_t *j = btrm_eval_to_json(&res, &data);
             json_object_set_new(j, "model", json_string(model_path));
+            if (sections) {
+                json_t *ignored = json_array();
+                for (int i = 0; i < sec.n_ignored; i++)
+                    json_array_append_new(ignored, json_string(sec.ignored[i]));
+                json_object_set_new(j, "sections", btrm_eval_sections_json(&sec));
+                json_object_set_new(j, "sections_ignored", ignored);
+            }
             rc = btrm_json_write_atomic(json_path, j);
             json_decref(j);
         }
     }
+    btrm_eval_sections_free(&sec);
     rc = btrm_comm_agree(&comm, rc);
     if (rc && comm.rank == 0)
         btrm_log_error("%s", btrm_error_msg());

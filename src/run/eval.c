@@ -226,3 +226,100 @@ json_t *btrm_eval_to_json(const btrm_eval_result *res, const btrm_pairs *data)
                      "by_subset", groups_json(res->by_subset, data->subsets, res->n_subsets),
                      "by_distance_quintile", bins);
 }
+
+/* ------------------------------------------------------------------------ */
+/* RewardBench sections: its own subset names (rewardbench/constants.py's
+ * SUBSET_MAPPING; configs/categories/rewardbench.yaml lists the same). */
+
+const char *const btrm_rewardbench_names[BTRM_RB_N] = { "Chat", "Chat Hard", "Safety",
+                                                        "Reasoning", "overall" };
+static const char *const rb_chat[] = { "alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard",
+                                       "mt-bench-easy", "mt-bench-med", NULL };
+static const char *const rb_chat_hard[] = { "mt-bench-hard", "llmbar-natural",
+                                            "llmbar-adver-neighbor", "llmbar-adver-GPTInst",
+                                            "llmbar-adver-GPTOut", "llmbar-adver-manual", NULL };
+static const char *const rb_safety[] = { "refusals-dangerous", "refusals-offensive",
+                                         "xstest-should-refuse", "xstest-should-respond",
+                                         "donotanswer", NULL };
+static const char *const rb_math[] = { "math-prm", NULL };
+static const char *const rb_code[] = { "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python",
+                                       "hep-rust", NULL };
+
+static int in_list(const char *const *list, const char *name)
+{
+    for (int i = 0; list[i]; i++)
+        if (!strcmp(list[i], name))
+            return 1;
+    return 0;
+}
+
+/* Pairs and correct pairs (ties 1/2) over the store's subsets in list. */
+static void pool_subsets(const btrm_eval_result *res, const btrm_pairs *data,
+                         const char *const *list, int64_t *n, double *correct)
+{
+    *n = 0;
+    *correct = 0;
+    for (int g = 0; g < res->n_subsets; g++)
+        if (in_list(list, data->subsets[g])) {
+            *n += res->by_subset[g].n;
+            *correct += res->by_subset[g].correct;
+        }
+}
+
+int btrm_eval_sections_rewardbench(const btrm_eval_result *res, const btrm_pairs *data,
+                                   btrm_eval_sections *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *const *weighted[3] = { rb_chat, rb_chat_hard, rb_safety };
+    for (int k = 0; k < 3; k++) {
+        double correct;
+        pool_subsets(res, data, weighted[k], &out->n[k], &correct);
+        out->defined[k] = out->n[k] > 0;
+        out->score[k] = out->defined[k] ? correct / (double)out->n[k] : 0.0;
+    }
+    int64_t n_math, n_code;
+    double c_math, c_code;
+    pool_subsets(res, data, rb_math, &n_math, &c_math);
+    pool_subsets(res, data, rb_code, &n_code, &c_code);
+    out->n[BTRM_RB_REASONING] = n_math + n_code;
+    out->defined[BTRM_RB_REASONING] = n_math + n_code > 0;
+    if (n_math > 0 && n_code > 0)
+        out->score[BTRM_RB_REASONING] = 0.5 * (c_math / (double)n_math) +
+                                        0.5 * (c_code / (double)n_code);
+    else if (n_math + n_code > 0)
+        out->score[BTRM_RB_REASONING] = (c_math + c_code) / (double)(n_math + n_code);
+    out->defined[BTRM_RB_OVERALL] = 1;
+    for (int k = 0; k < BTRM_RB_OVERALL; k++) {
+        out->defined[BTRM_RB_OVERALL] &= out->defined[k];
+        out->score[BTRM_RB_OVERALL] += 0.25 * out->score[k];
+        out->n[BTRM_RB_OVERALL] += out->n[k];
+    }
+    if (!out->defined[BTRM_RB_OVERALL])
+        out->score[BTRM_RB_OVERALL] = 0.0;
+    int rc = BTRM_CALLOC(out->ignored, res->n_subsets > 0 ? res->n_subsets : 1);
+    for (int g = 0; !rc && g < res->n_subsets; g++) {
+        const char *name = data->subsets[g];
+        if (res->by_subset[g].n > 0 && !in_list(rb_chat, name) && !in_list(rb_chat_hard, name) &&
+            !in_list(rb_safety, name) && !in_list(rb_math, name) && !in_list(rb_code, name))
+            out->ignored[out->n_ignored++] = name;
+    }
+    return rc;
+}
+
+void btrm_eval_sections_free(btrm_eval_sections *s)
+{
+    if (!s)
+        return;
+    free(s->ignored);
+    s->ignored = NULL;
+    s->n_ignored = 0;
+}
+
+json_t *btrm_eval_sections_json(const btrm_eval_sections *s)
+{
+    json_t *obj = json_object();
+    for (int k = 0; obj && k < BTRM_RB_N; k++)
+        json_object_set_new(obj, btrm_rewardbench_names[k],
+                            s->defined[k] ? json_real(s->score[k]) : json_null());
+    return obj;
+}

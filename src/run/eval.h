@@ -57,6 +57,30 @@ void btrm_eval_result_free(btrm_eval_result *res);
 /* The JSON object of docs/format.md ("eval result"); caller owns it. */
 json_t *btrm_eval_to_json(const btrm_eval_result *res, const btrm_pairs *data);
 
+/* RewardBench's section scores (Lambert et al. 2024; docs/format.md) from
+ * the accuracy of each subset named as RewardBench names them: Chat, Chat
+ * Hard and Safety are the accuracies of their subsets weighted by the
+ * store's pair counts; Reasoning is 1/2 math-prm + 1/2 the count-weighted
+ * accuracy of the six hep-* subsets (the half that has pairs alone, when
+ * the other has none); overall is the mean of the four (undefined unless
+ * all four are). A section without pairs is undefined. Subsets of the store
+ * outside the four sections are ignored and listed. */
+enum { BTRM_RB_CHAT = 0, BTRM_RB_CHAT_HARD, BTRM_RB_SAFETY, BTRM_RB_REASONING,
+       BTRM_RB_OVERALL, BTRM_RB_N };
+extern const char *const btrm_rewardbench_names[BTRM_RB_N]; /* "Chat", ..., "overall" */
+typedef struct btrm_eval_sections {
+    double score[BTRM_RB_N];
+    int defined[BTRM_RB_N];
+    int64_t n[BTRM_RB_N];          /* pairs counted (overall: all four) */
+    const char **ignored;          /* subsets with pairs outside the sections */
+    int n_ignored;
+} btrm_eval_sections;
+int btrm_eval_sections_rewardbench(const btrm_eval_result *res, const btrm_pairs *data,
+                                   btrm_eval_sections *out);
+void btrm_eval_sections_free(btrm_eval_sections *s);
+/* {"Chat": x, ..., "overall": x} (null where undefined); caller owns it. */
+json_t *btrm_eval_sections_json(const btrm_eval_sections *s);
+
 /* Percentile of sorted values with linear interpolation (numpy's default). */
 double btrm_eval_percentile(const double *sorted, int64_t n, double q);
 
