@@ -264,6 +264,7 @@ YAML
     run_cmd load-inv.log $CLIENT load $PORT_inv llm-texts.jsonl inv-1.jsonl --clients 8 --requests 20
     expect_rc 0 "stories260K --invariant: 8 clients x 20 requests, every reward equals btrm score --invariant bit for bit"
     stop inv
+    expect_rc 0 "--invariant server: SIGTERM, exit 0"
 else
     for _ in 1 2 3 4 5 6; do skip "stories260K not found in $M (data-prep/fetch.sh --models fetches it)"; done
 fi
