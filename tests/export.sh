@@ -83,7 +83,7 @@ if [ -f "$M/stories260K.gguf" ]; then
     run_cmd reexp.log "$BTRM" export llm/final.h5 -o exp-f32
     pass_if "a head-only export into that folder removes its config.json" test ! -e exp-f32/config.json
 else
-    for _ in $(seq 19); do skip "stories260K not found in $M (data-prep/fetch.sh --models fetches it)"; done
+    for _ in $(seq 20); do skip "stories260K not found in $M (data-prep/fetch.sh --models fetches it)"; done
 fi
 run_cmd hashbb.log "$BTRM" export linear/final.h5 -o exp-h --with-backbone --backbone hash
 expect_grep "hash backbone has none" hashbb.log "the hash backbone has no weights to export: said so"
