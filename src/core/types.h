@@ -18,5 +18,8 @@ enum btrm_optim_kind { BTRM_OPTIM_ADAMW = 0, BTRM_OPTIM_SGD = 1, BTRM_OPTIM_NEWT
 enum btrm_schedule_kind { BTRM_SCHED_CONSTANT = 0, BTRM_SCHED_LINEAR = 1, BTRM_SCHED_COSINE = 2 };
 /* How an LLM backbone pools a sequence's final hidden states into one row. */
 enum btrm_pool { BTRM_POOL_LAST = 0, BTRM_POOL_MEAN = 1 };
+/* What of an LLM backbone trains (model.finetune.type): nothing, LoRA adapters,
+ * or the top k blocks in full. */
+enum btrm_finetune { BTRM_FT_NONE = 0, BTRM_FT_LORA = 1, BTRM_FT_TOP_K = 2 };
 
 #endif

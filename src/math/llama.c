@@ -316,6 +316,27 @@ static void rope(const btrm_llama_ws *ws, float *x, int T, int n_heads, int hd)
     }
 }
 
+void btrm_llama_softmax_causal(float *S, int nb, int keys, int i0)
+{
+    for (int r = 0; r < nb; r++) {
+        float *row = S + (size_t)r * keys;
+        int n_keep = i0 + r + 1;
+        float mx = row[0];
+        for (int j = 1; j < n_keep; j++)
+            mx = row[j] > mx ? row[j] : mx;
+        double sum = 0.0;
+        for (int j = 0; j < n_keep; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < n_keep; j++)
+            row[j] *= inv;
+        for (int j = n_keep; j < keys; j++)
+            row[j] = 0.0f;
+    }
+}
+
 /* Causal attention of one sequence of T tokens: q [T, q_dim], k, v
  * [T, kv_dim] (rows of the batch buffers), into att [T, q_dim]. */
 static void attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const float *q,
@@ -334,23 +355,7 @@ static void attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const flo
             /* S[nb, keys] = scale * q_h[i0:i0+nb] . k_g[0:keys]^T */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, keys, hd, scale,
                         qh + (size_t)i0 * q_dim, q_dim, kg, kv_dim, 0.0f, S, keys);
-            for (int r = 0; r < nb; r++) {
-                float *row = S + (size_t)r * keys;
-                int n_keep = i0 + r + 1;
-                float mx = row[0];
-                for (int j = 1; j < n_keep; j++)
-                    mx = row[j] > mx ? row[j] : mx;
-                double sum = 0.0;
-                for (int j = 0; j < n_keep; j++) {
-                    row[j] = expf(row[j] - mx);
-                    sum += row[j];
-                }
-                float inv = (float)(1.0 / sum);
-                for (int j = 0; j < n_keep; j++)
-                    row[j] *= inv;
-                for (int j = n_keep; j < keys; j++)
-                    row[j] = 0.0f;
-            }
+            btrm_llama_softmax_causal(S, nb, keys, i0);
             /* att_h[i0:i0+nb] = S[nb, keys] . v_g[0:keys] */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, keys, 1.0f, S, keys,
                         vg, kv_dim, 0.0f, att + (size_t)i0 * q_dim + (size_t)h * hd, q_dim);
@@ -372,9 +377,8 @@ double btrm_llama_flops(const btrm_llama_hparams *hp, const int *lens, int n_seq
     return hp->n_layers * (n * per_token + attn);
 }
 
-int btrm_llama_forward(const btrm_llama_hparams *hp, const btrm_llama_weights *w,
-                       btrm_llama_ws *ws, const int32_t *ids, const int *lens, int n_seqs,
-                       float *last, float *mean)
+int btrm_llama_batch_check(const btrm_llama_hparams *hp, const btrm_llama_ws *ws,
+                           const int32_t *ids, const int *lens, int n_seqs, int *n_tokens)
 {
     int N = 0;
     for (int s = 0; s < n_seqs; s++) {
@@ -392,8 +396,41 @@ int btrm_llama_forward(const btrm_llama_hparams *hp, const btrm_llama_weights *w
                 return btrm_error_set(BTRM_EDATA, "sequence %d, position %d: token id %d "
                                       "outside the vocabulary [0, %d)", s, p, (int)ids[t],
                                       hp->vocab_size);
-    if (N == 0)
-        return 0;
+    *n_tokens = N;
+    return 0;
+}
+
+void btrm_llama_pool(const btrm_llama_hparams *hp, btrm_llama_ws *ws, const float *x,
+                     const float *norm, const int *lens, int n_seqs, float *last, float *mean)
+{
+    const int dim = hp->dim;
+    for (int s = 0, off = 0; s < n_seqs; off += lens[s], s++) {
+        const float *xs = x + (size_t)off * dim;
+        float *hs = ws->xb + (size_t)off * dim;
+        if (mean) {
+            rmsnorm(hs, xs, norm, lens[s], dim, hp->norm_eps);
+            memset(ws->pool, 0, (size_t)dim * sizeof *ws->pool);
+            for (int t = 0; t < lens[s]; t++)
+                for (int i = 0; i < dim; i++)
+                    ws->pool[i] += hs[(size_t)t * dim + (size_t)i];
+            for (int i = 0; i < dim; i++)
+                mean[(size_t)s * dim + (size_t)i] = (float)(ws->pool[i] / lens[s]);
+        }
+        if (last) {
+            size_t t_last = (size_t)(lens[s] - 1) * (size_t)dim;
+            rmsnorm(last + (size_t)s * dim, xs + t_last, norm, 1, dim, hp->norm_eps);
+        }
+    }
+}
+
+int btrm_llama_forward(const btrm_llama_hparams *hp, const btrm_llama_weights *w,
+                       btrm_llama_ws *ws, const int32_t *ids, const int *lens, int n_seqs,
+                       float *last, float *mean)
+{
+    int N = 0;
+    int rc = btrm_llama_batch_check(hp, ws, ids, lens, n_seqs, &N);
+    if (rc || N == 0)
+        return rc;
     const int dim = hp->dim, hidden = hp->hidden_dim, hd = hp->head_dim;
     const int q_dim = hp->n_heads * hd, kv_dim = hp->n_kv_heads * hd;
 
@@ -431,22 +468,7 @@ int btrm_llama_forward(const btrm_llama_hparams *hp, const btrm_llama_weights *w
     }
 
     /* h = RMSNorm(x) * output_norm, pooled per sequence */
-    for (int s = 0, off = 0; s < n_seqs; off += lens[s], s++) {
-        float *xs = ws->x + (size_t)off * dim, *hs = ws->xb + (size_t)off * dim;
-        if (mean) {
-            rmsnorm(hs, xs, w->output_norm, lens[s], dim, hp->norm_eps);
-            memset(ws->pool, 0, (size_t)dim * sizeof *ws->pool);
-            for (int t = 0; t < lens[s]; t++)
-                for (int i = 0; i < dim; i++)
-                    ws->pool[i] += hs[(size_t)t * dim + (size_t)i];
-            for (int i = 0; i < dim; i++)
-                mean[(size_t)s * dim + (size_t)i] = (float)(ws->pool[i] / lens[s]);
-        }
-        if (last) {
-            size_t t_last = (size_t)(lens[s] - 1) * (size_t)dim;
-            rmsnorm(last + (size_t)s * dim, xs + t_last, w->output_norm, 1, dim, hp->norm_eps);
-        }
-    }
+    btrm_llama_pool(hp, ws, ws->x, w->output_norm, lens, n_seqs, last, mean);
     ws->flops += btrm_llama_flops(hp, lens, n_seqs);
     return 0;
 }
@@ -456,4 +478,25 @@ void btrm_llama_logits(const btrm_llama_hparams *hp, const btrm_llama_weights *w
 {
     /* logits[rows, vocab] = h[rows, dim] Wout^T */
     matmul(ws, h, rows, &w->output, logits, hp->vocab_size, 0.0f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The kernels above, for llama_train.c's forward (the same calls, so that
+ * its result is bitwise btrm_llama_forward's). */
+
+void btrm_llama_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim,
+                        float eps)
+{
+    rmsnorm(out, x, weight, rows, dim, eps);
+}
+
+void btrm_llama_rope(const btrm_llama_ws *ws, float *x, int T, int n_heads, int hd)
+{
+    rope(ws, x, T, n_heads, hd);
+}
+
+void btrm_llama_attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const float *q,
+                          const float *k, const float *v, float *att, int T)
+{
+    attention(ws, hp, q, k, v, att, T);
 }

@@ -132,4 +132,29 @@ float btrm_llama_bf16_to_f32(uint16_t h);
 /* Bytes of one row of a matrix of this type and width (0: unsupported). */
 size_t btrm_llama_row_bytes(int type, int cols);
 
+/* The block kernels of btrm_llama_forward, for llama_train.c:
+ * out[rows, dim] = x / sqrt(mean(x^2) + eps) * weight (row by row, the sum
+ * of squares in double); RoPE in place on x[T, n_heads*hd] of one sequence
+ * (positions 0..T-1, ws's tables); causal attention of one sequence of T
+ * tokens, q [T, q_dim], k, v [T, kv_dim] (rows of the batch buffers) into
+ * att [T, q_dim], with ws->scores as scratch. */
+void btrm_llama_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim,
+                        float eps);
+void btrm_llama_rope(const btrm_llama_ws *ws, float *x, int T, int n_heads, int hd);
+void btrm_llama_attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const float *q,
+                          const float *k, const float *v, float *att, int T);
+/* Softmax of each row of a causal block of scores S[nb, keys] in place:
+ * row r (query i0 + r) over keys 0..i0+r, the keys after it set to 0. */
+void btrm_llama_softmax_causal(float *S, int nb, int keys, int i0);
+/* btrm_llama_forward's input checks: 0 and *n_tokens = sum(lens), or
+ * BTRM_EDATA naming the sequence (and position) out of range. */
+int btrm_llama_batch_check(const btrm_llama_hparams *hp, const btrm_llama_ws *ws,
+                           const int32_t *ids, const int *lens, int n_seqs, int *n_tokens);
+/* btrm_llama_forward's pooling of the residual stream x[N, dim] after the
+ * last block: RMSNorm(x) * norm per token, the last token's into last,
+ * the mean over the sequence's tokens (summed in double) into mean (either
+ * may be NULL); ws->xb and ws->pool as scratch. */
+void btrm_llama_pool(const btrm_llama_hparams *hp, btrm_llama_ws *ws, const float *x,
+                     const float *norm, const int *lens, int n_seqs, float *last, float *mean);
+
 #endif
