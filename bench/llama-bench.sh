@@ -8,7 +8,8 @@
 # BTRM_SHARED (default ../shared), MPIRUN (default tests/mpirun.sh), REPS
 # (default 3), SEQ (tokens per sequence, default 512), RANKS (default "1 2"),
 # CLOCK (cpu: each rank's process CPU time, robust to other jobs on the
-# cores; wall: elapsed time; default cpu).
+# cores; wall: elapsed time; default cpu), BUILD_ONLY (set: build
+# $WORKDIR/llama-bench and stop; bench/llama-cpp-compare.sh uses it).
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORKDIR=${WORKDIR:-/tmp/llama-bench}
@@ -34,6 +35,7 @@ if [ ! -x "$bench" ] || [ "$top/bench/llama-bench.c" -nt "$bench" ] || [ "$top/s
         $(pkg-config --cflags --libs hdf5-openmpi scalapack-openmpi jansson yaml-0.1 libxxhash zlib libutf8proc libpcre2-8) \
         -lopenblas -lm
 fi
+[ -z "${BUILD_ONLY:-}" ] || exit 0
 for t in f32 q8_0; do
     [ -s "$WORKDIR/synth-$t.gguf" ] ||
         run "$PY" "$top/bench/make-llama-gguf.py" "$WORKDIR/synth-$t.gguf" --type $t

@@ -32,6 +32,7 @@
 #include "gemm.h"
 #include "llama.h"
 #include "llama_train.h"
+#include "quant.h"
 #include "rng.h"
 
 #include <math.h>
@@ -102,7 +103,7 @@ static btrm_llama_matrix synth_matrix(synth *m, int rows, int cols)
 {
     float *p = random_floats((size_t)rows * cols, 1.0 / sqrt((double)cols));
     m->owned[m->n_owned++] = p;
-    return (btrm_llama_matrix){ p, BTRM_WT_F32, rows, cols };
+    return (btrm_llama_matrix){ p, BTRM_Q_F32, rows, cols };
 }
 
 static float *synth_norm(synth *m, int n)

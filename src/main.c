@@ -15,23 +15,8 @@ typedef struct command {
     const char *summary;
 } command;
 
-static const command commands[] = {
-    { "train",  btrm_train_main,  1, "train a reward head (BT or NormBT) on a pair store, data-parallel" },
-    { "eval",   btrm_eval_main,   1, "evaluate a model file on a pair store (accuracy, loss, grad_share)" },
-    { "inspect", btrm_inspect_main, 1, "describe a pair store, model file or checkpoint; verify its checksums" },
-    { "analyze", btrm_analyze_main, 1, "distance bias of a pair store: d quantiles, gradient shares, PCA" },
-    { "prep",   btrm_prep_main,   0, "read preference JSONL/JSON (plain or gzip) into a pair store with texts" },
-    { "embed",  btrm_embed_main,  1, "compute /features of a store's texts with a backbone, MPI-parallel" },
-    { "score",  btrm_score_main,  0, "rewards of texts: a trained head on a backbone's features" },
-    { "serve",  btrm_serve_main,  0, "serve rewards over HTTP to RLHF loops (batched, OpenRLHF-compatible)" },
-    { "export", btrm_export_main, 0, "write a model as Hugging Face safetensors (+ config.json with a backbone)" },
-    { "tokenize", btrm_tokenize_main, 0, "print the token ids and pieces of texts under a model's tokenizer" },
-    { "generate", btrm_generate_main, 0, "greedy generation with an LLM backbone (debug)" },
-    { "synth",  btrm_synth_main,  0, "write a synthetic pair store with fine and coarse pairs" },
-    { "config", btrm_config_main, 0, "print the fully resolved config of a YAML file" },
-    { "sweep",  btrm_sweep_main,  0, "expand a sweep file into run configs for a Slurm array" },
-    { "report", btrm_report_main, 0, "tabulate the results of runs and sweeps (markdown or CSV)" },
-};
+#define COMMAND_ROW(name, uses_mpi, summary) { #name, btrm_##name##_main, uses_mpi, summary },
+static const command commands[] = { BTRM_CLI_COMMANDS(COMMAND_ROW) };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *out)

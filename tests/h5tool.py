@@ -4,6 +4,9 @@
   h5tool.py reldiff A.h5 B.h5          max over tensors of max|a-b| / max|a| (/model/*)
   h5tool.py damage IN.h5 OUT.h5 KIND   a pair store broken in one way (see KINDS)
   h5tool.py json FILE KEY[.KEY...]     print one value of a JSON file (last line of JSONL)
+  h5tool.py attr FILE OBJ NAME         print an attribute ("absent" when there is none)
+  h5tool.py set-attr FILE OBJ NAME VALUE   set a string attribute
+  h5tool.py datasets FILE GROUP        the dataset names of a group, sorted
 """
 import json
 import shutil
@@ -112,6 +115,30 @@ def json_value(path, key):
     return 0
 
 
+def attr(path, obj, name):
+    with h5py.File(path, "r") as f:
+        v = f[obj].attrs.get(name)
+    if v is None:
+        print("absent")
+    elif isinstance(v, bytes):
+        print(v.decode())
+    else:
+        print(v)
+    return 0
+
+
+def set_attr(path, obj, name, value):
+    with h5py.File(path, "r+") as f:
+        f[obj].attrs[name] = value
+    return 0
+
+
+def datasets(path, group):
+    with h5py.File(path, "r") as f:
+        print(" ".join(sorted(k for k in f[group] if isinstance(f[group][k], h5py.Dataset))))
+    return 0
+
+
 def main(argv):
     if len(argv) >= 3 and argv[1] == "reldiff":
         return reldiff(argv[2], argv[3])
@@ -119,6 +146,12 @@ def main(argv):
         return damage(argv[2], argv[3], argv[4])
     if len(argv) == 4 and argv[1] == "json":
         return json_value(argv[2], argv[3])
+    if len(argv) == 5 and argv[1] == "attr":
+        return attr(argv[2], argv[3], argv[4])
+    if len(argv) == 6 and argv[1] == "set-attr":
+        return set_attr(argv[2], argv[3], argv[4], argv[5])
+    if len(argv) == 4 and argv[1] == "datasets":
+        return datasets(argv[2], argv[3])
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -17,7 +17,7 @@ declare -A allowed=(
     [cli]="cli core math comm io model run"
 )
 layers="core math comm io model run cli"
-plan 19
+plan 21
 
 for layer in $layers; do
     bad=""
@@ -43,6 +43,18 @@ for layer in $layers; do
     [ "$got" = "$want" ] || diag "$layer/Makefile.am gives -I {$got}, docs/architecture.md says {$want}"
     ok "$([ "$got" = "$want" ]; echo $?)" "$layer: Makefile.am's include folders are {${allowed[$layer]}}"
 done
+
+# HDF5 belongs to io: no other layer's Makefile.am gives HDF5's flags, and no
+# file outside io includes <hdf5.h>.
+bad=""
+for layer in $layers; do
+    [ "$layer" = io ] && continue
+    grep -q 'HDF5_' "$src/$layer/Makefile.am" && bad="$bad $layer/Makefile.am"
+done
+[ -z "$bad" ] || diag "HDF5 flags outside io:$bad"
+ok "$([ -z "$bad" ]; echo $?)" "only io's Makefile.am has HDF5's flags"
+pass_if "only io's files include <hdf5.h>" \
+    test -z "$(grep -l '^#include <hdf5.h>' $(for l in $layers; do [ $l = io ] || echo "$src/$l"/*.[ch]; done) "$src"/main.c 2>/dev/null)"
 
 # The MPI-free layers use the plain compiler, and it does not find <mpi.h>.
 for layer in core math model; do

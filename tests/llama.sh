@@ -19,7 +19,7 @@
 M="$BTRM_SHARED/models/stories260K"
 [ -f "$M/stories260K.bin" ] && [ -f "$M/stories260K.gguf" ] && [ -f "$M/tok512.bin" ] ||
     skip_all "stories260K not found in $M (data-prep/fetch.sh --models fetches it)"
-plan 46
+plan 47
 cd "$WORK" || exit 1
 PY=/usr/bin/python3
 have_np() { "$PY" -c 'import numpy' 2>/dev/null; }
@@ -163,6 +163,8 @@ t = [float(m.group(1)) for m in re.finditer(r"rank \d+: rows \[\d+, \d+\), (\d+)
 sys.exit(0 if len(t) == 3 and max(t) - min(t) <= 0.25 * sum(t) / 3 else 1)
 PY
 ok $? "3 ranks get blocks of nearly equal token counts ($(grep -o '[0-9]* tokens (split' split.log | cut -d' ' -f1 | tr '\n' ' '))"
+ok $([ "$(grep -Ec 'embed: rank [0-2]: rows \[[0-9]+, [0-9]+\), [0-9]+ tokens, encode [0-9.]+ s, write [0-9.]+ s' split.log)" -eq 3 ]; echo $?) \
+   "-v prints each rank's rows, tokens and encode/write seconds"
 attr() { h5dump -a "/features/$2" "$1" 2>/dev/null | sed -n 's/^ *(0): *//p' | tr -d '"'; }
 ok $([ "$(attr out1.h5 backbone)" = "gguf:stories260K.gguf,pool=last,max_tokens=512" ] &&
      [ "$(attr out1.h5 dim)" = 64 ] && [ "$(attr out1.h5 pool)" = last ] &&
@@ -269,10 +271,10 @@ expect_grep 'trunc.gguf: tensor blk\.[0-9]+\.[a-z_]+\.weight .*beyond the end of
 run_cmd bad2.log t120 "$BTRM_MPIRUN" 3 "$BTRM" embed in.h5 -o bad2.h5 --backbone gguf:magic.gguf
 ok $([ $rc -eq 1 ] && grep -q 'magic.gguf: not a GGUF file' bad2.log; echo $?) "wrong magic on 3 ranks: exit 1, 'not a GGUF file'"
 if have_np; then
-    "$PY" "$BTRM_SRCDIR/tests/gguf_quantize.py" "$M/stories260K.gguf" q4.gguf --type f32 --raw-type blk.2.attn_k.weight=2
+    "$PY" "$BTRM_SRCDIR/tests/gguf_quantize.py" "$M/stories260K.gguf" q4.gguf --type f32 --raw-type blk.2.attn_k.weight=20
     run_cmd bad3.log t120 "$BTRM_MPIRUN" 3 "$BTRM" embed in.h5 -o bad3.h5 --backbone gguf:q4.gguf
-    ok $([ $rc -eq 1 ] && grep -q 'q4.gguf: tensor blk.2.attn_k.weight has type Q4_0, which btrm does not support' bad3.log; echo $?) \
-       "an unsupported tensor type (Q4_0) on 3 ranks: exit 1, naming the tensor and type"
+    ok $([ $rc -eq 1 ] && grep -q 'q4.gguf: tensor blk.2.attn_k.weight has type IQ4_NL, which btrm does not support' bad3.log; echo $?) \
+       "an unsupported tensor type (IQ4_NL) on 3 ranks: exit 1, naming the tensor and type"
 else
     skip "numpy not installed"
 fi

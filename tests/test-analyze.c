@@ -10,6 +10,7 @@
  *   - the same result on MPI_COMM_SELF and on all ranks (tests/analyze.sh runs
  *     this program on 2 and 3 ranks). */
 #include "tap.h"
+#include "mpi_fixture.h"
 
 #include "analyze.h"
 #include "comm.h"
@@ -31,25 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-void openblas_set_num_threads(int num_threads);
-#endif
-
-/* See test-newton.c. */
-int dlclose(void *handle);
-int dlclose(void *handle)
-{
-    (void)handle;
-    return 0;
-}
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:vasprintf\nleak:libscalapack\nleak:BI_\nleak:Cblacs\n";
-}
-
-static btrm_comm world, self;
-static char dir[256], store[512], model[512];
+static char store[512], model[512];
 
 enum { N_PAIRS = 301, DIM = 12 };
 static float features[2 * N_PAIRS * DIM];
@@ -393,31 +376,12 @@ static void test_ranks(void)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
-    if (btrm_comm_init(&world, MPI_COMM_WORLD) != 0 || btrm_comm_init(&self, MPI_COMM_SELF)) {
-        fprintf(stderr, "%s\n", btrm_error_msg());
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-    openblas_set_num_threads(1);
-#endif
-    if (world.rank != 0 && !freopen("/dev/null", "w", stdout))
-        return 1;
-    btrm_log_init(world.rank, getenv("BTRM_TEST_VERBOSE") ? BTRM_LOG_DEBUG : BTRM_LOG_QUIET);
-    btrm_h5_quiet();
-    if (world.rank == 0) {
-        const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-        snprintf(dir, sizeof dir, "%s/btrm-test-analyze.XXXXXX", tmp);
-        if (!mkdtemp(dir))
-            MPI_Abort(world.comm, 1);
-    }
-    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, world.comm);
+    test_mpi_begin(&argc, &argv, "analyze");
     snprintf(store, sizeof store, "%s/pairs.h5", dir);
     snprintf(model, sizeof model, "%s/model.h5", dir);
     make_data();
     int rc = world.rank == 0 ? write_files() : 0;
     MPI_Bcast(&rc, 1, MPI_INT, 0, world.comm);
-    diag("%d rank(s), files in %s", world.size, dir);
     if (rc) {
         diag("cannot write the test files: %s", btrm_error_msg());
         MPI_Abort(world.comm, 1);
@@ -428,19 +392,5 @@ int main(int argc, char **argv)
     test_distances();
     test_ranks();
 
-    int failed_elsewhere = world.rank == 0 ? 0 : tap_failed_;
-    MPI_Allreduce(MPI_IN_PLACE, &failed_elsewhere, 1, MPI_INT, MPI_SUM, world.comm);
-    if (world.size > 1)
-        is_int(failed_elsewhere, 0, "the other %d rank(s) passed the same checks",
-               world.size - 1);
-    MPI_Barrier(world.comm);
-    if (world.rank == 0 && !getenv("KEEP_WORK")) {
-        unlink(store);
-        unlink(model);
-        rmdir(dir);
-    }
-    btrm_comm_free(&self);
-    btrm_comm_free(&world);
-    MPI_Finalize();
-    return done_testing();
+    return test_mpi_end();
 }

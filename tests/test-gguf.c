@@ -1,12 +1,13 @@
 /* test-gguf.c: the GGUF reader on files written here byte by byte (every
  * metadata value type, arrays of every element type including strings,
- * general.alignment, F32/F16/BF16/Q8_0 tensors and an unsupported Q4_0 one),
+ * general.alignment, F32/F16/BF16/Q8_0 tensors and an unsupported IQ4_NL one),
  * every truncation of such a file, corrupt headers, tensor lookups and their
  * messages, the tokenizer glue, and the real stories260K.gguf when
  * $BTRM_SHARED has it (header numbers from ../shared/models/README.md, the
  * README's token ids of "Once upon a time"). */
 #include "error.h"
 #include "gguf.h"
+#include "gguf_writer.h"
 #include "llama.h"
 #include "tap.h"
 #include "tokenizer.h"
@@ -16,56 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* ------------------------------------------------------------------------ */
-/* A little GGUF writer */
-
-typedef struct buf {
-    unsigned char *p;
-    size_t n, cap;
-} buf;
-
-static void put(buf *b, const void *src, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p)
-            abort();
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
-static void put_str(buf *b, const char *s)
-{
-    put_u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
-static void put_key(buf *b, const char *key, uint32_t type)
-{
-    put_str(b, key);
-    put_u32(b, type);
-}
-static void pad_to(buf *b, size_t align)
-{
-    static const unsigned char zero[64];
-    while (b->n % align)
-        put(b, zero, 1);
-}
-
-static char tmp_dir[] = "/tmp/btrm-test-gguf.XXXXXX";
-
-static const char *write_file(const char *name, const void *bytes, size_t n)
-{
-    static char path[256];
-    snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f || (n && fwrite(bytes, 1, n, f) != n) || fclose(f))
-        abort();
-    return path;
-}
 
 static uint16_t f32_to_f16_bits(float f) /* exact for the values used here */
 {
@@ -126,7 +77,7 @@ static void build(buf *b, uint32_t version, int include_q4)
     put_key(b, "t.u8s", BTRM_GGUF_ARRAY), put_u32(b, BTRM_GGUF_UINT8), put_u64(b, 0);
     put_key(b, "general.alignment", BTRM_GGUF_UINT32), put_u32(b, ALIGN);
     put_key(b, "general.architecture", BTRM_GGUF_STRING), put_str(b, "llama");
-    /* tensor infos: f32 [8, 2], f16 [4], bf16 [4], q8_0 [32, 2], q4_0 [32] */
+    /* tensor infos: f32 [8, 2], f16 [4], bf16 [4], q8_0 [32, 2], iq4_nl [32] */
     uint64_t off = 0;
     put_str(b, "w.f32"), put_u32(b, 2), put_u64(b, 8), put_u64(b, 2), put_u32(b, 0),
         put_u64(b, off);
@@ -139,7 +90,7 @@ static void build(buf *b, uint32_t version, int include_q4)
         put_u64(b, off);
     off += 2 * ALIGN;
     if (include_q4)
-        put_str(b, "w.q4"), put_u32(b, 1), put_u64(b, 32), put_u32(b, 2), put_u64(b, off);
+        put_str(b, "w.q4"), put_u32(b, 1), put_u64(b, 32), put_u32(b, 20), put_u64(b, off);
     pad_to(b, ALIGN);
     /* data */
     put(b, t_f32, sizeof t_f32);
@@ -242,16 +193,16 @@ static void test_metadata(void)
     ok(!btrm_gguf_tensor_check(g, "w.nope", 2, ne_f32), "tensor_check: a missing tensor");
     like(btrm_error_msg(), "all.gguf: missing tensor w.nope", "... named with the file");
     uint64_t ne_q4[1] = { 32 };
-    ok(!btrm_gguf_tensor_check(g, "w.q4", 1, ne_q4), "tensor_check refuses Q4_0");
-    like(btrm_error_msg(), "all.gguf: tensor w.q4 has type Q4_0, which btrm does not support",
+    ok(!btrm_gguf_tensor_check(g, "w.q4", 1, ne_q4), "tensor_check refuses IQ4_NL");
+    like(btrm_error_msg(), "all.gguf: tensor w.q4 has type IQ4_NL, which btrm does not support",
          "... naming the file, the tensor and its type");
 
     /* the values through llama.h's row dequantisation */
     float row[32];
-    btrm_llama_matrix m16 = { btrm_gguf_find_tensor(g, "w.f16")->data, BTRM_WT_F16, 1, 4 };
+    btrm_llama_matrix m16 = { btrm_gguf_find_tensor(g, "w.f16")->data, BTRM_Q_F16, 1, 4 };
     btrm_llama_dequant_row(&m16, 0, row);
     ok(!memcmp(row, t_half, sizeof t_half), "F16 row: 1, -0.5, 65504, 2^-14 exactly");
-    btrm_llama_matrix mb = { btrm_gguf_find_tensor(g, "w.bf16")->data, BTRM_WT_BF16, 1, 4 };
+    btrm_llama_matrix mb = { btrm_gguf_find_tensor(g, "w.bf16")->data, BTRM_Q_BF16, 1, 4 };
     btrm_llama_dequant_row(&mb, 0, row);
     uint32_t bits;
     memcpy(&bits, &t_bf16[3], 4);
@@ -261,7 +212,7 @@ static void test_metadata(void)
     ok(row[0] == 1.0f && row[1] == -0.5f && row[2] == 65280.0f && row[3] == want3,
        "BF16 row: the top 16 bits of float32");
     const btrm_gguf_tensor *q8 = btrm_gguf_find_tensor(g, "w.q8");
-    btrm_llama_matrix mq = { q8->data, BTRM_WT_Q8_0, 2, 32 };
+    btrm_llama_matrix mq = { q8->data, BTRM_Q_Q8_0, 2, 32 };
     int good = q8->bytes == 68;
     for (int r = 0; r < 2; r++) {
         btrm_llama_dequant_row(&mq, r, row);
@@ -371,6 +322,13 @@ static void test_corrupt(void)
     uint64_t rows = 40;
     at = find(&ref, "w.q8") + 4 + 4;
     is_int(open_patched("ragged", at, &rows, 8), BTRM_EDATA, "Q8_0 rows of 40 values");
+    like(btrm_error_msg(), "tensor w.q8 is Q8_0 with rows of 40 values, not a multiple of its "
+         "block of 32", "... names the tensor, the type and its block");
+    uint32_t q4k = 12; /* w.q8 [32, 2] relabelled Q4_K: rows of 32 are not blocks of 256 */
+    at = find(&ref, "w.q8") + 4 + 4 + 8 + 8;
+    is_int(open_patched("ragged-k", at, &q4k, 4), BTRM_EDATA, "Q4_K rows of 32 values");
+    like(btrm_error_msg(), "tensor w.q8 is Q4_K with rows of 32 values, not a multiple of its "
+         "block of 256", "... refused at open, naming the block");
     at = find(&ref, "t.u16");
     is_int(open_patched("dup", at, "t.u8\0", 5), BTRM_EDATA, "a key twice (t.u8 and t.u8\\0..)");
     free(ref.p);
@@ -408,7 +366,7 @@ static void test_stories(const char *path)
     ok(!btrm_gguf_get_array(g, "tokenizer.ggml.tokens", &a) && a.count == 512 &&
        !strcmp(((const char *const *)a.data)[403], "▁Once"), "tokens[403] = \"▁Once\"");
     const btrm_gguf_tensor *t = btrm_gguf_find_tensor(g, "blk.4.ffn_down.weight");
-    ok(t && t->type == BTRM_GGML_F32 && t->ne[0] == 172 && t->ne[1] == 64,
+    ok(t && t->type == BTRM_Q_F32 && t->ne[0] == 172 && t->ne[1] == 64,
        "blk.4.ffn_down.weight is F32 ne=[172, 64]");
     btrm_tokenizer *tok = NULL;
     int add_bos = -1;
@@ -455,7 +413,7 @@ int main(void)
         skip_all("cannot make a temporary directory");
         return 0;
     }
-    plan(41 + 2 + 20 + 9 + 2);
+    plan(41 + 2 + 20 + 3 + 9 + 2);
     test_metadata();
     test_truncation();
     test_corrupt();

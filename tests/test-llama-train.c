@@ -31,6 +31,8 @@
 #include "llama_model.h"
 #include "llama_train.h"
 #include "pairs.h"
+#include "qgemm.h"
+#include "quant.h"
 #include "rng.h"
 #include "tap.h"
 
@@ -75,7 +77,7 @@ static void *own(model *m, void *p)
 static btrm_llama_matrix matrix(model *m, int rows, int cols)
 {
     float *p = own(m, random_floats((size_t)rows * cols, 1.0 / sqrt((double)cols)));
-    return (btrm_llama_matrix){ p, BTRM_WT_F32, rows, cols };
+    return (btrm_llama_matrix){ p, BTRM_Q_F32, rows, cols };
 }
 
 static const float *norm_vec(model *m, int n)
@@ -640,7 +642,7 @@ static int forward_equal(const model *m, const btrm_llama_train_spec *spec, int 
     btrm_llama_train_ws tws;
     if (!rc) {
         btrm_llama_train_init_params(&lt, params, 5);
-        rc = btrm_llama_ws_init(&ws, &m->hp, &m->w, N, 150);
+        rc = btrm_llama_ws_init(&ws, &m->hp, &m->w, N, 150, BTRM_KERNEL_DEQUANT);
     }
     if (!rc && (rc = btrm_llama_train_ws_init(&tws, &lt, N, 150, 0, BTRM_PREC_FP32)))
         btrm_llama_ws_free(&ws);
@@ -678,7 +680,7 @@ static void requantize(model *m, btrm_llama_matrix *mat, btrm_llama_matrix *deq,
     for (int r = 0; r < rows; r++) {
         unsigned char *qr = q + (size_t)r * row_bytes;
         const float *xr = x + (size_t)r * cols;
-        if (type == BTRM_WT_F16) {
+        if (type == BTRM_Q_F16) {
             for (int i = 0; i < cols; i++) {
                 uint16_t h = btrm_float_to_half(xr[i]);
                 memcpy(qr + 2 * i, &h, 2);
@@ -699,7 +701,7 @@ static void requantize(model *m, btrm_llama_matrix *mat, btrm_llama_matrix *deq,
     *mat = (btrm_llama_matrix){ q, type, rows, cols };
     for (int r = 0; r < rows; r++)
         btrm_llama_dequant_row(mat, r, d + (size_t)r * cols);
-    *deq = (btrm_llama_matrix){ d, BTRM_WT_F32, rows, cols };
+    *deq = (btrm_llama_matrix){ d, BTRM_Q_F32, rows, cols };
 }
 
 static void test_bitwise(void)
@@ -717,12 +719,12 @@ static void test_bitwise(void)
     btrm_llama_matrix d;
     for (int l = 0; l < 3; l++) {
         btrm_llama_layer *L = &m.layers[l];
-        requantize(&m, &L->wq, &d, BTRM_WT_Q8_0);
-        requantize(&m, &L->wk, &d, BTRM_WT_F16);
-        requantize(&m, &L->w1, &d, BTRM_WT_Q8_0);
-        requantize(&m, &L->w2, &d, BTRM_WT_Q8_0);
+        requantize(&m, &L->wq, &d, BTRM_Q_Q8_0);
+        requantize(&m, &L->wk, &d, BTRM_Q_F16);
+        requantize(&m, &L->w1, &d, BTRM_Q_Q8_0);
+        requantize(&m, &L->w2, &d, BTRM_Q_Q8_0);
     }
-    requantize(&m, &m.w.token_embd, &d, BTRM_WT_Q8_0);
+    requantize(&m, &m.w.token_embd, &d, BTRM_Q_Q8_0);
     forward_equal(&m, &lora, BTRM_POOL_MEAN, 7, "LoRA (B = 0) on Q8_0 and F16 weights in blocks "
                   "of 7 rows, mean");
     free_model(&m);
@@ -849,7 +851,7 @@ static void test_recompute_accumulate(void)
 static void test_quantized(void)
 {
     for (int type = 0; type < 2; type++) {
-        int wt = type ? BTRM_WT_F16 : BTRM_WT_Q8_0;
+        int wt = type ? BTRM_Q_F16 : BTRM_Q_Q8_0;
         model q, d;
         make_model(&q, (shape){ 32, 64, 2, 4, 2, 8, 8, 10000.0f }, 40);
         d = q;
@@ -1064,6 +1066,12 @@ static void test_errors(void)
     like(btrm_error_msg(), "model.finetune.targets: this model has no gate projection (ffn_gate) "
          "in block 2", "... naming the target and the block");
     s.targets = BTRM_LORA_TARGET(BTRM_PROJ_Q);
+    /* the backward pass is the llama architecture's: the others' features are refused */
+    m.hp.rope_neox = 1;
+    is_int(btrm_llama_train_init(&lt, &s, &m.hp, &m.w), BTRM_ECONFIG,
+           "a model with NeoX rotary (qwen2, phi3, gemma) is refused for fine-tuning");
+    like(btrm_error_msg(), "implements the llama architecture only", "... saying so");
+    m.hp.rope_neox = 0;
     ok(btrm_llama_train_init(&lt, &s, &m.hp, &m.w) == 0, "... other targets still work");
     m.layers[2].w1 = keep;
     btrm_llama_train_ws ws;

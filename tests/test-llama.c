@@ -9,6 +9,8 @@
  * converts exactly; the shape checks and input errors. */
 #include "error.h"
 #include "llama.h"
+#include "qgemm.h"
+#include "quant.h"
 #include "tap.h"
 
 #include <math.h>
@@ -46,7 +48,7 @@ static btrm_llama_matrix matrix(model *m, int rows, int cols)
 {
     float *p = random_floats((size_t)rows * cols, 1.0f / sqrtf((float)cols));
     m->owned[m->n_owned++] = p;
-    return (btrm_llama_matrix){ p, BTRM_WT_F32, rows, cols };
+    return (btrm_llama_matrix){ p, BTRM_Q_F32, rows, cols };
 }
 
 static const float *norm_weight(model *m, int n)
@@ -124,7 +126,7 @@ static void quantize(model *m, btrm_llama_matrix *mat, btrm_llama_matrix *deq)
             unsigned char *blk = q + ((size_t)r * (cols / 32) + b) * 34;
             uint16_t h = half_bits(scale);
             memcpy(blk, &h, 2);
-            float ds = btrm_llama_f16_to_f32(h);
+            float ds = btrm_f16_to_f32(h);
             for (int i = 0; i < 32; i++) {
                 signed char qi = (signed char)roundf(xb[i] * inv);
                 blk[2 + i] = (unsigned char)qi;
@@ -133,8 +135,8 @@ static void quantize(model *m, btrm_llama_matrix *mat, btrm_llama_matrix *deq)
         }
     m->owned[m->n_owned++] = q;
     m->owned[m->n_owned++] = d;
-    *mat = (btrm_llama_matrix){ q, BTRM_WT_Q8_0, rows, cols };
-    *deq = (btrm_llama_matrix){ d, BTRM_WT_F32, rows, cols };
+    *mat = (btrm_llama_matrix){ q, BTRM_Q_Q8_0, rows, cols };
+    *deq = (btrm_llama_matrix){ d, BTRM_Q_F32, rows, cols };
 }
 
 /* ------------------------------------------------------------------------ */
@@ -288,7 +290,7 @@ static void test_forward(void)
     int total = 0;
     int32_t *ids = make_ids(40, &total);
     btrm_llama_ws ws;
-    int rc = btrm_llama_ws_init(&ws, &m.hp, &m.w, 256, 160);
+    int rc = btrm_llama_ws_init(&ws, &m.hp, &m.w, 256, 160, BTRM_KERNEL_AUTO);
     is_int(rc, 0, "work buffers for 256 tokens, sequences up to 160");
     int D = m.hp.dim;
     float *last = calloc((size_t)N_SEQS * D, sizeof *last), *mean = calloc((size_t)N_SEQS * D, sizeof *mean);
@@ -379,8 +381,8 @@ static void test_q8(void)
     int total = 0;
     int32_t *ids = make_ids(30000, &total);
     btrm_llama_ws wq, wd;
-    btrm_llama_ws_init(&wq, &m.hp, &m.w, 256, 160);
-    btrm_llama_ws_init(&wd, &d.hp, &d.w, 256, 160);
+    btrm_llama_ws_init(&wq, &m.hp, &m.w, 256, 160, BTRM_KERNEL_AUTO);
+    btrm_llama_ws_init(&wd, &d.hp, &d.w, 256, 160, BTRM_KERNEL_AUTO);
     ok(wq.wbuf && !wd.wbuf, "a dequantisation buffer for the Q8_0 model only");
     wq.wbuf_rows = 7000; /* several blocks, the last one partial */
     int D = m.hp.dim;
@@ -412,17 +414,18 @@ static void test_half(void)
 {
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {
-        float got = btrm_llama_f16_to_f32((uint16_t)h);
+        float got = btrm_f16_to_f32((uint16_t)h);
         double want = half_ref((uint16_t)h);
         if (isnan(want) ? !isnan(got) : (got != want || !signbit(got) != !signbit(want)))
             bad++;
     }
     is_int(bad, 0, "all 65536 IEEE halves convert exactly (subnormals, +-0, Inf, NaN)");
-    ok(btrm_llama_bf16_to_f32(0x3f80) == 1.0f && btrm_llama_bf16_to_f32(0xc2f7) == -123.5f,
+    ok(btrm_bf16_to_f32(0x3f80) == 1.0f && btrm_bf16_to_f32(0xc2f7) == -123.5f,
        "bfloat16 1 and -123.5");
-    ok(btrm_llama_row_bytes(BTRM_WT_Q8_0, 64) == 68 && btrm_llama_row_bytes(BTRM_WT_Q8_0, 48) == 0 &&
-       btrm_llama_row_bytes(BTRM_WT_F16, 3) == 6 && btrm_llama_row_bytes(2, 32) == 0,
-       "row sizes: Q8_0 68 bytes per 64, ragged Q8_0 and Q4_0 unsupported");
+    ok(btrm_llama_row_bytes(BTRM_Q_Q8_0, 64) == 68 && btrm_llama_row_bytes(BTRM_Q_Q8_0, 48) == 0 &&
+       btrm_llama_row_bytes(BTRM_Q_F16, 3) == 6 && btrm_llama_row_bytes(20, 32) == 0 &&
+       btrm_llama_row_bytes(BTRM_Q_Q4_K, 512) == 288 && btrm_llama_row_bytes(BTRM_Q_Q4_K, 384) == 0,
+       "row sizes: Q8_0 68 bytes per 64, Q4_K 288 per 512; ragged rows and IQ4_NL unsupported");
 }
 
 int main(void)

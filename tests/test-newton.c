@@ -13,6 +13,7 @@
  * Rank 0 prints the TAP stream; the other ranks' failures are counted at the
  * end. */
 #include "tap.h"
+#include "mpi_fixture.h"
 
 #include "comm.h"
 #include "config.h"
@@ -32,27 +33,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-void openblas_set_num_threads(int num_threads);
-#endif
-
-/* See test-pairs.c: keep Open MPI's components loaded for LeakSanitizer, and
- * suppress what BLACS keeps for the life of the process (its context table
- * and buffers, freed only by blacs_exit). */
-int dlclose(void *handle);
-int dlclose(void *handle)
-{
-    (void)handle;
-    return 0;
-}
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:vasprintf\nleak:libscalapack\nleak:BI_\nleak:Cblacs\n";
-}
-
-static btrm_comm world, self;
-static char dir[256];
 
 /* ---- problems ------------------------------------------------------------ */
 
@@ -591,39 +571,9 @@ static void test_errors(void)
     problem_free(&p);
 }
 
-static void remove_dir(void)
-{
-    const char *names[] = { "closed", "bisect", "gd", "quad", "dup", "nodup", "ranks", "err" };
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s.h5", dir, names[i]);
-        unlink(path);
-    }
-    rmdir(dir);
-}
-
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
-    if (btrm_comm_init(&world, MPI_COMM_WORLD) != 0 || btrm_comm_init(&self, MPI_COMM_SELF)) {
-        fprintf(stderr, "%s\n", btrm_error_msg());
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-    openblas_set_num_threads(1);
-#endif
-    if (world.rank != 0 && !freopen("/dev/null", "w", stdout))
-        return 1;
-    btrm_log_init(world.rank, getenv("BTRM_TEST_VERBOSE") ? BTRM_LOG_INFO : BTRM_LOG_QUIET);
-    btrm_h5_quiet();
-    if (world.rank == 0) {
-        const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-        snprintf(dir, sizeof dir, "%s/btrm-test-newton.XXXXXX", tmp);
-        if (!mkdtemp(dir))
-            MPI_Abort(world.comm, 1);
-    }
-    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, world.comm);
-    diag("%d rank(s), files in %s", world.size, dir);
+    test_mpi_begin(&argc, &argv, "newton");
 
     test_closed_form();
     test_bisection();
@@ -636,16 +586,5 @@ int main(int argc, char **argv)
     test_ranks();
     test_errors();
 
-    int failed_elsewhere = world.rank == 0 ? 0 : tap_failed_;
-    MPI_Allreduce(MPI_IN_PLACE, &failed_elsewhere, 1, MPI_INT, MPI_SUM, world.comm);
-    if (world.size > 1)
-        is_int(failed_elsewhere, 0, "the other %d rank(s) passed the same checks",
-               world.size - 1);
-    MPI_Barrier(world.comm);
-    if (world.rank == 0 && !getenv("KEEP_WORK"))
-        remove_dir();
-    btrm_comm_free(&self);
-    btrm_comm_free(&world);
-    MPI_Finalize();
-    return done_testing();
+    return test_mpi_end();
 }

@@ -7,6 +7,7 @@
  * prints the TAP stream; the other ranks' checks are counted and reported by
  * rank 0 at the end. */
 #include "tap.h"
+#include "mpi_fixture.h"
 
 #include "cli.h"
 #include "comm.h"
@@ -27,28 +28,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
-
-static btrm_comm comm;
-static char dir[256];
-
-/* LeakSanitizer and Open MPI: MPI_Finalize dlclose()s Open MPI's components,
- * after which LeakSanitizer cannot name their frames ("<unknown module>") and
- * tests/lsan.supp cannot suppress their allocations. Keeping the components
- * loaded (dlclose does nothing in this test program; the process is ending
- * anyway) lets the suppressions work while leaks in btrm's own code are still
- * reported. */
-int dlclose(void *handle);
-int dlclose(void *handle)
-{
-    (void)handle;
-    return 0;
-}
-
-/* One allocation made through vasprintf during MPI_Init is reported with a
- * broken stack (Open MPI's libraries lack frame pointers), so it cannot be
- * matched to Open MPI by tests/lsan.supp. btrm never calls vasprintf. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void) { return "leak:vasprintf\n"; }
 
 static const char *in_dir(const char *name)
 {
@@ -108,7 +87,7 @@ static int leftover_tmp_files(void)
     return n;
 }
 
-static void sync_ranks(void) { MPI_Barrier(comm.comm); }
+static void sync_ranks(void) { MPI_Barrier(world.comm); }
 
 /* ------------------------------------------------------------------------ */
 /* Half conversions */
@@ -233,9 +212,9 @@ static void store_init(store *s)
 static int write_store(const char *path, const btrm_pairs_data *d)
 {
     int rc = 0;
-    if (comm.rank == 0)
+    if (world.rank == 0)
         rc = btrm_pairs_write(path, d);
-    MPI_Bcast(&rc, 1, MPI_INT, 0, comm.comm);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, world.comm);
     return rc;
 }
 
@@ -260,7 +239,7 @@ static void test_round_trip(int f16)
     const char *tag = f16 ? "float16" : "float32";
     is_int(write_store(path, &s.data), 0, "%s: write a store with every optional dataset", tag);
     btrm_pairs p;
-    int rc = btrm_pairs_open(&p, path, &comm, BTRM_PAIRS_FEATURES | BTRM_PAIRS_REQUIRE_FEATURES);
+    int rc = btrm_pairs_open(&p, path, &world, BTRM_PAIRS_FEATURES | BTRM_PAIRS_REQUIRE_FEATURES);
     if (!is_int(rc, 0, "%s: open it back", tag)) {
         diag("%s", btrm_error_msg());
         return;
@@ -278,7 +257,7 @@ static void test_round_trip(int f16)
     ok(p.subset && !memcmp(p.subset, s.subset, sizeof s.subset) && p.n_subsets == 3 &&
        !strcmp(p.subsets[2], "gamma"), "%s: subset codes and names", tag);
     ok(p.margin && !memcmp(p.margin, s.margin, sizeof s.margin), "%s: margins", tag);
-    is_int(p.crc32, comm.rank == 0 ? crc_of_file(path) : p.crc32,
+    is_int(p.crc32, world.rank == 0 ? crc_of_file(path) : p.crc32,
            "%s: crc32 is zlib's crc32 of the file's bytes", tag);
     int bad = 0;
     for (int i = 0; i < ROWS * DIM; i++) {
@@ -300,7 +279,7 @@ static void test_round_trip(int f16)
     btrm_pairs_close(&p); /* twice is fine */
     btrm_pairs_close(NULL);
 
-    rc = btrm_pairs_open(&p, path, &comm, 0);
+    rc = btrm_pairs_open(&p, path, &world, 0);
     ok(rc == 0 && p.features == NULL && p.dim == DIM && p.n_pairs == PAIRS,
        "%s: open without BTRM_PAIRS_FEATURES: indices only", tag);
     btrm_pairs_close(&p);
@@ -312,7 +291,7 @@ static void test_writer(void)
     store_init(&s);
     is_int(write_store(in_dir("same-a.h5"), &s.data), 0, "write a store");
     is_int(write_store(in_dir("same-b.h5"), &s.data), 0, "write it again under another name");
-    if (comm.rank == 0) {
+    if (world.rank == 0) {
         ok(same_bytes(in_dir("same-a.h5"), in_dir("same-b.h5")),
            "identical content gives identical bytes (no timestamps)");
         int rc = btrm_pairs_write(in_dir("no-such-dir/x.h5"), &s.data);
@@ -490,11 +469,11 @@ static void expect_error(int kind, const char *name, unsigned flags, const char 
                          const char *needle2)
 {
     const char *path = in_dir(name);
-    if (comm.rank == 0)
+    if (world.rank == 0)
         make_damaged(path, kind);
     sync_ranks();
     btrm_pairs p;
-    int rc = btrm_pairs_open(&p, path, &comm, flags);
+    int rc = btrm_pairs_open(&p, path, &world, flags);
     int pass = rc == BTRM_EDATA && strstr(btrm_error_msg(), needle) &&
                (!needle2 || strstr(btrm_error_msg(), needle2)) && strstr(btrm_error_msg(), path) &&
                p.chosen == NULL && p.features == NULL;
@@ -508,7 +487,7 @@ static void test_validation(void)
 {
     const unsigned all = BTRM_PAIRS_FEATURES | BTRM_PAIRS_REQUIRE_FEATURES;
     btrm_pairs p;
-    int rc = btrm_pairs_open(&p, in_dir("missing.h5"), &comm, all);
+    int rc = btrm_pairs_open(&p, in_dir("missing.h5"), &world, all);
     ok(rc == BTRM_EDATA && strstr(btrm_error_msg(), "missing.h5") &&
        strstr(btrm_error_msg(), "No such file"), "a missing file: BTRM_EDATA naming it");
     expect_error(NOT_HDF5, "text.h5", all, "is not an HDF5 file", NULL);
@@ -556,13 +535,13 @@ static void test_validation(void)
 
     /* Accepted: NaN in a row no pair uses; a store of texts without features
      * when features are not required. */
-    if (comm.rank == 0)
+    if (world.rank == 0)
         make_damaged(in_dir("nanunused.h5"), NAN_UNUSED);
     sync_ranks();
-    rc = btrm_pairs_open(&p, in_dir("nanunused.h5"), &comm, all);
+    rc = btrm_pairs_open(&p, in_dir("nanunused.h5"), &world, all);
     ok(rc == 0 && isnan(p.features[11 * DIM]), "NaN in an unused row is accepted");
     btrm_pairs_close(&p);
-    rc = btrm_pairs_open(&p, in_dir("textsonly.h5"), &comm, BTRM_PAIRS_FEATURES);
+    rc = btrm_pairs_open(&p, in_dir("textsonly.h5"), &world, BTRM_PAIRS_FEATURES);
     ok(rc == 0 && p.features == NULL && p.dim == 0 && p.n_rows == ROWS && p.n_pairs == PAIRS,
        "texts without features open when features are not required (n_rows from /texts)");
     btrm_pairs_close(&p);
@@ -820,7 +799,7 @@ static void test_synth_cli(void)
 static void test_synth_open(void)
 {
     btrm_pairs p;
-    int rc = btrm_pairs_open(&p, in_dir("s5.h5"), &comm,
+    int rc = btrm_pairs_open(&p, in_dir("s5.h5"), &world,
                              BTRM_PAIRS_FEATURES | BTRM_PAIRS_REQUIRE_FEATURES);
     ok(rc == 0 && p.n_pairs == 300 && p.n_rows == 600 && p.dim == 8 && p.features_f16 &&
        p.margin && p.n_categories == 2 && !strcmp(p.categories[0], "fine") &&
@@ -845,43 +824,16 @@ static void test_synth_open(void)
     btrm_pairs_close(&p);
 }
 
-static void remove_dir(void)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlink(in_dir(e->d_name));
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
-
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
-    if (btrm_comm_init(&comm, MPI_COMM_WORLD) != 0) {
-        fprintf(stderr, "%s\n", btrm_error_msg());
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    if (comm.rank != 0 && !freopen("/dev/null", "w", stdout))
-        return 1;
-    btrm_h5_quiet();
-    if (comm.rank == 0) {
-        const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-        snprintf(dir, sizeof dir, "%s/btrm-test-pairs.XXXXXX", tmp);
-        if (!mkdtemp(dir))
-            MPI_Abort(comm.comm, 1);
-    }
-    MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, comm.comm);
-    diag("%d rank(s), files in %s", comm.size, dir);
+    test_mpi_begin(&argc, &argv, "pairs");
 
     test_half();
     test_round_trip(0);
     test_round_trip(1);
     test_writer();
     test_validation();
-    if (comm.rank == 0) {
+    if (world.rank == 0) {
         test_model();
         test_synth_memory();
         test_synth_cli();
@@ -889,15 +841,5 @@ int main(int argc, char **argv)
     sync_ranks();
     test_synth_open();
 
-    int failed_elsewhere = comm.rank == 0 ? 0 : tap_failed_;
-    MPI_Allreduce(MPI_IN_PLACE, &failed_elsewhere, 1, MPI_INT, MPI_SUM, comm.comm);
-    if (comm.size > 1)
-        is_int(failed_elsewhere, 0, "the other %d rank(s) passed the same checks",
-               comm.size - 1);
-    sync_ranks();
-    if (comm.rank == 0 && !getenv("KEEP_WORK"))
-        remove_dir();
-    btrm_comm_free(&comm);
-    MPI_Finalize();
-    return done_testing();
+    return test_mpi_end();
 }

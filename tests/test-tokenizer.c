@@ -322,6 +322,96 @@ static void test_pretokenizers(void)
     btrm_tok_free(g2);
 }
 
+/* llama.cpp's multi-regex pre-tokenizers, hand-checked: each regex splits
+ * the pieces of the previous one into matches and the text between them. */
+static void test_multi_regex(void)
+{
+    toy_bpe toy;
+    toy_bpe_init(&toy, NULL, 0);
+    btrm_tokenizer *def = NULL, *fal = NULL, *sc = NULL, *qw = NULL, *ds = NULL;
+    int rc = btrm_tok_bpe_from_arrays(&def, toy.tokens, toy.n, NULL, 0, "default", -1, -1);
+    rc |= btrm_tok_bpe_from_arrays(&fal, toy.tokens, toy.n, NULL, 0, "falcon", -1, -1);
+    rc |= btrm_tok_bpe_from_arrays(&sc, toy.tokens, toy.n, NULL, 0, "starcoder", -1, -1);
+    rc |= btrm_tok_bpe_from_arrays(&qw, toy.tokens, toy.n, NULL, 0, "qwen2", -1, -1);
+    rc |= btrm_tok_bpe_from_arrays(&ds, toy.tokens, toy.n, NULL, 0, "deepseek-llm", -1, -1);
+    ok(rc == 0, "the default, falcon, starcoder, qwen2 and deepseek-llm pre-tokenizers build");
+    pieces p;
+    /* default: punctuation runs, then GPT-2's, then digit runs, then 3 digits */
+    is_string(split(def, "x=1234567!? ab", &p), "x|=|123|456|7|!?| ab",
+              "default: punctuation runs first, digits in threes");
+    /* falcon: no digit-run regex, so " 1234567" keeps its space and the
+     * three-digit split applies inside it */
+    is_string(split(fal, "a 1234567.", &p), "a| |123|456|7|.",
+              "falcon: the space before digits and three-digit groups");
+    is_string(split(sc, "x 2024ab", &p), "x| |2|0|2|4|ab", "starcoder: one digit per piece");
+    is_string(split(qw, "I'M 2024 x", &p), "I|'M| |2|0|2|4| x", "qwen2: contractions any case, "
+              "single digits");
+    is_string(split(ds, "ab\ncd 12  ", &p), "ab|\n|cd| |12|  ",
+              "deepseek-llm: newlines alone, letters, a trailing space run ($ = end of piece), "
+              "digits");
+    btrm_tokenizer *bad = NULL;
+    is_int(btrm_tok_bpe_from_arrays(&bad, toy.tokens, toy.n, NULL, 0, "qwen9", -1, -1), BTRM_EDATA,
+           "an unknown pre-tokenizer is BTRM_EDATA");
+    like(btrm_error_msg(), "pre-tokenizer \"qwen9\" is not supported (known: default llama3",
+         "... naming it and the known ones");
+    int add_bos = -1, no_bos = -1;
+    ok(!btrm_tok_bpe_pre_defaults("llama-bpe", &add_bos, &no_bos) && add_bos == 1 && !no_bos &&
+       !btrm_tok_bpe_pre_defaults("chatglm-bpe", &add_bos, &no_bos) && add_bos == 0 && no_bos,
+       "llama.cpp's BOS defaults by pre-tokenizer (llama-bpe adds one, chatglm-bpe has none)");
+    btrm_tok_free(def);
+    btrm_tok_free(fal);
+    btrm_tok_free(sc);
+    btrm_tok_free(qw);
+    btrm_tok_free(ds);
+}
+
+/* Special and added tokens split off the text before tokenisation. */
+static void test_special(void)
+{
+    static const char *const extra[] = { "<|a|>", "<|ab|>", "<u>", "ab" };
+    toy_bpe toy;
+    toy_bpe_init(&toy, extra, 4);
+    static const char *const merges[] = { "a b" };
+    btrm_tokenizer *t = NULL;
+    int32_t types[260];
+    for (int i = 0; i < 260; i++)
+        types[i] = BTRM_TOKEN_NORMAL;
+    types[256] = types[257] = BTRM_TOKEN_CONTROL;
+    types[258] = BTRM_TOKEN_USER_DEFINED;
+    int rc = btrm_tok_bpe_from_arrays(&t, toy.tokens, toy.n, merges, 1, "gpt-2", -1, 256);
+    rc |= btrm_tok_set_types(t, types);
+    ok(!rc, "a toy vocabulary with control tokens <|a|>, <|ab|> and a user-defined <u>");
+    int32_t *ids = NULL;
+    int n = 0;
+    const char *text = "x<u>ab<|ab|> <|a|>";
+    rc = btrm_tok_encode_special(t, text, strlen(text), 0, 0, &ids, &n);
+    /* without parse_special: <u> is split off, the control tokens are text */
+    ok(!rc && n >= 3 && ids[0] == 'x' && ids[1] == 258 && ids[2] == 259 && ids[3] == '<',
+       "user-defined tokens are recognised without parse_special, control tokens are not");
+    free(ids);
+    rc = btrm_tok_encode_special(t, text, strlen(text), 0, 1, &ids, &n);
+    ok(!rc && n == 6 && ids[0] == 'x' && ids[1] == 258 && ids[2] == 259 && ids[3] == 257 &&
+       ids[4] == ' ' && ids[5] == 256, "parse_special: <|ab|> (the longest first) and <|a|> become their ids");
+    free(ids);
+    btrm_tok_set_strip(t, 257, 0, 1);
+    rc = btrm_tok_encode_special(t, text, strlen(text), 0, 1, &ids, &n);
+    ok(!rc && n == 5 && ids[3] == 257 && ids[4] == 256, "rstrip drops the space after <|ab|>");
+    free(ids);
+    is_int(btrm_tok_set_strip(t, 999, 1, 0), BTRM_EUSAGE, "strip of a token out of range");
+    btrm_tok_free(t);
+
+    /* spm: the space prefix comes back after each special token */
+    static const char *const sp[] = { "<unk>", "<s>", "</s>", "▁", "a", "<x>", "▁a" };
+    static const float scores[] = { 0, 0, 0, -1, -2, 0, -1 };
+    static const int32_t st[] = { 2, 3, 3, 1, 1, 4, 1 };
+    rc = btrm_tok_spm_from_arrays(&t, sp, scores, st, 7, 1, 2);
+    rc |= btrm_tok_encode_special(t, "a<x>a", 5, 1, 0, &ids, &n);
+    ok(!rc && n == 4 && ids[0] == 1 && ids[1] == 6 && ids[2] == 5 && ids[3] == 6,
+       "spm: [BOS] ▁a <x> ▁a (the prefix after a special token)");
+    free(ids);
+    btrm_tok_free(t);
+}
+
 static void test_bpe_merges(void)
 {
     /* ids 256.. : "ab", "bc", "abc", "abcd" (never made by a merge) */
@@ -852,8 +942,10 @@ int main(void)
     shared_path(gpt2_dir, sizeof gpt2_dir, "gpt2-tokenizer");
     snprintf(vec_path, sizeof vec_path, "%s/test-vectors.jsonl", gpt2_dir);
 
-    plan(39 + 17 + N_GPT2_VECTORS + 5 + 2);
+    plan(39 + 17 + N_GPT2_VECTORS + 5 + 2 + 9 + 6);
     test_pretokenizers();
+    test_multi_regex();
+    test_special();
     test_bpe_merges();
     test_spm_toy();
     test_spm_files();

@@ -5,7 +5,8 @@
 # Runs as root, or through sudo when run as another user.
 #
 # Usage: install-deps.sh [--with-python] [--with-slurm] [--all] [--check]
-#   --with-python  also python3-numpy python3-h5py python3-matplotlib (test oracles, plots;
+#   --with-python  also python3-numpy python3-h5py python3-matplotlib python3-regex (test
+#                  oracles, plots;
 #                  they belong to Debian's /usr/bin/python3, not to a python3 earlier in PATH)
 #   --with-slurm   also slurm-wlm munge (single-node Slurm for the Slurm script tests,
 #                  see slurm-localhost.sh)
@@ -45,7 +46,7 @@ base_pkgs=(
     libyaml-dev libjansson-dev zlib1g-dev libxxhash-dev libutf8proc-dev libpcre2-dev
     libdnnl-dev libmicrohttpd-dev help2man clang curl
 )
-python_pkgs=(python3-numpy python3-h5py python3-matplotlib python3-torch)
+python_pkgs=(python3-numpy python3-h5py python3-matplotlib python3-torch python3-regex)
 slurm_pkgs=(slurm-wlm munge)
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
@@ -135,6 +136,7 @@ show "automake" sh -c 'automake --version | head -n1'
 if (( with_python )); then
     show "numpy/h5py/mpl" /usr/bin/python3 -c \
         'import numpy, h5py, matplotlib; print(numpy.__version__, h5py.__version__, matplotlib.__version__)'
+    show "regex" /usr/bin/python3 -c 'import regex; print(regex.__version__)'
 fi
 if (( with_slurm )); then
     show "Slurm" slurmctld -V

@@ -1,12 +1,14 @@
+/* cli.c: what the subcommands share (see cli.h). */
 #include "cli.h"
 
 #include "backbone.h"
-#include "config.h"
 #include "error.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 int btrm_cli_sets_add(btrm_cli_sets *sets, const char *assignment)
 {
@@ -64,12 +66,49 @@ int btrm_cli_parse_double(const char *text, double *out)
     return 0;
 }
 
+int btrm_cli_verbosity(const char *arg, int *verbosity)
+{
+    if (!strcmp(arg, "-v") || !strcmp(arg, "--verbose"))
+        *verbosity = BTRM_LOG_DEBUG;
+    else if (!strcmp(arg, "-q") || !strcmp(arg, "--quiet"))
+        *verbosity = BTRM_LOG_WARN;
+    else
+        return 0;
+    return 1;
+}
+
+void btrm_cli_comm_init(btrm_comm *comm, MPI_Comm world, int verbosity)
+{
+    int rc = btrm_comm_init(comm, world);
+    if (rc)
+        btrm_comm_abort(NULL, rc, "%s", btrm_error_msg());
+    btrm_log_init(comm->rank, verbosity);
+}
+
+int btrm_cli_exit(btrm_comm *comm, int rc)
+{
+    if (rc == BTRM_EPREEMPT)
+        btrm_log_warn("%s", btrm_error_msg());
+    else if (rc)
+        btrm_log_error("%s", btrm_error_msg());
+    if (comm)
+        btrm_comm_free(comm);
+    return btrm_error_exit_code(rc);
+}
+
+int btrm_cli_load_config(const char *path, const btrm_cli_sets *sets, btrm_config **cfg)
+{
+    *cfg = calloc(1, sizeof **cfg);
+    if (!*cfg)
+        return btrm_error_set(BTRM_ENOMEM, "out of memory");
+    return btrm_config_load(*cfg, path, sets->items, sets->n);
+}
+
 int btrm_cli_backbone_spec(const char *spec, const char *config_path, const btrm_cli_sets *sets,
                            char *out, size_t size)
 {
-    btrm_config *cfg = calloc(1, sizeof *cfg);
-    int rc = cfg ? btrm_config_load(cfg, config_path, sets->items, sets->n)
-                 : btrm_error_set(BTRM_ENOMEM, "out of memory");
+    btrm_config *cfg = NULL;
+    int rc = btrm_cli_load_config(config_path, sets, &cfg);
     if (!rc)
         rc = btrm_backbone_spec_with_config(spec, cfg, out, size);
     free(cfg);

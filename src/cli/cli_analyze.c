@@ -71,8 +71,7 @@ int btrm_analyze_main(int argc, char **argv, MPI_Comm world)
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = 1;
             verbosity = BTRM_LOG_WARN;
-        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            verbosity = BTRM_LOG_DEBUG;
+        } else if (btrm_cli_verbosity(a, &verbosity)) {
         } else if (a[0] == '-') {
             return btrm_cli_usage_error("analyze", "unknown or incomplete option '%s'", a);
         } else if (!data_path) {
@@ -88,47 +87,8 @@ int btrm_analyze_main(int argc, char **argv, MPI_Comm world)
 #endif
 
     btrm_comm comm;
-    int rc = btrm_comm_init(&comm, world);
-    if (rc)
-        btrm_comm_abort(NULL, rc, "%s", btrm_error_msg());
-    btrm_log_init(comm.rank, verbosity);
-
-    btrm_head head;
-    float *params = NULL;
-    btrm_model_meta meta;
-    btrm_pairs data;
-    memset(&data, 0, sizeof data);
-    btrm_analyze_result res;
-    memset(&res, 0, sizeof res);
-    if (model_path)
-        rc = btrm_comm_agree(&comm, btrm_model_read(model_path, &head, &params, &meta));
-    if (!rc)
-        rc = btrm_pairs_open(&data, data_path, &comm,
-                             BTRM_PAIRS_FEATURES | BTRM_PAIRS_REQUIRE_FEATURES);
-    if (!rc && model_path && data.dim != head.dim)
-        rc = btrm_error_set(BTRM_EDATA, "%s: /features has dim %d but the model %s expects %d",
-                            data_path, data.dim, model_path, head.dim);
-    rc = btrm_comm_agree(&comm, rc);
+    btrm_cli_comm_init(&comm, world, verbosity);
     btrm_analyze_opts opts = { .top_k = (int)top_k, .block = (int)block };
-    if (!rc)
-        rc = btrm_analyze_run(&data, model_path ? &head : NULL, params,
-                              model_path ? &meta : NULL, &comm, &opts, &res);
-    if (!rc && comm.rank == 0) {
-        if (!quiet)
-            btrm_analyze_print(&res, &data, stdout);
-        if (json_path) {
-            json_t *j = btrm_analyze_to_json(&res, &data, model_path);
-            rc = j ? btrm_json_write_atomic(json_path, j)
-                   : btrm_error_set(BTRM_ENOMEM, "out of memory building the JSON report");
-            json_decref(j);
-        }
-    }
-    rc = btrm_comm_agree(&comm, rc);
-    if (rc && comm.rank == 0)
-        btrm_log_error("%s", btrm_error_msg());
-    btrm_analyze_result_free(&res);
-    btrm_pairs_close(&data);
-    free(params);
-    btrm_comm_free(&comm);
-    return btrm_error_exit_code(rc);
+    return btrm_cli_exit(&comm, btrm_analyze_command(model_path, data_path, json_path, quiet,
+                                                     &opts, &comm));
 }

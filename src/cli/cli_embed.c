@@ -79,10 +79,7 @@ int btrm_embed_main(int argc, char **argv, MPI_Comm world)
                 code = btrm_cli_usage_error("embed", "%s", btrm_error_msg());
         } else if (!strcmp(a, "--f16")) {
             opts.f16 = 1;
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            verbosity = BTRM_LOG_WARN;
-        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            verbosity = BTRM_LOG_DEBUG;
+        } else if (btrm_cli_verbosity(a, &verbosity)) {
         } else if (a[0] == '-') {
             code = btrm_cli_usage_error("embed", "unknown or incomplete option '%s'", a);
         } else if (!opts.in_path) {
@@ -109,15 +106,12 @@ int btrm_embed_main(int argc, char **argv, MPI_Comm world)
     }
 
     btrm_comm comm;
-    int rc = btrm_comm_init(&comm, world);
-    if (rc)
-        btrm_comm_abort(NULL, rc, "%s", btrm_error_msg());
-    btrm_log_init(comm.rank, verbosity);
+    btrm_cli_comm_init(&comm, world, verbosity);
     /* The config's embed.* keys become the backbone's default options. */
-    btrm_config *cfg = calloc(1, sizeof *cfg);
+    btrm_config *cfg = NULL;
     char *spec = malloc(2 * BTRM_PATH_MAX);
-    rc = cfg && spec ? btrm_config_load(cfg, config_path, sets.items, sets.n)
-                     : btrm_error_set(BTRM_ENOMEM, "out of memory");
+    int rc = spec ? btrm_cli_load_config(config_path, &sets, &cfg)
+                  : btrm_error_set(BTRM_ENOMEM, "out of memory");
     if (!rc)
         rc = btrm_backbone_spec_with_config(opts.backbone, cfg, spec, 2 * BTRM_PATH_MAX);
     rc = btrm_comm_agree(&comm, rc);
@@ -125,12 +119,9 @@ int btrm_embed_main(int argc, char **argv, MPI_Comm world)
         opts.backbone = spec;
         rc = btrm_embed_run(&opts, &comm);
     }
-    if (rc && comm.rank == 0)
-        btrm_log_error("%s", btrm_error_msg());
+    code = btrm_cli_exit(&comm, rc);
     free(spec);
     free(cfg);
-    btrm_comm_free(&comm);
-    code = btrm_error_exit_code(rc);
 out:
     btrm_cli_sets_free(&sets);
     return code;

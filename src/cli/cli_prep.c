@@ -105,10 +105,7 @@ int btrm_prep_main(int argc, char **argv, MPI_Comm world)
             }
         } else if (!strcmp(a, "--strict")) {
             opts.strict = 1;
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            verbosity = BTRM_LOG_WARN;
-        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            verbosity = BTRM_LOG_DEBUG;
+        } else if (btrm_cli_verbosity(a, &verbosity)) {
         } else if (a[0] == '-' && a[1] != '\0') {
             code = btrm_cli_usage_error("prep", "unknown or incomplete option '%s'", a);
             goto out;
@@ -137,21 +134,16 @@ int btrm_prep_main(int argc, char **argv, MPI_Comm world)
     btrm_comm comm;
     int rank = 0, rc = 0;
     if (world != MPI_COMM_NULL) {
-        rc = btrm_comm_init(&comm, world);
-        if (rc)
-            btrm_comm_abort(NULL, rc, "%s", btrm_error_msg());
+        btrm_cli_comm_init(&comm, world, verbosity);
         rank = comm.rank;
+    } else {
+        btrm_log_init(0, verbosity);
     }
-    btrm_log_init(rank, verbosity);
     if (rank == 0)
         rc = btrm_prep_run(inputs, n_inputs, out_path, &opts);
-    if (world != MPI_COMM_NULL) {
+    if (world != MPI_COMM_NULL)
         rc = btrm_comm_agree(&comm, rc);
-        btrm_comm_free(&comm);
-    }
-    if (rc && rank == 0)
-        btrm_log_error("%s", btrm_error_msg());
-    code = btrm_error_exit_code(rc);
+    code = btrm_cli_exit(world != MPI_COMM_NULL ? &comm : NULL, rc);
 out:
     free(inputs);
     return code;

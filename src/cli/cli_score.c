@@ -5,18 +5,12 @@
  * "reward": r}) per input line, in order. */
 #include "backbone.h"
 #include "cli.h"
-#include "config.h"
 #include "error.h"
 #include "log.h"
-#include "reward.h"
+#include "score.h"
 
-#include <errno.h>
-#include <jansson.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SCORE_BATCH_DEFAULT 64
 
 static void usage(FILE *out)
 {
@@ -40,116 +34,7 @@ static void usage(FILE *out)
             "  -q, --quiet            warnings and errors only;  -v, --verbose  more\n"
             "  -h, --help             this help\n\n"
             "Exit codes: 0 ok, 1 runtime or data error, 2 usage error.\n",
-            names, SCORE_BATCH_DEFAULT);
-}
-
-typedef struct score_batch {
-    int n, cap;
-    char **texts;
-    json_t **ids; /* NULL when a line has none */
-} score_batch;
-
-static void batch_clear(score_batch *b)
-{
-    for (int i = 0; i < b->n; i++) {
-        free(b->texts[i]);
-        json_decref(b->ids[i]);
-    }
-    b->n = 0;
-}
-
-/* Scores the batch and writes its lines. */
-static int flush(score_batch *b, btrm_reward *rm, float *rewards, FILE *out)
-{
-    if (b->n == 0)
-        return 0;
-    int rc = btrm_reward_texts(rm, (const char *const *)b->texts, (size_t)b->n, rewards);
-    if (rc)
-        return rc;
-    for (int i = 0; i < b->n && !rc; i++) {
-        json_t *line = json_object();
-        if (!line ||
-            (b->ids[i] && json_object_set(line, "id", b->ids[i])) ||
-            json_object_set_new(line, "reward", json_real((double)rewards[i])) ||
-            json_dumpf(line, out, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) ||
-            fputc('\n', out) == EOF)
-            rc = btrm_error_set(BTRM_EIO, "cannot write the scores");
-        json_decref(line);
-    }
-    batch_clear(b);
-    return rc;
-}
-
-static int run(const char *model_path, const char *spec, const char *texts_path,
-               const char *out_path, int batch, int invariant)
-{
-    btrm_reward rm;
-    float *rewards = NULL;
-    score_batch b = { 0 };
-    FILE *in = NULL, *out = stdout;
-    char *line = NULL;
-    size_t line_cap = 0, line_no = 0;
-    int rc = btrm_reward_open(&rm, model_path, spec, batch);
-    if (rc)
-        goto fail;
-    rm.invariant = invariant;
-    if ((rc = BTRM_MALLOC(rewards, batch)) || (rc = BTRM_CALLOC(b.texts, batch)) ||
-        (rc = BTRM_CALLOC(b.ids, batch)))
-        goto fail;
-    b.cap = batch;
-    in = strcmp(texts_path, "-") ? fopen(texts_path, "r") : stdin;
-    if (!in) {
-        rc = btrm_error_set(BTRM_EIO, "cannot open %s: %s", texts_path, strerror(errno));
-        goto fail;
-    }
-    if (out_path && !(out = fopen(out_path, "w"))) {
-        rc = btrm_error_set(BTRM_EIO, "cannot create %s: %s", out_path, strerror(errno));
-        goto fail;
-    }
-    ssize_t len;
-    while ((len = getline(&line, &line_cap, in)) >= 0) {
-        line_no++;
-        if (strspn(line, " \t\r\n") == (size_t)len)
-            continue; /* blank line */
-        json_error_t jerr;
-        json_t *obj = json_loadb(line, (size_t)len, JSON_DISABLE_EOF_CHECK, &jerr);
-        json_t *text = obj ? json_object_get(obj, "text") : NULL;
-        if (!obj || !json_is_string(text)) {
-            rc = btrm_error_set(BTRM_EDATA, "%s:%zu: %s", texts_path, line_no,
-                                obj ? "want an object with a string \"text\"" : jerr.text);
-            json_decref(obj);
-            goto fail;
-        }
-        json_t *id = json_object_get(obj, "id");
-        b.texts[b.n] = strdup(json_string_value(text));
-        b.ids[b.n] = id ? json_incref(id) : NULL;
-        json_decref(obj);
-        if (!b.texts[b.n]) {
-            rc = btrm_error_set(BTRM_ENOMEM, "out of memory");
-            goto fail;
-        }
-        b.n++;
-        if (b.n == b.cap && (rc = flush(&b, &rm, rewards, out))) {
-            rc = btrm_error_wrap(rc, "%s: lines %zu..%zu", texts_path, line_no - b.cap + 1,
-                                 line_no);
-            goto fail;
-        }
-    }
-    if ((rc = flush(&b, &rm, rewards, out)))
-        rc = btrm_error_wrap(rc, "%s: the last %d lines", texts_path, b.n);
-    btrm_log_debug("score: %zu texts", line_no);
-fail:
-    batch_clear(&b);
-    free(b.texts);
-    free(b.ids);
-    free(line);
-    if (in && in != stdin)
-        fclose(in);
-    if (out && out != stdout && fclose(out) != 0 && !rc)
-        rc = btrm_error_set(BTRM_EIO, "cannot write %s", out_path);
-    free(rewards);
-    btrm_reward_close(&rm);
-    return rc;
+            names, BTRM_SCORE_BATCH_DEFAULT);
 }
 
 int btrm_score_main(int argc, char **argv, MPI_Comm world)
@@ -159,7 +44,7 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
     const char *config_path = NULL;
     btrm_cli_sets sets = { 0 };
     int verbosity = BTRM_LOG_INFO, code = 0, invariant = 0;
-    long long batch = SCORE_BATCH_DEFAULT;
+    long long batch = BTRM_SCORE_BATCH_DEFAULT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has_value = i + 1 < argc;
@@ -182,10 +67,7 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
             config_path = argv[++i];
         } else if (!strcmp(a, "--set") && has_value) {
             btrm_cli_sets_add(&sets, argv[++i]);
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            verbosity = BTRM_LOG_WARN;
-        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            verbosity = BTRM_LOG_DEBUG;
+        } else if (btrm_cli_verbosity(a, &verbosity)) {
         } else if (a[0] == '-' && a[1]) {
             code = btrm_cli_usage_error("score", "unknown or incomplete option '%s'", a);
             goto out;
@@ -203,13 +85,15 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
         goto out;
     }
     btrm_log_init(0, verbosity);
-    char full_spec[2 * BTRM_PATH_MAX];
-    int rc = btrm_cli_backbone_spec(spec, config_path, &sets, full_spec, sizeof full_spec);
+    btrm_config *cfg = NULL;
+    int rc = btrm_cli_load_config(config_path, &sets, &cfg);
+    btrm_score_opts opts = { .model_path = model_path, .backbone = spec,
+                             .texts_path = texts_path, .out_path = out_path,
+                             .batch = (int)batch, .invariant = invariant };
     if (!rc)
-        rc = run(model_path, full_spec, texts_path, out_path, (int)batch, invariant);
-    if (rc)
-        btrm_log_error("%s", btrm_error_msg());
-    code = btrm_error_exit_code(rc);
+        rc = btrm_score_run(&opts, cfg);
+    code = btrm_cli_exit(NULL, rc);
+    free(cfg);
 out:
     btrm_cli_sets_free(&sets);
     return code;

@@ -120,10 +120,7 @@ int btrm_sweep_main(int argc, char **argv, MPI_Comm world)
                                             "integer, got '%s'", argv[i]);
         } else if (!strcmp(a, "--dry-run")) {
             dry_run = 1;
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            verbosity = BTRM_LOG_WARN;
-        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            verbosity = BTRM_LOG_DEBUG;
+        } else if (btrm_cli_verbosity(a, &verbosity)) {
         } else if (a[0] == '-' && a[1]) {
             return btrm_cli_usage_error("sweep", "unknown or incomplete option '%s'", a);
         } else if (!path) {

@@ -31,6 +31,8 @@ static void usage(FILE *out)
             "  --json       JSON lines instead of text\n"
             "  --no-bos     do not prepend the BOS token (default: prepend it when the\n"
             "               tokenizer has one; GGUF: tokenizer.ggml.add_bos_token)\n"
+            "  --special    recognise control tokens written in the text (<|im_start|>,\n"
+            "               <s>, ...) as embed does; user-defined tokens always are\n"
             "  --vocab N    read the first N records of a tokenizer.bin (default: all of\n"
             "               them, to the end of the file)\n"
             "  --           the arguments after it are texts, even if they start with '-'\n"
@@ -200,7 +202,7 @@ static void print_line(FILE *out, const btrm_tokenizer *tok, const char *text,
 /* The command line: options anywhere, MODEL first, then the texts in argv
  * order. -1 when the run goes on, else the exit code (help, usage error). */
 static int parse_args(int argc, char **argv, const char **model, const char **texts,
-                      int *n_texts, int *json, int *no_bos, int *n_vocab)
+                      int *n_texts, int *json, int *no_bos, int *special, int *n_vocab)
 {
     int options_done = 0;
     for (int i = 1; i < argc; i++) {
@@ -221,6 +223,8 @@ static int parse_args(int argc, char **argv, const char **model, const char **te
             *json = 1;
         } else if (!strcmp(arg, "--no-bos")) {
             *no_bos = 1;
+        } else if (!strcmp(arg, "--special")) {
+            *special = 1;
         } else if (!strcmp(arg, "--vocab") || !strncmp(arg, "--vocab=", 8)) {
             const char *value = arg[7] == '=' ? arg + 8 : i + 1 < argc ? argv[++i] : NULL;
             long long v = 0;
@@ -247,13 +251,14 @@ int btrm_tokenize_main(int argc, char **argv, MPI_Comm world)
 {
     (void)world;
     const char *model = NULL;
-    int json = 0, no_bos = 0, n_vocab = 0, n_texts = 0;
+    int json = 0, no_bos = 0, special = 0, n_vocab = 0, n_texts = 0;
     const char **texts = calloc((size_t)argc, sizeof *texts);
     if (!texts) {
         btrm_log_error("tokenize: out of memory");
         return BTRM_EXIT_FAILURE;
     }
-    int code = parse_args(argc, argv, &model, texts, &n_texts, &json, &no_bos, &n_vocab);
+    int code = parse_args(argc, argv, &model, texts, &n_texts, &json, &no_bos, &special,
+                          &n_vocab);
     if (code >= 0) {
         free(texts);
         return code;
@@ -272,7 +277,8 @@ int btrm_tokenize_main(int argc, char **argv, MPI_Comm world)
     for (int t = 0; t < n_texts; t++) {
         int32_t *ids = NULL;
         int n = 0;
-        if ((rc = btrm_tok_encode(tok, texts[t], add_bos, &ids, &n))) {
+        if ((rc = btrm_tok_encode_special(tok, texts[t], strlen(texts[t]), add_bos, special,
+                                          &ids, &n))) {
             btrm_log_error("tokenize: text %d: %s", t + 1, btrm_error_msg());
             break;
         }

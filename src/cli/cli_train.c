@@ -49,10 +49,7 @@ int btrm_train_main(int argc, char **argv, MPI_Comm world)
             resume = argv[++i];
         } else if (!strcmp(a, "--init") && i + 1 < argc) {
             init_model = argv[++i];
-        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            verbosity = BTRM_LOG_DEBUG;
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            verbosity = BTRM_LOG_WARN;
+        } else if (btrm_cli_verbosity(a, &verbosity)) {
         } else if (a[0] == '-') {
             code = btrm_cli_usage_error("train", "unknown or incomplete option '%s'", a);
             goto out;
@@ -69,15 +66,10 @@ int btrm_train_main(int argc, char **argv, MPI_Comm world)
     }
 
     btrm_comm comm;
-    int rc = btrm_comm_init(&comm, world);
-    if (rc)
-        btrm_comm_abort(NULL, rc, "%s", btrm_error_msg());
-    btrm_log_init(comm.rank, verbosity);
-
-    btrm_config *cfg = calloc(1, sizeof *cfg);
+    btrm_cli_comm_init(&comm, world, verbosity);
+    btrm_config *cfg = NULL;
     char *text = NULL;
-    rc = cfg ? btrm_config_load(cfg, config_path, sets.items, sets.n)
-             : btrm_error_set(BTRM_ENOMEM, "out of memory");
+    int rc = btrm_cli_load_config(config_path, &sets, &cfg);
     if (!rc)
         rc = btrm_config_validate(cfg);
     if (!rc)
@@ -88,14 +80,9 @@ int btrm_train_main(int argc, char **argv, MPI_Comm world)
                                  .resume = resume };
         rc = btrm_train_run(cfg, &opts, &comm);
     }
-    if (rc == BTRM_EPREEMPT)
-        btrm_log_warn("%s", btrm_error_msg());
-    else if (rc)
-        btrm_log_error("%s", btrm_error_msg());
-    code = btrm_error_exit_code(rc);
+    code = btrm_cli_exit(&comm, rc);
     free(text);
     free(cfg);
-    btrm_comm_free(&comm);
 out:
     btrm_cli_sets_free(&sets);
     return code;

@@ -132,6 +132,14 @@ void btrm_dmatrix_free(btrm_dmatrix *x)
     x->a = NULL;
 }
 
+void btrm_gram_ws_free(btrm_gram_ws *ws)
+{
+    if (!ws)
+        return;
+    BTRM_FREE(ws->panel, ws->scaled, ws->send, ws->recv, ws->counts);
+    memset(ws, 0, sizeof *ws);
+}
+
 int btrm_gram_ws_init(btrm_gram_ws *ws, const btrm_grid *g, int dim, int nb, int64_t max_rows)
 {
     memset(ws, 0, sizeof *ws);
@@ -156,18 +164,6 @@ int btrm_gram_ws_init(btrm_gram_ws *ws, const btrm_grid *g, int dim, int nb, int
     if (rc)
         btrm_gram_ws_free(ws);
     return rc;
-}
-
-void btrm_gram_ws_free(btrm_gram_ws *ws)
-{
-    if (!ws)
-        return;
-    free(ws->panel);
-    free(ws->scaled);
-    free(ws->send);
-    free(ws->recv);
-    free(ws->counts);
-    memset(ws, 0, sizeof *ws);
 }
 
 /* The diagonal entry of a in local column lc, when this process owns it. */

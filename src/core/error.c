@@ -92,3 +92,9 @@ int btrm_alloc_checked(void **ptr, size_t count, size_t size, int zero,
                               file, line, count * size);
     return 0;
 }
+
+void btrm_free_each(void *const *ptrs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(ptrs[i]);
+}

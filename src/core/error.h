@@ -7,6 +7,7 @@
 #ifndef BTRM_ERROR_H
 #define BTRM_ERROR_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 enum {
@@ -53,5 +54,12 @@ const char *btrm_error_name(int code);
                        __FILE__, __LINE__)
 int btrm_alloc_checked(void **ptr, size_t count, size_t size, int zero,
                        const char *file, int line);
+
+/* free() of each pointer given (NULL ones are fine): the end of a _free or
+ * cleanup path, BTRM_FREE(ws->x, ws->y, buf). */
+#define BTRM_FREE(...)                                                           \
+    btrm_free_each((void *[]){ __VA_ARGS__ },                                    \
+                   sizeof((void *[]){ __VA_ARGS__ }) / sizeof(void *))
+void btrm_free_each(void *const *ptrs, size_t n);
 
 #endif

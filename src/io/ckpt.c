@@ -10,7 +10,10 @@
 #include "fileutil.h"
 #include "h5util.h"
 #include "log.h"
+#include "modelfile_h5.h"
 
+#include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -19,8 +22,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
-
-#define CKPT_FORMAT "checkpoint-v1"
 
 void btrm_ckpt_name(char *out, size_t size, const char *dir, int64_t step)
 {
@@ -103,12 +104,7 @@ static herr_t transfer(hid_t dset, int writing, hsize_t a, hsize_t b, float *buf
     st = writing ? H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, n ? buf : &dummy)
                  : H5Dread(dset, H5T_NATIVE_FLOAT, mspace, fspace, dxpl, n ? buf : &dummy);
 out:
-    if (dxpl >= 0)
-        H5Pclose(dxpl);
-    if (mspace >= 0)
-        H5Sclose(mspace);
-    if (fspace >= 0)
-        H5Sclose(fspace);
+    BTRM_H5_CLOSE(dxpl, mspace, fspace);
     return st;
 }
 
@@ -144,63 +140,6 @@ static uint32_t crc_of(const float *x, size_t n)
     return (uint32_t)crc;
 }
 
-/* Writes (creating it) or reads a scalar or 1-D numeric attribute. */
-static herr_t attr_io(hid_t obj, const char *name, hid_t file_type, hid_t mem_type,
-                      void *value, hsize_t n, int writing)
-{
-    hid_t attr;
-    if (writing) {
-        hid_t space = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
-        attr = H5Acreate2(obj, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT);
-        H5Sclose(space);
-    } else {
-        attr = H5Aopen(obj, name, H5P_DEFAULT);
-    }
-    if (attr < 0)
-        return -1;
-    herr_t st = writing ? H5Awrite(attr, mem_type, value) : H5Aread(attr, mem_type, value);
-    H5Aclose(attr);
-    return st;
-}
-
-static herr_t attr_u32(hid_t obj, const char *name, uint32_t *value, int writing)
-{
-    return attr_io(obj, name, H5T_STD_U32LE, H5T_NATIVE_UINT32, value, 1, writing);
-}
-
-static herr_t attr_i64(hid_t obj, const char *name, int64_t *value, int writing)
-{
-    return attr_io(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, value, 1, writing);
-}
-
-static herr_t attr_f64(hid_t obj, const char *name, double *value, hsize_t n, int writing)
-{
-    return attr_io(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, value, n, writing);
-}
-
-/* A fixed-length string attribute: written the same by every rank (collective
- * metadata), readable by h5py as bytes/str. */
-static herr_t attr_fixed_string(hid_t obj, const char *name, const char *value)
-{
-    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR), attr = -1;
-    herr_t st = -1;
-    size_t len = strlen(value);
-    if (type < 0 || space < 0 || H5Tset_size(type, len ? len : 1) < 0 ||
-        H5Tset_cset(type, H5T_CSET_UTF8) < 0 || H5Tset_strpad(type, H5T_STR_NULLPAD) < 0)
-        goto out;
-    attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    if (attr >= 0)
-        st = H5Awrite(attr, type, len ? value : "");
-out:
-    if (attr >= 0)
-        H5Aclose(attr);
-    if (space >= 0)
-        H5Sclose(space);
-    if (type >= 0)
-        H5Tclose(type);
-    return st;
-}
-
 /* Creates dataset name [dims] under loc, writes the slice [a, b) of the flat
  * range from buf (buf[0] is element a) collectively, and its crc32 attribute. */
 static int write_dataset(const btrm_comm *c, hid_t loc, const char *name, int nd,
@@ -221,14 +160,9 @@ static int write_dataset(const btrm_comm *c, hid_t loc, const char *name, int nd
                      &crc);
     if (rc)
         goto fail;
-    BTRM_CHECK_H5(attr_u32(dset, "crc32", &crc, 1), path);
+    rc = btrm_h5_write_attr_u32(dset, "crc32", crc);
 fail:
-    if (dset >= 0)
-        H5Dclose(dset);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (space >= 0)
-        H5Sclose(space);
+    BTRM_H5_CLOSE(dset, dcpl, space);
     return rc;
 }
 
@@ -245,29 +179,57 @@ static void fault_point(const btrm_comm *c, const char *where)
 static hsize_t max_u(hsize_t a, hsize_t b) { return a > b ? a : b; }
 static hsize_t min_u(hsize_t a, hsize_t b) { return a < b ? a : b; }
 
+/* The /state attributes that are int64_t fields of btrm_ckpt_state. */
+static const struct {
+    const char *name;
+    size_t offset;
+} state_i64[] = {
+    { "step", offsetof(btrm_ckpt_state, step) },
+    { "epoch", offsetof(btrm_ckpt_state, epoch) },
+    { "in_epoch", offsetof(btrm_ckpt_state, in_epoch) },
+    { "optim_step", offsetof(btrm_ckpt_state, optim_step) },
+};
+#define N_STATE_I64 (sizeof state_i64 / sizeof state_i64[0])
+
+static int64_t *state_i64_field(const btrm_ckpt_state *st, size_t k)
+{
+    return (int64_t *)((char *)st + state_i64[k].offset);
+}
+
 static int write_state(hid_t file, const btrm_ckpt_state *st, const char *path)
 {
     int rc = 0;
-    hid_t g = H5Gcreate2(file, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    BTRM_CHECK_H5(g, path);
-    btrm_ckpt_state s = *st;
-    int64_t seed = (int64_t)s.seed, ranks = s.ranks, optim = s.optim_type;
-    int64_t crc = s.train_crc32;
-    BTRM_CHECK_H5(attr_i64(g, "step", &s.step, 1), path);
-    BTRM_CHECK_H5(attr_i64(g, "epoch", &s.epoch, 1), path);
-    BTRM_CHECK_H5(attr_i64(g, "in_epoch", &s.in_epoch, 1), path);
-    BTRM_CHECK_H5(attr_i64(g, "optim_step", &s.optim_step, 1), path);
-    BTRM_CHECK_H5(attr_i64(g, "seed", &seed, 1), path);
-    BTRM_CHECK_H5(attr_i64(g, "ranks", &ranks, 1), path);
-    BTRM_CHECK_H5(attr_i64(g, "optim_type", &optim, 1), path);
-    BTRM_CHECK_H5(attr_f64(g, "dbar", &s.dbar, 1, 1), path);
-    BTRM_CHECK_H5(attr_f64(g, "window", s.window, BTRM_CKPT_WINDOW, 1), path);
-    BTRM_CHECK_H5(attr_fixed_string(g, "train_file", s.train_file), path);
-    BTRM_CHECK_H5(attr_i64(g, "train_crc32", &crc, 1), path);
+    hid_t g = -1, gcpl = -1;
+    BTRM_CHECK_H5(gcpl = btrm_h5_gcpl(), path);
+    BTRM_CHECK_H5(g = H5Gcreate2(file, "state", H5P_DEFAULT, gcpl, H5P_DEFAULT), path);
+    for (size_t k = 0; k < N_STATE_I64 && !rc; k++)
+        rc = btrm_h5_write_attr_i64(g, state_i64[k].name, *state_i64_field(st, k));
+    if (!rc)
+        rc = btrm_h5_write_attr_i64(g, "seed", (int64_t)st->seed);
+    if (!rc)
+        rc = btrm_h5_write_attr_i64(g, "ranks", st->ranks);
+    if (!rc)
+        rc = btrm_h5_write_attr_i64(g, "optim_type", st->optim_type);
+    if (!rc)
+        rc = btrm_h5_write_attr_double(g, "dbar", st->dbar);
+    if (!rc)
+        rc = btrm_h5_write_attr_doubles(g, "window", st->window, BTRM_CKPT_WINDOW);
+    if (!rc)
+        rc = btrm_h5_write_attr_string(g, "train_file", st->train_file);
+    if (!rc)
+        rc = btrm_h5_write_attr_i64(g, "train_crc32", st->train_crc32);
 fail:
-    if (g >= 0)
-        H5Gclose(g);
+    BTRM_H5_CLOSE(g, gcpl);
     return rc;
+}
+
+/* The dataset names of an optimizer's state buffers in a file of the given
+ * version: checkpoint-v1 stored them as AdamW's (exp_avg, exp_avg_sq) for
+ * every optimizer, SGD's momentum buffer included. */
+static const char *state_name(const btrm_optim_ops *ops, int version, int k)
+{
+    static const char *const v1_names[BTRM_OPTIM_MAX_STATE] = { "exp_avg", "exp_avg_sq" };
+    return version == 1 ? v1_names[k] : ops->state_names[k];
 }
 
 int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *d,
@@ -282,29 +244,21 @@ int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *
         snprintf(tmp, sizeof tmp, ".%s.tmp", path);
     btrm_h5_quiet();
     int rc = 0;
-    hid_t file = -1, model = -1, group = -1, optim = -1;
+    hid_t file = -1, model = -1, group = -1, optim = -1, gcpl = -1;
     const btrm_head *head = d->head;
     file = open_parallel(tmp, c, 1);
     BTRM_CHECK_H5(file, tmp);
-    BTRM_CHECK_H5(attr_fixed_string(file, "btrm_format", CKPT_FORMAT), tmp);
-    BTRM_CHECK_H5(attr_fixed_string(file, "btrm_version", PACKAGE_VERSION), tmp);
-    BTRM_CHECK_H5(attr_fixed_string(file, "config", config_text ? config_text : ""), tmp);
-
-    model = H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    BTRM_CHECK_H5(model, tmp);
-    BTRM_CHECK_H5(attr_fixed_string(model, "head", btrm_config_enum_name("model.head", head->kind)), tmp);
-    BTRM_CHECK_H5(attr_fixed_string(model, "activation",
-                                    btrm_config_enum_name("model.activation", head->activation)), tmp);
-    BTRM_CHECK_H5(attr_fixed_string(model, "loss", btrm_config_enum_name("loss.type", d->meta.loss)), tmp);
-    double v = d->meta.dist_ema;
-    BTRM_CHECK_H5(attr_f64(model, "dist_ema", &v, 1, 1), tmp);
-    v = d->meta.normbt_eps;
-    BTRM_CHECK_H5(attr_f64(model, "normbt_eps", &v, 1, 1), tmp);
-    v = d->meta.max_weight;
-    BTRM_CHECK_H5(attr_f64(model, "max_weight", &v, 1, 1), tmp);
+    BTRM_CHECK_H5(gcpl = btrm_h5_gcpl(), tmp);
+    rc = btrm_h5_write_format(file, &btrm_format_checkpoint);
+    if (!rc)
+        rc = btrm_h5_write_attr_string(file, "config", config_text ? config_text : "");
+    if (!rc)
+        rc = btrm_model_group_create(file, tmp, head, &d->meta, &model);
+    if (rc)
+        goto fail;
     for (int l = 0; l < head->n_layers; l++) {
         const btrm_tensor_view *t = &head->layer[l];
-        group = H5Gcreate2(model, t->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        group = H5Gcreate2(model, t->name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
         BTRM_CHECK_H5(group, tmp);
         struct { const char *name; size_t off; hsize_t dims[2]; int nd; } parts[2] = {
             { "weight", t->weight_off, { (hsize_t)t->out, (hsize_t)t->in }, 2 },
@@ -328,42 +282,25 @@ int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *
     }
     fault_point(c, "ckpt-midway");
 
-    optim = H5Gcreate2(file, "optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    optim = H5Gcreate2(file, "optim", H5P_DEFAULT, gcpl, H5P_DEFAULT);
     BTRM_CHECK_H5(optim, tmp);
     hsize_t n = head->n_params;
-    rc = write_dataset(c, optim, "exp_avg", 1, &n, (hsize_t)d->lo, (hsize_t)d->hi,
-                       d->exp_avg, tmp);
-    if (!rc && d->exp_avg_sq)
-        rc = write_dataset(c, optim, "exp_avg_sq", 1, &n, (hsize_t)d->lo, (hsize_t)d->hi,
-                           d->exp_avg_sq, tmp);
+    for (int k = 0; d->optim && k < d->optim->n_state && !rc; k++)
+        rc = write_dataset(c, optim, d->optim->state_names[k], 1, &n, (hsize_t)d->lo,
+                           (hsize_t)d->hi, d->state[k], tmp);
     if (!rc)
         rc = write_state(file, st, tmp);
 fail:
-    if (optim >= 0)
-        H5Gclose(optim);
-    if (group >= 0)
-        H5Gclose(group);
-    if (model >= 0)
-        H5Gclose(model);
+    BTRM_H5_CLOSE(gcpl, optim, group, model);
     if (file >= 0 && H5Fclose(file) < 0 && !rc)
         rc = btrm_h5_error(tmp, "H5Fclose", __FILE__, __LINE__);
     rc = btrm_comm_agree(c, rc);
     if (c->rank == 0) {
-        int rc0 = rc;
-        if (!rc0) {
-            /* durable before it becomes visible under its final name */
-            int fd = open(tmp, O_RDONLY);
-            if (fd < 0 || fsync(fd) != 0)
-                rc0 = btrm_error_set(BTRM_EIO, "cannot sync %s: %s", tmp, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            if (!rc0 && rename(tmp, path) != 0)
-                rc0 = btrm_error_set(BTRM_EIO, "cannot rename %s to %s: %s", tmp, path,
-                                     strerror(errno));
-        }
-        if (rc0)
+        /* durable before it becomes visible under its final name */
+        if (!rc)
+            rc = btrm_file_commit(tmp, path);
+        else
             unlink(tmp);
-        rc = rc0;
     }
     return btrm_comm_agree(c, rc);
 }
@@ -405,7 +342,9 @@ static int read_dataset(const btrm_comm *c, hid_t loc, const char *name, hsize_t
     }
     BTRM_CHECK_H5(transfer(dset, 0, a, b, buf), path);
     uint32_t stored = 0, crc = 0;
-    BTRM_CHECK_H5(attr_u32(dset, "crc32", &stored, 0), path);
+    rc = btrm_h5_read_attr_u32(dset, "crc32", &stored);
+    if (rc)
+        goto fail;
     if (replicated) /* every rank read the whole dataset */
         crc = crc_of(buf, n);
     else
@@ -426,23 +365,37 @@ static int read_state(hid_t file, btrm_ckpt_state *st, const char *path)
 {
     int rc = 0;
     hid_t g = -1;
+    int version = st->version;
     memset(st, 0, sizeof *st);
+    st->version = version;
     if (H5Lexists(file, "state", H5P_DEFAULT) <= 0)
         return btrm_error_set(BTRM_EDATA, "%s: checkpoint has no /state", path);
     g = H5Gopen2(file, "state", H5P_DEFAULT);
     BTRM_CHECK_H5(g, path);
     int64_t seed = 0, ranks = 0, optim = 0, crc = 0;
-    BTRM_CHECK_H5(attr_i64(g, "step", &st->step, 0), path);
-    BTRM_CHECK_H5(attr_i64(g, "epoch", &st->epoch, 0), path);
-    BTRM_CHECK_H5(attr_i64(g, "in_epoch", &st->in_epoch, 0), path);
-    BTRM_CHECK_H5(attr_i64(g, "optim_step", &st->optim_step, 0), path);
-    BTRM_CHECK_H5(attr_i64(g, "seed", &seed, 0), path);
-    BTRM_CHECK_H5(attr_i64(g, "ranks", &ranks, 0), path);
-    BTRM_CHECK_H5(attr_i64(g, "optim_type", &optim, 0), path);
-    BTRM_CHECK_H5(attr_f64(g, "dbar", &st->dbar, 1, 0), path);
-    BTRM_CHECK_H5(attr_f64(g, "window", st->window, BTRM_CKPT_WINDOW, 0), path);
-    BTRM_CHECK_H5(attr_i64(g, "train_crc32", &crc, 0), path);
-    rc = btrm_h5_read_attr_string(g, "train_file", st->train_file, sizeof st->train_file);
+    /* checkpoint-v1 saved 10 doubles, the last two always 0 */
+    double window[BTRM_CKPT_WINDOW + 2] = { 0 };
+    size_t n_window = 0;
+    for (size_t k = 0; k < N_STATE_I64 && !rc; k++)
+        rc = btrm_h5_read_attr_i64(g, state_i64[k].name, state_i64_field(st, k));
+    if (!rc)
+        rc = btrm_h5_read_attr_i64(g, "seed", &seed);
+    if (!rc)
+        rc = btrm_h5_read_attr_i64(g, "ranks", &ranks);
+    if (!rc)
+        rc = btrm_h5_read_attr_i64(g, "optim_type", &optim);
+    if (!rc)
+        rc = btrm_h5_read_attr_double(g, "dbar", &st->dbar);
+    if (!rc)
+        rc = btrm_h5_read_attr_doubles(g, "window", window, BTRM_CKPT_WINDOW + 2, &n_window);
+    if (!rc && n_window < BTRM_CKPT_WINDOW)
+        rc = btrm_error_set(BTRM_EDATA, "%s: /state attribute window has %zu values, expected "
+                            "%d", path, n_window, BTRM_CKPT_WINDOW);
+    if (!rc)
+        rc = btrm_h5_read_attr_i64(g, "train_crc32", &crc);
+    if (!rc)
+        rc = btrm_h5_read_attr_string(g, "train_file", st->train_file, sizeof st->train_file);
+    memcpy(st->window, window, sizeof st->window);
     st->seed = (uint64_t)seed;
     st->ranks = (int)ranks;
     st->optim_type = (int)optim;
@@ -453,35 +406,35 @@ fail:
     return rc;
 }
 
-static int check_format(hid_t file, const char *path)
+/* The format check and /state, agreed on; every rank returns the same code. */
+static int open_checked(const char *path, const btrm_comm *c, hid_t *file,
+                        btrm_ckpt_state *st)
 {
-    char format[64] = "";
-    int rc = btrm_h5_read_attr_string(file, "btrm_format", format, sizeof format);
-    if (rc || strcmp(format, CKPT_FORMAT) != 0)
-        return btrm_error_set(BTRM_EDATA, "%s: not a btrm checkpoint (btrm_format '%s', "
-                              "expected '%s')", path, format, CKPT_FORMAT);
-    return 0;
+    *file = open_parallel(path, c, 0);
+    if (*file < 0)
+        return btrm_comm_agree(c, btrm_error_set(BTRM_EDATA, "%s: cannot open as HDF5 "
+                                                 "(missing, truncated or not HDF5)", path));
+    st->version = 0;
+    int rc = btrm_comm_agree(c, btrm_h5_check_format(*file, path, &btrm_format_checkpoint,
+                                                     &st->version));
+    if (!rc)
+        rc = btrm_comm_agree(c, read_state(*file, st, path));
+    return rc;
 }
 
 int btrm_ckpt_read(const char *path, const btrm_comm *c, btrm_ckpt_data *d,
                    btrm_ckpt_state *st)
 {
     btrm_h5_quiet();
-    int rc = 0;
-    hid_t file = open_parallel(path, c, 0), model = -1, group = -1, optim = -1;
-    if (file < 0) {
-        rc = btrm_error_set(BTRM_EDATA, "%s: cannot open as HDF5 (missing, truncated or "
-                            "not HDF5)", path);
-        goto fail;
-    }
-    rc = btrm_comm_agree(c, check_format(file, path));
-    if (!rc)
-        rc = btrm_comm_agree(c, read_state(file, st, path));
+    hid_t file = -1, model = -1, group = -1, optim = -1;
+    int rc = open_checked(path, c, &file, st);
     if (rc)
         goto fail;
     model = H5Gopen2(file, "model", H5P_DEFAULT);
     BTRM_CHECK_H5(model, path);
-    rc = btrm_comm_agree(c, btrm_h5_read_attr_double(model, "dist_ema", &d->meta.dist_ema));
+    int kind = 0, activation = 0;
+    rc = btrm_comm_agree(c, btrm_model_group_read_attrs(model, path, &kind, &activation,
+                                                        &d->meta));
     if (rc)
         goto fail;
     const btrm_head *head = d->head;
@@ -512,34 +465,27 @@ int btrm_ckpt_read(const char *path, const btrm_comm *c, btrm_ckpt_data *d,
     }
     if (rc)
         goto fail;
-    if (st->optim_type != (d->exp_avg_sq ? BTRM_OPTIM_ADAMW : BTRM_OPTIM_SGD)) {
+    if (btrm_optim_lookup(st->optim_type) != d->optim) {
         rc = btrm_comm_agree(c, btrm_error_set(BTRM_ECONFIG, "%s: written by optim.type %s, the "
                              "config says %s", path,
                              btrm_config_enum_name("optim.type", st->optim_type),
-                             d->exp_avg_sq ? "adamw" : "sgd"));
+                             d->optim ? d->optim->name : "newton"));
         goto fail;
     }
     optim = H5Gopen2(file, "optim", H5P_DEFAULT);
     BTRM_CHECK_H5(optim, path);
     hsize_t n = head->n_params;
-    int whole = d->lo == 0 && (hsize_t)d->hi == n; /* replicated moments */
-    rc = read_dataset(c, optim, "exp_avg", n, 1, NULL, (hsize_t)d->lo, (hsize_t)d->hi, whole,
-                      d->exp_avg, path, "/optim/exp_avg");
-    rc = btrm_comm_agree(c, rc);
-    if (!rc && d->exp_avg_sq) {
-        rc = read_dataset(c, optim, "exp_avg_sq", n, 1, NULL, (hsize_t)d->lo, (hsize_t)d->hi,
-                          whole, d->exp_avg_sq, path, "/optim/exp_avg_sq");
+    int whole = d->lo == 0 && (hsize_t)d->hi == n; /* a replicated state */
+    for (int k = 0; d->optim && k < d->optim->n_state && !rc; k++) {
+        const char *name = state_name(d->optim, st->version, k);
+        char what[64];
+        snprintf(what, sizeof what, "/optim/%s", name);
+        rc = read_dataset(c, optim, name, n, 1, NULL, (hsize_t)d->lo, (hsize_t)d->hi, whole,
+                          d->state[k], path, what);
         rc = btrm_comm_agree(c, rc);
     }
 fail:
-    if (optim >= 0)
-        H5Gclose(optim);
-    if (group >= 0)
-        H5Gclose(group);
-    if (model >= 0)
-        H5Gclose(model);
-    if (file >= 0)
-        H5Fclose(file);
+    BTRM_H5_CLOSE(optim, group, model, file);
     return btrm_comm_agree(c, rc);
 }
 
@@ -583,61 +529,126 @@ int btrm_ckpt_verify(const char *path, const btrm_comm *c, btrm_ckpt_state *st, 
 {
     btrm_h5_quiet();
     int rc = 0, bad = 0;
-    hid_t file = open_parallel(path, c, 0), model = -1, group = -1;
-    if (file < 0)
-        return btrm_comm_agree(c, btrm_error_set(BTRM_EDATA, "%s: cannot open as HDF5 "
-                                                 "(missing, truncated or not HDF5)", path));
-    rc = btrm_comm_agree(c, check_format(file, path));
-    if (!rc)
-        rc = btrm_comm_agree(c, read_state(file, st, path));
+    hid_t file = -1, model = -1, group = -1, optim = -1;
+    char first_error[BTRM_ERROR_MAX] = "";
+    rc = open_checked(path, c, &file, st);
     if (rc)
         goto fail;
-    char first_error[BTRM_ERROR_MAX] = "";
-    const char *groups[] = { "model", "optim" };
-    for (int g = 0; g < 2; g++) {
-        model = H5Gopen2(file, groups[g], H5P_DEFAULT);
-        BTRM_CHECK_H5(model, path);
-        for (int k = 0;; k++) {
-            char name[64], what[128];
-            if (g == 0) {
-                /* tensors fc0, fc1, ..., then out */
-                snprintf(name, sizeof name, "fc%d", k);
-                if (H5Lexists(model, name, H5P_DEFAULT) <= 0)
-                    snprintf(name, sizeof name, "out");
-                group = H5Gopen2(model, name, H5P_DEFAULT);
-                BTRM_CHECK_H5(group, path);
-                for (int p = 0; p < 2; p++) {
-                    const char *part = p ? "bias" : "weight";
-                    snprintf(what, sizeof what, "/model/%s/%s", name, part);
-                    if (verify_dataset(c, group, part, what, path, report) && !bad++)
-                        snprintf(first_error, sizeof first_error, "%s", btrm_error_msg());
-                }
-                H5Gclose(group);
-                group = -1;
-                if (!strcmp(name, "out"))
-                    break;
-            } else {
-                const char *moments[] = { "exp_avg", "exp_avg_sq" };
-                if (k == 2)
-                    break;
-                if (H5Lexists(model, moments[k], H5P_DEFAULT) <= 0)
-                    continue;
-                snprintf(what, sizeof what, "/optim/%s", moments[k]);
-                if (verify_dataset(c, model, moments[k], what, path, report) && !bad++)
-                    snprintf(first_error, sizeof first_error, "%s", btrm_error_msg());
-            }
+    /* the tensors fc0, fc1, ..., then out */
+    model = H5Gopen2(file, "model", H5P_DEFAULT);
+    BTRM_CHECK_H5(model, path);
+    for (int k = 0;; k++) {
+        char name[64], what[128];
+        snprintf(name, sizeof name, "fc%d", k);
+        if (H5Lexists(model, name, H5P_DEFAULT) <= 0)
+            snprintf(name, sizeof name, "out");
+        group = H5Gopen2(model, name, H5P_DEFAULT);
+        BTRM_CHECK_H5(group, path);
+        for (int p = 0; p < 2; p++) {
+            const char *part = p ? "bias" : "weight";
+            snprintf(what, sizeof what, "/model/%s/%s", name, part);
+            if (verify_dataset(c, group, part, what, path, report) && !bad++)
+                snprintf(first_error, sizeof first_error, "%s", btrm_error_msg());
         }
-        H5Gclose(model);
-        model = -1;
+        H5Gclose(group);
+        group = -1;
+        if (!strcmp(name, "out"))
+            break;
+    }
+    /* the optimizer's state buffers, by the names of its version */
+    const btrm_optim_ops *ops = btrm_optim_lookup(st->optim_type);
+    optim = H5Gopen2(file, "optim", H5P_DEFAULT);
+    BTRM_CHECK_H5(optim, path);
+    for (int k = 0; ops && k < ops->n_state; k++) {
+        const char *name = state_name(ops, st->version, k);
+        char what[128];
+        snprintf(what, sizeof what, "/optim/%s", name);
+        if (verify_dataset(c, optim, name, what, path, report) && !bad++)
+            snprintf(first_error, sizeof first_error, "%s", btrm_error_msg());
     }
     if (bad)
         rc = btrm_error_set(BTRM_EDATA, "%s", first_error);
 fail:
-    if (group >= 0)
-        H5Gclose(group);
-    if (model >= 0)
-        H5Gclose(model);
-    if (file >= 0)
-        H5Fclose(file);
+    BTRM_H5_CLOSE(optim, group, model, file);
     return btrm_comm_agree(c, rc);
+}
+
+int btrm_ckpt_read_config(const char *path, char **config_text)
+{
+    *config_text = NULL;
+    hid_t file = btrm_h5_open_read(path);
+    if (file < 0)
+        return btrm_error_set(BTRM_EDATA, "%s: cannot open", path);
+    size_t size = 1 << 20; /* config.c refuses larger config files */
+    char *text = malloc(size);
+    int rc = text ? btrm_h5_read_attr_string(file, "config", text, size)
+                  : btrm_error_set(BTRM_ENOMEM, "out of memory");
+    H5Fclose(file);
+    if (rc)
+        free(text);
+    else
+        *config_text = text;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The checkpoint directory */
+
+static int is_ckpt_name(const struct dirent *e)
+{
+    long long step;
+    char tail[8];
+    return sscanf(e->d_name, "step-%lld.%7s", &step, tail) == 2 && !strcmp(tail, "h5") &&
+           strlen(e->d_name) == 16;
+}
+
+void btrm_ckpt_list_free(char **paths, int n)
+{
+    for (int i = 0; paths && i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+int btrm_ckpt_list(const char *dir, char ***paths, int *n_out)
+{
+    struct dirent **names = NULL;
+    *paths = NULL;
+    *n_out = 0;
+    int n = scandir(dir, &names, is_ckpt_name, alphasort);
+    if (n < 0)
+        return 0; /* no directory yet: no checkpoints */
+    int rc = BTRM_CALLOC(*paths, n > 0 ? n : 1);
+    for (int i = 0; i < n; i++) {
+        /* newest first: the names sort by step */
+        if (!rc && !((*paths)[i] = btrm_strdup_printf("%s/%s", dir, names[n - 1 - i]->d_name)))
+            rc = btrm_error_set(BTRM_ENOMEM, "out of memory listing %s", dir);
+        free(names[n - 1 - i]);
+    }
+    free(names);
+    if (rc) {
+        btrm_ckpt_list_free(*paths, n);
+        *paths = NULL;
+        return rc;
+    }
+    *n_out = n;
+    return 0;
+}
+
+void btrm_ckpt_rotate(const char *dir, const char *newest, int keep)
+{
+    char link[BTRM_PATH_MAX + 64], tmp[BTRM_PATH_MAX + 64];
+    const char *base = strrchr(newest, '/') ? strrchr(newest, '/') + 1 : newest;
+    snprintf(link, sizeof link, "%s/latest", dir);
+    snprintf(tmp, sizeof tmp, "%s/.latest.tmp", dir);
+    unlink(tmp);
+    if (symlink(base, tmp) != 0 || rename(tmp, link) != 0)
+        btrm_log_warn("cannot update %s: %s", link, strerror(errno));
+    char **paths = NULL;
+    int n = 0;
+    if (btrm_ckpt_list(dir, &paths, &n) != 0)
+        btrm_log_warn("cannot list %s to remove old checkpoints: %s", dir, btrm_error_msg());
+    for (int i = keep > 0 ? keep : n; i < n; i++)
+        if (unlink(paths[i]) != 0)
+            btrm_log_warn("cannot remove old checkpoint %s: %s", paths[i], strerror(errno));
+    btrm_ckpt_list_free(paths, n);
 }

@@ -1,25 +1,32 @@
-/* ckpt.h: checkpoints (format "checkpoint-v1", docs/format.md), written and
- * read collectively through HDF5's MPI-IO driver. io layer.
+/* ckpt.h: checkpoints (format "checkpoint-v2", docs/format.md), written and
+ * read collectively through HDF5's MPI-IO driver, and the checkpoint
+ * directory (step-%08d.h5 files, the `latest` link, rotation). io layer.
  *
  * A checkpoint is a model file (same /model group, so `btrm eval` reads it)
- * plus the optimizer moments as flat float32 datasets /optim/exp_avg and
- * /optim/exp_avg_sq [n_params], and /state (step, epoch, position, PRNG seed,
- * NormBT's dbar, optimizer step count, the metrics window). Every rank writes
- * its own contiguous slice [lo, hi) of the flat parameter vector, of every
- * tensor that overlaps it and of the moments; no rank gathers the whole
- * state. Each dataset carries a `crc32` attribute: zlib's crc32 of its
- * little-endian float32 values in row-major order, formed from the ranks'
- * slices with crc32_combine, so a reader with any rank count can verify it. */
+ * plus the optimizer's state buffers as flat float32 datasets
+ * /optim/<name> [n_params], named by the optimizer's table row (AdamW:
+ * exp_avg, exp_avg_sq; SGD: momentum_buffer), and /state (step, epoch,
+ * position, PRNG seed, NormBT's dbar, optimizer step count, the metrics
+ * window). Every rank writes its own contiguous slice [lo, hi) of the flat
+ * parameter vector, of every tensor that overlaps it and of the state
+ * buffers; no rank gathers the whole state. Each dataset carries a `crc32`
+ * attribute: zlib's crc32 of its little-endian float32 values in row-major
+ * order, formed from the ranks' slices with crc32_combine, so a reader with
+ * any rank count can verify it. checkpoint-v1 files (SGD's buffer under
+ * AdamW's name exp_avg, a window of 10) are read as well. */
 #ifndef BTRM_CKPT_H
 #define BTRM_CKPT_H
 
 #include "comm.h"
 #include "head.h"
 #include "modelfile.h"
+#include "optim.h"
 
 #include <stdint.h>
 
-#define BTRM_CKPT_WINDOW 10 /* trainer's metrics window, saved as doubles */
+/* The trainer's metrics window (sums since the last metrics line: steps,
+ * pairs, loss, acc, dist, weight, weight_max, margin), saved as doubles. */
+#define BTRM_CKPT_WINDOW 8
 
 typedef struct btrm_ckpt_state {
     int64_t step;          /* completed optimizer steps */
@@ -33,13 +40,14 @@ typedef struct btrm_ckpt_state {
     double window[BTRM_CKPT_WINDOW];
     char train_file[BTRM_PATH_MAX];
     uint32_t train_crc32;
+    int version;           /* the file's format version (set by read and verify) */
 } btrm_ckpt_state;
 
 typedef struct btrm_ckpt_data {
     const btrm_head *head;
     float *params;         /* the full vector on every rank */
-    float *exp_avg;        /* this rank's slice [lo, hi) */
-    float *exp_avg_sq;     /* this rank's slice, NULL when the optimizer has none */
+    const btrm_optim_ops *optim;                /* names and counts the buffers */
+    float *state[BTRM_OPTIM_MAX_STATE];         /* this rank's slice [lo, hi) of each */
     int64_t lo, hi;
     btrm_model_meta meta;
 } btrm_ckpt_data;
@@ -49,10 +57,11 @@ typedef struct btrm_ckpt_data {
 int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *d,
                     const btrm_ckpt_state *st, const char *config_text);
 
-/* Collective: reads path into d (d->head gives the expected shapes; params,
- * exp_avg, exp_avg_sq and lo/hi are set by the caller) and st, verifying every
- * checksum. A shape that differs from d->head is refused (BTRM_EDATA) with a
- * message naming the tensor and both shapes. */
+/* Collective: reads path into d (d->head gives the expected shapes, d->optim
+ * the optimizer the config trains with; params, state and lo/hi are set by
+ * the caller) and st, verifying every checksum. A shape that differs from
+ * d->head, or another optimizer, is refused (BTRM_ECONFIG) with a message
+ * naming what differs; an unreadable or corrupt file is BTRM_EDATA. */
 int btrm_ckpt_read(const char *path, const btrm_comm *c, btrm_ckpt_data *d,
                    btrm_ckpt_state *st);
 
@@ -62,11 +71,26 @@ int btrm_ckpt_read(const char *path, const btrm_comm *c, btrm_ckpt_data *d,
 int btrm_ckpt_verify(const char *path, const btrm_comm *c, btrm_ckpt_state *st,
                      int report);
 
+/* Serial: the resolved config saved in path (malloc'ed text; caller frees). */
+int btrm_ckpt_read_config(const char *path, char **config_text);
+
 /* "<dir>/step-%08lld.h5" */
 void btrm_ckpt_name(char *out, size_t size, const char *dir, int64_t step);
 
+/* Rank 0: the checkpoint files of dir (step-%08d.h5), newest first, as
+ * malloc'ed paths (*n = 0 when dir does not exist); free with
+ * btrm_ckpt_list_free. */
+int btrm_ckpt_list(const char *dir, char ***paths, int *n);
+void btrm_ckpt_list_free(char **paths, int n);
+
+/* Rank 0, after newest is in place: points dir/latest at it and removes all
+ * but the newest keep checkpoints (keep 0: none removed). Failures are
+ * warnings: the new checkpoint is already safe. */
+void btrm_ckpt_rotate(const char *dir, const char *newest, int keep);
+
 /* Fault injection for tests: BTRM_FAULT=ckpt-midway kills rank 0 with SIGKILL
- * halfway through a checkpoint write (after the tensors, before the moments). */
+ * halfway through a checkpoint write (after the tensors, before the optimizer
+ * state). */
 #define BTRM_FAULT_ENV "BTRM_FAULT"
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "fileutil.h"
+#include "yamlfile.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -28,9 +29,6 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
-#define MAX_FILE_BYTES (16L << 20) /* a config is a few KB; refuse what cannot be one */
-#define MAX_DEPTH 16               /* nesting of mappings and lists in one document */
-#define MAX_EVENTS 100000          /* YAML events in one document */
 #define MAX_CHAIN 32               /* files in a base: chain */
 #define EXCERPT_MAX 64             /* bytes of a bad value quoted in a message */
 #define SUGGEST_MAX 128            /* longer names get no "did you mean" */
@@ -156,12 +154,18 @@ static const key_def keys[] = {
     { "embed.max_tokens", T_INT, "512", "tokens kept per text, truncating from the left (BOS "
       "kept); 0 (or more than the model's context length) = that length", AT(embed.max_tokens),
       GE(0) },
-    { "embed.bos", T_BOOL, "true", "prepend the tokenizer's BOS token", AT(embed.bos) },
+    { "embed.bos", T_ENUM, "auto", "prepend the tokenizer's BOS token: `auto` as the model "
+      "file says (tokenizer.ggml.add_bos_token, else its tokenizer's default), or always "
+      "(`true`) or never (`false`)", AT(embed.bos), NAMES("auto", "false", "true") },
     { "embed.max_batch_tokens", T_INT, "4096", "tokens per forward batch (texts sorted by "
       "length); sizes the work buffers", AT(embed.max_batch_tokens), GE(1) },
-    { "embed.dequantize", T_BOOL, "false", "convert F16/BF16/Q8_0 weights to float32 once at "
+    { "embed.dequantize", T_BOOL, "false", "convert quantised and half weights to float32 once at "
       "load (faster, 2-4x the memory) instead of row blocks in each product",
       AT(embed.dequantize) },
+    { "embed.kernel", T_ENUM, "auto", "products with quantised weights: `dequant` (row "
+      "blocks to float32, then GEMM; exact), `int8` (Q8_0 and K-quants: 8-bit activations, "
+      "integer dot products; docs/backbones.md has its error); `auto` = dequant",
+      AT(embed.kernel), NAMES("auto", "dequant", "int8") },
 };
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -359,23 +363,10 @@ static const char *expected(enum key_type t)
     return "a value";
 }
 
-static const char *node_kind(const yaml_node_t *n)
+static btrm_yaml_src yaml_src(const source *src)
 {
-    return n->type == YAML_MAPPING_NODE    ? "a mapping"
-           : n->type == YAML_SEQUENCE_NODE ? "a list"
-                                           : "a single value";
-}
-
-/* Plain ~, null, Null, NULL or nothing (a missing node counts). */
-static int is_null(const yaml_node_t *n)
-{
-    if (!n)
-        return 1;
-    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return 0;
-    const char *s = (const char *)n->data.scalar.value;
-    return n->data.scalar.length == 0 || !strcmp(s, "~") || !strcmp(s, "null") ||
-           !strcmp(s, "Null") || !strcmp(s, "NULL");
+    return (btrm_yaml_src){ .file = src->file, .assignment = src->assignment,
+                            .what = "a config", .text = src->text, .len = src->len };
 }
 
 /* Records "FILE:LINE:COL: KEY: message" or "--set 'A': message". */
@@ -393,10 +384,8 @@ static int fail_at(const source *src, yaml_mark_t mark, const char *key, int ind
         snprintf(what, sizeof what, "%s[%d]: ", key, index);
     else if (key && (src->file || !src->set_key || strcmp(key, src->set_key)))
         snprintf(what, sizeof what, "%s: ", key);
-    if (src->file)
-        return btrm_error_set(BTRM_ECONFIG, "%s:%zu:%zu: %s%s", src->file, mark.line + 1,
-                              mark.column + 1, what, msg);
-    return btrm_error_set(BTRM_ECONFIG, "--set '%s': %s%s", src->assignment, what, msg);
+    btrm_yaml_src y = yaml_src(src);
+    return btrm_yaml_fail(&y, mark, "%s%s", what, msg);
 }
 
 /* ---------------------------------------------------------------------------
@@ -424,7 +413,7 @@ static int parse_elem(const source *src, const key_def *k, enum key_type type, i
     char shown[EXCERPT_MAX + 8], range[RANGE_MAX];
     if (n && n->type != YAML_SCALAR_NODE)
         return fail_at(src, mark, k->name, index, "expected %s, got %s", expected(type),
-                       node_kind(n));
+                       btrm_yaml_node_kind(n));
     if (n) {
         text = (const char *)n->data.scalar.value;
         len = n->data.scalar.length;
@@ -432,7 +421,7 @@ static int parse_elem(const source *src, const key_def *k, enum key_type type, i
     excerpt(shown, sizeof shown, text, len);
     if (memchr(text, '\0', len))
         return fail_at(src, mark, k->name, index, "'%s' contains a NUL character", shown);
-    if (type == T_PATH && is_null(n))
+    if (type == T_PATH && btrm_yaml_is_null(n))
         len = 0;
     if (type == T_PATH && k->type == T_PATH_LIST && !len)
         return fail_at(src, mark, k->name, index, "expected a path, got an empty value");
@@ -442,7 +431,7 @@ static int parse_elem(const source *src, const key_def *k, enum key_type type, i
         if (len >= dst_size)
             return fail_at(src, mark, k->name, index, "too long (%zu bytes, at most %zu)", len,
                            dst_size - 1);
-        if (type == T_NAME && (!len || is_null(n) || memchr(text, '/', len) ||
+        if (type == T_NAME && (!len || btrm_yaml_is_null(n) || memchr(text, '/', len) ||
                                !strcmp(text, ".") || !strcmp(text, "..")))
             return fail_at(src, mark, k->name, index,
                            "expected a non-empty name without '/', got '%s'", shown);
@@ -560,10 +549,10 @@ static int apply_node(const source *src, const key_def *k, yaml_document_t *doc,
     } else if (n && n->type == YAML_MAPPING_NODE) {
         rc = fail_at(src, n->start_mark, k->name, -1, "expected %s, got a mapping",
                      expected(k->type));
-    } else if (!is_null(n) && k->min_count <= 1) { /* one value: a one-entry list */
+    } else if (!btrm_yaml_is_null(n) && k->min_count <= 1) { /* one value: a one-entry list */
         count = 1;
         rc = parse_elem(src, k, elem_type(k->type), -1, n, tmp, elem_size(k));
-    } else if (!is_null(n)) {
+    } else if (!btrm_yaml_is_null(n)) {
         char shown[EXCERPT_MAX + 8];
         rc = fail_at(src, n->start_mark, k->name, -1, "expected %s, got '%s'", expected(k->type),
                      excerpt(shown, sizeof shown, (const char *)n->data.scalar.value,
@@ -585,89 +574,10 @@ fail:
 /* ---------------------------------------------------------------------------
  * Parsing YAML text */
 
-static int yaml_fail(const source *src, const yaml_parser_t *parser)
-{
-    const char *name = src->file ? src->file : "--set";
-    if (parser->error == YAML_MEMORY_ERROR)
-        return btrm_error_set(BTRM_ENOMEM, "%s: out of memory parsing YAML", name);
-    char context[160] = "", column[48] = "";
-    if (parser->error == YAML_READER_ERROR) {
-        /* libyaml gives a byte offset here, not a mark. */
-        yaml_mark_t mark = { parser->problem_offset, 0, 0 };
-        for (size_t i = 0; i < parser->problem_offset && i < src->len; i++) {
-            mark.column++;
-            if (src->text[i] == '\n') {
-                mark.line++;
-                mark.column = 0;
-            }
-        }
-        if (!src->file)
-            snprintf(column, sizeof column, " at column %zu", mark.column + 1);
-        if (parser->problem_value >= 0)
-            snprintf(context, sizeof context, " (byte 0x%02X)", (unsigned)parser->problem_value);
-        return fail_at(src, mark, NULL, -1, "not YAML text: %s%s%s", parser->problem, context,
-                       column);
-    }
-    /* A --set value is one line: its marks are columns, or its end. */
-    if (parser->context && src->file)
-        snprintf(context, sizeof context, " (%s at line %zu, column %zu)", parser->context,
-                 parser->context_mark.line + 1, parser->context_mark.column + 1);
-    else if (parser->context)
-        snprintf(context, sizeof context, " (%s at column %zu)", parser->context,
-                 parser->context_mark.column + 1);
-    if (!src->file && parser->problem_mark.line > 0)
-        snprintf(column, sizeof column, " at the end of the value");
-    else if (!src->file)
-        snprintf(column, sizeof column, " at column %zu", parser->problem_mark.column + 1);
-    return fail_at(src, parser->problem_mark, NULL, -1, "invalid YAML: %s%s%s",
-                   parser->problem ? parser->problem : "error", column, context);
-}
-
-/* Scans the events first (bounded depth and size, syntax errors with their
- * marks, one document), then loads the document. */
 static int parse_yaml(const source *src, yaml_document_t *doc, int *have_doc)
 {
-    yaml_parser_t parser;
-    int rc = 0, depth = 0, docs = 0;
-    long events = 0;
-    *have_doc = 0;
-    if (!yaml_parser_initialize(&parser))
-        return btrm_error_set(BTRM_ENOMEM, "out of memory starting the YAML parser");
-    yaml_parser_set_input_string(&parser, src->text, src->len);
-    for (;;) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&parser, &ev)) {
-            rc = yaml_fail(src, &parser);
-            goto fail;
-        }
-        yaml_event_type_t type = ev.type;
-        yaml_mark_t mark = ev.start_mark;
-        yaml_event_delete(&ev);
-        if (type == YAML_STREAM_END_EVENT)
-            break;
-        if (type == YAML_DOCUMENT_START_EVENT && ++docs > 1)
-            rc = fail_at(src, mark, NULL, -1, "a second YAML document: a config is one mapping");
-        else if ((type == YAML_MAPPING_START_EVENT || type == YAML_SEQUENCE_START_EVENT) &&
-                 ++depth > MAX_DEPTH)
-            rc = fail_at(src, mark, NULL, -1, "nested deeper than %d levels", MAX_DEPTH);
-        else if (++events > MAX_EVENTS)
-            rc = fail_at(src, mark, NULL, -1, "more than %d YAML nodes: not a config", MAX_EVENTS);
-        if (rc)
-            goto fail;
-        if (type == YAML_MAPPING_END_EVENT || type == YAML_SEQUENCE_END_EVENT)
-            depth--;
-    }
-    yaml_parser_delete(&parser);
-    if (!yaml_parser_initialize(&parser))
-        return btrm_error_set(BTRM_ENOMEM, "out of memory starting the YAML parser");
-    yaml_parser_set_input_string(&parser, src->text, src->len);
-    if (!yaml_parser_load(&parser, doc))
-        rc = yaml_fail(src, &parser);
-    else
-        *have_doc = 1;
-fail:
-    yaml_parser_delete(&parser);
-    return rc;
+    btrm_yaml_src y = yaml_src(src);
+    return btrm_yaml_load(&y, doc, have_doc);
 }
 
 static void set_origin(load_ctx *ctx, int idx, const source *src, yaml_mark_t mark)
@@ -719,7 +629,7 @@ static int walk_mapping(load_ctx *ctx, btrm_config *cfg, const source *src, yaml
         yaml_node_t *vn = yaml_document_get_node(doc, pairs[i].value);
         if (kn->type != YAML_SCALAR_NODE)
             return fail_at(src, kn->start_mark, NULL, -1, "a key must be a name, got %s",
-                           node_kind(kn));
+                           btrm_yaml_node_kind(kn));
         const char *key = (const char *)kn->data.scalar.value;
         size_t key_len = kn->data.scalar.length;
         if (!prefix && !strcmp(key, "base") && src->file)
@@ -748,10 +658,10 @@ static int walk_mapping(load_ctx *ctx, btrm_config *cfg, const source *src, yaml
         } else if (is_section(full)) {
             if (vn->type == YAML_MAPPING_NODE)
                 rc = walk_mapping(ctx, cfg, src, doc, vn, full);
-            else if (!is_null(vn))
+            else if (!btrm_yaml_is_null(vn))
                 rc = fail_at(src, vn->start_mark, NULL, -1, "'%s' is a section: expected a "
                              "mapping of its keys, got %s", full,
-                             node_kind(vn));
+                             btrm_yaml_node_kind(vn));
         } else {
             rc = unknown_key(src, kn->start_mark, full);
         }
@@ -767,7 +677,7 @@ static int walk_mapping(load_ctx *ctx, btrm_config *cfg, const source *src, yaml
 
 static int read_file(const char *path, unsigned char **text, size_t *len, struct stat *st_out)
 {
-    return btrm_read_file(path, MAX_FILE_BYTES, "config file", text, len, st_out);
+    return btrm_yaml_read_file(path, "config file", text, len, st_out);
 }
 
 /* base: paths are relative to the directory of the file that names them. */
@@ -819,13 +729,13 @@ static int load_file(load_ctx *ctx, char *path, const source *inc, yaml_mark_t i
     if (rc)
         goto fail;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (is_null(root)) {
+    if (btrm_yaml_is_null(root)) {
         rc = btrm_error_set(BTRM_ECONFIG, "%s: empty config", path);
         goto fail;
     }
     if (root->type != YAML_MAPPING_NODE) {
         rc = fail_at(&src, root->start_mark, NULL, -1, "the top level must be a mapping of "
-                     "sections (run:, data:, model:, ...), got %s", node_kind(root));
+                     "sections (run:, data:, model:, ...), got %s", btrm_yaml_node_kind(root));
         goto fail;
     }
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
@@ -842,7 +752,7 @@ static int load_file(load_ctx *ctx, char *path, const source *inc, yaml_mark_t i
                 goto fail;
             }
         }
-        if (vn->type != YAML_SCALAR_NODE || is_null(vn) ||
+        if (vn->type != YAML_SCALAR_NODE || btrm_yaml_is_null(vn) ||
             strlen((const char *)vn->data.scalar.value) != vn->data.scalar.length) {
             rc = fail_at(&src, vn->start_mark, "base", -1, "expected the path of a config file");
             goto fail;
@@ -1075,17 +985,31 @@ int btrm_config_out_dir(const btrm_config *cfg, char *buf, size_t size)
 
 int btrm_config_checkpoint_dir(const btrm_config *cfg, char *buf, size_t size)
 {
-    if (!cfg->checkpoint.dir[0]) {
-        int rc = btrm_config_out_dir(cfg, buf, size);
-        size_t used = rc ? 0 : strlen(buf);
-        if (!rc && (size_t)snprintf(buf + used, size - used, "/checkpoints") >= size - used)
-            rc = btrm_error_set(BTRM_ECONFIG, "checkpoint.dir: the checkpoint directory is "
-                                "longer than %zu bytes", size - 1);
-        return rc;
+    char out_dir[BTRM_PATH_MAX];
+    const char *dir = cfg->checkpoint.dir[0] ? cfg->checkpoint.dir : "checkpoints";
+    int rc = btrm_config_out_dir(cfg, out_dir, sizeof out_dir);
+    if (!rc && btrm_path_join(buf, size, out_dir, dir) != 0)
+        rc = btrm_error_set(BTRM_ECONFIG, "checkpoint.dir: the checkpoint directory is "
+                            "longer than %zu bytes", size - 1);
+    return rc;
+}
+
+btrm_loss_params btrm_config_loss_params(const btrm_config *cfg)
+{
+    btrm_config *defaults = NULL;
+    if (!cfg) {
+        if (BTRM_MALLOC(defaults, 1) != 0) { /* no memory at start-up */
+            fprintf(stderr, "btrm: %s\n", btrm_error_msg());
+            abort();
+        }
+        btrm_config_defaults(defaults);
+        cfg = defaults;
     }
-    if ((size_t)snprintf(buf, size, "%s", cfg->checkpoint.dir) >= size)
-        return btrm_error_set(BTRM_ECONFIG, "checkpoint.dir: longer than %zu bytes", size - 1);
-    return 0;
+    btrm_loss_params lp = { .type = cfg->loss.type, .eps = cfg->loss.normbt_eps,
+                            .max_weight = cfg->loss.normbt_max_weight,
+                            .center = cfg->loss.center_rewards };
+    free(defaults);
+    return lp;
 }
 
 /* ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #ifndef BTRM_CONFIG_H
 #define BTRM_CONFIG_H
 
+#include "loss.h"
 #include "types.h"
 
 #include <stdbool.h>
@@ -15,6 +16,9 @@
 #include <stdio.h>
 
 #define BTRM_MAX_EVAL 16     /* files in data.eval */
+
+/* embed.bos: follow the model file (tokenizer.ggml.add_bos_token), or force. */
+enum { BTRM_BOS_AUTO = 0, BTRM_BOS_OFF = 1, BTRM_BOS_ON = 2 };
 
 typedef struct btrm_config {
     struct {
@@ -74,9 +78,10 @@ typedef struct btrm_config {
     struct {                     /* LLM backbones (gguf:, llama2c:) of embed/score */
         int pool;                /* embed.pool: last | mean (BTRM_POOL_*) */
         int max_tokens;          /* embed.max_tokens: 0 = the model's context, default 512 */
-        bool bos;                /* embed.bos: prepend BOS, default true */
+        int bos;                 /* embed.bos: BTRM_BOS_*, default auto (the file's) */
         int max_batch_tokens;    /* embed.max_batch_tokens: tokens per forward, default 4096 */
         bool dequantize;         /* embed.dequantize: float32 copies at load, default false */
+        int kernel;              /* embed.kernel: auto | dequant | int8 (BTRM_KERNEL_*) */
     } embed;
 } btrm_config;
 
@@ -118,7 +123,12 @@ const char *btrm_config_enum_name(const char *key, int value);
 /* The run's output directory: run.out_dir, or "runs/<run.name>" when empty.
  * BTRM_ECONFIG when it does not fit in size bytes. */
 int btrm_config_out_dir(const btrm_config *cfg, char *buf, size_t size);
-/* checkpoint.dir, or "<output directory>/checkpoints" when empty. */
+/* checkpoint.dir, or "checkpoints" when empty, under the output directory
+ * (an absolute checkpoint.dir stands alone). */
 int btrm_config_checkpoint_dir(const btrm_config *cfg, char *buf, size_t size);
+
+/* The loss parameters of cfg's loss.* keys: the one conversion from a config
+ * to what the math layer's losses take. cfg NULL: the key table's defaults. */
+btrm_loss_params btrm_config_loss_params(const btrm_config *cfg);
 
 #endif

@@ -44,6 +44,38 @@ void btrm_tmp_path(const char *path, char *tmp, size_t size)
     snprintf(tmp, size, "%s/.%s.tmp.%ld", dirname(a), basename(b), (long)getpid());
 }
 
+/* Flushes a file's (or directory's) data to stable storage. */
+static int sync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    int r = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return r;
+}
+
+int btrm_file_commit(const char *tmp, const char *path)
+{
+    int rc = 0;
+    if (sync_path(tmp) != 0)
+        rc = btrm_error_set(BTRM_EIO, "cannot flush %s: %s", tmp, strerror(errno));
+    else if (rename(tmp, path) != 0)
+        rc = btrm_error_set(BTRM_EIO, "cannot rename %s to %s: %s", tmp, path,
+                            strerror(errno));
+    if (rc) {
+        unlink(tmp);
+        return rc;
+    }
+    /* Best effort: make the rename itself durable. */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    sync_path(dirname(dir));
+    return 0;
+}
+
 int btrm_write_atomic(const char *path, const void *bytes, size_t size)
 {
     char tmp[4200];
@@ -66,17 +98,12 @@ int btrm_write_atomic(const char *path, const void *bytes, size_t size)
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    if (close(fd) != 0) {
         int e = errno;
         unlink(tmp);
-        return btrm_error_set(BTRM_EIO, "cannot flush %s: %s", tmp, strerror(e));
+        return btrm_error_set(BTRM_EIO, "cannot write %s: %s", tmp, strerror(e));
     }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return btrm_error_set(BTRM_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
-    }
-    return 0;
+    return btrm_file_commit(tmp, path);
 }
 
 int btrm_json_write_atomic(const char *path, const json_t *doc)
@@ -95,6 +122,14 @@ int btrm_json_write_atomic(const char *path, const json_t *doc)
     int rc = btrm_write_atomic(path, with_nl, n + 1);
     free(with_nl);
     return rc;
+}
+
+int btrm_jsonl_write(FILE *out, const json_t *obj, const char *what)
+{
+    if (!obj || json_dumpf(obj, out, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) ||
+        fputc('\n', out) == EOF)
+        return btrm_error_set(BTRM_EIO, "cannot write %s", what);
+    return 0;
 }
 
 int btrm_path_join(char *out, size_t size, const char *dir, const char *name)

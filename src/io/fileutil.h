@@ -6,16 +6,25 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 /* mkdir -p; 0 or BTRM_EIO naming the directory. */
 int btrm_mkdir_p(const char *dir);
 /* "<dir>/.<base>.tmp.<pid>" next to path. */
 void btrm_tmp_path(const char *path, char *tmp, size_t size);
+/* Publishes a finished temporary file: fsync tmp, rename it onto path, fsync
+ * the directory (best effort). On failure tmp is removed and nothing is left
+ * under path's name. */
+int btrm_file_commit(const char *tmp, const char *path);
 /* Writes bytes to path atomically (fsync'ed before the rename). */
 int btrm_write_atomic(const char *path, const void *bytes, size_t size);
 /* Writes a JSON document (indented, trailing newline) atomically. */
 int btrm_json_write_atomic(const char *path, const json_t *doc);
+/* Writes obj as one line of a JSONL file (compact, keys in insertion order,
+ * reals with 9 significant digits); BTRM_EIO naming what on failure. The
+ * caller decides when to flush. */
+int btrm_jsonl_write(FILE *out, const json_t *obj, const char *what);
 /* Reads a whole file (at most max_bytes; a larger one is BTRM_ECONFIG "not a
  * <what>") into a malloc'ed, NUL-terminated buffer; *st_out (may be NULL)
  * gets its fstat. Missing file and directories are BTRM_ECONFIG. */

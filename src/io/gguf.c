@@ -7,6 +7,7 @@
 #include "error.h"
 #include "tokenizer.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -118,36 +119,6 @@ const char *btrm_gguf_type_name(int type)
     if (type >= 0 && type < (int)(sizeof gguf_type_names / sizeof gguf_type_names[0]))
         return gguf_type_names[type];
     return "unknown";
-}
-
-static const char *const ggml_type_names[] = {
-    [0] = "F32", [1] = "F16", [2] = "Q4_0", [3] = "Q4_1", [6] = "Q5_0", [7] = "Q5_1",
-    [8] = "Q8_0", [9] = "Q8_1", [10] = "Q2_K", [11] = "Q3_K", [12] = "Q4_K",
-    [13] = "Q5_K", [14] = "Q6_K", [15] = "Q8_K", [16] = "IQ2_XXS", [17] = "IQ2_XS",
-    [18] = "IQ3_XXS", [19] = "IQ1_S", [20] = "IQ4_NL", [21] = "IQ3_S", [22] = "IQ2_S",
-    [23] = "IQ4_XS", [24] = "I8", [25] = "I16", [26] = "I32", [27] = "I64", [28] = "F64",
-    [29] = "IQ1_M", [30] = "BF16", [34] = "TQ1_0", [35] = "TQ2_0",
-};
-
-const char *btrm_ggml_type_name(int type, char *buf, size_t size)
-{
-    if (type >= 0 && type < (int)(sizeof ggml_type_names / sizeof ggml_type_names[0]) &&
-        ggml_type_names[type])
-        snprintf(buf, size, "%s", ggml_type_names[type]);
-    else
-        snprintf(buf, size, "type %d", type);
-    return buf;
-}
-
-uint64_t btrm_ggml_row_bytes(int type, uint64_t n)
-{
-    switch (type) {
-    case BTRM_GGML_F32: return 4 * n;
-    case BTRM_GGML_F16: case BTRM_GGML_BF16: return 2 * n;
-    case BTRM_GGML_Q8_0:
-        return n % BTRM_Q8_0_BLOCK ? 0 : n / BTRM_Q8_0_BLOCK * BTRM_Q8_0_BYTES;
-    default: return 0;
-    }
 }
 
 /* Reads count values of element type `type` into a new aligned buffer. */
@@ -344,11 +315,15 @@ static int parse_tensors(btrm_gguf *g, cursor *c, uint64_t n_tensors)
         take_u32(c, &type, "tensor type");
         ti->type = (int)type;
         take_u64(c, &ti->offset, "tensor offset");
-        if (ti->type == BTRM_GGML_Q8_0 && ti->ne[0] % BTRM_Q8_0_BLOCK)
-            return btrm_error_set(BTRM_EDATA, "%s: tensor %s is Q8_0 with rows of %llu "
-                                  "values, not a multiple of %d", g->path, ti->name,
-                                  (unsigned long long)ti->ne[0], BTRM_Q8_0_BLOCK);
-        ti->bytes = btrm_ggml_row_bytes(ti->type, ti->ne[0]) * (ti->n_elements / ti->ne[0]);
+        if (btrm_quant_supported(ti->type) && ti->ne[0] % (uint64_t)btrm_quant_block(ti->type)) {
+            char tn[32];
+            return btrm_error_set(BTRM_EDATA, "%s: tensor %s is %s with rows of %llu values, "
+                                  "not a multiple of its block of %d", g->path, ti->name,
+                                  btrm_quant_name(ti->type, tn, sizeof tn),
+                                  (unsigned long long)ti->ne[0], btrm_quant_block(ti->type));
+        }
+        ti->bytes = btrm_quant_row_bytes(ti->type, (int64_t)ti->ne[0]) *
+                    (ti->n_elements / ti->ne[0]);
     }
     for (uint64_t t = 0; t < n_tensors; t++)
         for (uint64_t u = 0; u < t; u++)
@@ -478,7 +453,7 @@ int btrm_gguf_open(btrm_gguf **out, const char *path)
             rc = btrm_error_set(BTRM_EDATA, "%s: tensor %s (%s, %llu bytes at data offset %llu) "
                                 "lies beyond the end of the file (%llu bytes of tensor data): "
                                 "truncated file?", path, ti->name,
-                                btrm_ggml_type_name(ti->type, tn, sizeof tn),
+                                btrm_quant_name(ti->type, tn, sizeof tn),
                                 (unsigned long long)ti->bytes, (unsigned long long)ti->offset,
                                 (unsigned long long)data_size);
             goto fail;
@@ -669,8 +644,8 @@ const btrm_gguf_tensor *btrm_gguf_tensor_check(const btrm_gguf *g, const char *n
     }
     if (!t->data) {
         btrm_error_set(BTRM_EDATA, "%s: tensor %s has type %s, which btrm does not support "
-                       "(supported: F32, F16, BF16, Q8_0)", g->path, name,
-                       btrm_ggml_type_name(t->type, tn, sizeof tn));
+                       "(supported: %s)", g->path, name, btrm_quant_name(t->type, tn, sizeof tn),
+                       btrm_quant_supported_names());
         return NULL;
     }
     int same = t->n_dims == n_dims;
@@ -680,7 +655,7 @@ const btrm_gguf_tensor *btrm_gguf_tensor_check(const btrm_gguf *g, const char *n
         shape_text(got, sizeof got, t->n_dims, t->ne);
         shape_text(want, sizeof want, n_dims, want_ne);
         btrm_error_set(BTRM_EDATA, "%s: tensor %s (%s) has shape ne=%s, want ne=%s (0 = any)",
-                       g->path, name, btrm_ggml_type_name(t->type, tn, sizeof tn), got, want);
+                       g->path, name, btrm_quant_name(t->type, tn, sizeof tn), got, want);
         return NULL;
     }
     return t;
@@ -724,6 +699,37 @@ static int optional_id(const btrm_gguf *g, const char *key, int *id)
     return rc;
 }
 
+/* llama.cpp's per-model token attributes (llama-vocab.cpp, load): a model
+ * whose general.name contains "phi-3" or "phi3" strips the whitespace right
+ * of its special tokens, except <unk>, <s> and <|endoftext|>. */
+static int phi3_strip(const btrm_gguf *g, btrm_tokenizer *tok)
+{
+    const char *name = NULL;
+    if (btrm_gguf_find_key(g, "general.name") < 0 ||
+        btrm_gguf_get_string(g, "general.name", &name))
+        return 0;
+    char lower[256];
+    size_t n = strlen(name) < sizeof lower - 1 ? strlen(name) : sizeof lower - 1;
+    for (size_t i = 0; i < n; i++)
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    lower[n] = '\0';
+    if (!strstr(lower, "phi-3") && !strstr(lower, "phi3"))
+        return 0;
+    for (int id = 0; id < btrm_tok_n_vocab(tok); id++) {
+        int type = btrm_tok_type(tok, id);
+        const char *piece = btrm_tok_piece(tok, id);
+        if (type != BTRM_TOKEN_CONTROL && type != BTRM_TOKEN_USER_DEFINED &&
+            type != BTRM_TOKEN_UNKNOWN)
+            continue;
+        int keep = !strcmp(piece, "<unk>") || !strcmp(piece, "<s>") ||
+                   !strcmp(piece, "<|endoftext|>");
+        int rc = btrm_tok_set_strip(tok, id, 0, !keep);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int btrm_gguf_tokenizer(const btrm_gguf *g, btrm_tokenizer **tok, int *add_bos)
 {
     *tok = NULL;
@@ -744,23 +750,45 @@ int btrm_gguf_tokenizer(const btrm_gguf *g, btrm_tokenizer **tok, int *add_bos)
                               "of strings (got %llu %s)", g->path,
                               (unsigned long long)tokens.count, btrm_gguf_type_name(tokens.type));
     int n_vocab = (int)tokens.count, bos = -1, eos = -1;
+    const void *types = NULL;
     if ((rc = optional_id(g, "tokenizer.ggml.bos_token_id", &bos)) ||
-        (rc = optional_id(g, "tokenizer.ggml.eos_token_id", &eos)))
+        (rc = optional_id(g, "tokenizer.ggml.eos_token_id", &eos)) ||
+        (rc = optional_array(g, "tokenizer.ggml.token_type", BTRM_GGUF_INT32, tokens.count,
+                             &types)))
         return rc;
+    const char *pre = "default";
+    int want_bos = is_spm, no_bos = 0;
+    if (is_spm) {
+        /* llama.cpp's SentencePiece defaults: BOS 1, EOS 2 */
+        if (btrm_gguf_find_key(g, "tokenizer.ggml.bos_token_id") < 0 && n_vocab > 1)
+            bos = 1;
+        if (btrm_gguf_find_key(g, "tokenizer.ggml.eos_token_id") < 0 && n_vocab > 2)
+            eos = 2;
+    } else {
+        /* absent: llama.cpp's "default" (with a warning there) */
+        if (btrm_gguf_find_key(g, "tokenizer.ggml.pre") >= 0 &&
+            (rc = btrm_gguf_get_string(g, "tokenizer.ggml.pre", &pre)))
+            return rc;
+        if ((rc = btrm_tok_bpe_pre_defaults(pre, &want_bos, &no_bos))) {
+            char known[1024];
+            btrm_tok_bpe_pre_names(known, sizeof known);
+            return btrm_error_set(BTRM_EDATA, "%s: tokenizer.ggml.pre = '%s' is not a "
+                                  "pre-tokenizer btrm knows (known: %s)", g->path, pre, known);
+        }
+        if (no_bos)
+            bos = -1;
+    }
     if (bos >= n_vocab || eos >= n_vocab)
         return btrm_error_set(BTRM_EDATA, "%s: BOS id %d or EOS id %d outside the %d tokens",
                               g->path, bos, eos, n_vocab);
-    int want_bos = is_spm;
     if (btrm_gguf_find_key(g, "tokenizer.ggml.add_bos_token") >= 0 &&
         (rc = btrm_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &want_bos)))
         return rc;
     if (is_spm) {
-        const void *scores = NULL, *types = NULL;
+        const void *scores = NULL;
         int space_prefix = 1;
         if ((rc = optional_array(g, "tokenizer.ggml.scores", BTRM_GGUF_FLOAT32, tokens.count,
-                                 &scores)) ||
-            (rc = optional_array(g, "tokenizer.ggml.token_type", BTRM_GGUF_INT32, tokens.count,
-                                 &types)))
+                                 &scores)))
             return rc;
         if (btrm_gguf_find_key(g, "tokenizer.ggml.add_space_prefix") >= 0 &&
             (rc = btrm_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &space_prefix)))
@@ -771,21 +799,19 @@ int btrm_gguf_tokenizer(const btrm_gguf *g, btrm_tokenizer **tok, int *add_bos)
             rc = btrm_tok_spm_set_space_prefix(*tok, 0);
     } else {
         btrm_gguf_array merges;
-        const char *pre = "gpt2";
         if ((rc = btrm_gguf_get_array(g, "tokenizer.ggml.merges", &merges)))
             return rc;
         if (merges.type != BTRM_GGUF_STRING || merges.count > INT32_MAX)
             return btrm_error_set(BTRM_EDATA, "%s: tokenizer.ggml.merges must be an array of "
                                   "strings", g->path);
-        if (btrm_gguf_find_key(g, "tokenizer.ggml.pre") >= 0 &&
-            (rc = btrm_gguf_get_string(g, "tokenizer.ggml.pre", &pre)))
-            return rc;
-        if (!strcmp(pre, "default"))
-            pre = "gpt2";
         rc = btrm_tok_bpe_from_arrays(tok, (const char *const *)tokens.data, n_vocab,
                                       (const char *const *)merges.data, (int)merges.count, pre,
                                       bos, eos);
+        if (!rc && types)
+            rc = btrm_tok_set_types(*tok, types);
     }
+    if (!rc)
+        rc = phi3_strip(g, *tok);
     if (rc) {
         btrm_tok_free(*tok);
         *tok = NULL;

@@ -20,6 +20,8 @@
 #ifndef BTRM_GGUF_H
 #define BTRM_GGUF_H
 
+#include "quant.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,17 +42,9 @@ enum btrm_gguf_type {
     BTRM_GGUF_FLOAT64 = 12,
 };
 
-/* Tensor types (ggml's numbering) that btrm computes with; any other type is
- * parsed (and named in messages) but refused by btrm_gguf_tensor_check. */
-enum btrm_ggml_type {
-    BTRM_GGML_F32 = 0,
-    BTRM_GGML_F16 = 1,
-    BTRM_GGML_Q8_0 = 8,
-    BTRM_GGML_BF16 = 30,
-};
-#define BTRM_Q8_0_BLOCK 32     /* values per Q8_0 block */
-#define BTRM_Q8_0_BYTES 34     /* fp16 scale d + 32 int8 q: x = d * q */
-
+/* Tensor types are ggml's numbers (quant.h: BTRM_Q_*); a type btrm does not
+ * read is parsed (and named in messages) but refused by
+ * btrm_gguf_tensor_check. */
 #define BTRM_GGUF_MAX_DIMS 4
 #define BTRM_GGUF_DEFAULT_ALIGNMENT 32
 
@@ -73,7 +67,7 @@ typedef struct btrm_gguf_tensor {
     uint64_t ne[BTRM_GGUF_MAX_DIMS];    /* ne[0] innermost; unused dims are 1 */
     uint64_t n_elements;
     uint64_t offset;                    /* from the start of the data section */
-    uint64_t bytes;                     /* 0 for a type btrm does not support */
+    uint64_t bytes;                     /* 0 for a type btrm does not read */
     const void *data;                   /* in the mapping; NULL if unsupported */
 } btrm_gguf_tensor;
 
@@ -117,22 +111,21 @@ const btrm_gguf_tensor *btrm_gguf_tensor_check(const btrm_gguf *g, const char *n
                                                int n_dims, const uint64_t *want_ne);
 
 /* The tokenizer stored in the metadata (the glue between GGUF and
- * tokenizer.h): tokenizer.ggml.model "llama" -> SentencePiece-style BPE from
+ * tokenizer.h), as llama.cpp's vocabulary loader reads it:
+ * tokenizer.ggml.model "llama" -> SentencePiece-style BPE from
  * tokenizer.ggml.tokens / .scores / .token_type (scores and types optional)
- * with tokenizer.ggml.add_space_prefix (default on); "gpt2" -> byte-level
- * BPE from .tokens / .merges with tokenizer.ggml.pre ("default" and absent
- * mean "gpt2"); BOS/EOS from .bos_token_id / .eos_token_id (-1 when absent).
- * Any other model ("bert", "t5", "rwkv", "no_vocab") is refused by name.
- * *add_bos (may be NULL) = tokenizer.ggml.add_bos_token, default 1 for
- * llama, 0 for gpt2. */
+ * with tokenizer.ggml.add_space_prefix (default on), BOS/EOS 1/2 unless the
+ * file names others; "gpt2" -> byte-level BPE from .tokens / .merges /
+ * .token_type with the pre-tokenizer tokenizer.ggml.pre (absent: "default";
+ * an unknown name is refused by name), BOS/EOS from .bos_token_id /
+ * .eos_token_id (-1 when absent). Any other model ("bert", "t5", "rwkv",
+ * "no_vocab") is refused by name. *add_bos (may be NULL) =
+ * tokenizer.ggml.add_bos_token, else llama.cpp's default: 1 for llama, 1
+ * for the llama-bpe/tekken/chameleon pre-tokenizers, 0 for other gpt2 ones.
+ * Phi-3 models get llama.cpp's rstrip on their special tokens. */
 struct btrm_tokenizer;
 int btrm_gguf_tokenizer(const btrm_gguf *g, struct btrm_tokenizer **tok, int *add_bos);
 
-/* "F32", "Q4_K", ...; "type 99" style text for unknown numbers. */
-const char *btrm_ggml_type_name(int type, char *buf, size_t size);
 const char *btrm_gguf_type_name(int type);
-/* Bytes of n values of a supported type along a row (n a multiple of 32 for
- * Q8_0); 0 for an unsupported type or a ragged Q8_0 row. */
-uint64_t btrm_ggml_row_bytes(int type, uint64_t n);
 
 #endif

@@ -5,6 +5,7 @@
 #include "fileutil.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -47,9 +48,10 @@ static void describe(hid_t obj, char *out, size_t size)
 /* ------------------------------------------------------------------------ */
 /* Property lists */
 
-hid_t btrm_h5_fcpl(void)
+/* A creation property list of class cls with object time tracking off. */
+static hid_t untimed(hid_t cls)
 {
-    hid_t p = H5Pcreate(H5P_FILE_CREATE);
+    hid_t p = H5Pcreate(cls);
     if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
         H5Pclose(p);
         return -1;
@@ -57,25 +59,9 @@ hid_t btrm_h5_fcpl(void)
     return p;
 }
 
-hid_t btrm_h5_gcpl(void)
-{
-    hid_t p = H5Pcreate(H5P_GROUP_CREATE);
-    if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
-        H5Pclose(p);
-        return -1;
-    }
-    return p;
-}
-
-hid_t btrm_h5_dcpl(void)
-{
-    hid_t p = H5Pcreate(H5P_DATASET_CREATE);
-    if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
-        H5Pclose(p);
-        return -1;
-    }
-    return p;
-}
+hid_t btrm_h5_fcpl(void) { return untimed(H5P_FILE_CREATE); }
+hid_t btrm_h5_gcpl(void) { return untimed(H5P_GROUP_CREATE); }
+hid_t btrm_h5_dcpl(void) { return untimed(H5P_DATASET_CREATE); }
 
 hid_t btrm_h5_fapl(void)
 {
@@ -95,6 +81,37 @@ hid_t btrm_h5_fapl(void)
     }
 #endif
     return p;
+}
+
+hid_t btrm_h5_open_read(const char *path)
+{
+    btrm_h5_quiet();
+    hid_t fapl = btrm_h5_fapl();
+    hid_t file = fapl >= 0 ? H5Fopen(path, H5F_ACC_RDONLY, fapl) : -1;
+    btrm_h5_close(fapl);
+    return file;
+}
+
+void btrm_h5_close(hid_t id)
+{
+    if (id < 0)
+        return;
+    switch (H5Iget_type(id)) {
+    case H5I_FILE: H5Fclose(id); break;
+    case H5I_GROUP: H5Gclose(id); break;
+    case H5I_DATASET: H5Dclose(id); break;
+    case H5I_DATASPACE: H5Sclose(id); break;
+    case H5I_DATATYPE: H5Tclose(id); break;
+    case H5I_ATTR: H5Aclose(id); break;
+    case H5I_GENPROP_LST: H5Pclose(id); break;
+    default: break;
+    }
+}
+
+void btrm_h5_close_each(const hid_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        btrm_h5_close(ids[i]);
 }
 
 int btrm_h5_exists(hid_t file, const char *path)
@@ -149,9 +166,10 @@ int btrm_h5_has_attr(hid_t obj, const char *name)
     return e > 0;
 }
 
-/* Creates (replacing any old one) a scalar attribute and writes value. */
+/* Creates (replacing any old one) an attribute of n values (n == 0: a
+ * scalar, one value) and writes them. */
 static int write_attr(hid_t obj, const char *name, hid_t file_type, hid_t mem_type,
-                      const void *value)
+                      const void *value, hsize_t n)
 {
     int rc = 0;
     hid_t space = -1, attr = -1;
@@ -163,7 +181,7 @@ static int write_attr(hid_t obj, const char *name, hid_t file_type, hid_t mem_ty
     if (rc == 1)
         BTRM_CHECK_H5(H5Adelete(obj, name), where);
     rc = 0;
-    BTRM_CHECK_H5(space = H5Screate(H5S_SCALAR), where);
+    BTRM_CHECK_H5(space = n ? H5Screate_simple(1, &n, NULL) : H5Screate(H5S_SCALAR), where);
     BTRM_CHECK_H5(attr = H5Acreate2(obj, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT),
                   where);
     BTRM_CHECK_H5(H5Awrite(attr, mem_type, value), where);
@@ -180,25 +198,42 @@ int btrm_h5_write_attr_string(hid_t obj, const char *name, const char *value)
     hid_t type = vlen_string_type(H5T_CSET_UTF8);
     if (type < 0)
         return btrm_h5_error("(string type)", "H5Tcopy", __FILE__, __LINE__);
-    int rc = write_attr(obj, name, type, type, &value);
+    int rc = write_attr(obj, name, type, type, &value, 0);
     H5Tclose(type);
     return rc;
 }
 
 int btrm_h5_write_attr_double(hid_t obj, const char *name, double value)
 {
-    return write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+    return write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value, 0);
 }
 
 int btrm_h5_write_attr_int(hid_t obj, const char *name, int value)
 {
-    return write_attr(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT, &value);
+    return write_attr(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT, &value, 0);
 }
 
-/* Opens attribute name of obj, which must hold exactly one element of class
- * cls; *attr and *type are returned open. */
-static int open_attr(hid_t obj, const char *name, H5T_class_t cls, const char *what,
-                     hid_t *attr, hid_t *type, char *where, size_t where_size)
+int btrm_h5_write_attr_i64(hid_t obj, const char *name, int64_t value)
+{
+    return write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value, 0);
+}
+
+int btrm_h5_write_attr_u32(hid_t obj, const char *name, uint32_t value)
+{
+    return write_attr(obj, name, H5T_STD_U32LE, H5T_NATIVE_UINT32, &value, 0);
+}
+
+int btrm_h5_write_attr_doubles(hid_t obj, const char *name, const double *values, size_t n)
+{
+    return write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, values, (hsize_t)n);
+}
+
+/* Opens attribute name of obj, which must hold elements of class cls: one,
+ * or with count != NULL at most *count (set to the number it holds); *attr
+ * and *type are returned open. */
+static int open_attr_n(hid_t obj, const char *name, H5T_class_t cls, const char *what,
+                       size_t *count, hid_t *attr, hid_t *type, char *where,
+                       size_t where_size)
 {
     int rc = 0;
     hid_t space = -1;
@@ -222,11 +257,19 @@ static int open_attr(hid_t obj, const char *name, H5T_class_t cls, const char *w
                             what, tname);
         goto fail;
     }
-    if (H5Sget_simple_extent_npoints(space) != 1) {
+    hssize_t points = H5Sget_simple_extent_npoints(space);
+    if (!count && points != 1) {
         rc = btrm_error_set(BTRM_EDATA, "%s: attribute %s must hold one value (found %lld)",
-                            where, name, (long long)H5Sget_simple_extent_npoints(space));
+                            where, name, (long long)points);
         goto fail;
     }
+    if (count && (points < 0 || (size_t)points > *count)) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: attribute %s must hold at most %zu values "
+                            "(found %lld)", where, name, *count, (long long)points);
+        goto fail;
+    }
+    if (count)
+        *count = (size_t)points;
 fail:
     if (space >= 0)
         H5Sclose(space);
@@ -238,6 +281,12 @@ fail:
         *attr = *type = -1;
     }
     return rc;
+}
+
+static int open_attr(hid_t obj, const char *name, H5T_class_t cls, const char *what,
+                     hid_t *attr, hid_t *type, char *where, size_t where_size)
+{
+    return open_attr_n(obj, name, cls, what, NULL, attr, type, where, where_size);
 }
 
 int btrm_h5_read_attr_string(hid_t obj, const char *name, char *value, size_t size)
@@ -286,40 +335,123 @@ fail:
     return rc;
 }
 
-int btrm_h5_read_attr_double(hid_t obj, const char *name, double *value)
+/* A one-value attribute of class cls read as mem_type. */
+static int read_attr_scalar(hid_t obj, const char *name, H5T_class_t cls, const char *what,
+                            hid_t mem_type, void *value)
 {
     char where[BTRM_PATH_MAX + 600];
     hid_t attr = -1, type = -1;
-    int rc = open_attr(obj, name, H5T_FLOAT, "a number", &attr, &type, where, sizeof where);
+    int rc = open_attr(obj, name, cls, what, &attr, &type, where, sizeof where);
     if (rc)
         return rc;
-    BTRM_CHECK_H5(H5Aread(attr, H5T_NATIVE_DOUBLE, value), where);
+    BTRM_CHECK_H5(H5Aread(attr, mem_type, value), where);
+fail:
+    BTRM_H5_CLOSE(type, attr);
+    return rc;
+}
+
+int btrm_h5_read_attr_double(hid_t obj, const char *name, double *value)
+{
+    return read_attr_scalar(obj, name, H5T_FLOAT, "a number", H5T_NATIVE_DOUBLE, value);
+}
+
+int btrm_h5_read_attr_i64(hid_t obj, const char *name, int64_t *value)
+{
+    return read_attr_scalar(obj, name, H5T_INTEGER, "an integer", H5T_NATIVE_INT64, value);
+}
+
+/* An integer attribute that must lie in [min, max]. */
+static int read_attr_ranged(hid_t obj, const char *name, int64_t min, int64_t max,
+                            const char *type_name, int64_t *value)
+{
+    int rc = btrm_h5_read_attr_i64(obj, name, value);
+    if (!rc && (*value < min || *value > max)) {
+        char where[BTRM_PATH_MAX + 600];
+        describe(obj, where, sizeof where);
+        rc = btrm_error_set(BTRM_EDATA, "%s: attribute %s = %lld does not fit %s", where,
+                            name, (long long)*value, type_name);
+    }
+    return rc;
+}
+
+int btrm_h5_read_attr_int(hid_t obj, const char *name, int *value)
+{
+    int64_t v = 0;
+    int rc = read_attr_ranged(obj, name, INT32_MIN, INT32_MAX, "an int", &v);
+    if (!rc)
+        *value = (int)v;
+    return rc;
+}
+
+int btrm_h5_read_attr_u32(hid_t obj, const char *name, uint32_t *value)
+{
+    int64_t v = 0;
+    int rc = read_attr_ranged(obj, name, 0, UINT32_MAX, "a uint32", &v);
+    if (!rc)
+        *value = (uint32_t)v;
+    return rc;
+}
+
+int btrm_h5_read_attr_doubles(hid_t obj, const char *name, double *values, size_t max,
+                              size_t *n)
+{
+    char where[BTRM_PATH_MAX + 600];
+    hid_t attr = -1, type = -1;
+    *n = max;
+    int rc = open_attr_n(obj, name, H5T_FLOAT, "numbers", n, &attr, &type, where,
+                         sizeof where);
+    if (rc)
+        return rc;
+    if (*n > 0)
+        BTRM_CHECK_H5(H5Aread(attr, H5T_NATIVE_DOUBLE, values), where);
 fail:
     H5Tclose(type);
     H5Aclose(attr);
     return rc;
 }
 
-int btrm_h5_read_attr_int(hid_t obj, const char *name, int *value)
+/* ------------------------------------------------------------------------ */
+/* Format tags */
+
+int btrm_h5_write_format(hid_t file, const btrm_format *f)
 {
-    char where[BTRM_PATH_MAX + 600];
-    hid_t attr = -1, type = -1;
-    long long v = 0;
-    int rc = open_attr(obj, name, H5T_INTEGER, "an integer", &attr, &type, where,
-                       sizeof where);
-    if (rc)
-        return rc;
-    BTRM_CHECK_H5(H5Aread(attr, H5T_NATIVE_LLONG, &v), where);
-    if (v < -2147483647LL - 1 || v > 2147483647LL) {
-        rc = btrm_error_set(BTRM_EDATA, "%s: attribute %s = %lld does not fit an int", where,
-                            name, v);
-        goto fail;
-    }
-    *value = (int)v;
-fail:
-    H5Tclose(type);
-    H5Aclose(attr);
+    char tag[BTRM_FORMAT_TAG_MAX];
+    btrm_format_tag(f, tag, sizeof tag);
+    int rc = btrm_h5_write_attr_string(file, "btrm_format", tag);
+    if (!rc)
+        rc = btrm_h5_write_attr_string(file, "btrm_version", PACKAGE_VERSION);
     return rc;
+}
+
+int btrm_h5_read_format(hid_t file, const char *path, char *tag, size_t tag_size,
+                        char *writer, size_t writer_size)
+{
+    tag[0] = writer[0] = '\0';
+    int rc = btrm_h5_has_attr(file, "btrm_format");
+    if (rc == 0)
+        return btrm_error_set(BTRM_EDATA, "%s: missing root attribute btrm_format: not a "
+                              "btrm file", path);
+    if (rc < 0)
+        return rc;
+    rc = btrm_h5_read_attr_string(file, "btrm_format", tag, tag_size);
+    if (!rc && btrm_h5_has_attr(file, "btrm_version") == 1 &&
+        btrm_h5_read_attr_string(file, "btrm_version", writer, writer_size) != 0)
+        writer[0] = '\0'; /* informative only */
+    return rc;
+}
+
+int btrm_h5_check_format(hid_t file, const char *path, const btrm_format *f, int *version)
+{
+    char tag[BTRM_FORMAT_TAG_MAX], writer[BTRM_FORMAT_TAG_MAX];
+    int rc = btrm_h5_has_attr(file, "btrm_format");
+    if (rc == 0) {
+        btrm_format_tag(f, tag, sizeof tag);
+        return btrm_error_set(BTRM_EDATA, "%s: missing root attribute btrm_format: not a btrm "
+                              "%s file (expected btrm_format = \"%s\")", path, f->name, tag);
+    }
+    if (rc > 0)
+        rc = btrm_h5_read_format(file, path, tag, sizeof tag, writer, sizeof writer);
+    return rc ? rc : btrm_format_check(f, path, tag, writer, version);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -347,14 +479,7 @@ int btrm_h5_write_strings(hid_t loc, const char *name, const char *const *string
     if (n > 0)
         BTRM_CHECK_H5(H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, items), where);
 fail:
-    if (dset >= 0)
-        H5Dclose(dset);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (space >= 0)
-        H5Sclose(space);
-    if (type >= 0)
-        H5Tclose(type);
+    BTRM_H5_CLOSE(dset, dcpl, space, type);
     free(items);
     return rc;
 }
@@ -431,12 +556,7 @@ fail:
     btrm_h5_free_strings(out, n);
     free(vlen);
     free(fixed);
-    if (mtype >= 0)
-        H5Tclose(mtype);
-    if (space >= 0)
-        H5Sclose(space);
-    if (type >= 0)
-        H5Tclose(type);
+    BTRM_H5_CLOSE(mtype, space, type);
     return rc;
 }
 
@@ -491,17 +611,6 @@ fail:
     return rc;
 }
 
-/* Flushes a file's (or directory's) data to stable storage. */
-static int sync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return -1;
-    int r = fsync(fd);
-    close(fd);
-    return r;
-}
-
 int btrm_h5_commit_atomic(btrm_h5_atomic *a)
 {
     int rc = 0;
@@ -511,25 +620,10 @@ int btrm_h5_commit_atomic(btrm_h5_atomic *a)
     a->file = -1;
     if (closed < 0) {
         rc = btrm_h5_error(a->path, "H5Fclose", __FILE__, __LINE__);
-        goto fail;
+        unlink(a->tmp);
+    } else {
+        rc = btrm_file_commit(a->tmp, a->path);
     }
-    if (sync_path(a->tmp) != 0) {
-        rc = btrm_error_set(BTRM_EIO, "cannot flush %s: %s", a->tmp, strerror(errno));
-        goto fail;
-    }
-    if (rename(a->tmp, a->path) != 0) {
-        rc = btrm_error_set(BTRM_EIO, "cannot rename %s to %s: %s", a->tmp, a->path,
-                            strerror(errno));
-        goto fail;
-    }
-    a->tmp[0] = '\0';
-    /* Best effort: make the rename itself durable. */
-    char dir[BTRM_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", a->path);
-    sync_path(dirname(dir));
-    return 0;
-fail:
-    unlink(a->tmp);
     a->tmp[0] = '\0';
     return rc;
 }
@@ -559,12 +653,7 @@ int btrm_h5_write_dataset(hid_t loc, const char *path, const char *name, hid_t f
     if (n > 0)
         BTRM_CHECK_H5(H5Dwrite(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path);
 fail:
-    if (dset >= 0)
-        H5Dclose(dset);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (space >= 0)
-        H5Sclose(space);
+    BTRM_H5_CLOSE(dset, dcpl, space);
     return rc;
 }
 

@@ -10,6 +10,7 @@
 #define BTRM_H5UTIL_H
 
 #include "config.h"
+#include "format.h"
 
 #include <hdf5.h>
 #include <stddef.h>
@@ -39,6 +40,20 @@ hid_t btrm_h5_dcpl(void);
  * systems without flock (some Lustre/NFS mounts) where HDF5 allows it. */
 hid_t btrm_h5_fapl(void);
 
+/* Opens path read-only, serially (btrm_h5_fapl), with HDF5's error printing
+ * off; negative when it cannot. */
+hid_t btrm_h5_open_read(const char *path);
+
+/* Closes any HDF5 identifier (file, group, dataset, dataspace, datatype,
+ * attribute, property list); a negative one is ignored. For cleanup paths
+ * where a close's failure changes nothing. */
+void btrm_h5_close(hid_t id);
+/* btrm_h5_close of each identifier given, in order: BTRM_H5_CLOSE(dset, space). */
+#define BTRM_H5_CLOSE(...)                                                       \
+    btrm_h5_close_each((const hid_t[]){ __VA_ARGS__ },                           \
+                       sizeof((const hid_t[]){ __VA_ARGS__ }) / sizeof(hid_t))
+void btrm_h5_close_each(const hid_t *ids, size_t n);
+
 /* 1 when every component of an absolute path ("/pairs/chosen") exists, 0 when
  * one is missing, negative (BTRM_EIO recorded) on error. */
 int btrm_h5_exists(hid_t file, const char *path);
@@ -52,8 +67,28 @@ int btrm_h5_write_attr_double(hid_t obj, const char *name, double value);
 int btrm_h5_read_attr_double(hid_t obj, const char *name, double *value);
 int btrm_h5_write_attr_int(hid_t obj, const char *name, int value);
 int btrm_h5_read_attr_int(hid_t obj, const char *name, int *value);
+int btrm_h5_write_attr_i64(hid_t obj, const char *name, int64_t value);
+int btrm_h5_read_attr_i64(hid_t obj, const char *name, int64_t *value);
+int btrm_h5_write_attr_u32(hid_t obj, const char *name, uint32_t value);
+int btrm_h5_read_attr_u32(hid_t obj, const char *name, uint32_t *value);
+/* A 1-D attribute of n doubles; reading accepts at most max values and sets
+ * *n to the number read. */
+int btrm_h5_write_attr_doubles(hid_t obj, const char *name, const double *values, size_t n);
+int btrm_h5_read_attr_doubles(hid_t obj, const char *name, double *values, size_t max,
+                              size_t *n);
 /* 1 when obj has the attribute, 0 when not, negative on error. */
 int btrm_h5_has_attr(hid_t obj, const char *name);
+
+/* The format tag (format.h): writes the root attributes btrm_format
+ * ("<name>-v<version>") and btrm_version (this btrm) on file. */
+int btrm_h5_write_format(hid_t file, const btrm_format *f);
+/* Reads them (writer "" when btrm_version is absent); BTRM_EDATA when
+ * btrm_format is missing. */
+int btrm_h5_read_format(hid_t file, const char *path, char *tag, size_t tag_size,
+                        char *writer, size_t writer_size);
+/* Reads and checks them against f (btrm_format_check); *version is the
+ * file's version. */
+int btrm_h5_check_format(hid_t file, const char *path, const btrm_format *f, int *version);
 
 /* A 1-D dataset of variable-length UTF-8 strings (NULL entries are written
  * as ""). */

@@ -1,13 +1,16 @@
-/* llama_model.c: loading Llama models from GGUF and llama2.c files, the
+/* llama_model.c: loading decoder models from GGUF and llama2.c files, the
  * backbone options, and the embedder (see llama_model.h). */
 #include "llama_model.h"
 
 #include "error.h"
 #include "gguf.h"
+#include "qgemm.h"
+#include "quant.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +59,7 @@ static int own_alloc(btrm_llama_model *m, size_t n_floats, float **out)
 /* mat -> a float32 copy (dequantize=1). */
 static int to_f32(btrm_llama_model *m, btrm_llama_matrix *mat)
 {
-    if (mat->type == BTRM_WT_F32)
+    if (mat->type == BTRM_Q_F32)
         return 0;
     float *buf = NULL;
     int rc = own_alloc(m, (size_t)mat->rows * (size_t)mat->cols, &buf);
@@ -65,7 +68,7 @@ static int to_f32(btrm_llama_model *m, btrm_llama_matrix *mat)
     for (int r = 0; r < mat->rows; r++)
         btrm_llama_dequant_row(mat, r, buf + (size_t)r * (size_t)mat->cols);
     mat->data = buf;
-    mat->type = BTRM_WT_F32;
+    mat->type = BTRM_Q_F32;
     return 0;
 }
 
@@ -78,6 +81,7 @@ void btrm_llama_model_close(btrm_llama_model *m)
         free(m->owned[i]);
     free(m->owned);
     free(m->w.layers);
+    free(m->used);
     btrm_gguf_close(m->gguf);
     if (m->map)
         munmap(m->map, m->map_size);
@@ -86,8 +90,8 @@ void btrm_llama_model_close(btrm_llama_model *m)
 
 static void note_type(btrm_llama_model *m, int type)
 {
-    const char *name = type == BTRM_WT_F32 ? "F32" : type == BTRM_WT_F16 ? "F16"
-                       : type == BTRM_WT_BF16 ? "BF16" : type == BTRM_WT_Q8_0 ? "Q8_0" : "?";
+    char name[32];
+    btrm_quant_name(type, name, sizeof name);
     char *p = m->weight_types;
     size_t len = strlen(name);
     for (const char *s = p; (s = strstr(s, name)); s += len)
@@ -99,6 +103,52 @@ static void note_type(btrm_llama_model *m, int type)
 
 /* ------------------------------------------------------------------------ */
 /* GGUF */
+
+/* The architectures: what differs from Llama, by name (llama.h). Keys are
+ * "<arch>.<name>" as llama.cpp's converter writes them; rope styles follow
+ * llama.cpp's rope-type table (llama_model_rope_type). */
+typedef struct arch_spec {
+    const char *name;
+    const char *summary;   /* for messages and docs */
+    int rope_neox;         /* NeoX halves instead of adjacent pairs */
+    int qkv_bias;          /* attn_{q,k,v}.bias required */
+    int qk_norm;           /* attn_q_norm / attn_k_norm per head */
+    int post_norms;        /* post_attention_norm, post_ffw_norm */
+    int gemma;             /* embeddings * sqrt(dim), GELU-tanh, query scale */
+    int fused;             /* attn_qkv and a [2 * ffn, dim] ffn_up (phi3) */
+    int swa;               /* sliding window: 0 ignored, 1 every layer when set,
+                            * n > 1 layers l % n < n - 1, window required */
+} arch_spec;
+
+static const arch_spec archs[] = {
+    { "llama", "Llama 1/2/3, TinyLlama, Mistral, llama2.c models", 0, 0, 0, 0, 0, 0, 1 },
+    { "qwen2", "Qwen2, Qwen2.5", 1, 1, 0, 0, 0, 0, 0 },
+    { "qwen3", "Qwen3 (dense)", 1, 0, 1, 0, 0, 0, 0 },
+    { "gemma2", "Gemma 2", 1, 0, 0, 1, 1, 0, 2 },
+    { "gemma3", "Gemma 3 (text)", 1, 0, 1, 1, 1, 0, 6 },
+    { "phi3", "Phi-3, Phi-3.5, Phi-4 (dense)", 1, 0, 0, 0, 0, 1, 1 },
+};
+#define N_ARCHS ((int)(sizeof archs / sizeof archs[0]))
+
+void btrm_llama_arch_names(char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < N_ARCHS && used < size; i++) {
+        int n = snprintf(out + used, size - used, "%s%s", i ? ", " : "", archs[i].name);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* "<arch>.<name>" */
+static const char *akey(const btrm_llama_model *m, const char *name)
+{
+    static _Thread_local char buf[160];
+    snprintf(buf, sizeof buf, "%s.%s", m->arch, name);
+    return buf;
+}
 
 static int gguf_int(const btrm_gguf *g, const char *key, int def, int *out)
 {
@@ -128,6 +178,16 @@ static int gguf_float(const btrm_gguf *g, const char *key, float def, float *out
     return btrm_gguf_get_f32(g, key, out);
 }
 
+/* Marks tensor t as used (every tensor of the file must be, see
+ * check_all_used). */
+static void mark_used(btrm_llama_model *m, const btrm_gguf_tensor *t)
+{
+    int n = btrm_gguf_n_tensors(m->gguf);
+    for (int i = 0; i < n; i++)
+        if (btrm_gguf_tensor_at(m->gguf, i) == t)
+            m->used[i] = 1;
+}
+
 /* A matrix tensor [rows, cols] (GGUF ne = {cols, rows}). */
 static int gguf_matrix(btrm_llama_model *m, const char *name, int rows, int cols,
                        btrm_llama_matrix *mat)
@@ -136,6 +196,7 @@ static int gguf_matrix(btrm_llama_model *m, const char *name, int rows, int cols
     const btrm_gguf_tensor *t = btrm_gguf_tensor_check(m->gguf, name, 2, ne);
     if (!t)
         return BTRM_EDATA;
+    mark_used(m, t);
     mat->data = t->data;
     mat->type = t->type;
     mat->rows = rows;
@@ -144,14 +205,20 @@ static int gguf_matrix(btrm_llama_model *m, const char *name, int rows, int cols
     return m->dequantized ? to_f32(m, mat) : 0;
 }
 
-/* A vector tensor [n] as float32 (converted once when stored otherwise). */
-static int gguf_vector(btrm_llama_model *m, const char *name, int n, const float **out)
+/* A vector tensor [n] as float32 (converted once when stored otherwise);
+ * *out NULL when optional and absent. */
+static int gguf_vector(btrm_llama_model *m, const char *name, int n, int optional,
+                       const float **out)
 {
+    *out = NULL;
+    if (optional && !btrm_gguf_find_tensor(m->gguf, name))
+        return 0;
     uint64_t ne[1] = { (uint64_t)n };
     const btrm_gguf_tensor *t = btrm_gguf_tensor_check(m->gguf, name, 1, ne);
     if (!t)
         return BTRM_EDATA;
-    if (t->type == BTRM_GGML_F32) {
+    mark_used(m, t);
+    if (t->type == BTRM_Q_F32) {
         *out = t->data;
         return 0;
     }
@@ -162,6 +229,212 @@ static int gguf_vector(btrm_llama_model *m, const char *name, int n, const float
         return rc;
     btrm_llama_dequant_row(&row, 0, buf);
     *out = buf;
+    return 0;
+}
+
+/* Hyperparameters of the architecture a from the <arch>.* keys. */
+static int gguf_hparams(btrm_llama_model *m, const arch_spec *a)
+{
+    const btrm_gguf *g = m->gguf;
+    btrm_llama_hparams *hp = &m->hp;
+    int experts = 0, rc;
+    if ((rc = gguf_int(g, akey(m, "embedding_length"), -1, &hp->dim)) ||
+        (rc = gguf_int(g, akey(m, "block_count"), -1, &hp->n_layers)) ||
+        (rc = gguf_int(g, akey(m, "feed_forward_length"), -1, &hp->hidden_dim)) ||
+        (rc = gguf_int(g, akey(m, "attention.head_count"), -1, &hp->n_heads)) ||
+        (rc = gguf_int(g, akey(m, "attention.head_count_kv"), hp->n_heads, &hp->n_kv_heads)) ||
+        (rc = gguf_int(g, akey(m, "context_length"), 2048, &hp->context)) ||
+        (rc = gguf_int(g, akey(m, "expert_count"), 0, &experts)) ||
+        (rc = gguf_float(g, akey(m, "attention.layer_norm_rms_epsilon"), 1e-5f, &hp->norm_eps)) ||
+        (rc = gguf_float(g, akey(m, "rope.freq_base"), 10000.0f, &hp->rope_theta)))
+        return rc;
+    if (experts > 0)
+        return btrm_error_set(BTRM_EDATA, "%s: a mixture-of-experts model (%s = %d) is not "
+                              "supported", m->path, akey(m, "expert_count"), experts);
+    if (hp->n_heads < 1 || hp->dim < 1)
+        return btrm_error_set(BTRM_EDATA, "%s: %s %d and head_count %d must be positive",
+                              m->path, akey(m, "embedding_length"), hp->dim, hp->n_heads);
+    int key_len = 0, value_len = 0;
+    if ((rc = gguf_int(g, akey(m, "attention.key_length"), hp->dim / hp->n_heads, &key_len)) ||
+        (rc = gguf_int(g, akey(m, "attention.value_length"), key_len, &value_len)))
+        return rc;
+    if (key_len != value_len)
+        return btrm_error_set(BTRM_EDATA, "%s: key length %d != value length %d is not "
+                              "supported", m->path, key_len, value_len);
+    hp->head_dim = key_len;
+    if ((rc = gguf_int(g, akey(m, "rope.dimension_count"), hp->head_dim, &hp->rope_dim)))
+        return rc;
+    hp->rope_neox = a->rope_neox;
+
+    /* rope scaling: none, or linear (gemma3: its global layers only) */
+    float factor = 0.0f;
+    if (btrm_gguf_find_key(g, akey(m, "rope.scaling.type")) >= 0) {
+        const char *scaling = NULL;
+        if ((rc = btrm_gguf_get_string(g, akey(m, "rope.scaling.type"), &scaling)))
+            return rc;
+        if (!strcmp(scaling, "linear")) {
+            if ((rc = gguf_float(g, akey(m, "rope.scaling.factor"), 0.0f, &factor)))
+                return rc;
+        } else if (strcmp(scaling, "none")) {
+            return btrm_error_set(BTRM_EDATA, "%s: rope scaling '%s' is not supported (btrm "
+                                  "reads none and linear)", m->path, scaling);
+        }
+    } else if ((rc = gguf_float(g, akey(m, "rope.scale_linear"), 0.0f, &factor))) {
+        return rc;
+    }
+    if (factor < 0.0f || (factor > 0.0f && !(factor < 1e6f)))
+        return btrm_error_set(BTRM_EDATA, "%s: rope scaling factor %g", m->path, (double)factor);
+    hp->rope_scale = factor > 0.0f ? 1.0f / factor : 1.0f;
+    if (btrm_gguf_find_tensor(g, "rope_freqs.weight") ||
+        btrm_gguf_find_tensor(g, "rope_factors_long.weight") ||
+        btrm_gguf_find_tensor(g, "rope_factors_short.weight"))
+        return btrm_error_set(BTRM_EDATA, "%s: per-frequency rope factors (rope_freqs / "
+                              "rope_factors_long tensors: Llama 3.1 or LongRoPE scaling) are "
+                              "not supported", m->path);
+
+    /* sliding window */
+    int window = 0;
+    int has_window = btrm_gguf_find_key(g, akey(m, "attention.sliding_window")) >= 0;
+    if (has_window && (rc = gguf_int(g, akey(m, "attention.sliding_window"), 0, &window)))
+        return rc;
+    if (a->swa == 2 && !has_window)
+        window = 4096; /* llama.cpp's Gemma 2 default */
+    if (a->swa == 6 && !has_window)
+        return btrm_error_set(BTRM_EDATA, "%s: missing metadata key %s", m->path,
+                              akey(m, "attention.sliding_window"));
+    if (!strcmp(a->name, "phi3") && !has_window) {
+        /* llama.cpp's defaults for files written before the key existed */
+        if ((hp->n_layers == 32 || hp->n_layers == 40) && hp->context == 4096)
+            window = 2047;
+        else if (hp->n_layers == 32 && hp->n_kv_heads == 32 && hp->context == 131072)
+            window = 262144;
+        else if (hp->n_layers == 40 && hp->context == 131072)
+            window = 131072;
+        else
+            return btrm_error_set(BTRM_EDATA, "%s: missing metadata key %s", m->path,
+                                  akey(m, "attention.sliding_window"));
+    }
+    if (a->swa) {
+        hp->sliding_window = window;
+        hp->swa_period = a->swa > 1 ? a->swa : 0;
+    }
+
+    if (a->gemma) {
+        hp->embed_scale = sqrtf((float)hp->dim);
+        hp->ffn_act = BTRM_FFN_GELU_TANH;
+        /* llama.cpp (after gemma_pytorch's config): the 27B models (46 or 62
+         * layers) scale queries by 1/sqrt(dim / heads), the others by
+         * 1/sqrt(key_length) */
+        int big = a->swa == 2 ? hp->n_layers == 46 : hp->n_layers == 62;
+        hp->attn_scale = 1.0f / sqrtf((float)(big ? hp->dim / hp->n_heads : hp->head_dim));
+    }
+    if (a->swa == 2) {
+        if ((rc = gguf_float(g, akey(m, "attn_logit_softcapping"), 50.0f, &hp->attn_softcap)) ||
+            (rc = gguf_float(g, akey(m, "final_logit_softcapping"), 30.0f, &hp->final_softcap)))
+            return rc;
+    }
+    if (a->swa == 6) {
+        /* local layers: base 10000, no scaling; global: the file's */
+        hp->rope_theta_local = 10000.0f;
+        hp->rope_scale_local = 1.0f;
+    }
+    return 0;
+}
+
+/* Tensors: token_embd, output_norm, output (absent: tied), and per block
+ * the architecture's set (llama.h). */
+static int gguf_tensors(btrm_llama_model *m, const arch_spec *a)
+{
+    const btrm_gguf *g = m->gguf;
+    btrm_llama_hparams *hp = &m->hp;
+    uint64_t any[2] = { (uint64_t)hp->dim, 0 };
+    const btrm_gguf_tensor *te = btrm_gguf_tensor_check(g, "token_embd.weight", 2, any);
+    if (!te)
+        return BTRM_EDATA;
+    if (te->ne[1] > (1u << 30))
+        return btrm_error_set(BTRM_EDATA, "%s: vocabulary of %llu tokens", m->path,
+                              (unsigned long long)te->ne[1]);
+    hp->vocab_size = (int)te->ne[1];
+    if (hp->n_layers > 4096)
+        return btrm_error_set(BTRM_EDATA, "%s: %d layers", m->path, hp->n_layers);
+    int rc = BTRM_CALLOC(m->w.layers, hp->n_layers);
+    if (rc)
+        return rc;
+    if ((rc = gguf_matrix(m, "token_embd.weight", hp->vocab_size, hp->dim, &m->w.token_embd)) ||
+        (rc = gguf_vector(m, "output_norm.weight", hp->dim, 0, &m->w.output_norm)))
+        return rc;
+    if (btrm_gguf_find_tensor(g, "output.weight"))
+        rc = gguf_matrix(m, "output.weight", hp->vocab_size, hp->dim, &m->w.output);
+    else
+        m->w.output = m->w.token_embd; /* tied */
+    if (rc)
+        return rc;
+    int hd = hp->head_dim, q_dim = hp->n_heads * hd, kv_dim = hp->n_kv_heads * hd;
+    for (int l = 0; l < hp->n_layers && !rc; l++) {
+        btrm_llama_layer *L = &m->w.layers[l];
+        char name[96];
+#define TENSOR(s) (snprintf(name, sizeof name, "blk.%d." s, l), name)
+        if ((rc = gguf_vector(m, TENSOR("attn_norm.weight"), hp->dim, 0, &L->attn_norm)) ||
+            (rc = gguf_vector(m, TENSOR("ffn_norm.weight"), hp->dim, 0, &L->ffn_norm)) ||
+            (rc = gguf_matrix(m, TENSOR("attn_output.weight"), hp->dim, q_dim, &L->wo)) ||
+            (rc = gguf_matrix(m, TENSOR("ffn_down.weight"), hp->dim, hp->hidden_dim, &L->w2)))
+            break;
+        if (a->fused && btrm_gguf_find_tensor(g, TENSOR("attn_qkv.weight"))) {
+            btrm_llama_matrix qkv;
+            if ((rc = gguf_matrix(m, name, q_dim + 2 * kv_dim, hp->dim, &qkv)))
+                break;
+            L->wq = btrm_llama_rows(&qkv, 0, q_dim);
+            L->wk = btrm_llama_rows(&qkv, q_dim, kv_dim);
+            L->wv = btrm_llama_rows(&qkv, q_dim + kv_dim, kv_dim);
+        } else if ((rc = gguf_matrix(m, TENSOR("attn_q.weight"), q_dim, hp->dim, &L->wq)) ||
+                   (rc = gguf_matrix(m, TENSOR("attn_k.weight"), kv_dim, hp->dim, &L->wk)) ||
+                   (rc = gguf_matrix(m, TENSOR("attn_v.weight"), kv_dim, hp->dim, &L->wv))) {
+            break;
+        }
+        if (a->fused) { /* ffn_up = [gate; up], no ffn_gate */
+            btrm_llama_matrix up;
+            if ((rc = gguf_matrix(m, TENSOR("ffn_up.weight"), 2 * hp->hidden_dim, hp->dim, &up)))
+                break;
+            L->w1 = btrm_llama_rows(&up, 0, hp->hidden_dim);
+            L->w3 = btrm_llama_rows(&up, hp->hidden_dim, hp->hidden_dim);
+        } else if ((rc = gguf_matrix(m, TENSOR("ffn_gate.weight"), hp->hidden_dim, hp->dim,
+                                     &L->w1)) ||
+                   (rc = gguf_matrix(m, TENSOR("ffn_up.weight"), hp->hidden_dim, hp->dim,
+                                     &L->w3))) {
+            break;
+        }
+        /* q/k/v biases: required by qwen2, used wherever present */
+        int opt = !a->qkv_bias;
+        if ((rc = gguf_vector(m, TENSOR("attn_q.bias"), q_dim, opt, &L->bq)) ||
+            (rc = gguf_vector(m, TENSOR("attn_k.bias"), kv_dim, opt, &L->bk)) ||
+            (rc = gguf_vector(m, TENSOR("attn_v.bias"), kv_dim, opt, &L->bv)))
+            break;
+        if (a->qk_norm &&
+            ((rc = gguf_vector(m, TENSOR("attn_q_norm.weight"), hd, 0, &L->q_norm)) ||
+             (rc = gguf_vector(m, TENSOR("attn_k_norm.weight"), hd, 0, &L->k_norm))))
+            break;
+        if (a->post_norms &&
+            ((rc = gguf_vector(m, TENSOR("post_attention_norm.weight"), hp->dim, 0,
+                               &L->attn_post_norm)) ||
+             (rc = gguf_vector(m, TENSOR("post_ffw_norm.weight"), hp->dim, 0,
+                               &L->ffn_post_norm))))
+            break;
+#undef TENSOR
+    }
+    return rc;
+}
+
+/* Every tensor of the file must be one the forward uses: an unknown one
+ * (a bias btrm does not add, an extra norm) would otherwise be ignored
+ * silently and give wrong representations. */
+static int check_all_used(btrm_llama_model *m)
+{
+    int n = btrm_gguf_n_tensors(m->gguf);
+    for (int i = 0; i < n; i++)
+        if (!m->used[i])
+            return btrm_error_set(BTRM_EDATA, "%s: tensor %s is not part of btrm's '%s' "
+                                  "forward pass (a variant btrm does not implement)", m->path,
+                                  btrm_gguf_tensor_at(m->gguf, i)->name, m->arch);
     return 0;
 }
 
@@ -176,96 +449,24 @@ static int open_gguf(btrm_llama_model *m)
     const char *arch = NULL, *name = NULL;
     if ((rc = btrm_gguf_get_string(g, "general.architecture", &arch)))
         return rc;
-    if (strcmp(arch, "llama"))
+    const arch_spec *a = NULL;
+    for (int i = 0; i < N_ARCHS; i++)
+        if (!strcmp(arch, archs[i].name))
+            a = &archs[i];
+    if (!a) {
+        char known[128];
+        btrm_llama_arch_names(known, sizeof known);
         return btrm_error_set(BTRM_EDATA, "%s: architecture '%s' is not supported (btrm runs "
-                              "'llama': Llama 1/2/3, TinyLlama, Mistral)", m->path, arch);
+                              "%s)", m->path, arch, known);
+    }
+    snprintf(m->arch, sizeof m->arch, "%s", a->name);
     if (btrm_gguf_find_key(g, "general.name") >= 0 &&
         !btrm_gguf_get_string(g, "general.name", &name))
         snprintf(m->name, sizeof m->name, "%s", name);
-    btrm_llama_hparams *hp = &m->hp;
-    int experts = 0;
-    if ((rc = gguf_int(g, "llama.embedding_length", -1, &hp->dim)) ||
-        (rc = gguf_int(g, "llama.block_count", -1, &hp->n_layers)) ||
-        (rc = gguf_int(g, "llama.feed_forward_length", -1, &hp->hidden_dim)) ||
-        (rc = gguf_int(g, "llama.attention.head_count", -1, &hp->n_heads)) ||
-        (rc = gguf_int(g, "llama.attention.head_count_kv", hp->n_heads, &hp->n_kv_heads)) ||
-        (rc = gguf_int(g, "llama.context_length", 2048, &hp->context)) ||
-        (rc = gguf_int(g, "llama.expert_count", 0, &experts)) ||
-        (rc = gguf_int(g, "llama.attention.sliding_window", 0, &m->sliding_window)) ||
-        (rc = gguf_float(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f, &hp->norm_eps)) ||
-        (rc = gguf_float(g, "llama.rope.freq_base", 10000.0f, &hp->rope_theta)))
+    if ((rc = BTRM_CALLOC(m->used, btrm_gguf_n_tensors(g) ? btrm_gguf_n_tensors(g) : 1)) ||
+        (rc = gguf_hparams(m, a)) || (rc = gguf_tensors(m, a)) || (rc = check_all_used(m)))
         return rc;
-    if (experts > 0)
-        return btrm_error_set(BTRM_EDATA, "%s: a mixture-of-experts model (llama.expert_count "
-                              "= %d) is not supported", m->path, experts);
-    if (hp->n_heads < 1 || hp->dim < 1)
-        return btrm_error_set(BTRM_EDATA, "%s: llama.embedding_length %d and "
-                              "llama.attention.head_count %d must be positive", m->path,
-                              hp->dim, hp->n_heads);
-    int key_len = 0, value_len = 0;
-    if ((rc = gguf_int(g, "llama.attention.key_length", hp->dim / hp->n_heads, &key_len)) ||
-        (rc = gguf_int(g, "llama.attention.value_length", key_len, &value_len)))
-        return rc;
-    if (key_len != value_len)
-        return btrm_error_set(BTRM_EDATA, "%s: key length %d != value length %d is not "
-                              "supported", m->path, key_len, value_len);
-    hp->head_dim = key_len;
-    if ((rc = gguf_int(g, "llama.rope.dimension_count", hp->head_dim, &hp->rope_dim)))
-        return rc;
-    if (btrm_gguf_find_key(g, "llama.rope.scaling.type") >= 0) {
-        const char *scaling = NULL;
-        if ((rc = btrm_gguf_get_string(g, "llama.rope.scaling.type", &scaling)))
-            return rc;
-        if (strcmp(scaling, "none"))
-            return btrm_error_set(BTRM_EDATA, "%s: rope scaling '%s' is not supported",
-                                  m->path, scaling);
-    }
-    if (btrm_gguf_find_tensor(g, "rope_freqs.weight"))
-        return btrm_error_set(BTRM_EDATA, "%s: per-frequency rope factors (rope_freqs.weight, "
-                              "Llama 3.1 scaling) are not supported", m->path);
-    uint64_t any[2] = { (uint64_t)hp->dim, 0 };
-    const btrm_gguf_tensor *te = btrm_gguf_tensor_check(g, "token_embd.weight", 2, any);
-    if (!te)
-        return BTRM_EDATA;
-    if (te->ne[1] > (1u << 30))
-        return btrm_error_set(BTRM_EDATA, "%s: vocabulary of %llu tokens", m->path,
-                              (unsigned long long)te->ne[1]);
-    hp->vocab_size = (int)te->ne[1];
-    if (hp->n_layers > 4096)
-        return btrm_error_set(BTRM_EDATA, "%s: %d layers", m->path, hp->n_layers);
-    if ((rc = BTRM_CALLOC(m->w.layers, hp->n_layers ? hp->n_layers : 1)))
-        return rc;
-    int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
-    if ((rc = gguf_matrix(m, "token_embd.weight", hp->vocab_size, hp->dim, &m->w.token_embd)) ||
-        (rc = gguf_vector(m, "output_norm.weight", hp->dim, &m->w.output_norm)))
-        return rc;
-    if (btrm_gguf_find_tensor(g, "output.weight"))
-        rc = gguf_matrix(m, "output.weight", hp->vocab_size, hp->dim, &m->w.output);
-    else
-        m->w.output = m->w.token_embd; /* tied */
-    for (int l = 0; !rc && l < hp->n_layers; l++) {
-        btrm_llama_layer *L = &m->w.layers[l];
-        char nm[96];
-#define TENSOR(suffix) (snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, suffix), nm)
-        if ((rc = gguf_vector(m, TENSOR("attn_norm"), hp->dim, &L->attn_norm)) ||
-            (rc = gguf_vector(m, TENSOR("ffn_norm"), hp->dim, &L->ffn_norm)) ||
-            (rc = gguf_matrix(m, TENSOR("attn_q"), q_dim, hp->dim, &L->wq)) ||
-            (rc = gguf_matrix(m, TENSOR("attn_k"), kv_dim, hp->dim, &L->wk)) ||
-            (rc = gguf_matrix(m, TENSOR("attn_v"), kv_dim, hp->dim, &L->wv)) ||
-            (rc = gguf_matrix(m, TENSOR("attn_output"), hp->dim, q_dim, &L->wo)) ||
-            (rc = gguf_matrix(m, TENSOR("ffn_gate"), hp->hidden_dim, hp->dim, &L->w1)) ||
-            (rc = gguf_matrix(m, TENSOR("ffn_down"), hp->dim, hp->hidden_dim, &L->w2)) ||
-            (rc = gguf_matrix(m, TENSOR("ffn_up"), hp->hidden_dim, hp->dim, &L->w3)))
-            break;
-#undef TENSOR
-    }
-    if (rc)
-        return rc;
-    int add_bos = 1;
-    if ((rc = btrm_gguf_tokenizer(g, &m->tok, &add_bos)))
-        return rc;
-    (void)add_bos; /* embed.bos decides */
-    return 0;
+    return btrm_gguf_tokenizer(g, &m->tok, &m->add_bos);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -381,22 +582,24 @@ static int open_llama2c(btrm_llama_model *m, const char *tokenizer_path)
     m->w.output_norm = p;
     p += D;
     p += (size_t)seq_len * (size_t)head; /* freq_cis_real, freq_cis_imag: unused */
-    m->w.token_embd = (btrm_llama_matrix){ emb, BTRM_WT_F32, vocab, dim };
-    m->w.output = shared ? m->w.token_embd : (btrm_llama_matrix){ p, BTRM_WT_F32, vocab, dim };
+    m->w.token_embd = (btrm_llama_matrix){ emb, BTRM_Q_F32, vocab, dim };
+    m->w.output = shared ? m->w.token_embd : (btrm_llama_matrix){ p, BTRM_Q_F32, vocab, dim };
     for (int l = 0; l < n_layers; l++) {
         btrm_llama_layer *Lw = &m->w.layers[l];
         size_t li = (size_t)l;
         Lw->attn_norm = rms_att + li * D;
         Lw->ffn_norm = rms_ffn + li * D;
-        Lw->wq = (btrm_llama_matrix){ wq + li * D * D, BTRM_WT_F32, dim, dim };
-        Lw->wk = (btrm_llama_matrix){ wk + li * D * kv_dim, BTRM_WT_F32, kv_dim, dim };
-        Lw->wv = (btrm_llama_matrix){ wv + li * D * kv_dim, BTRM_WT_F32, kv_dim, dim };
-        Lw->wo = (btrm_llama_matrix){ wo + li * D * D, BTRM_WT_F32, dim, dim };
-        Lw->w1 = (btrm_llama_matrix){ w1 + li * D * H, BTRM_WT_F32, hidden, dim };
-        Lw->w2 = (btrm_llama_matrix){ w2 + li * D * H, BTRM_WT_F32, dim, hidden };
-        Lw->w3 = (btrm_llama_matrix){ w3 + li * D * H, BTRM_WT_F32, hidden, dim };
+        Lw->wq = (btrm_llama_matrix){ wq + li * D * D, BTRM_Q_F32, dim, dim };
+        Lw->wk = (btrm_llama_matrix){ wk + li * D * kv_dim, BTRM_Q_F32, kv_dim, dim };
+        Lw->wv = (btrm_llama_matrix){ wv + li * D * kv_dim, BTRM_Q_F32, kv_dim, dim };
+        Lw->wo = (btrm_llama_matrix){ wo + li * D * D, BTRM_Q_F32, dim, dim };
+        Lw->w1 = (btrm_llama_matrix){ w1 + li * D * H, BTRM_Q_F32, hidden, dim };
+        Lw->w2 = (btrm_llama_matrix){ w2 + li * D * H, BTRM_Q_F32, dim, hidden };
+        Lw->w3 = (btrm_llama_matrix){ w3 + li * D * H, BTRM_Q_F32, hidden, dim };
     }
-    note_type(m, BTRM_WT_F32);
+    note_type(m, BTRM_Q_F32);
+    snprintf(m->arch, sizeof m->arch, "llama");
+    m->add_bos = 1;
     if ((rc = find_tokenizer(m, tokenizer_path, vocab)))
         return rc;
     rc = btrm_tok_spm_load_bin(&m->tok, m->tokenizer_path, vocab);
@@ -470,9 +673,10 @@ void btrm_llama_opts_defaults(btrm_llama_opts *o)
     memset(o, 0, sizeof *o);
     o->pool = BTRM_POOL_LAST;
     o->max_tokens = OPTS_MAX_TOKENS_DEFAULT;
-    o->bos = 1;
+    o->bos = -1;
     o->max_batch_tokens = OPTS_MAX_BATCH_TOKENS_DEFAULT;
     o->dequantize = 0;
+    o->kernel = BTRM_KERNEL_AUTO;
     o->threads = 1;
 }
 
@@ -481,19 +685,22 @@ void btrm_llama_opts_from_config(btrm_llama_opts *o, const btrm_config *cfg)
     btrm_llama_opts_defaults(o);
     o->pool = cfg->embed.pool;
     o->max_tokens = cfg->embed.max_tokens;
-    o->bos = cfg->embed.bos;
+    o->bos = cfg->embed.bos == BTRM_BOS_AUTO ? -1 : cfg->embed.bos == BTRM_BOS_ON;
     o->max_batch_tokens = cfg->embed.max_batch_tokens;
     o->dequantize = cfg->embed.dequantize;
+    o->kernel = cfg->embed.kernel;
     o->threads = cfg->run.threads;
 }
 
 int btrm_llama_opts_config_args(const btrm_config *cfg, char *out, size_t size)
 {
-    int n = snprintf(out, size, "pool=%s,max_tokens=%d,bos=%d,max_batch_tokens=%d,"
-                     "dequantize=%d,threads=%d",
+    static const char *const bos[] = { "auto", "0", "1" };
+    static const char *const kernel[] = { "auto", "dequant", "int8" };
+    int n = snprintf(out, size, "pool=%s,max_tokens=%d,bos=%s,max_batch_tokens=%d,"
+                     "dequantize=%d,kernel=%s,threads=%d",
                      cfg->embed.pool == BTRM_POOL_MEAN ? "mean" : "last", cfg->embed.max_tokens,
-                     cfg->embed.bos ? 1 : 0, cfg->embed.max_batch_tokens,
-                     cfg->embed.dequantize ? 1 : 0, cfg->run.threads);
+                     bos[cfg->embed.bos], cfg->embed.max_batch_tokens,
+                     cfg->embed.dequantize ? 1 : 0, kernel[cfg->embed.kernel], cfg->run.threads);
     if (n < 0 || (size_t)n >= size)
         return btrm_error_set(BTRM_EUSAGE, "backbone options too long");
     return 0;
@@ -552,19 +759,33 @@ int btrm_llama_opts_parse(btrm_llama_opts *o, const char *args)
         } else if (!strcmp(key, "max_tokens")) {
             rc = parse_int(key, value, 0, 1 << 20, &o->max_tokens);
         } else if (!strcmp(key, "bos")) {
-            rc = parse_bool(key, value, &o->bos);
+            if (!strcmp(value, "auto"))
+                o->bos = -1;
+            else
+                rc = parse_bool(key, value, &o->bos);
         } else if (!strcmp(key, "max_batch_tokens")) {
             rc = parse_int(key, value, 1, 1 << 24, &o->max_batch_tokens);
         } else if (!strcmp(key, "dequantize")) {
             rc = parse_bool(key, value, &o->dequantize);
+        } else if (!strcmp(key, "kernel")) {
+            static const char *const names[] = { "auto", "dequant", "int8" };
+            int k = -1;
+            for (int i = 0; i < 3; i++)
+                if (!strcmp(value, names[i]))
+                    k = i;
+            if (k < 0)
+                rc = btrm_error_set(BTRM_EUSAGE, "backbone option kernel=%s: want auto, "
+                                    "dequant or int8", value);
+            else
+                o->kernel = k;
         } else if (!strcmp(key, "threads")) {
             rc = parse_int(key, value, 1, 1024, &o->threads);
         } else if (!strcmp(key, "tokenizer")) {
             snprintf(o->tokenizer, sizeof o->tokenizer, "%s", value);
         } else {
             rc = btrm_error_set(BTRM_EUSAGE, "unknown backbone option '%s' (known: pool, "
-                                "max_tokens, bos, max_batch_tokens, dequantize, threads, "
-                                "tokenizer)", key);
+                                "max_tokens, bos, max_batch_tokens, dequantize, kernel, "
+                                "threads, tokenizer)", key);
         }
     }
     return rc;
@@ -607,16 +828,11 @@ int btrm_llama_embedder_open(btrm_llama_embedder *e, int format, const char *arg
     const btrm_llama_hparams *hp = &e->model->hp;
     /* 0 or more than the model was made for: its context length */
     e->max_tokens = o->max_tokens && o->max_tokens < hp->context ? o->max_tokens : hp->context;
-    if (e->model->sliding_window > 0 && e->max_tokens > e->model->sliding_window) {
-        rc = btrm_error_set(BTRM_EUSAGE, "%s uses sliding-window attention (%d tokens), which "
-                            "btrm does not implement: use max_tokens <= %d", o->path,
-                            e->model->sliding_window, e->model->sliding_window);
-        goto fail;
-    }
     if (openblas_set_num_threads)
         openblas_set_num_threads(o->threads);
     int batch_tokens = o->max_batch_tokens > e->max_tokens ? o->max_batch_tokens : e->max_tokens;
-    if ((rc = btrm_llama_ws_init(&e->ws, hp, &e->model->w, batch_tokens, e->max_tokens)))
+    if ((rc = btrm_llama_ws_init(&e->ws, hp, &e->model->w, batch_tokens, e->max_tokens,
+                                 o->kernel)))
         goto fail;
     e->max_seqs = batch_tokens < EMBED_MAX_SEQS ? batch_tokens : EMBED_MAX_SEQS;
     size_t dim = (size_t)hp->dim;
@@ -631,12 +847,23 @@ fail:
     return rc;
 }
 
+int btrm_llama_model_bos(const btrm_llama_model *m, int bos)
+{
+    int want = bos < 0 ? m->add_bos : bos;
+    return want && btrm_tok_bos(m->tok) >= 0;
+}
+
+int btrm_llama_embedder_bos(const btrm_llama_embedder *e)
+{
+    return btrm_llama_model_bos(e->model, e->opts.bos);
+}
+
 int btrm_llama_embedder_tokenize(const btrm_llama_embedder *e, const char *text,
                                  int32_t **ids, int *n_ids)
 {
     const btrm_tokenizer *tok = e->model->tok;
-    int with_bos = e->opts.bos && btrm_tok_bos(tok) >= 0;
-    int rc = btrm_tok_encode(tok, text, with_bos, ids, n_ids);
+    int with_bos = btrm_llama_embedder_bos(e);
+    int rc = btrm_tok_encode_special(tok, text, strlen(text), with_bos, 1, ids, n_ids);
     if (rc)
         return rc;
     int n = *n_ids, keep = e->max_tokens;

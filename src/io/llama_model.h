@@ -1,14 +1,17 @@
-/* llama_model.h: Llama-architecture language models from files, and the
- * embedder that turns texts into representations with them (the `gguf` and
- * `llama2c` backbones, `btrm generate`). io layer: it owns the model files;
- * the arithmetic is llama.h's, the tokenizers tokenizer.h's. No MPI, no HDF5.
+/* llama_model.h: decoder language models from files, and the embedder that
+ * turns texts into representations with them (the `gguf` and `llama2c`
+ * backbones, `btrm generate`). io layer: it owns the model files; the
+ * arithmetic is llama.h's and qgemm.h's, the tokenizers tokenizer.h's. No
+ * MPI, no HDF5.
  *
  * Two file formats:
- *  - GGUF v2/v3 (gguf.h) with general.architecture = llama: hyperparameters
- *    from llama.* metadata, tensors token_embd, blk.N.{attn_norm, attn_q,
- *    attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down},
- *    output_norm, output (optional: tied to token_embd), each `.weight`, in
- *    F32, F16, BF16 or Q8_0; the tokenizer from tokenizer.ggml.*;
+ *  - GGUF v2/v3 (gguf.h) with general.architecture llama, qwen2, qwen3,
+ *    gemma2, gemma3 or phi3: hyperparameters from the <arch>.* metadata,
+ *    tensors token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v (phi3:
+ *    attn_qkv), attn_output, ffn_norm, ffn_gate, ffn_up (phi3: gate and up
+ *    fused), ffn_down} and each architecture's extras (docs/backbones.md),
+ *    output_norm, output (optional: tied to token_embd), in any type of
+ *    quant.h; the tokenizer from tokenizer.ggml.*;
  *  - llama2.c's legacy checkpoint (.bin): 7 int32 (dim, hidden_dim,
  *    n_layers, n_heads, n_kv_heads, vocab_size, seq_len; a negative
  *    vocab_size means an untied classifier at the end), then float32 arrays,
@@ -35,16 +38,19 @@ typedef struct btrm_llama_model {
     char path[BTRM_PATH_MAX];
     char tokenizer_path[BTRM_PATH_MAX]; /* llama2c: the tokenizer.bin used */
     char name[BTRM_NAME_MAX];       /* general.name, else the file's base name */
-    char weight_types[64];          /* "F32", "Q8_0+F32", ... as stored */
+    char arch[32];                  /* general.architecture ("llama" for llama2c) */
+    char weight_types[96];          /* "F32", "Q4_K+Q6_K+F32", ... as stored */
     btrm_llama_hparams hp;
     btrm_llama_weights w;
     btrm_tokenizer *tok;
-    int sliding_window;             /* llama.attention.sliding_window, 0 = none */
+    int add_bos;                    /* the file's tokenizer.ggml.add_bos_token (or its
+                                     * tokenizer's default): embed.bos auto */
     int dequantized;                /* matrices converted to float32 at load */
     size_t mapped_bytes;            /* the file, mapped */
     size_t owned_bytes;             /* float32 copies made at load */
     /* private */
     btrm_gguf *gguf;
+    unsigned char *used;            /* [n_tensors]: read by the forward */
     void *map;
     size_t map_size;
     void **owned;
@@ -59,25 +65,32 @@ typedef struct btrm_llama_model {
 int btrm_llama_model_open(btrm_llama_model **m, int format, const char *path,
                           const char *tokenizer_path, int dequantize);
 void btrm_llama_model_close(btrm_llama_model *m); /* NULL: no-op */
+/* "llama, qwen2, ..." the architectures btrm runs. */
+void btrm_llama_arch_names(char *out, size_t size);
 /* The file's content hash, XXH3-128 as 32 lowercase hex digits (the
  * canonical big-endian form xxhsum prints). */
 const char *btrm_llama_model_hash(btrm_llama_model *m);
+/* Whether texts start with BOS under the option bos (-1 auto: the file's
+ * add_bos_token; 0; 1): 1 when wanted and the tokenizer has one. */
+int btrm_llama_model_bos(const btrm_llama_model *m, int bos);
 
 /* ------------------------------------------------------------------------ */
 /* Options: the embed.* config keys, and the backbone argument string
  * "PATH[,key=value...]" whose keys override them: pool=last|mean,
  * max_tokens=N (0, or more than the model's context length: that length),
- * bos=0|1, max_batch_tokens=N,
- * dequantize=0|1, threads=N (BLAS threads), tokenizer=PATH (llama2c). */
+ * bos=auto|0|1 (auto: as the file says), max_batch_tokens=N,
+ * dequantize=0|1, kernel=auto|dequant|int8, threads=N (BLAS threads),
+ * tokenizer=PATH (llama2c). */
 
 typedef struct btrm_llama_opts {
     char path[BTRM_PATH_MAX];
     char tokenizer[BTRM_PATH_MAX];
     int pool;
     int max_tokens;
-    int bos;
+    int bos;               /* -1: auto (the file's add_bos_token), 0, 1 */
     int max_batch_tokens;
     int dequantize;
+    int kernel;            /* BTRM_KERNEL_* (qgemm.h) */
     int threads;
 } btrm_llama_opts;
 
@@ -114,8 +127,10 @@ int btrm_llama_embedder_open(btrm_llama_embedder *e, int format, const char *arg
                              const btrm_llama_opts *base);
 void btrm_llama_embedder_close(btrm_llama_embedder *e);
 /* *ids (malloc'ed) = the tokens of text as they enter the model: BOS when
- * opts.bos and the tokenizer has one, then the text's tokens, truncated from
- * the left to max_tokens (BOS kept). */
+ * btrm_llama_embedder_bos() and the tokenizer has one, then the text's
+ * tokens (control tokens written in the text, such as <|im_start|>, are
+ * recognised), truncated from the left to max_tokens (BOS kept). */
+int btrm_llama_embedder_bos(const btrm_llama_embedder *e);
 int btrm_llama_embedder_tokenize(const btrm_llama_embedder *e, const char *text,
                                  int32_t **ids, int *n_ids);
 /* Representations of n token sequences (ids[i], lens[i]; a sequence with no

@@ -2,7 +2,7 @@
  * tensors as float32 datasets /model/<tensor>/{weight,bias} with the head
  * kind, activation and loss as attributes, readable by h5py with nothing but
  * these names. */
-#include "modelfile.h"
+#include "modelfile_h5.h"
 
 #include "error.h"
 #include "h5util.h"
@@ -12,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MODEL_FORMAT "model-v1"
 
 /* The format's names for the enums (part of the file format, hence here). */
 static const char *const head_names[] = { [BTRM_HEAD_LINEAR] = "linear",
@@ -50,13 +48,24 @@ static int read_enum(hid_t model, const char *path, const char *attr,
                           "%s)", path, attr, text, known);
 }
 
-/* The tensor names in buffer order: fc0 .. fc(n-2), out. */
-static void tensor_name(char *out, size_t size, int layer, int n_layers)
+void btrm_model_tensor_name(char *out, size_t size, int layer, int n_layers)
 {
     if (layer == n_layers - 1)
         snprintf(out, size, "out");
     else
         snprintf(out, size, "fc%d", layer);
+}
+
+btrm_model_meta btrm_model_meta_of(const btrm_loss_params *lp, double dist_ema)
+{
+    return (btrm_model_meta){ .loss = lp->type, .dist_ema = dist_ema, .normbt_eps = lp->eps,
+                              .max_weight = lp->max_weight };
+}
+
+btrm_loss_params btrm_model_loss_params(const btrm_model_meta *meta)
+{
+    return (btrm_loss_params){ .type = meta->loss, .eps = meta->normbt_eps,
+                               .max_weight = meta->max_weight };
 }
 
 /* ------------------------------------------------------------------------ */
@@ -68,49 +77,93 @@ static int write_tensor(hid_t group, const char *path, const char *name, int ran
                                  dims, data);
 }
 
-int btrm_model_write(const char *path, const btrm_head *head, const float *params,
-                     const btrm_model_meta *meta)
+int btrm_model_group_create(hid_t file, const char *path, const btrm_head *head,
+                            const btrm_model_meta *meta, hid_t *model)
 {
-    btrm_h5_atomic a = { .file = -1 };
-    hid_t gcpl = -1, model = -1, group = -1;
+    int rc = 0;
+    hid_t gcpl = -1;
     const char *head_name = name_of(head_names, COUNT(head_names), head->kind);
     const char *act_name = name_of(activation_names, COUNT(activation_names),
                                    head->activation);
     const char *loss_name = name_of(loss_names, COUNT(loss_names), meta->loss);
+    *model = -1;
     if (!head_name || !loss_name || (!act_name && head->kind == BTRM_HEAD_MLP))
         return btrm_error_set(BTRM_EDATA, "%s: cannot write a model with head %d, "
                               "activation %d, loss %d", path, head->kind, head->activation,
                               meta->loss);
     if (!act_name)
         act_name = activation_names[BTRM_ACT_GELU]; /* a linear head has none: any is fine */
+    BTRM_CHECK_H5(gcpl = btrm_h5_gcpl(), path);
+    BTRM_CHECK_H5(*model = H5Gcreate2(file, "model", H5P_DEFAULT, gcpl, H5P_DEFAULT), path);
+    rc = btrm_h5_write_attr_string(*model, "head", head_name);
+    if (!rc)
+        rc = btrm_h5_write_attr_string(*model, "activation", act_name);
+    if (!rc)
+        rc = btrm_h5_write_attr_string(*model, "loss", loss_name);
+    if (!rc)
+        rc = btrm_h5_write_attr_double(*model, "dist_ema", meta->dist_ema);
+    if (!rc)
+        rc = btrm_h5_write_attr_double(*model, "normbt_eps", meta->normbt_eps);
+    if (!rc)
+        rc = btrm_h5_write_attr_double(*model, "max_weight", meta->max_weight);
+fail:
+    if (gcpl >= 0)
+        H5Pclose(gcpl);
+    if (rc && *model >= 0) {
+        H5Gclose(*model);
+        *model = -1;
+    }
+    return rc;
+}
+
+int btrm_model_group_read_attrs(hid_t model, const char *path, int *kind, int *activation,
+                                btrm_model_meta *meta)
+{
+    int loss = 0;
+    int rc = read_enum(model, path, "head", head_names, COUNT(head_names), kind);
+    if (!rc)
+        rc = read_enum(model, path, "activation", activation_names, COUNT(activation_names),
+                       activation);
+    if (!rc)
+        rc = read_enum(model, path, "loss", loss_names, COUNT(loss_names), &loss);
+    if (!rc)
+        rc = btrm_h5_read_attr_double(model, "dist_ema", &meta->dist_ema);
+    if (!rc)
+        rc = btrm_h5_read_attr_double(model, "normbt_eps", &meta->normbt_eps);
+    if (!rc)
+        rc = btrm_h5_read_attr_double(model, "max_weight", &meta->max_weight);
+    if (rc)
+        return rc;
+    meta->loss = loss;
+    if (!isfinite(meta->dist_ema) || meta->dist_ema < 0 || !isfinite(meta->normbt_eps) ||
+        meta->normbt_eps < 0 || !isfinite(meta->max_weight) || meta->max_weight < 0)
+        return btrm_error_set(BTRM_EDATA, "%s: /model attributes dist_ema = %g, normbt_eps = "
+                              "%g, max_weight = %g: each must be finite and >= 0", path,
+                              meta->dist_ema, meta->normbt_eps, meta->max_weight);
+    return 0;
+}
+
+int btrm_model_write(const char *path, const btrm_head *head, const float *params,
+                     const btrm_model_meta *meta)
+{
+    btrm_h5_atomic a = { .file = -1 };
+    hid_t gcpl = -1, model = -1, group = -1;
     if (head->n_layers < 1 || head->n_layers > BTRM_MAX_LAYERS || !params)
         return btrm_error_set(BTRM_EDATA, "%s: cannot write a head with %d layers", path,
                               head->n_layers);
     int rc = btrm_h5_create_atomic(&a, path);
     if (rc)
         return rc;
-    rc = btrm_h5_write_attr_string(a.file, "btrm_format", MODEL_FORMAT);
+    rc = btrm_h5_write_format(a.file, &btrm_format_model);
+    if (!rc)
+        rc = btrm_model_group_create(a.file, path, head, meta, &model);
     if (rc)
         goto fail;
     BTRM_CHECK_H5(gcpl = btrm_h5_gcpl(), path);
-    BTRM_CHECK_H5(model = H5Gcreate2(a.file, "model", H5P_DEFAULT, gcpl, H5P_DEFAULT), path);
-    rc = btrm_h5_write_attr_string(model, "head", head_name);
-    if (!rc)
-        rc = btrm_h5_write_attr_string(model, "activation", act_name);
-    if (!rc)
-        rc = btrm_h5_write_attr_string(model, "loss", loss_name);
-    if (!rc)
-        rc = btrm_h5_write_attr_double(model, "dist_ema", meta->dist_ema);
-    if (!rc)
-        rc = btrm_h5_write_attr_double(model, "normbt_eps", meta->normbt_eps);
-    if (!rc)
-        rc = btrm_h5_write_attr_double(model, "max_weight", meta->max_weight);
-    if (rc)
-        goto fail;
     for (int l = 0; l < head->n_layers; l++) {
         const btrm_tensor_view *t = &head->layer[l];
         char name[16];
-        tensor_name(name, sizeof name, l, head->n_layers);
+        btrm_model_tensor_name(name, sizeof name, l, head->n_layers);
         hsize_t wdims[2] = { (hsize_t)t->out, (hsize_t)t->in }, bdims[1] = { (hsize_t)t->out };
         BTRM_CHECK_H5(group = H5Gcreate2(model, name, H5P_DEFAULT, gcpl, H5P_DEFAULT), path);
         rc = write_tensor(group, path, "weight", 2, wdims, params + t->weight_off);
@@ -121,21 +174,10 @@ int btrm_model_write(const char *path, const btrm_head *head, const float *param
         H5Gclose(group);
         group = -1;
     }
-    H5Gclose(model);
-    model = -1;
-    H5Pclose(gcpl);
-    gcpl = -1;
-    rc = btrm_h5_commit_atomic(&a);
-    if (rc)
-        goto fail;
-    return 0;
+    BTRM_H5_CLOSE(model, gcpl); /* everything closed before the file is */
+    return btrm_h5_commit_atomic(&a);
 fail:
-    if (group >= 0)
-        H5Gclose(group);
-    if (model >= 0)
-        H5Gclose(model);
-    if (gcpl >= 0)
-        H5Pclose(gcpl);
+    BTRM_H5_CLOSE(group, model, gcpl);
     btrm_h5_abort_atomic(&a);
     return rc;
 }
@@ -166,12 +208,7 @@ static int tensor_shape(hid_t model, const char *path, const char *tensor, const
     }
     BTRM_CHECK_H5(H5Sget_simple_extent_dims(space, dims, NULL), path);
 fail:
-    if (space >= 0)
-        H5Sclose(space);
-    if (type >= 0)
-        H5Tclose(type);
-    if (dset >= 0)
-        H5Dclose(dset);
+    BTRM_H5_CLOSE(space, type, dset);
     return rc;
 }
 
@@ -216,9 +253,8 @@ int btrm_model_read(const char *path, btrm_head *head, float **params,
                     btrm_model_meta *meta)
 {
     hid_t fapl = -1, file = -1, model = -1;
-    int rc = 0, kind = 0, activation = 0, loss = 0;
+    int rc = 0, kind = 0, activation = 0;
     int hidden[BTRM_MAX_HIDDEN], n_fc = 0, dim = 0;
-    char format[64];
     float *buf = NULL;
     *params = NULL;
     memset(meta, 0, sizeof *meta);
@@ -229,17 +265,15 @@ int btrm_model_read(const char *path, btrm_head *head, float **params,
                               "file (missing or unreadable)" : "not an HDF5 file");
     BTRM_CHECK_H5(fapl = btrm_h5_fapl(), path);
     BTRM_CHECK_H5(file = H5Fopen(path, H5F_ACC_RDONLY, fapl), path);
-    rc = btrm_h5_has_attr(file, "btrm_format");
-    if (rc == 0)
-        rc = btrm_error_set(BTRM_EDATA, "%s: missing root attribute btrm_format: not a btrm "
-                            "model file (expected btrm_format = \"" MODEL_FORMAT "\")", path);
-    if (rc < 0)
-        goto fail;
-    rc = btrm_h5_read_attr_string(file, "btrm_format", format, sizeof format);
     /* A checkpoint holds the same /model group and is a valid model too. */
-    if (!rc && strcmp(format, MODEL_FORMAT) != 0 && strcmp(format, "checkpoint-v1") != 0)
-        rc = btrm_error_set(BTRM_EDATA, "%s: btrm_format is \"%s\", expected \"" MODEL_FORMAT
-                            "\"", path, format);
+    char tag[BTRM_FORMAT_TAG_MAX] = "", writer[BTRM_FORMAT_TAG_MAX], name[BTRM_FORMAT_TAG_MAX];
+    int version = 0;
+    int is_ckpt = btrm_h5_has_attr(file, "btrm_format") == 1 &&
+                  btrm_h5_read_format(file, path, tag, sizeof tag, writer, sizeof writer) == 0 &&
+                  btrm_format_parse(tag, name, sizeof name, &version) == 0 &&
+                  !strcmp(name, btrm_format_checkpoint.name);
+    rc = btrm_h5_check_format(file, path, is_ckpt ? &btrm_format_checkpoint : &btrm_format_model,
+                              &version);
     if (rc)
         goto fail;
     rc = btrm_h5_exists(file, "/model");
@@ -249,28 +283,9 @@ int btrm_model_read(const char *path, btrm_head *head, float **params,
         goto fail;
     rc = 0;
     BTRM_CHECK_H5(model = H5Gopen2(file, "model", H5P_DEFAULT), path);
-    rc = read_enum(model, path, "head", head_names, COUNT(head_names), &kind);
-    if (!rc)
-        rc = read_enum(model, path, "activation", activation_names, COUNT(activation_names),
-                       &activation);
-    if (!rc)
-        rc = read_enum(model, path, "loss", loss_names, COUNT(loss_names), &loss);
-    if (!rc)
-        rc = btrm_h5_read_attr_double(model, "dist_ema", &meta->dist_ema);
-    if (!rc)
-        rc = btrm_h5_read_attr_double(model, "normbt_eps", &meta->normbt_eps);
-    if (!rc)
-        rc = btrm_h5_read_attr_double(model, "max_weight", &meta->max_weight);
+    rc = btrm_model_group_read_attrs(model, path, &kind, &activation, meta);
     if (rc)
         goto fail;
-    meta->loss = loss;
-    if (!isfinite(meta->dist_ema) || meta->dist_ema < 0 || !isfinite(meta->normbt_eps) ||
-        meta->normbt_eps < 0 || !isfinite(meta->max_weight) || meta->max_weight < 0) {
-        rc = btrm_error_set(BTRM_EDATA, "%s: /model attributes dist_ema = %g, normbt_eps = "
-                            "%g, max_weight = %g: each must be finite and >= 0", path,
-                            meta->dist_ema, meta->normbt_eps, meta->max_weight);
-        goto fail;
-    }
 
     /* The chain fc0 -> fc1 -> ... -> out, read off the tensors present. */
     for (;;) {
@@ -299,7 +314,7 @@ int btrm_model_read(const char *path, btrm_head *head, float **params,
     for (int l = 0; l <= n_fc; l++) {
         char name[16];
         hsize_t w[2], b[2];
-        tensor_name(name, sizeof name, l, n_fc + 1);
+        btrm_model_tensor_name(name, sizeof name, l, n_fc + 1);
         rc = tensor_shape(model, path, name, "weight", 2, w);
         if (!rc)
             rc = tensor_shape(model, path, name, "bias", 1, b);
@@ -345,7 +360,7 @@ int btrm_model_read(const char *path, btrm_head *head, float **params,
         goto fail;
     for (int l = 0; l < head->n_layers && !rc; l++) {
         char name[16];
-        tensor_name(name, sizeof name, l, head->n_layers);
+        btrm_model_tensor_name(name, sizeof name, l, head->n_layers);
         rc = read_tensor(model, path, name, "weight", buf + head->layer[l].weight_off);
         if (!rc)
             rc = read_tensor(model, path, name, "bias", buf + head->layer[l].bias_off);
@@ -356,11 +371,6 @@ int btrm_model_read(const char *path, btrm_head *head, float **params,
     buf = NULL;
 fail:
     free(buf);
-    if (model >= 0)
-        H5Gclose(model);
-    if (file >= 0)
-        H5Fclose(file);
-    if (fapl >= 0)
-        H5Pclose(fapl);
+    BTRM_H5_CLOSE(model, file, fapl);
     return rc;
 }

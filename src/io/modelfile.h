@@ -12,6 +12,7 @@
 #define BTRM_MODELFILE_H
 
 #include "head.h"
+#include "loss.h"
 
 typedef struct btrm_model_meta {
     int loss;             /* BTRM_LOSS_* */
@@ -19,6 +20,11 @@ typedef struct btrm_model_meta {
     double normbt_eps;
     double max_weight;    /* 0 = none */
 } btrm_model_meta;
+
+/* A model's record of its loss (lp's center is not recorded) and back
+ * (center 0: it does not weigh pairs). */
+btrm_model_meta btrm_model_meta_of(const btrm_loss_params *lp, double dist_ema);
+btrm_loss_params btrm_model_loss_params(const btrm_model_meta *meta);
 
 /* Serial write by one process, atomic (temporary name + rename; nothing is
  * left behind on failure). Identical inputs give identical bytes. */

@@ -38,7 +38,6 @@
 #include <string.h>
 #include <zlib.h>
 
-#define PAIRS_FORMAT "pairs-v1"
 /* File bytes per collective H5Dread call: keeps every MPI-IO request far
  * below 2 GiB (the int count limit) whatever the store's size. */
 #define READ_BYTES_PER_CALL ((size_t)1 << 29)
@@ -375,17 +374,8 @@ static int read_metadata(btrm_pairs *p, unsigned flags, pairs_header *h, char **
     BTRM_CHECK_H5(fapl = btrm_h5_fapl(), path);
     BTRM_CHECK_H5(file = H5Fopen(path, H5F_ACC_RDONLY, fapl), path);
 
-    rc = btrm_h5_has_attr(file, "btrm_format");
-    if (rc == 0)
-        rc = btrm_error_set(BTRM_EDATA, "%s: missing root attribute btrm_format: not a btrm "
-                            "pair store (expected btrm_format = \"" PAIRS_FORMAT "\")", path);
-    if (rc < 0)
-        goto fail;
-    char format[64];
-    rc = btrm_h5_read_attr_string(file, "btrm_format", format, sizeof format);
-    if (!rc && strcmp(format, PAIRS_FORMAT) != 0)
-        rc = btrm_error_set(BTRM_EDATA, "%s: btrm_format is \"%s\", expected \"" PAIRS_FORMAT
-                            "\"", path, format);
+    int version = 0;
+    rc = btrm_h5_check_format(file, path, &btrm_format_pairs, &version);
     if (rc)
         goto fail;
 
@@ -479,12 +469,7 @@ static int read_metadata(btrm_pairs *p, unsigned flags, pairs_header *h, char **
         goto fail;
     rc = pack_names(p, blob, &h->names_bytes);
 fail:
-    if (dset >= 0)
-        H5Dclose(dset);
-    if (file >= 0)
-        H5Fclose(file);
-    if (fapl >= 0)
-        H5Pclose(fapl);
+    BTRM_H5_CLOSE(dset, file, fapl);
     return rc;
 }
 
@@ -616,18 +601,7 @@ fail:
 /* Closes what reader_open opened; H5Fclose is collective (MPI-IO). */
 static void reader_close(feature_reader *r)
 {
-    if (r->dxpl >= 0)
-        H5Pclose(r->dxpl);
-    if (r->mem_type >= 0)
-        H5Tclose(r->mem_type);
-    if (r->fspace >= 0)
-        H5Sclose(r->fspace);
-    if (r->dset >= 0)
-        H5Dclose(r->dset);
-    if (r->file >= 0)
-        H5Fclose(r->file);
-    if (r->fapl >= 0)
-        H5Pclose(r->fapl);
+    BTRM_H5_CLOSE(r->dxpl, r->mem_type, r->fspace, r->dset, r->file, r->fapl);
 }
 
 /* Widens n halves stored at byte offset 2n of dest into n floats at dest, in
@@ -816,11 +790,7 @@ void btrm_pairs_close(btrm_pairs *p)
 {
     if (!p)
         return;
-    free(p->chosen);
-    free(p->rejected);
-    free(p->category);
-    free(p->subset);
-    free(p->margin);
+    BTRM_FREE(p->chosen, p->rejected, p->category, p->subset, p->margin);
     btrm_h5_free_strings(p->categories, (size_t)(p->categories ? p->n_categories : 0));
     btrm_h5_free_strings(p->subsets, (size_t)(p->subsets ? p->n_subsets : 0));
     if (p->features)
@@ -890,18 +860,7 @@ static int write_features(hid_t file, const char *path, const btrm_pairs_data *d
         rc = btrm_h5_write_attr_int(dset, "dim", d->dim);
 fail:
     free(halves);
-    if (mspace >= 0)
-        H5Sclose(mspace);
-    if (dset >= 0)
-        H5Dclose(dset);
-    if (mtype >= 0)
-        H5Tclose(mtype);
-    if (ftype >= 0)
-        H5Tclose(ftype);
-    if (dcpl >= 0)
-        H5Pclose(dcpl);
-    if (space >= 0)
-        H5Sclose(space);
+    BTRM_H5_CLOSE(mspace, dset, mtype, ftype, dcpl, space);
     return rc;
 }
 
@@ -935,7 +894,7 @@ int btrm_pairs_write(const char *path, const btrm_pairs_data *d)
     rc = btrm_h5_create_atomic(&a, path);
     if (rc)
         return rc;
-    rc = btrm_h5_write_attr_string(a.file, "btrm_format", PAIRS_FORMAT);
+    rc = btrm_h5_write_format(a.file, &btrm_format_pairs);
     if (!rc && d->provenance)
         rc = btrm_h5_write_attr_string(a.file, "provenance", d->provenance);
     if (!rc && d->features)
@@ -969,19 +928,35 @@ int btrm_pairs_write(const char *path, const btrm_pairs_data *d)
         rc = btrm_h5_write_strings(group, "id", d->ids, (size_t)d->n_pairs);
     if (rc)
         goto fail;
-    H5Gclose(group);
-    group = -1;
-    H5Pclose(gcpl);
-    gcpl = -1;
-    rc = btrm_h5_commit_atomic(&a);
-    if (rc)
-        goto fail;
-    return 0;
+    BTRM_H5_CLOSE(group, gcpl); /* everything closed before the file is */
+    return btrm_h5_commit_atomic(&a);
 fail:
     if (group >= 0)
         H5Gclose(group);
     if (gcpl >= 0)
         H5Pclose(gcpl);
     btrm_h5_abort_atomic(&a);
+    return rc;
+}
+
+int btrm_pairs_read_backbone(const char *path, char *label, size_t size)
+{
+    int rc = 0;
+    hid_t file = btrm_h5_open_read(path), dset = -1;
+    label[0] = '\0';
+    if (file >= 0)
+        dset = H5Dopen2(file, "/features", H5P_DEFAULT);
+    if (file < 0)
+        rc = btrm_error_set(BTRM_EDATA, "%s: not an HDF5 file btrm can open", path);
+    else if (dset < 0)
+        rc = btrm_error_set(BTRM_EDATA, "%s has no /features", path);
+    else if (btrm_h5_has_attr(dset, "backbone") != 1)
+        rc = btrm_error_set(BTRM_EDATA, "%s: /features has no backbone attribute", path);
+    else if ((rc = btrm_h5_read_attr_string(dset, "backbone", label, size)) == 0 && !label[0])
+        rc = btrm_error_set(BTRM_EDATA, "%s: empty label", path);
+    else if (rc)
+        rc = btrm_error_wrap(rc, "%s", path);
+    btrm_h5_close(dset);
+    btrm_h5_close(file);
     return rc;
 }

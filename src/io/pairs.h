@@ -56,6 +56,11 @@ int btrm_pairs_open(btrm_pairs *p, const char *path, const btrm_comm *c, unsigne
  * features were loaded. NULL and closed stores are fine. */
 void btrm_pairs_close(btrm_pairs *p);
 
+/* Serial: the backbone attribute of path's /features (what made the
+ * features), without validating the store. BTRM_EDATA when the file cannot
+ * be opened, has no /features, or no (or an empty) backbone attribute. */
+int btrm_pairs_read_backbone(const char *path, char *label, size_t size);
+
 /* A pair store to write (serial, by one process): what synth and tests make. */
 typedef struct btrm_pairs_data {
     int64_t n_pairs, n_rows;

@@ -20,6 +20,7 @@
 
 #include "error.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -31,13 +32,138 @@
 
 enum { KIND_SPM = 1, KIND_BPE = 2 };
 
-/* GPT-2's pre-tokenisation (openai/gpt-2 encoder.py) and Llama 3's (the
- * Meta Llama 3 tokenizer.json "Split" pattern; llama.cpp "llama-bpe"). */
-static const char gpt2_pattern[] =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-static const char llama3_pattern[] =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
-    " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/* Byte-level BPE pre-tokenisers by llama.cpp's tokenizer.ggml.pre names
+ * (src/llama-vocab.cpp, llm_tokenizer_bpe: its table of split regexes is
+ * the specification). The regexes of one pre-tokenizer are applied in turn:
+ * each splits every piece left by the previous one into its matches and
+ * the text between them (llama.cpp's unicode_regex_split). */
+#define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
+#define RE_CONTRACTIONS "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
+#define RE_LLAMA3                                                                  \
+    RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
+                    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_QWEN2                                                                   \
+    RE_CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
+                    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_BLOOM " ?[^(\\s|.,!?\\x{2026}\\x{3002}\\x{FF0C}\\x{3001}\\x{964}\\x{6D4}\\x{60C})]+"
+#define RE_CJK "[\\x{4E00}-\\x{9FA5}\\x{800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+"
+#define MAX_RE 6
+
+typedef struct pre_spec {
+    const char *names;      /* aliases, '|'-separated: llama.cpp's, then btrm's */
+    const char *re[MAX_RE]; /* NULL-terminated */
+    int ignore_merges;      /* a pre-token that is a token stays whole */
+    int add_bos;            /* llama.cpp's add_bos default for this pre-tokenizer */
+    int no_bos;             /* chatglm-bpe: no BOS token at all */
+} pre_spec;
+
+static const pre_spec pre_specs[] = {
+    { "default", { "[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]" }, 0, 0, 0 },
+    { "llama3|llama-v3|llama-bpe|falcon3", { RE_LLAMA3 }, 1, 1, 0 },
+    { "dbrx|smaug-bpe", { RE_LLAMA3 }, 0, 0, 0 },
+    { "deepseek-llm",
+      { "[\r\n]",
+        /* letters of many scripts (ranges as code points: the characters
+         * themselves would be at the mercy of Unicode normalisation) */
+        "\\s?[A-Za-z\\x{B5}\\x{C0}-\\x{D6}\\x{D8}-\\x{F6}\\x{F8}-\\x{1BA}\\x{1BC}-\\x{1BF}"
+        "\\x{1C4}-\\x{293}\\x{295}-\\x{2AF}\\x{370}-\\x{373}\\x{376}\\x{377}\\x{37B}-\\x{37D}"
+        "\\x{37F}\\x{386}\\x{388}-\\x{38A}\\x{38C}\\x{38E}-\\x{3A1}\\x{3A3}-\\x{3F5}"
+        "\\x{3F7}-\\x{481}\\x{48A}-\\x{52F}\\x{531}-\\x{556}\\x{10A0}-\\x{10C5}"
+        "\\x{13A0}-\\x{13F5}\\x{13F8}-\\x{13FD}\\x{1C90}-\\x{1CBA}\\x{1CBD}-\\x{1CBF}"
+        "\\x{1D00}-\\x{1D2B}\\x{1D6B}-\\x{1D77}\\x{1D79}-\\x{1D9A}\\x{1E00}-\\x{1F15}"
+        "\\x{1F18}-\\x{1F1D}\\x{1F20}-\\x{1F45}\\x{1F48}-\\x{1F4D}\\x{1F50}-\\x{1F57}"
+        "\\x{1F59}\\x{1F5B}\\x{1F5D}\\x{1F5F}-\\x{1F7D}\\x{1F80}-\\x{1FB4}\\x{1FB6}-\\x{1FBC}"
+        "\\x{1FBE}\\x{1FC2}-\\x{1FC4}\\x{1FC6}-\\x{1FCC}\\x{1FD0}-\\x{1FD3}"
+        "\\x{1FD6}-\\x{1FDB}\\x{1FE0}-\\x{1FEC}\\x{1FF2}-\\x{1FF4}\\x{1FF6}-\\x{1FFC}"
+        "\\x{2102}\\x{2107}\\x{210A}-\\x{2113}\\x{2115}\\x{2119}-\\x{211D}\\x{2124}\\x{2126}"
+        "\\x{2128}\\x{212A}-\\x{212D}\\x{212F}-\\x{2134}\\x{2139}\\x{213C}-\\x{213F}"
+        "\\x{2145}-\\x{2149}\\x{214E}\\x{2183}\\x{2184}\\x{2C00}-\\x{2C7B}\\x{2C7E}-\\x{2CE4}"
+        "\\x{2CEB}-\\x{2CEE}\\x{2CF2}\\x{2CF3}\\x{A640}-\\x{A66D}\\x{A680}-\\x{A69B}"
+        "\\x{A722}-\\x{A76F}\\x{A771}-\\x{A787}\\x{A78B}-\\x{A78E}\\x{AB70}-\\x{ABBF}"
+        "\\x{FB00}-\\x{FB06}\\x{FB13}-\\x{FB17}\\x{FF21}-\\x{FF3A}\\x{FF41}-\\x{FF5A}"
+        "\\x{10400}-\\x{1044F}\\x{104B0}-\\x{104D3}\\x{104D8}-\\x{104FB}\\x{10C80}-\\x{10CB2}"
+        "\\x{10CC0}-\\x{10CF2}\\x{118A0}-\\x{118DF}\\x{1E900}-\\x{1E943}]+",
+        "\\s?[!-/:-~\\x{FF01}-\\x{FF0F}\\x{FF1A}-\\x{FF5E}\\x{2018}-\\x{201F}\\x{3000}-\\x{3002}]+", "\\s+$",
+        RE_CJK, "\\p{N}+" },
+      0, 0, 0 },
+    { "deepseek-coder", { "[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", RE_CJK, "\\p{N}" }, 0, 0, 0 },
+    { "deepseek-v3",
+      { "\\p{N}{1,3}", "[\\x{4E00}-\\x{9FA5}\\x{3040}-\\x{309F}\\x{30A0}-\\x{30FF}]+",
+        "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}"
+        "\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+" },
+      0, 0, 0 },
+    { "falcon", { "[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]" }, 0, 0, 0 },
+    { "starcoder|refact|command-r|smollm|codeshell|exaone|minerva-7b", { "\\p{N}", RE_GPT2 },
+      0, 0, 0 },
+    { "gpt-2|phi-2|jina-es|jina-de|gigachat|jina-v1-en|jina-v2-es|jina-v2-de|jina-v2-code|"
+      "roberta-bpe|mpt|olmo|jais|gpt2",
+      { RE_GPT2 }, 0, 0, 0 },
+    { "qwen2|deepseek-r1-qwen|stablelm2|megrez", { RE_QWEN2 }, 0, 0, 0 },
+    { "poro-chat|bloom|gpt3-finnish", { RE_BLOOM }, 0, 0, 0 },
+    { "chatglm-bpe", { RE_LLAMA3 }, 0, 0, 1 },
+    { "viking", { RE_BLOOM, "\\p{N}" }, 0, 0, 0 },
+    { "tekken",
+      { "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}])([^a-z]))*((?=[\\p{L}])([^A-Z]))+|[^\\r\\n\\p{L}"
+        "\\p{N}]?((?=[\\p{L}])([^a-z]))+((?=[\\p{L}])([^A-Z]))*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+"
+        "[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" },
+      1, 1, 0 },
+    { "chameleon",
+      { "<sentinel:[0-9]+>", "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z", "([\\t\\n]|    |  )",
+        "\\p{N}", "[\\p{P}!-/:-@\\[-`{-~]", RE_GPT2 },
+      0, 1, 0 },
+};
+#define N_PRE ((int)(sizeof pre_specs / sizeof pre_specs[0]))
+
+/* The spec of a pre-tokenizer name, and the name it is listed under first. */
+static const pre_spec *find_pre(const char *name, char *canonical, size_t size)
+{
+    size_t len = strlen(name);
+    for (int i = 0; i < N_PRE; i++) {
+        const char *p = pre_specs[i].names;
+        while (*p) {
+            const char *bar = strchr(p, '|');
+            size_t n = bar ? (size_t)(bar - p) : strlen(p);
+            if (n == len && !memcmp(p, name, n)) {
+                const char *first = pre_specs[i].names;
+                const char *end = strchr(first, '|');
+                snprintf(canonical, size, "%.*s", (int)(end ? end - first : (long)strlen(first)),
+                         first);
+                return &pre_specs[i];
+            }
+            p += n + (bar ? 1 : 0);
+        }
+    }
+    return NULL;
+}
+
+void btrm_tok_bpe_pre_names(char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < N_PRE && used + 1 < size; i++) {
+        int n = snprintf(out + used, size - used, "%s%s", i ? "|" : "", pre_specs[i].names);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    for (char *c = out; *c; c++)
+        if (*c == '|')
+            *c = ' ';
+}
+
+int btrm_tok_bpe_pre_defaults(const char *pre, int *add_bos, int *no_bos)
+{
+    char canonical[32];
+    const pre_spec *sp = find_pre(pre, canonical, sizeof canonical);
+    if (!sp)
+        return btrm_error_set(BTRM_EDATA, "tokenizer: pre-tokenizer \"%s\" is not supported",
+                              pre);
+    if (add_bos)
+        *add_bos = sp->add_bos;
+    if (no_bos)
+        *no_bos = sp->no_bos;
+    return 0;
+}
 
 typedef struct str_slot {
     uint64_t hash;
@@ -83,7 +209,13 @@ struct btrm_tokenizer {
     size_t pairs_mask;
     char alpha[256][2]; /* bpe: each byte's alphabet character, UTF-8 */
     uint8_t alpha_len[256];
-    pcre2_code *re;
+    pcre2_code *re[MAX_RE]; /* bpe: the pre-tokenizer's regexes, in order */
+    int n_re;
+    /* tokens matched in the text before tokenisation (control, user-defined
+     * and unknown; control and unknown only when asked), longest first */
+    int32_t *special;
+    int n_special;
+    uint8_t *strip; /* per token: 1 lstrip, 2 rstrip the text around it */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -281,6 +413,81 @@ static const pair_slot *pair_find(const btrm_tokenizer *t, int32_t left, int32_t
 }
 
 /* ------------------------------------------------------------------------ */
+/* Special and added tokens: matched in the text before tokenisation, as
+ * llama.cpp's tokenizer_st_partition does. */
+
+static int is_special_type(int type)
+{
+    return type == BTRM_TOKEN_CONTROL || type == BTRM_TOKEN_USER_DEFINED ||
+           type == BTRM_TOKEN_UNKNOWN;
+}
+
+typedef struct len_id {
+    uint32_t len;
+    int32_t id;
+} len_id;
+
+static int by_len_desc(const void *a, const void *b)
+{
+    const len_id *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len > y->len ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* t->special = the control, user-defined and unknown tokens with a text,
+ * longest first (equal lengths by id). */
+static int build_special(btrm_tokenizer *t)
+{
+    free(t->special);
+    t->special = NULL;
+    t->n_special = 0;
+    len_id *list = NULL;
+    int n = 0, rc = BTRM_MALLOC(list, t->n_vocab);
+    if (rc)
+        return rc;
+    for (int id = 0; id < t->n_vocab; id++)
+        if (is_special_type(t->types[id]) && t->piece_len[id] > 0)
+            list[n++] = (len_id){ t->piece_len[id], id };
+    qsort(list, (size_t)n, sizeof *list, by_len_desc);
+    if (!t->strip && (rc = BTRM_CALLOC(t->strip, t->n_vocab)))
+        goto done;
+    if ((rc = BTRM_MALLOC(t->special, n ? n : 1)))
+        goto done;
+    for (int i = 0; i < n; i++)
+        t->special[i] = list[i].id;
+    t->n_special = n;
+done:
+    free(list);
+    return rc;
+}
+
+int btrm_tok_set_types(btrm_tokenizer *tok, const int32_t *types)
+{
+    if (!tok || !types)
+        return btrm_error_set(BTRM_EUSAGE, "btrm_tok_set_types: NULL argument");
+    for (int id = 0; id < tok->n_vocab; id++)
+        if (types[id] < BTRM_TOKEN_UNDEFINED || types[id] > BTRM_TOKEN_BYTE)
+            return btrm_error_set(BTRM_EDATA, "tokenizer: token %d has type %d (want 0..6)",
+                                  id, (int)types[id]);
+    if (tok->kind == KIND_SPM)
+        return btrm_error_set(BTRM_EUSAGE, "btrm_tok_set_types: an spm tokenizer takes its "
+                              "types at construction");
+    for (int id = 0; id < tok->n_vocab; id++)
+        tok->types[id] = id == tok->bos_id || id == tok->eos_id ? BTRM_TOKEN_CONTROL : types[id];
+    return build_special(tok);
+}
+
+int btrm_tok_set_strip(btrm_tokenizer *tok, int id, int lstrip, int rstrip)
+{
+    if (!tok || id < 0 || id >= tok->n_vocab || !tok->strip)
+        return btrm_error_set(BTRM_EUSAGE, "btrm_tok_set_strip: token %d outside [0, %d)", id,
+                              tok ? tok->n_vocab : 0);
+    tok->strip[id] = (uint8_t)((lstrip ? 1 : 0) | (rstrip ? 2 : 0));
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Construction shared by both kinds. */
 
 static int tok_new(btrm_tokenizer **out, int kind, const char *const *pieces, int n_vocab,
@@ -418,7 +625,7 @@ int btrm_tok_spm_from_arrays(btrm_tokenizer **tok, const char *const *pieces,
     t->key_blob = t->text_blob;
     t->key_off = t->text_off;
     t->key_len = t->text_len;
-    if ((rc = map_build(t, keep)))
+    if ((rc = map_build(t, keep)) || (rc = build_special(t)))
         goto fail;
     free(keep);
     *tok = t;
@@ -535,19 +742,15 @@ int btrm_tok_bpe_from_arrays(btrm_tokenizer **tok, const char *const *tokens, in
     if (!tok)
         return btrm_error_set(BTRM_EUSAGE, "btrm_tok_bpe_from_arrays: tok is NULL");
     *tok = NULL;
-    const char *pattern = NULL;
-    int ignore_merges = 0;
-    if (!pre || !strcmp(pre, "gpt2") || !strcmp(pre, "gpt-2")) {
-        pattern = gpt2_pattern;
-        pre = "gpt2";
-    } else if (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3")) {
-        pattern = llama3_pattern;
-        pre = "llama-bpe";
-        ignore_merges = 1;
-    } else {
+    char canonical[32];
+    const pre_spec *sp = find_pre(pre ? pre : "gpt-2", canonical, sizeof canonical);
+    if (!sp) {
+        char known[1024];
+        btrm_tok_bpe_pre_names(known, sizeof known);
         return btrm_error_set(BTRM_EDATA, "tokenizer: pre-tokenizer \"%s\" is not supported "
-                              "(known: gpt2, llama-bpe)", pre);
+                              "(known: %s)", pre, known);
     }
+    int ignore_merges = sp->ignore_merges;
     if (n_merges < 0 || (n_merges > 0 && !merges))
         return btrm_error_set(BTRM_EUSAGE, "tokenizer: %d merges without a merge list",
                               n_merges);
@@ -558,7 +761,7 @@ int btrm_tok_bpe_from_arrays(btrm_tokenizer **tok, const char *const *tokens, in
     if (rc)
         return rc;
     t->ignore_merges = ignore_merges;
-    snprintf(t->name, sizeof t->name, "bpe-%s", pre);
+    snprintf(t->name, sizeof t->name, "bpe-%s", pre ? pre : "gpt-2");
 
     /* the decoded bytes: each alphabet character back to its byte, any other
      * character (added tokens) as its own UTF-8 */
@@ -646,19 +849,28 @@ int btrm_tok_bpe_from_arrays(btrm_tokenizer **tok, const char *const *tokens, in
     }
 
     /* the pre-tokeniser: Unicode properties for \p{L}, \p{N}, \s; invalid
-     * UTF-8 in a text matches nothing and becomes pieces of its own */
-    int err = 0;
-    PCRE2_SIZE err_off = 0;
-    t->re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-                          PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &err_off, NULL);
-    if (!t->re) {
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(err, msg, sizeof msg);
-        rc = btrm_error_set(BTRM_EIO, "tokenizer: PCRE2 cannot compile the %s pattern at "
-                            "offset %zu: %s", pre, (size_t)err_off, (const char *)msg);
-        goto fail;
+     * UTF-8 in a text matches nothing and becomes pieces of its own; '$' is
+     * the end of the piece only (ECMAScript's, as llama.cpp's std::regex) */
+    for (int i = 0; i < MAX_RE && sp->re[i]; i++) {
+        int err = 0;
+        PCRE2_SIZE err_off = 0;
+        t->re[i] = pcre2_compile((PCRE2_SPTR)sp->re[i], PCRE2_ZERO_TERMINATED,
+                                 PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF |
+                                     PCRE2_DOLLAR_ENDONLY,
+                                 &err, &err_off, NULL);
+        if (!t->re[i]) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(err, msg, sizeof msg);
+            rc = btrm_error_set(BTRM_EIO, "tokenizer: PCRE2 cannot compile regex %d of the %s "
+                                "pre-tokenizer at offset %zu: %s", i, canonical,
+                                (size_t)err_off, (const char *)msg);
+            goto fail;
+        }
+        t->n_re = i + 1;
+        (void)pcre2_jit_compile(t->re[i], PCRE2_JIT_COMPLETE); /* else the interpreter */
     }
-    (void)pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE); /* the interpreter is the fallback */
+    if ((rc = build_special(t)))
+        goto fail;
     free(keep);
     free(concat);
     *tok = t;
@@ -889,15 +1101,15 @@ static void merge_all(const btrm_tokenizer *t, const char *base, sym *syms, int 
 /* ------------------------------------------------------------------------ */
 /* Encoding. out has room for one id per byte of text, plus one. */
 
-static int spm_encode(const btrm_tokenizer *t, const char *text, size_t len, int32_t *out,
-                      int *n_out)
+static int spm_encode(const btrm_tokenizer *t, const char *text, size_t len, int with_prefix,
+                      int32_t *out, int *n_out)
 {
     char *buf = NULL;
     work w = { 0 };
     int rc = 0;
     if (len == 0)
         return 0;
-    size_t prefix = t->add_space_prefix ? 1 : 0;
+    size_t prefix = with_prefix ? 1 : 0;
     size_t n_bytes = prefix + len;
     if ((rc = BTRM_MALLOC(buf, n_bytes)) || (rc = work_reserve(&w, n_bytes)))
         goto fail;
@@ -990,40 +1202,56 @@ static int bpe_word(const btrm_tokenizer *t, const char *word, size_t len, work 
     return 0;
 }
 
-/* Calls fn on each pre-token of text in order: the regex's matches, and any
- * bytes between them that no alternative matches (invalid UTF-8). */
-static int pre_split(const btrm_tokenizer *t, const char *text, size_t len,
-                     int (*fn)(const char *piece, size_t len, void *user), void *user)
+/* Calls fn on each pre-token of text in order: regex `level` splits the text
+ * into its matches and the bytes between them (text no alternative matches:
+ * for the one-regex pre-tokenizers only invalid UTF-8), and each part goes
+ * through the next regex; after the last one, the parts are the pieces. */
+static int pre_split_level(const btrm_tokenizer *t, int level, pcre2_match_data **md,
+                           const char *text, size_t len,
+                           int (*fn)(const char *piece, size_t len, void *user), void *user)
 {
+    if (len == 0)
+        return 0;
+    if (level == t->n_re)
+        return fn(text, len, user);
     int rc = 0;
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(t->re, NULL);
-    if (!md)
+    if (!md[level] &&
+        !(md[level] = pcre2_match_data_create_from_pattern(t->re[level], NULL)))
         return btrm_error_set(BTRM_ENOMEM, "tokenizer: out of memory for PCRE2 match data");
-    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
     size_t pos = 0;
     while (pos < len) {
-        int m = pcre2_match(t->re, (PCRE2_SPTR)text, len, pos, 0, md, NULL);
+        int m = pcre2_match(t->re[level], (PCRE2_SPTR)text, len, pos, 0, md[level], NULL);
         size_t start = len, end = len;
         if (m >= 0) {
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md[level]);
             start = ov[0];
             end = ov[1];
         } else if (m != PCRE2_ERROR_NOMATCH) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(m, msg, sizeof msg);
-            rc = btrm_error_set(BTRM_EDATA, "tokenizer: pre-tokenising at text offset %zu: %s",
-                                pos, (const char *)msg);
-            goto fail;
+            return btrm_error_set(BTRM_EDATA, "tokenizer: pre-tokenising at text offset %zu: "
+                                  "%s", pos, (const char *)msg);
         }
-        if (start > pos && (rc = fn(text + pos, start - pos, user)))
-            goto fail;
-        if (end == start && start < len) /* no alternative matches empty; never loop */
+        if (start > pos && (rc = pre_split_level(t, level + 1, md, text + pos, start - pos, fn,
+                                                 user)))
+            return rc;
+        if (end == start && start < len) /* an empty match; never loop */
             end = start + 1;
-        if (end > start && (rc = fn(text + start, end - start, user)))
-            goto fail;
+        if (end > start &&
+            (rc = pre_split_level(t, level + 1, md, text + start, end - start, fn, user)))
+            return rc;
         pos = end;
     }
-fail:
-    pcre2_match_data_free(md);
+    return 0;
+}
+
+static int pre_split(const btrm_tokenizer *t, const char *text, size_t len,
+                     int (*fn)(const char *piece, size_t len, void *user), void *user)
+{
+    pcre2_match_data *md[MAX_RE] = { 0 };
+    int rc = pre_split_level(t, 0, md, text, len, fn, user);
+    for (int i = 0; i < MAX_RE; i++)
+        pcre2_match_data_free(md[i]);
     return rc;
 }
 
@@ -1059,8 +1287,96 @@ int btrm_tok_split(const btrm_tokenizer *tok, const char *text, size_t len,
     return pre_split(tok, text, len, fn, user);
 }
 
-int btrm_tok_encode_bytes(const btrm_tokenizer *tok, const char *text, size_t len,
-                          int add_bos, int32_t **ids, int *n_ids)
+/* The first occurrence of pat[plen] in text[len], or NULL. */
+static const char *find_bytes(const char *text, size_t len, const char *pat, size_t plen)
+{
+    if (plen == 0 || plen > len)
+        return NULL;
+    const char *end = text + len - plen + 1;
+    for (const char *p = text; p < end; p++) {
+        p = memchr(p, pat[0], (size_t)(end - p));
+        if (!p)
+            return NULL;
+        if (!memcmp(p, pat, plen))
+            return p;
+    }
+    return NULL;
+}
+
+/* A piece of the text (raw: tokenised) or a special token matched in it. */
+typedef struct frag {
+    size_t off, len;
+    int32_t id; /* -1: raw text */
+} frag;
+
+/* The text as fragments: special tokens (control and unknown ones only
+ * when parse_special) found in it, longest first, each occurrence split off
+ * the raw fragments around it (llama.cpp's tokenizer_st_partition, with its
+ * lstrip/rstrip of the whitespace next to a token). *frags malloc'ed. */
+static int partition(const btrm_tokenizer *t, const char *text, size_t len, int parse_special,
+                     frag **frags, size_t *n_frags)
+{
+    size_t cap = 8, n = 0;
+    frag *f = malloc(cap * sizeof *f);
+    if (!f)
+        return btrm_error_set(BTRM_ENOMEM, "tokenizer: out of memory");
+    if (len > 0)
+        f[n++] = (frag){ 0, len, -1 };
+    for (int s = 0; s < t->n_special; s++) {
+        int32_t id = t->special[s];
+        int type = t->types[id];
+        if (!parse_special && type != BTRM_TOKEN_USER_DEFINED)
+            continue;
+        const char *pat = t->piece_blob + t->piece_off[id];
+        size_t plen = t->piece_len[id];
+        for (size_t i = 0; i < n; i++) {
+            if (f[i].id >= 0 || f[i].len < plen)
+                continue;
+            const char *hit = find_bytes(text + f[i].off, f[i].len, pat, plen);
+            if (!hit)
+                continue;
+            size_t at = (size_t)(hit - text);
+            frag left = { f[i].off, at - f[i].off, -1 };
+            frag right = { at + plen, f[i].off + f[i].len - (at + plen), -1 };
+            if (t->strip[id] & 1)
+                while (left.len > 0 && isspace((unsigned char)text[left.off + left.len - 1]))
+                    left.len--;
+            if (t->strip[id] & 2)
+                while (right.len > 0 && isspace((unsigned char)text[right.off])) {
+                    right.off++;
+                    right.len--;
+                }
+            /* replace f[i] by left, the token, right (empty parts dropped);
+             * the scan goes on with right, at i + 1 or i + 2 */
+            frag parts[3];
+            int k = 0;
+            if (left.len > 0)
+                parts[k++] = left;
+            parts[k++] = (frag){ at, plen, id };
+            if (right.len > 0)
+                parts[k++] = right;
+            if (n + 2 > cap) {
+                frag *bigger = realloc(f, 2 * cap * sizeof *f);
+                if (!bigger) {
+                    free(f);
+                    return btrm_error_set(BTRM_ENOMEM, "tokenizer: out of memory");
+                }
+                f = bigger;
+                cap *= 2;
+            }
+            memmove(f + i + k, f + i + 1, (n - i - 1) * sizeof *f);
+            memcpy(f + i, parts, (size_t)k * sizeof *f);
+            n += (size_t)k - 1;
+            i += (size_t)k - (right.len > 0 ? 2 : 1); /* the loop's i++ lands on right */
+        }
+    }
+    *frags = f;
+    *n_frags = n;
+    return 0;
+}
+
+int btrm_tok_encode_special(const btrm_tokenizer *tok, const char *text, size_t len,
+                            int add_bos, int parse_special, int32_t **ids, int *n_ids)
 {
     if (!ids || !n_ids)
         return btrm_error_set(BTRM_EUSAGE, "btrm_tok_encode: NULL output");
@@ -1068,26 +1384,52 @@ int btrm_tok_encode_bytes(const btrm_tokenizer *tok, const char *text, size_t le
     *n_ids = 0;
     if (!tok || (!text && len > 0))
         return btrm_error_set(BTRM_EUSAGE, "btrm_tok_encode: NULL tokenizer or text");
-    if (len > (size_t)INT_MAX - 2 || len > UINT32_MAX / 3)
+    if (len > (size_t)INT_MAX / 2 - 2 || len > UINT32_MAX / 3)
         return btrm_error_set(BTRM_EUSAGE, "btrm_tok_encode: text of %zu bytes is too long",
                               len);
     int32_t *out = NULL;
+    frag *frags = NULL;
+    size_t n_frags = 0;
     int n = 0;
-    int rc = BTRM_MALLOC(out, len + 2); /* at most one token per byte, BOS, prefix */
+    /* at most one token per byte, plus a space prefix per fragment, and BOS */
+    int rc = BTRM_MALLOC(out, 2 * len + 2);
     if (rc)
         return rc;
     if (add_bos && tok->bos_id >= 0)
         out[n++] = tok->bos_id;
-    rc = tok->kind == KIND_SPM ? spm_encode(tok, text, len, out, &n)
-                               : bpe_encode(tok, text, len, out, &n);
-    if (rc) {
-        free(out);
-        return rc;
+    if ((rc = partition(tok, text, len, parse_special, &frags, &n_frags)))
+        goto fail;
+    int prev_special = 1; /* spm: the space prefix before the first text, and after a token */
+    for (size_t i = 0; i < n_frags && !rc; i++) {
+        const frag *f = &frags[i];
+        if (f->id >= 0) {
+            out[n++] = f->id;
+            prev_special = 1;
+            continue;
+        }
+        rc = tok->kind == KIND_SPM
+                 ? spm_encode(tok, text + f->off, f->len, tok->add_space_prefix && prev_special,
+                              out, &n)
+                 : bpe_encode(tok, text + f->off, f->len, out, &n);
+        prev_special = 0;
     }
+    if (rc)
+        goto fail;
+    free(frags);
     int32_t *shrunk = realloc(out, (size_t)(n > 0 ? n : 1) * sizeof *out);
     *ids = shrunk ? shrunk : out;
     *n_ids = n;
     return 0;
+fail:
+    free(frags);
+    free(out);
+    return rc;
+}
+
+int btrm_tok_encode_bytes(const btrm_tokenizer *tok, const char *text, size_t len,
+                          int add_bos, int32_t **ids, int *n_ids)
+{
+    return btrm_tok_encode_special(tok, text, len, add_bos, 0, ids, n_ids);
 }
 
 int btrm_tok_encode(const btrm_tokenizer *tok, const char *text, int add_bos, int32_t **ids,
@@ -1194,6 +1536,9 @@ void btrm_tok_free(btrm_tokenizer *tok)
     free(tok->scores);
     free(tok->map);
     free(tok->pairs);
-    pcre2_code_free(tok->re);
+    for (int i = 0; i < tok->n_re; i++)
+        pcre2_code_free(tok->re[i]);
+    free(tok->special);
+    free(tok->strip);
     free(tok);
 }

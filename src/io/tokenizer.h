@@ -55,14 +55,31 @@ int btrm_tok_spm_set_space_prefix(btrm_tokenizer *tok, int on);
 int btrm_tok_spm_load_bin(btrm_tokenizer **tok, const char *path, int n_vocab);
 
 /* Byte-level BPE (GPT-2): tokens in GPT-2's byte-to-unicode alphabet, merges
- * "a b" in rank order (index 0 = applied first); pre = "gpt2" (GPT-2's
- * pre-tokenisation regex; alias "gpt-2") or "llama-bpe" (the Llama 3 regex,
- * with Llama 3's ignore_merges: a pre-token that is itself a token is kept
- * whole; alias "llama3"). A merge whose parts or result are not tokens is
- * ignored, as is a repeated one. bos/eos -1 when none. */
+ * "a b" in rank order (index 0 = applied first); pre = a pre-tokenizer name
+ * of llama.cpp's (tokenizer.ggml.pre: "default", "gpt-2", "llama-bpe",
+ * "qwen2", "falcon", "mpt", "starcoder", "deepseek-llm", ...; "gpt2" is
+ * btrm's alias of "gpt-2"; btrm_tok_bpe_pre_names lists them all): its
+ * split regexes (docs/tokenizers.md), and for llama-bpe and tekken
+ * ignore_merges (a pre-token that is itself a token is kept whole). An
+ * unknown name is BTRM_EDATA naming it. A merge whose parts or result are
+ * not tokens is ignored, as is a repeated one. bos/eos -1 when none. Token
+ * types are NORMAL (bos/eos CONTROL) until btrm_tok_set_types. */
 int btrm_tok_bpe_from_arrays(btrm_tokenizer **tok, const char *const *tokens, int n_vocab,
                              const char *const *merges, int n_merges, const char *pre,
                              int bos_id, int eos_id);
+/* The known pre-tokenizer names, space-separated (aliases included). */
+void btrm_tok_bpe_pre_names(char *out, size_t size);
+/* llama.cpp's defaults for a pre-tokenizer: *add_bos (llama-bpe, tekken,
+ * chameleon: 1) and *no_bos (chatglm-bpe: the vocabulary has no BOS). 0 or
+ * BTRM_EDATA for an unknown name. Either pointer may be NULL. */
+int btrm_tok_bpe_pre_defaults(const char *pre, int *add_bos, int *no_bos);
+/* bpe: token types from the file (tokenizer.ggml.token_type, 0..6; the
+ * BOS/EOS ids stay control), which decide the special tokens below. */
+int btrm_tok_set_types(btrm_tokenizer *tok, const int32_t *types);
+/* Strip the whitespace left (lstrip) and/or right (rstrip) of token id when
+ * it is matched in a text (llama.cpp sets rstrip on Phi-3's special tokens). */
+int btrm_tok_set_strip(btrm_tokenizer *tok, int id, int lstrip, int rstrip);
+
 /* GPT-2's encoder.json (token -> id, jansson) and vocab.bpe (a "#version"
  * first line, then one merge per line). Pre-tokenizer "gpt2", no BOS, EOS =
  * "<|endoftext|>" when the vocabulary has it. */
@@ -70,12 +87,19 @@ int btrm_tok_bpe_load_files(btrm_tokenizer **tok, const char *encoder_json,
                             const char *vocab_bpe);
 
 /* ids (malloc'ed, never NULL on success even when *n_ids is 0; free() it) =
- * the tokens of text, after the BOS token when add_bos and the tokenizer has
- * one. Special tokens written in the text are not recognised: "<s>" or
- * "<|endoftext|>" in a text are encoded as ordinary characters. */
+ * the tokens of len bytes of text (NUL bytes are ordinary bytes), after the
+ * BOS token when add_bos and the tokenizer has one. Before tokenisation the
+ * text is split at the special tokens written in it, longest first, as
+ * llama.cpp does: user-defined (added) tokens always, control and unknown
+ * tokens ("<s>", "<|im_start|>", "<|endoftext|>") only with parse_special;
+ * each is output as its id, and the text between them is tokenised piece by
+ * piece (spm: with the space prefix after each special token). */
+int btrm_tok_encode_special(const btrm_tokenizer *tok, const char *text, size_t len,
+                            int add_bos, int parse_special, int32_t **ids, int *n_ids);
+/* The same without parse_special: control tokens in the text are encoded as
+ * their characters. */
 int btrm_tok_encode(const btrm_tokenizer *tok, const char *text, int add_bos, int32_t **ids,
                     int *n_ids);
-/* The same for len bytes of text (NUL bytes are ordinary bytes here). */
 int btrm_tok_encode_bytes(const btrm_tokenizer *tok, const char *text, size_t len,
                           int add_bos, int32_t **ids, int *n_ids);
 
@@ -113,7 +137,8 @@ int btrm_tok_bos(const btrm_tokenizer *tok); /* -1 when none */
 int btrm_tok_eos(const btrm_tokenizer *tok); /* -1 when none */
 /* The longest btrm_tok_decode_piece result, in bytes. */
 size_t btrm_tok_max_piece_bytes(const btrm_tokenizer *tok);
-/* "spm" or "bpe-gpt2" / "bpe-llama-bpe": the algorithm and pre-tokenizer. */
+/* "spm" or "bpe-gpt2" / "bpe-llama-bpe" / ...: the algorithm and the
+ * pre-tokenizer's name as given. */
 const char *btrm_tok_kind(const btrm_tokenizer *tok);
 /* No-op on NULL. */
 void btrm_tok_free(btrm_tokenizer *tok);

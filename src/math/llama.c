@@ -1,19 +1,22 @@
-/* llama.c: the Llama forward pass (equations in llama.h). Every linear layer
- * is one sgemm over all the tokens of a batch; only RMSNorm, RoPE, softmax
- * and SwiGLU's gate are loops, each one pass over its rows. */
+/* llama.c: the decoder forward pass (equations in llama.h). Every linear
+ * layer is one btrm_gemm over all the tokens of a batch (or one integer
+ * product, qgemm.h); only the norms, RoPE, softmax and the FFN gate are
+ * loops, each one pass over its rows. */
 #include "llama.h"
 
 #include "error.h"
+#include "gemm.h"
+#include "qgemm.h"
+#include "quant.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Query rows per attention block: scores [ATT_ROWS, keys] per sgemm, and the
- * causal mask lets a block skip every key after its last query. */
+/* Query rows per attention block: scores [ATT_ROWS, keys] per product, and
+ * the causal mask lets a block skip every key after its last query. */
 #define ATT_ROWS 128
-/* Dequantised weight rows per sgemm: up to 64 MiB of float32 (never more
+/* Dequantised weight rows per product: up to 64 MiB of float32 (never more
  * than the largest matrix). Each sgemm call packs the activations [N, in]
  * again, a memory-bound copy of N*in floats for 2*N*in*rows flops: with
  * 4 MiB blocks (73 rows of a 14336-wide matrix) Q8_0 prefill took 23% longer
@@ -21,86 +24,29 @@
  * (bench/llama-results.md). */
 #define WBUF_FLOATS (1 << 24)
 
-float btrm_llama_f16_to_f32(uint16_t h)
-{
-    /* Exact, branch-light (after Maratos' FP16 library, as ggml does):
-     * normals by rescaling the shifted bits, subnormals through a magic
-     * bias, Inf/NaN by the exponent offset. */
-    uint32_t w = (uint32_t)h << 16;
-    uint32_t sign = w & UINT32_C(0x80000000);
-    uint32_t two_w = w + w;
-    uint32_t bits = (two_w >> 4) + (UINT32_C(0xE0) << 23);
-    float normalized, denormalized;
-    memcpy(&normalized, &bits, 4);
-    normalized *= 0x1.0p-112f;
-    bits = (two_w >> 17) | (UINT32_C(126) << 23);
-    memcpy(&denormalized, &bits, 4);
-    denormalized -= 0.5f;
-    uint32_t nb, db;
-    memcpy(&nb, &normalized, 4);
-    memcpy(&db, &denormalized, 4);
-    uint32_t out = sign | (two_w < (UINT32_C(1) << 27) ? db : nb);
-    float f;
-    memcpy(&f, &out, 4);
-    return f;
-}
+size_t btrm_llama_row_bytes(int type, int cols) { return btrm_quant_row_bytes(type, cols); }
 
-float btrm_llama_bf16_to_f32(uint16_t h)
+btrm_llama_matrix btrm_llama_rows(const btrm_llama_matrix *m, int first, int rows)
 {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-size_t btrm_llama_row_bytes(int type, int cols)
-{
-    switch (type) {
-    case BTRM_WT_F32: return 4 * (size_t)cols;
-    case BTRM_WT_F16: case BTRM_WT_BF16: return 2 * (size_t)cols;
-    case BTRM_WT_Q8_0: return cols % 32 ? 0 : (size_t)cols / 32 * 34;
-    default: return 0;
-    }
+    btrm_llama_matrix v = *m;
+    v.data = (const unsigned char *)m->data +
+             (size_t)first * btrm_quant_row_bytes(m->type, m->cols);
+    v.rows = rows;
+    return v;
 }
 
 void btrm_llama_dequant_row(const btrm_llama_matrix *m, int r, float *out)
 {
     const unsigned char *row =
-        (const unsigned char *)m->data + (size_t)r * btrm_llama_row_bytes(m->type, m->cols);
-    int n = m->cols;
-    switch (m->type) {
-    case BTRM_WT_F32:
-        memcpy(out, row, (size_t)n * sizeof *out);
-        break;
-    case BTRM_WT_F16:
-        for (int i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, row + 2 * (size_t)i, 2);
-            out[i] = btrm_llama_f16_to_f32(h);
-        }
-        break;
-    case BTRM_WT_BF16:
-        for (int i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, row + 2 * (size_t)i, 2);
-            out[i] = btrm_llama_bf16_to_f32(h);
-        }
-        break;
-    case BTRM_WT_Q8_0:
-        for (int b = 0; b < n / 32; b++) {
-            const unsigned char *blk = row + 34 * (size_t)b;
-            uint16_t dh;
-            memcpy(&dh, blk, 2);
-            float d = btrm_llama_f16_to_f32(dh);
-            const signed char *q = (const signed char *)(blk + 2);
-            float *o = out + 32 * b;
-            for (int i = 0; i < 32; i++)
-                o[i] = d * (float)q[i];
-        }
-        break;
-    default:
-        memset(out, 0, (size_t)n * sizeof *out); /* refused by btrm_llama_check */
-    }
+        (const unsigned char *)m->data + (size_t)r * btrm_quant_row_bytes(m->type, m->cols);
+    btrm_quant_dequant_f32(m->type, row, m->cols, out);
+}
+
+int btrm_llama_layer_is_local(const btrm_llama_hparams *hp, int l)
+{
+    if (hp->sliding_window <= 0)
+        return 0;
+    return hp->swa_period <= 0 || l % hp->swa_period < hp->swa_period - 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -108,7 +54,7 @@ void btrm_llama_dequant_row(const btrm_llama_matrix *m, int r, float *out)
 static int check_matrix(const btrm_llama_matrix *m, const char *name, int layer, int rows,
                         int cols)
 {
-    char where[32] = "";
+    char where[32] = "", tn[32];
     if (layer >= 0)
         snprintf(where, sizeof where, "layer %d ", layer);
     if (!m->data)
@@ -116,9 +62,11 @@ static int check_matrix(const btrm_llama_matrix *m, const char *name, int layer,
     if (m->rows != rows || m->cols != cols)
         return btrm_error_set(BTRM_EDATA, "%s%s: shape [%d, %d], want [%d, %d]", where, name,
                               m->rows, m->cols, rows, cols);
-    if (!btrm_llama_row_bytes(m->type, cols))
-        return btrm_error_set(BTRM_EDATA, "%s%s: weight type %d is not supported with %d "
-                              "columns", where, name, m->type, cols);
+    if (!btrm_quant_row_bytes(m->type, cols))
+        return btrm_error_set(BTRM_EDATA, "%s%s: weight type %s is not supported with %d "
+                              "columns (rows must be whole blocks of %d)", where, name,
+                              btrm_quant_name(m->type, tn, sizeof tn), cols,
+                              btrm_quant_block(m->type));
     return 0;
 }
 
@@ -137,9 +85,19 @@ int btrm_llama_check(const btrm_llama_hparams *hp, const btrm_llama_weights *w)
     if (hp->rope_dim < 0 || hp->rope_dim > hp->head_dim || hp->rope_dim % 2)
         return btrm_error_set(BTRM_EDATA, "rope dimension %d must be even and at most the "
                               "head dimension %d", hp->rope_dim, hp->head_dim);
-    if (!(hp->norm_eps > 0.0f) || !(hp->rope_theta > 0.0f))
-        return btrm_error_set(BTRM_EDATA, "RMSNorm epsilon (%g) and rope base (%g) must be "
-                              "positive", (double)hp->norm_eps, (double)hp->rope_theta);
+    if (!(hp->norm_eps > 0.0f) || !(hp->rope_theta > 0.0f) || hp->rope_scale < 0.0f ||
+        hp->rope_theta_local < 0.0f || hp->rope_scale_local < 0.0f)
+        return btrm_error_set(BTRM_EDATA, "RMSNorm epsilon (%g), rope base (%g) and rope "
+                              "scale (%g) must be positive", (double)hp->norm_eps,
+                              (double)hp->rope_theta, (double)hp->rope_scale);
+    if (hp->sliding_window < 0 || hp->swa_period < 0 || hp->attn_softcap < 0.0f ||
+        hp->final_softcap < 0.0f || hp->attn_scale < 0.0f || hp->embed_scale < 0.0f)
+        return btrm_error_set(BTRM_EDATA, "negative sliding window (%d), soft-cap (%g, %g) or "
+                              "scale (%g, %g)", hp->sliding_window, (double)hp->attn_softcap,
+                              (double)hp->final_softcap, (double)hp->attn_scale,
+                              (double)hp->embed_scale);
+    if (hp->ffn_act != BTRM_FFN_SILU && hp->ffn_act != BTRM_FFN_GELU_TANH)
+        return btrm_error_set(BTRM_EDATA, "unknown feed-forward activation %d", hp->ffn_act);
     int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
     int rc = check_matrix(&w->token_embd, "token embedding", -1, hp->vocab_size, hp->dim);
     if (!rc)
@@ -150,6 +108,9 @@ int btrm_llama_check(const btrm_llama_hparams *hp, const btrm_llama_weights *w)
         const btrm_llama_layer *L = &w->layers[l];
         if (!L->attn_norm || !L->ffn_norm)
             rc = btrm_error_set(BTRM_EDATA, "layer %d: missing norm weight", l);
+        if (!rc && (!L->q_norm) != (!L->k_norm))
+            rc = btrm_error_set(BTRM_EDATA, "layer %d: a q norm without a k norm or the "
+                                "reverse", l);
         if (!rc)
             rc = check_matrix(&L->wq, "attention q", l, q_dim, hp->dim);
         if (!rc)
@@ -170,6 +131,17 @@ int btrm_llama_check(const btrm_llama_hparams *hp, const btrm_llama_weights *w)
 
 /* ------------------------------------------------------------------------ */
 
+/* The activation layout class of a weight type for the int8 path (-1: none). */
+static int qclass(int type)
+{
+    switch (type) {
+    case BTRM_Q_Q8_0: return 0;
+    case BTRM_Q_Q4_K: case BTRM_Q_Q5_K: return 1;
+    case BTRM_Q_Q2_K: case BTRM_Q_Q3_K: case BTRM_Q_Q6_K: return 2;
+    default: return -1;
+    }
+}
+
 void btrm_llama_ws_free(btrm_llama_ws *ws)
 {
     if (!ws)
@@ -186,45 +158,95 @@ void btrm_llama_ws_free(btrm_llama_ws *ws)
     free(ws->wbuf);
     free(ws->rope_cos);
     free(ws->rope_sin);
+    free(ws->rope_cos_local);
+    free(ws->rope_sin_local);
     free(ws->pool);
+    for (int c = 0; c < 3; c++) {
+        btrm_qact_free(ws->qact[c]);
+        free(ws->qact[c]);
+    }
+    btrm_qgemm_ws_free(ws->qws);
+    free(ws->qws);
     memset(ws, 0, sizeof *ws);
 }
 
 static int max_int(int a, int b) { return a > b ? a : b; }
 
-/* Whether any matrix of w needs dequantising (w NULL: assume so). */
-static int any_quantized(const btrm_llama_hparams *hp, const btrm_llama_weights *w)
+/* Calls fn on every matrix of w. */
+static void each_matrix(const btrm_llama_hparams *hp, const btrm_llama_weights *w,
+                        void (*fn)(const btrm_llama_matrix *m, void *user), void *user)
 {
-    if (!w)
-        return 1;
-    int any = w->token_embd.type != BTRM_WT_F32 || w->output.type != BTRM_WT_F32;
-    for (int l = 0; l < hp->n_layers && !any; l++) {
+    fn(&w->output, user);
+    for (int l = 0; l < hp->n_layers; l++) {
         const btrm_llama_layer *L = &w->layers[l];
         const btrm_llama_matrix *m[7] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3 };
         for (int i = 0; i < 7; i++)
-            any |= m[i]->type != BTRM_WT_F32;
+            fn(m[i], user);
     }
-    return any;
+}
+
+typedef struct needs {
+    int kernel;
+    int dequant;      /* some product dequantises */
+    int qclass[3];    /* the int8 path needs this activation layout */
+    int qcols[3];     /* ... for inputs of up to this width */
+} needs;
+
+static void note_matrix(const btrm_llama_matrix *m, void *user)
+{
+    needs *n = user;
+    int c = qclass(m->type);
+    if (n->kernel == BTRM_KERNEL_INT8 && c >= 0) {
+        n->qclass[c] = 1;
+        n->qcols[c] = max_int(n->qcols[c], m->cols);
+    } else if (m->type != BTRM_Q_F32) {
+        n->dequant = 1;
+    }
+}
+
+static void rope_table(float *cs, float *sn, int max_seq, int rope_dim, double theta,
+                       double scale)
+{
+    /* cos/sin of pos * scale * theta^(-2j/rope_dim), computed in double */
+    int half = rope_dim / 2;
+    for (int pos = 0; pos < max_seq; pos++)
+        for (int j = 0; j < half; j++) {
+            double angle = pos * scale * pow(theta, -2.0 * j / (double)rope_dim);
+            cs[(size_t)pos * (size_t)half + (size_t)j] = (float)cos(angle);
+            sn[(size_t)pos * (size_t)half + (size_t)j] = (float)sin(angle);
+        }
 }
 
 int btrm_llama_ws_init(btrm_llama_ws *ws, const btrm_llama_hparams *hp,
-                       const btrm_llama_weights *w, int max_tokens, int max_seq)
+                       const btrm_llama_weights *w, int max_tokens, int max_seq, int kernel)
 {
     memset(ws, 0, sizeof *ws);
     if (max_tokens < 1 || max_seq < 1 || max_seq > max_tokens)
         return btrm_error_set(BTRM_EUSAGE, "llama work buffers: need 1 <= max_seq (%d) <= "
                               "max_tokens (%d)", max_seq, max_tokens);
+    if (kernel < BTRM_KERNEL_AUTO || kernel > BTRM_KERNEL_INT8)
+        return btrm_error_set(BTRM_EUSAGE, "llama work buffers: unknown kernel %d", kernel);
+    ws->kernel = kernel == BTRM_KERNEL_INT8 ? BTRM_KERNEL_INT8 : BTRM_KERNEL_DEQUANT;
+    ws->prec = BTRM_PREC_FP32;
     size_t n = (size_t)max_tokens;
     size_t q_dim = (size_t)hp->n_heads * (size_t)hp->head_dim;
     size_t kv_dim = (size_t)hp->n_kv_heads * (size_t)hp->head_dim;
     int max_cols = max_int(max_int(hp->dim, hp->hidden_dim), (int)q_dim);
-    int max_rows = max_int(max_int(hp->dim, hp->hidden_dim), max_int((int)q_dim, hp->vocab_size));
+    int max_rows = max_int(max_int(hp->dim, 2 * hp->hidden_dim),
+                           max_int((int)(q_dim + 2 * kv_dim), hp->vocab_size));
+    needs nd = { .kernel = ws->kernel, .dequant = !w };
+    if (w) {
+        each_matrix(hp, w, note_matrix, &nd);
+    } else if (ws->kernel == BTRM_KERNEL_INT8) {
+        for (int c = 0; c < 3; c++)
+            nd.qclass[c] = 1, nd.qcols[c] = max_cols;
+    }
     ws->wbuf_rows = WBUF_FLOATS / max_cols;
     if (ws->wbuf_rows < 32)
         ws->wbuf_rows = 32;
     if (ws->wbuf_rows > max_rows)
         ws->wbuf_rows = max_rows;
-    if (!any_quantized(hp, w))
+    if (!nd.dequant)
         ws->wbuf_rows = 0;
     ws->max_tokens = max_tokens;
     ws->max_seq = max_seq;
@@ -232,6 +254,11 @@ int btrm_llama_ws_init(btrm_llama_ws *ws, const btrm_llama_hparams *hp,
     ws->rope_half = hp->rope_dim / 2;
     int att_rows = max_seq < ATT_ROWS ? max_seq : ATT_ROWS;
     size_t half = (size_t)(ws->rope_half ? ws->rope_half : 1);
+    double scale = hp->rope_scale > 0.0f ? hp->rope_scale : 1.0;
+    double theta_l = hp->rope_theta_local > 0.0f ? hp->rope_theta_local : hp->rope_theta;
+    double scale_l = hp->rope_scale_local > 0.0f ? hp->rope_scale_local : 1.0;
+    int local_table = hp->sliding_window > 0 &&
+                      (theta_l != (double)hp->rope_theta || scale_l != scale);
     int rc = 0;
     if ((rc = BTRM_MALLOC(ws->x, n * (size_t)hp->dim)) ||
         (rc = BTRM_MALLOC(ws->xb, n * (size_t)hp->dim)) ||
@@ -241,47 +268,87 @@ int btrm_llama_ws_init(btrm_llama_ws *ws, const btrm_llama_hparams *hp,
         (rc = BTRM_MALLOC(ws->hb2, n * (size_t)hp->hidden_dim)) ||
         (rc = BTRM_MALLOC(ws->scores, (size_t)att_rows * (size_t)max_seq)) ||
         (ws->wbuf_rows &&
-         (rc = BTRM_MALLOC(ws->wbuf, (size_t)ws->wbuf_rows * (size_t)max_cols))) ||
+         (rc = btrm_alloc_checked(&ws->wbuf, (size_t)ws->wbuf_rows * (size_t)max_cols,
+                                  sizeof(float), 0, __FILE__, __LINE__))) ||
         (rc = BTRM_MALLOC(ws->rope_cos, (size_t)max_seq * half)) ||
         (rc = BTRM_MALLOC(ws->rope_sin, (size_t)max_seq * half)) ||
-        (rc = BTRM_MALLOC(ws->pool, (size_t)hp->dim))) {
-        btrm_llama_ws_free(ws);
-        return btrm_error_wrap(rc, "llama work buffers for %d tokens", max_tokens);
+        (local_table && ((rc = BTRM_MALLOC(ws->rope_cos_local, (size_t)max_seq * half)) ||
+                         (rc = BTRM_MALLOC(ws->rope_sin_local, (size_t)max_seq * half)))) ||
+        (rc = BTRM_MALLOC(ws->pool, (size_t)hp->dim)))
+        goto fail;
+    for (int c = 0; c < 3; c++) {
+        if (!nd.qclass[c])
+            continue;
+        btrm_qact *a = NULL;
+        if ((rc = BTRM_CALLOC(a, 1)))
+            goto fail;
+        ws->qact[c] = a;
+        static const int class_type[3] = { BTRM_Q_Q8_0, BTRM_Q_Q4_K, BTRM_Q_Q6_K };
+        if ((rc = btrm_qact_init(a, class_type[c], max_tokens, nd.qcols[c])))
+            goto fail;
     }
-    /* cos/sin of pos * theta^(-2j/rope_dim), computed in double */
-    for (int pos = 0; pos < max_seq; pos++)
-        for (int j = 0; j < ws->rope_half; j++) {
-            double freq = pow((double)hp->rope_theta, -2.0 * j / (double)hp->rope_dim);
-            double angle = pos * freq;
-            ws->rope_cos[(size_t)pos * half + (size_t)j] = (float)cos(angle);
-            ws->rope_sin[(size_t)pos * half + (size_t)j] = (float)sin(angle);
-        }
+    if (nd.qclass[0] || nd.qclass[1] || nd.qclass[2]) {
+        btrm_qgemm_ws *qws = NULL;
+        if ((rc = BTRM_CALLOC(qws, 1)))
+            goto fail;
+        ws->qws = qws;
+        if ((rc = btrm_qgemm_ws_init(qws, max_cols)))
+            goto fail;
+    }
+    rope_table(ws->rope_cos, ws->rope_sin, max_seq, hp->rope_dim, hp->rope_theta, scale);
+    if (local_table)
+        rope_table(ws->rope_cos_local, ws->rope_sin_local, max_seq, hp->rope_dim, theta_l,
+                   scale_l);
     return 0;
+fail:
+    btrm_llama_ws_free(ws);
+    return btrm_error_wrap(rc, "llama work buffers for %d tokens", max_tokens);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Kernels */
 
-/* y[N, W.rows] (row stride ldy) = x[N, W.cols] . W^T + beta * y */
-static void matmul(btrm_llama_ws *ws, const float *x, int N, const btrm_llama_matrix *W,
-                   float *y, int ldy, float beta)
+/* y[N, W.rows] (row stride ldy) = x[N, W.cols] . W^T + beta * y; x is
+ * ws->gen's version of that buffer (the int8 path quantises it once). */
+static int matmul(btrm_llama_ws *ws, const float *x, int N, const btrm_llama_matrix *W,
+                  float *y, int ldy, float beta)
 {
-    if (W->type == BTRM_WT_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, W->rows, W->cols, 1.0f, x,
-                    W->cols, (const float *)W->data, W->cols, beta, y, ldy);
-        return;
+    if (W->type == BTRM_Q_F32)
+        return btrm_gemm(BTRM_PREC_FP32, 0, 1, N, W->rows, W->cols, 1.0f, x, W->cols,
+                         (const float *)W->data, W->cols, beta, y, ldy);
+    int c = qclass(W->type);
+    if (ws->kernel == BTRM_KERNEL_INT8 && c >= 0 && ws->qact[c]) {
+        btrm_qact *a = ws->qact[c];
+        if (ws->qact_src[c] != x || ws->qact_gen[c] != ws->gen || a->rows != N ||
+            a->cols != W->cols) {
+            a->cols = W->cols;
+            btrm_qact_quantize(a, x, N, W->cols);
+            ws->qact_src[c] = x;
+            ws->qact_gen[c] = ws->gen;
+        }
+        btrm_qgemm(ws->qws, a, W->data, btrm_quant_row_bytes(W->type, W->cols), W->rows, y,
+                   ldy, beta);
+        return 0;
     }
+    size_t elem = ws->prec == BTRM_PREC_BF16 ? 2 : 4;
+    size_t row_bytes = btrm_quant_row_bytes(W->type, W->cols);
     for (int r0 = 0; r0 < W->rows; r0 += ws->wbuf_rows) {
         int nr = W->rows - r0 < ws->wbuf_rows ? W->rows - r0 : ws->wbuf_rows;
         for (int r = 0; r < nr; r++)
-            btrm_llama_dequant_row(W, r0 + r, ws->wbuf + (size_t)r * (size_t)W->cols);
+            btrm_quant_dequant(W->type, (const unsigned char *)W->data + (size_t)(r0 + r) * row_bytes,
+                               W->cols, ws->prec,
+                               (unsigned char *)ws->wbuf + (size_t)r * (size_t)W->cols * elem);
         /* y[:, r0:r0+nr] = x . wbuf[nr, cols]^T + beta y */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, nr, W->cols, 1.0f, x, W->cols,
-                    ws->wbuf, W->cols, beta, y + r0, ldy);
+        int rc = btrm_gemm(ws->prec, 0, 1, N, nr, W->cols, 1.0f, x, W->cols, ws->wbuf, W->cols,
+                           beta, y + r0, ldy);
+        if (rc)
+            return rc;
     }
+    return 0;
 }
 
-/* out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight, rows of width dim */
+/* out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight, rows of width dim
+ * (out may be x) */
 static void rmsnorm(float *out, const float *x, const float *weight, int rows, int dim,
                     float eps)
 {
@@ -297,84 +364,126 @@ static void rmsnorm(float *out, const float *x, const float *weight, int rows, i
     }
 }
 
-/* Rotates the adjacent pairs of every head of x[T, n_heads*hd] (one
- * sequence, positions 0..T-1). */
-static void rope(const btrm_llama_ws *ws, float *x, int T, int n_heads, int hd)
+/* y[N, n] += b[n] */
+static void add_bias(float *y, const float *b, int N, int n)
+{
+    if (!b)
+        return;
+    for (int t = 0; t < N; t++)
+        for (int i = 0; i < n; i++)
+            y[(size_t)t * (size_t)n + (size_t)i] += b[i];
+}
+
+/* Rotates every head of x[T, n_heads*hd] (one sequence, positions 0..T-1):
+ * adjacent pairs (2j, 2j+1), or NeoX halves (j, j + rope_dim/2). */
+static void rope(const btrm_llama_ws *ws, int neox, int local, float *x, int T, int n_heads,
+                 int hd)
 {
     size_t half = (size_t)(ws->rope_half ? ws->rope_half : 1);
+    const float *cs = local && ws->rope_cos_local ? ws->rope_cos_local : ws->rope_cos;
+    const float *sn = local && ws->rope_sin_local ? ws->rope_sin_local : ws->rope_sin;
+    int stride = neox ? 1 : 2, offset = neox ? ws->rope_half : 1;
     for (int t = 0; t < T; t++) {
-        const float *c = ws->rope_cos + (size_t)t * half, *s = ws->rope_sin + (size_t)t * half;
+        const float *c = cs + (size_t)t * half, *s = sn + (size_t)t * half;
         float *row = x + (size_t)t * (size_t)n_heads * (size_t)hd;
         for (int h = 0; h < n_heads; h++) {
             float *v = row + (size_t)h * (size_t)hd;
             for (int j = 0; j < ws->rope_half; j++) {
-                float v0 = v[2 * j], v1 = v[2 * j + 1];
-                v[2 * j] = v0 * c[j] - v1 * s[j];
-                v[2 * j + 1] = v0 * s[j] + v1 * c[j];
+                float *p0 = v + stride * j, *p1 = p0 + offset;
+                float v0 = *p0, v1 = *p1;
+                *p0 = v0 * c[j] - v1 * s[j];
+                *p1 = v0 * s[j] + v1 * c[j];
             }
         }
     }
 }
 
-void btrm_llama_softmax_causal(float *S, int nb, int keys, int i0)
+/* Softmax of each row of a block of scores S[nb, keys] in place: row r is
+ * query i0 + r, column j key k0 + j; the row keeps the keys up to its query
+ * and, with window > 0, from i0 + r - window + 1 on (soft-capped first when
+ * cap > 0); the others become 0. */
+static void softmax_rows(float *S, int nb, int keys, int i0, int k0, int window, float cap)
 {
     for (int r = 0; r < nb; r++) {
         float *row = S + (size_t)r * keys;
-        int n_keep = i0 + r + 1;
-        float mx = row[0];
-        for (int j = 1; j < n_keep; j++)
+        int i = i0 + r;
+        int lo = window > 0 && i - window + 1 > k0 ? i - window + 1 - k0 : 0;
+        int hi = i - k0 + 1; /* keys [lo, hi) of the row */
+        if (cap > 0.0f)
+            for (int j = lo; j < hi; j++)
+                row[j] = cap * tanhf(row[j] / cap);
+        float mx = row[lo];
+        for (int j = lo + 1; j < hi; j++)
             mx = row[j] > mx ? row[j] : mx;
         double sum = 0.0;
-        for (int j = 0; j < n_keep; j++) {
+        for (int j = lo; j < hi; j++) {
             row[j] = expf(row[j] - mx);
             sum += row[j];
         }
         float inv = (float)(1.0 / sum);
-        for (int j = 0; j < n_keep; j++)
-            row[j] *= inv;
-        for (int j = n_keep; j < keys; j++)
-            row[j] = 0.0f;
+        for (int j = 0; j < keys; j++)
+            row[j] = j >= lo && j < hi ? row[j] * inv : 0.0f;
     }
 }
 
+void btrm_llama_softmax_causal(float *S, int nb, int keys, int i0)
+{
+    softmax_rows(S, nb, keys, i0, 0, 0, 0.0f);
+}
+
 /* Causal attention of one sequence of T tokens: q [T, q_dim], k, v
- * [T, kv_dim] (rows of the batch buffers), into att [T, q_dim]. */
-static void attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const float *q,
-                      const float *k, const float *v, float *att, int T)
+ * [T, kv_dim] (rows of the batch buffers), into att [T, q_dim]; window > 0:
+ * query i sees keys i - window + 1 .. i only. */
+static int attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const float *q,
+                     const float *k, const float *v, float *att, int T, int window)
 {
     int hd = hp->head_dim, q_dim = hp->n_heads * hd, kv_dim = hp->n_kv_heads * hd;
     int group = hp->n_heads / hp->n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hd);
+    float scale = hp->attn_scale > 0.0f ? hp->attn_scale : 1.0f / sqrtf((float)hd);
+    float cap = hp->attn_softcap;
     for (int h = 0; h < hp->n_heads; h++) {
         int g = h / group;
         const float *qh = q + (size_t)h * hd, *kg = k + (size_t)g * hd, *vg = v + (size_t)g * hd;
         for (int i0 = 0; i0 < T; i0 += ATT_ROWS) {
             int nb = T - i0 < ATT_ROWS ? T - i0 : ATT_ROWS;
-            int keys = i0 + nb; /* queries i0..i0+nb-1 see keys 0..i */
+            /* queries i0..i0+nb-1 see keys k0..i (k0 >= i - window + 1) */
+            int k0 = window > 0 && i0 - window + 1 > 0 ? i0 - window + 1 : 0;
+            int keys = i0 + nb - k0;
             float *S = ws->scores;
-            /* S[nb, keys] = scale * q_h[i0:i0+nb] . k_g[0:keys]^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, keys, hd, scale,
-                        qh + (size_t)i0 * q_dim, q_dim, kg, kv_dim, 0.0f, S, keys);
-            btrm_llama_softmax_causal(S, nb, keys, i0);
-            /* att_h[i0:i0+nb] = S[nb, keys] . v_g[0:keys] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, hd, keys, 1.0f, S, keys,
-                        vg, kv_dim, 0.0f, att + (size_t)i0 * q_dim + (size_t)h * hd, q_dim);
+            /* S[nb, keys] = scale * q_h[i0:i0+nb] . k_g[k0:k0+keys]^T */
+            int rc = btrm_gemm(BTRM_PREC_FP32, 0, 1, nb, keys, hd, scale, qh + (size_t)i0 * q_dim,
+                               q_dim, kg + (size_t)k0 * kv_dim, kv_dim, 0.0f, S, keys);
+            if (rc)
+                return rc;
+            softmax_rows(S, nb, keys, i0, k0, window, cap);
+            /* att_h[i0:i0+nb] = S[nb, keys] . v_g[k0:k0+keys] */
+            rc = btrm_gemm(BTRM_PREC_FP32, 0, 0, nb, hd, keys, 1.0f, S, keys,
+                           vg + (size_t)k0 * kv_dim, kv_dim, 0.0f,
+                           att + (size_t)i0 * q_dim + (size_t)h * hd, q_dim);
+            if (rc)
+                return rc;
         }
     }
+    return 0;
 }
 
-double btrm_llama_flops(const btrm_llama_hparams *hp, const int *lens, int n_seqs)
+void btrm_llama_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim,
+                        float eps)
 {
-    double n = 0.0, pairs = 0.0;
-    for (int s = 0; s < n_seqs; s++) {
-        n += lens[s];
-        pairs += 0.5 * (double)lens[s] * (double)(lens[s] + 1);
-    }
-    double q_dim = (double)hp->n_heads * hp->head_dim, kv_dim = (double)hp->n_kv_heads * hp->head_dim;
-    double per_token = 2.0 * hp->dim * (2.0 * q_dim + 2.0 * kv_dim) +
-                       2.0 * 3.0 * hp->dim * (double)hp->hidden_dim;
-    double attn = 2.0 * 2.0 * hp->head_dim * hp->n_heads * pairs;
-    return hp->n_layers * (n * per_token + attn);
+    rmsnorm(out, x, weight, rows, dim, eps);
+}
+
+void btrm_llama_rope(const btrm_llama_ws *ws, const btrm_llama_hparams *hp, int layer, float *x,
+                     int T, int n_heads, int hd)
+{
+    rope(ws, hp->rope_neox, btrm_llama_layer_is_local(hp, layer), x, T, n_heads, hd);
+}
+
+int btrm_llama_attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, int layer,
+                         const float *q, const float *k, const float *v, float *att, int T)
+{
+    return attention(ws, hp, q, k, v, att, T,
+                     btrm_llama_layer_is_local(hp, layer) ? hp->sliding_window : 0);
 }
 
 int btrm_llama_batch_check(const btrm_llama_hparams *hp, const btrm_llama_ws *ws,
@@ -423,80 +532,142 @@ void btrm_llama_pool(const btrm_llama_hparams *hp, btrm_llama_ws *ws, const floa
     }
 }
 
+double btrm_llama_flops(const btrm_llama_hparams *hp, const int *lens, int n_seqs)
+{
+    double n = 0.0, pairs = 0.0, pairs_local = 0.0;
+    double w = hp->sliding_window;
+    for (int s = 0; s < n_seqs; s++) {
+        double T = lens[s];
+        n += T;
+        pairs += 0.5 * T * (T + 1);
+        /* query i keeps min(i + 1, window) keys */
+        double m = w > 0 && w < T ? w : T;
+        pairs_local += 0.5 * m * (m + 1) + (T - m) * m;
+    }
+    double q_dim = (double)hp->n_heads * hp->head_dim, kv_dim = (double)hp->n_kv_heads * hp->head_dim;
+    double per_token = 2.0 * hp->dim * (2.0 * q_dim + 2.0 * kv_dim) +
+                       2.0 * 3.0 * hp->dim * (double)hp->hidden_dim;
+    double total = 0.0;
+    for (int l = 0; l < hp->n_layers; l++)
+        total += n * per_token + 2.0 * 2.0 * hp->head_dim * hp->n_heads *
+                                     (btrm_llama_layer_is_local(hp, l) ? pairs_local : pairs);
+    return total;
+}
+
+static float gelu_tanh(float x)
+{
+    /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's
+     * gelu(approximate="tanh") */
+    const float c = 0.7978845608028654f;
+    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
+}
+
 int btrm_llama_forward(const btrm_llama_hparams *hp, const btrm_llama_weights *w,
                        btrm_llama_ws *ws, const int32_t *ids, const int *lens, int n_seqs,
                        float *last, float *mean)
 {
     int N = 0;
     int rc = btrm_llama_batch_check(hp, ws, ids, lens, n_seqs, &N);
-    if (rc || N == 0)
+    if (rc)
         return rc;
+    if (N == 0)
+        return 0;
     const int dim = hp->dim, hidden = hp->hidden_dim, hd = hp->head_dim;
     const int q_dim = hp->n_heads * hd, kv_dim = hp->n_kv_heads * hd;
 
-    /* x[N, dim] = token embeddings */
+    /* x[N, dim] = token embeddings (* embed_scale) */
     for (int t = 0; t < N; t++)
         btrm_llama_dequant_row(&w->token_embd, ids[t], ws->x + (size_t)t * dim);
+    if (hp->embed_scale > 0.0f && hp->embed_scale != 1.0f)
+        for (size_t i = 0; i < (size_t)N * (size_t)dim; i++)
+            ws->x[i] *= hp->embed_scale;
 
-    for (int l = 0; l < hp->n_layers; l++) {
+    for (int l = 0; l < hp->n_layers && !rc; l++) {
         const btrm_llama_layer *L = &w->layers[l];
+        int local = btrm_llama_layer_is_local(hp, l);
         rmsnorm(ws->xb, ws->x, L->attn_norm, N, dim, hp->norm_eps);
-        /* q[N, q_dim] = xb Wq^T; k, v [N, kv_dim] = xb Wk^T, xb Wv^T */
-        matmul(ws, ws->xb, N, &L->wq, ws->q, q_dim, 0.0f);
-        matmul(ws, ws->xb, N, &L->wk, ws->k, kv_dim, 0.0f);
-        matmul(ws, ws->xb, N, &L->wv, ws->v, kv_dim, 0.0f);
-        for (int s = 0, off = 0; s < n_seqs; off += lens[s], s++) {
-            rope(ws, ws->q + (size_t)off * q_dim, lens[s], hp->n_heads, hd);
-            rope(ws, ws->k + (size_t)off * kv_dim, lens[s], hp->n_kv_heads, hd);
-            attention(ws, hp, ws->q + (size_t)off * q_dim, ws->k + (size_t)off * kv_dim,
-                      ws->v + (size_t)off * kv_dim, ws->att + (size_t)off * q_dim, lens[s]);
+        ws->gen++;
+        /* q[N, q_dim] = xb Wq^T + bq; k, v [N, kv_dim] = xb Wk^T + bk, xb Wv^T + bv */
+        if ((rc = matmul(ws, ws->xb, N, &L->wq, ws->q, q_dim, 0.0f)) ||
+            (rc = matmul(ws, ws->xb, N, &L->wk, ws->k, kv_dim, 0.0f)) ||
+            (rc = matmul(ws, ws->xb, N, &L->wv, ws->v, kv_dim, 0.0f)))
+            break;
+        add_bias(ws->q, L->bq, N, q_dim);
+        add_bias(ws->k, L->bk, N, kv_dim);
+        add_bias(ws->v, L->bv, N, kv_dim);
+        if (L->q_norm) { /* per head: rows of head_dim */
+            rmsnorm(ws->q, ws->q, L->q_norm, N * hp->n_heads, hd, hp->norm_eps);
+            rmsnorm(ws->k, ws->k, L->k_norm, N * hp->n_kv_heads, hd, hp->norm_eps);
         }
-        /* x[N, dim] += att Wo^T */
-        matmul(ws, ws->att, N, &L->wo, ws->x, dim, 1.0f);
+        for (int s = 0, off = 0; s < n_seqs && !rc; off += lens[s], s++) {
+            rope(ws, hp->rope_neox, local, ws->q + (size_t)off * q_dim, lens[s], hp->n_heads, hd);
+            rope(ws, hp->rope_neox, local, ws->k + (size_t)off * kv_dim, lens[s], hp->n_kv_heads,
+                 hd);
+            rc = attention(ws, hp, ws->q + (size_t)off * q_dim, ws->k + (size_t)off * kv_dim,
+                           ws->v + (size_t)off * kv_dim, ws->att + (size_t)off * q_dim, lens[s],
+                           local ? hp->sliding_window : 0);
+        }
+        ws->gen++;
+        if (rc)
+            break;
+        if (L->attn_post_norm) {
+            /* xb = RMSNorm(att Wo^T) * post_norm; x += xb */
+            if ((rc = matmul(ws, ws->att, N, &L->wo, ws->xb, dim, 0.0f)))
+                break;
+            rmsnorm(ws->xb, ws->xb, L->attn_post_norm, N, dim, hp->norm_eps);
+            for (size_t i = 0; i < (size_t)N * (size_t)dim; i++)
+                ws->x[i] += ws->xb[i];
+        } else if ((rc = matmul(ws, ws->att, N, &L->wo, ws->x, dim, 1.0f))) { /* x += att Wo^T */
+            break;
+        }
 
         rmsnorm(ws->xb, ws->x, L->ffn_norm, N, dim, hp->norm_eps);
-        /* hb = xb W1^T (gate), hb2 = xb W3^T (up), hb = silu(hb) * hb2 */
-        matmul(ws, ws->xb, N, &L->w1, ws->hb, hidden, 0.0f);
-        matmul(ws, ws->xb, N, &L->w3, ws->hb2, hidden, 0.0f);
+        ws->gen++;
+        /* hb = xb W1^T (gate), hb2 = xb W3^T (up), hb = act(hb) * hb2 */
+        if ((rc = matmul(ws, ws->xb, N, &L->w1, ws->hb, hidden, 0.0f)) ||
+            (rc = matmul(ws, ws->xb, N, &L->w3, ws->hb2, hidden, 0.0f)))
+            break;
         size_t nh = (size_t)N * (size_t)hidden;
-        for (size_t i = 0; i < nh; i++) {
-            float z = ws->hb[i];
-            ws->hb[i] = z / (1.0f + expf(-z)) * ws->hb2[i];
+        if (hp->ffn_act == BTRM_FFN_GELU_TANH) {
+            for (size_t i = 0; i < nh; i++)
+                ws->hb[i] = gelu_tanh(ws->hb[i]) * ws->hb2[i];
+        } else {
+            for (size_t i = 0; i < nh; i++) {
+                float z = ws->hb[i];
+                ws->hb[i] = z / (1.0f + expf(-z)) * ws->hb2[i];
+            }
         }
-        /* x += hb W2^T */
-        matmul(ws, ws->hb, N, &L->w2, ws->x, dim, 1.0f);
+        ws->gen++;
+        if (L->ffn_post_norm) {
+            /* xb = RMSNorm(hb W2^T) * post_norm; x += xb */
+            if ((rc = matmul(ws, ws->hb, N, &L->w2, ws->xb, dim, 0.0f)))
+                break;
+            rmsnorm(ws->xb, ws->xb, L->ffn_post_norm, N, dim, hp->norm_eps);
+            for (size_t i = 0; i < (size_t)N * (size_t)dim; i++)
+                ws->x[i] += ws->xb[i];
+        } else if ((rc = matmul(ws, ws->hb, N, &L->w2, ws->x, dim, 1.0f))) { /* x += hb W2^T */
+            break;
+        }
     }
+    if (rc)
+        return rc;
 
     /* h = RMSNorm(x) * output_norm, pooled per sequence */
     btrm_llama_pool(hp, ws, ws->x, w->output_norm, lens, n_seqs, last, mean);
+    ws->gen++;
     ws->flops += btrm_llama_flops(hp, lens, n_seqs);
     return 0;
 }
 
-void btrm_llama_logits(const btrm_llama_hparams *hp, const btrm_llama_weights *w,
-                       btrm_llama_ws *ws, const float *h, int rows, float *logits)
+int btrm_llama_logits(const btrm_llama_hparams *hp, const btrm_llama_weights *w,
+                      btrm_llama_ws *ws, const float *h, int rows, float *logits)
 {
     /* logits[rows, vocab] = h[rows, dim] Wout^T */
-    matmul(ws, h, rows, &w->output, logits, hp->vocab_size, 0.0f);
-}
-
-/* ------------------------------------------------------------------------ */
-/* The kernels above, for llama_train.c's forward (the same calls, so that
- * its result is bitwise btrm_llama_forward's). */
-
-void btrm_llama_rmsnorm(float *out, const float *x, const float *weight, int rows, int dim,
-                        float eps)
-{
-    rmsnorm(out, x, weight, rows, dim, eps);
-}
-
-void btrm_llama_rope(const btrm_llama_ws *ws, float *x, int T, int n_heads, int hd)
-{
-    rope(ws, x, T, n_heads, hd);
-}
-
-void btrm_llama_attention(btrm_llama_ws *ws, const btrm_llama_hparams *hp, const float *q,
-                          const float *k, const float *v, float *att, int T)
-{
-    attention(ws, hp, q, k, v, att, T);
+    ws->gen++;
+    int rc = matmul(ws, h, rows, &w->output, logits, hp->vocab_size, 0.0f);
+    float cap = hp->final_softcap;
+    if (!rc && cap > 0.0f)
+        for (size_t i = 0; i < (size_t)rows * (size_t)hp->vocab_size; i++)
+            logits[i] = cap * tanhf(logits[i] / cap);
+    return rc;
 }

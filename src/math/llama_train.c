@@ -8,6 +8,8 @@
 
 #include "error.h"
 #include "gemm.h"
+#include "qgemm.h"
+#include "quant.h"
 #include "rng.h"
 
 #include <math.h>
@@ -138,6 +140,21 @@ static int check_spec(const btrm_llama_train_spec *spec, const btrm_llama_hparam
     if (spec->layers < 0 || spec->layers > hp->n_layers)
         return btrm_error_set(BTRM_ECONFIG, "model.finetune.layers = %d: the model has %d "
                               "blocks (0 trains all of them)", spec->layers, hp->n_layers);
+    /* the backward implements Llama's block: none of the other architectures'
+     * named differences (llama.h) */
+    int other = hp->rope_neox || hp->sliding_window > 0 || hp->attn_softcap > 0.0f ||
+                (hp->embed_scale > 0.0f && hp->embed_scale != 1.0f) || hp->attn_scale > 0.0f ||
+                hp->ffn_act != BTRM_FFN_SILU || (hp->rope_scale > 0.0f && hp->rope_scale != 1.0f);
+    for (int l = 0; !other && l < hp->n_layers; l++) {
+        const btrm_llama_layer *L = &w->layers[l];
+        other = L->bq || L->bk || L->bv || L->q_norm || L->k_norm || L->attn_post_norm ||
+                L->ffn_post_norm;
+    }
+    if (other)
+        return btrm_error_set(BTRM_ECONFIG, "model.finetune: the backbone's backward pass "
+                              "implements the llama architecture only (this model has NeoX "
+                              "rotary, a sliding window, soft-caps, biases, q/k norms, "
+                              "post-norms or GELU); embed it, or fine-tune a llama model");
     int first = hp->n_layers - (spec->layers ? spec->layers : hp->n_layers);
     if (spec->type == BTRM_FT_LORA) {
         if (!spec->targets)
@@ -447,7 +464,8 @@ int btrm_llama_train_ws_init(btrm_llama_train_ws *ws, const btrm_llama_train *lt
                              int max_tokens, int max_seq, int recompute, int precision)
 {
     memset(ws, 0, sizeof *ws);
-    int rc = btrm_llama_ws_init(&ws->base, &lt->hp, lt->w, max_tokens, max_seq);
+    int rc = btrm_llama_ws_init(&ws->base, &lt->hp, lt->w, max_tokens, max_seq,
+                                BTRM_KERNEL_DEQUANT);
     if (rc)
         return rc;
     /* a precision btrm_gemm cannot run fails here, not in the middle of a step */
@@ -558,13 +576,14 @@ static int weight_product(const btrm_llama_train_ws *ws, const lin *L, int trans
                           const float *x, int N, float *y, float beta)
 {
     const btrm_llama_ws *b = &ws->base;
-    const float *w32 = L->w ? L->w : L->base->type == BTRM_WT_F32 ? L->base->data : NULL;
+    const float *w32 = L->w ? L->w : L->base->type == BTRM_Q_F32 ? L->base->data : NULL;
+    float *wbuf = b->wbuf; /* float32: the forward's GEMM input precision */
     int block = w32 ? L->out : b->wbuf_rows, rc = 0;
     for (int r0 = 0; !rc && r0 < L->out; r0 += block) {
         int nr = L->out - r0 < block ? L->out - r0 : block;
-        const float *rows = w32 ? w32 + (size_t)r0 * (size_t)L->in : b->wbuf;
+        const float *rows = w32 ? w32 + (size_t)r0 * (size_t)L->in : wbuf;
         for (int r = 0; !w32 && r < nr; r++)
-            btrm_llama_dequant_row(L->base, r0 + r, b->wbuf + (size_t)r * (size_t)L->in);
+            btrm_llama_dequant_row(L->base, r0 + r, wbuf + (size_t)r * (size_t)L->in);
         if (!transposed) /* y[:, r0:r0+nr] = x rows^T + beta y */
             rc = gemm(ws, 0, 1, N, nr, L->in, 1.0f, x, L->in, rows, L->in, beta, y + r0, L->out);
         else /* y += x[:, r0:r0+nr] rows */
@@ -672,11 +691,12 @@ static int block_forward(btrm_llama_train_ws *ws, int l, const float *params,
         (rc = lin_forward(ws, &L[BTRM_PROJ_V], b->xb, N, a->v, 0.0f)))
         return rc;
     for (int s = 0, off = 0; s < ws->n_seqs; off += ws->lens[s], s++) {
-        btrm_llama_rope(b, a->q + (size_t)off * q_dim, ws->lens[s], hp->n_heads, hd);
-        btrm_llama_rope(b, a->k + (size_t)off * kv_dim, ws->lens[s], hp->n_kv_heads, hd);
-        btrm_llama_attention(b, hp, a->q + (size_t)off * q_dim, a->k + (size_t)off * kv_dim,
-                             a->v + (size_t)off * kv_dim, a->att + (size_t)off * q_dim,
-                             ws->lens[s]);
+        btrm_llama_rope(b, hp, l, a->q + (size_t)off * q_dim, ws->lens[s], hp->n_heads, hd);
+        btrm_llama_rope(b, hp, l, a->k + (size_t)off * kv_dim, ws->lens[s], hp->n_kv_heads, hd);
+        if ((rc = btrm_llama_attention(b, hp, l, a->q + (size_t)off * q_dim,
+                                       a->k + (size_t)off * kv_dim, a->v + (size_t)off * kv_dim,
+                                       a->att + (size_t)off * q_dim, ws->lens[s])))
+            return rc;
     }
     /* x_mid = x_in + att Wo'^T */
     if (a->x_mid != a->x_in)

@@ -28,11 +28,14 @@ typedef struct btrm_optim_hparams {
 } btrm_optim_hparams;
 
 /* The optimizers as a table (a backend family): each keeps n_state buffers of
- * n floats per parameter, zero before step 1, named as torch names its state. */
+ * n floats per parameter, zero before step 1, named as torch names its state
+ * (checkpoints store each buffer under its name). */
+#define BTRM_OPTIM_MAX_STATE 2
 typedef struct btrm_optim_ops {
     const char *name;              /* optim.type: "adamw" | "sgd" */
     int n_state;                   /* 2 (adamw) | 1 (sgd; unused without momentum) */
-    const char *state_names[2];    /* "exp_avg", "exp_avg_sq" | "momentum_buffer" */
+    const char *state_names[BTRM_OPTIM_MAX_STATE]; /* "exp_avg", "exp_avg_sq" |
+                                                    * "momentum_buffer" */
     void (*step)(const btrm_optim_hparams *hp, int64_t t, float *param, const float *grad,
                  float *const *state, size_t n);
 } btrm_optim_ops;

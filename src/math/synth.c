@@ -62,13 +62,8 @@ void btrm_synth_free(btrm_synth *s)
 {
     if (!s)
         return;
-    free(s->features);
-    free(s->chosen);
-    free(s->rejected);
-    free(s->category);
-    free(s->subset);
-    free(s->margin);
-    free(s->w_star);
+    BTRM_FREE(s->features, s->chosen, s->rejected, s->category, s->subset, s->margin,
+              s->w_star);
     memset(s, 0, sizeof *s);
 }
 
@@ -190,10 +185,7 @@ int btrm_synth_generate(btrm_synth *s, const btrm_synth_params *sp)
             s->margin[i] = (float)fabs(diff);
     }
 fail:
-    free(centres);
-    free(xa);
-    free(xb);
-    free(order);
+    BTRM_FREE(centres, xa, xb, order);
     if (rc)
         btrm_synth_free(s);
     return rc;

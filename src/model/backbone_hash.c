@@ -207,14 +207,7 @@ static void hash_close(btrm_backbone *bb)
     hash_backbone *h = (hash_backbone *)bb;
     if (!h)
         return;
-    free(h->cps);
-    free(h->bytes);
-    free(h->keys);
-    free(h->counts);
-    free(h->slot_of);
-    free(h->table);
-    free(h->acc);
-    free(h);
+    BTRM_FREE(h->cps, h->bytes, h->keys, h->counts, h->slot_of, h->table, h->acc, h);
 }
 
 static int hash_open(btrm_backbone **bb, const char *args, int dim)

@@ -1,11 +1,13 @@
-/* backbone_llama.c: the `gguf` and `llama2c` backbones, a Llama-architecture
- * language model's representation of each text (llama_model.h's embedder:
- * tokens with BOS, left truncation to max_tokens, batched prefill, the final
- * RMSNorm hidden state of the last token or the mean over tokens). */
+/* backbone_llama.c: the `gguf` and `llama2c` backbones, a decoder language
+ * model's representation of each text (llama_model.h's embedder: tokens
+ * with BOS as the file says, left truncation to max_tokens, batched
+ * prefill, the final RMSNorm hidden state of the last token or the mean
+ * over tokens). */
 #include "backbone.h"
 
 #include "error.h"
 #include "llama_model.h"
+#include "qgemm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,20 +141,27 @@ static int llama_describe(const btrm_backbone *bb, char *label, size_t label_siz
     snprintf(label, label_size, "%s:%s,pool=%s,max_tokens=%d", format, base, pool,
              b->e.max_tokens);
     const btrm_llama_hparams *hp = &m->hp;
+    /* the kernel that ran: int8 with the instruction set of its integer products */
+    char kernel[32];
+    if (b->e.ws.kernel == BTRM_KERNEL_INT8)
+        snprintf(kernel, sizeof kernel, "int8-%s", btrm_qgemm_isa_name(btrm_qgemm_isa()));
+    else
+        snprintf(kernel, sizeof kernel, "dequant");
     json_t *obj = attrs;
     int bad = json_object_set_new(obj, "model_file", json_string(o->path)) ||
               json_object_set_new(obj, "model_format", json_string(format)) ||
               json_object_set_new(obj, "model_name", json_string(m->name)) ||
               json_object_set_new(obj, "model_hash", json_string(btrm_llama_model_hash(m))) ||
               json_object_set_new(obj, "model_hash_function", json_string("XXH3-128")) ||
-              json_object_set_new(obj, "architecture", json_string("llama")) ||
+              json_object_set_new(obj, "architecture", json_string(m->arch)) ||
               json_object_set_new(obj, "weight_types", json_string(m->weight_types)) ||
               json_object_set_new(obj, "dequantized", json_integer(m->dequantized)) ||
               json_object_set_new(obj, "n_layers", json_integer(hp->n_layers)) ||
               json_object_set_new(obj, "vocab_size", json_integer(hp->vocab_size)) ||
               json_object_set_new(obj, "pool", json_string(pool)) ||
               json_object_set_new(obj, "max_tokens", json_integer(b->e.max_tokens)) ||
-              json_object_set_new(obj, "bos", json_integer(o->bos)) ||
+              json_object_set_new(obj, "bos", json_integer(btrm_llama_embedder_bos(&b->e))) ||
+              json_object_set_new(obj, "kernel", json_string(kernel)) ||
               json_object_set_new(obj, "tokenizer", json_string(btrm_tok_kind(m->tok)));
     if (!bad && m->tokenizer_path[0])
         bad = json_object_set_new(obj, "tokenizer_file", json_string(m->tokenizer_path));
@@ -169,7 +178,8 @@ static int llama_config_args(const struct btrm_config *cfg, char *out, size_t si
 
 const btrm_backbone_ops btrm_backbone_gguf_ops = {
     .name = "gguf",
-    .summary = "a Llama-architecture LLM in a GGUF file (F32/F16/BF16/Q8_0): gguf:MODEL.gguf",
+    .summary = "a decoder LLM in a GGUF file (llama, qwen2, qwen3, gemma2, gemma3, phi3; "
+               "F32..Q8_0, K-quants): gguf:MODEL.gguf",
     .open = gguf_open,
     .encode = llama_encode,
     .dim = llama_dim,

@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "eval.h"
+#include "fileutil.h"
 #include "log.h"
 #include "loss.h"
 
@@ -154,9 +155,10 @@ static void distance_stats(btrm_analyze_result *res, const btrm_pairs *data, con
     edge[BTRM_ANALYZE_BINS] = scratch[n - 1];
     for (int q = 1; q < BTRM_ANALYZE_BINS; q++)
         edge[q] = btrm_eval_percentile(scratch, n, (double)q / BTRM_ANALYZE_BINS);
-    btrm_loss_params lp = { .type = BTRM_LOSS_NORMBT,
-                            .eps = meta ? meta->normbt_eps : 1e-6,
-                            .max_weight = meta ? meta->max_weight : 0.0 };
+    /* NormBT's weights with the model's eps and cap, or the config's defaults */
+    btrm_loss_params lp = meta ? btrm_model_loss_params(meta) : btrm_config_loss_params(NULL);
+    lp.type = BTRM_LOSS_NORMBT;
+    lp.center = 0.0;
     double bt[BTRM_ANALYZE_BINS] = { 0 }, nbt[BTRM_ANALYZE_BINS] = { 0 }, bt_all = 0, nbt_all = 0;
     for (int q = 0; q < BTRM_ANALYZE_BINS; q++) {
         res->bins[q].lo = edge[q];
@@ -290,11 +292,18 @@ fail:
     btrm_dmatrix_free(&vec);
     btrm_gram_ws_free(&ws);
     btrm_grid_free(&grid);
-    free(w);
-    free(y);
-    free(cz);
-    free(proj);
+    BTRM_FREE(w, y, cz, proj);
     return rc;
+}
+
+void btrm_analyze_result_free(btrm_analyze_result *res)
+{
+    if (!res)
+        return;
+    BTRM_FREE(res->by_category, res->by_subset, res->eigenvalues, res->components,
+              res->proj_all, res->proj_by_category);
+    res->by_category = res->by_subset = NULL;
+    res->eigenvalues = res->components = res->proj_all = res->proj_by_category = NULL;
 }
 
 int btrm_analyze_run(const btrm_pairs *data, const btrm_head *head, const float *params,
@@ -364,28 +373,10 @@ int btrm_analyze_run(const btrm_pairs *data, const btrm_head *head, const float 
         res->trace += all[2 * i] * all[2 * i] / (double)res->n_pairs;
     rc = pca(res, data, c, opts, z, first, count);
 fail:
-    free(z);
-    free(local);
-    free(all);
-    free(scratch);
-    free(counts);
+    BTRM_FREE(z, local, all, scratch, counts);
     if (rc)
         btrm_analyze_result_free(res);
     return rc;
-}
-
-void btrm_analyze_result_free(btrm_analyze_result *res)
-{
-    if (!res)
-        return;
-    free(res->by_category);
-    free(res->by_subset);
-    free(res->eigenvalues);
-    free(res->components);
-    free(res->proj_all);
-    free(res->proj_by_category);
-    res->by_category = res->by_subset = NULL;
-    res->eigenvalues = res->components = res->proj_all = res->proj_by_category = NULL;
 }
 
 static json_t *doubles_json(const double *v, int n)
@@ -515,4 +506,31 @@ void btrm_analyze_print(const btrm_analyze_result *res, const btrm_pairs *data, 
     fprintf(out, "  eigenvector residual max ||C v - lambda v|| / lambda_1 = %.2e; pdsyevd "
             "workspace %d doubles (its query said %d)\n", res->max_residual,
             res->lwork.lwork_used, res->lwork.lwork_queried);
+}
+
+int btrm_analyze_command(const char *model_path, const char *data_path,
+                         const char *json_path, int quiet, const btrm_analyze_opts *opts,
+                         const btrm_comm *c)
+{
+    btrm_eval_inputs in;
+    btrm_analyze_result res;
+    memset(&res, 0, sizeof res);
+    int rc = btrm_eval_inputs_open(&in, model_path, data_path, c);
+    if (!rc)
+        rc = btrm_analyze_run(&in.data, in.has_model ? &in.head : NULL, in.params,
+                              in.has_model ? &in.meta : NULL, c, opts, &res);
+    if (!rc && c->rank == 0) {
+        if (!quiet)
+            btrm_analyze_print(&res, &in.data, stdout);
+        if (json_path) {
+            json_t *j = btrm_analyze_to_json(&res, &in.data, model_path);
+            rc = j ? btrm_json_write_atomic(json_path, j)
+                   : btrm_error_set(BTRM_ENOMEM, "out of memory building the JSON report");
+            json_decref(j);
+        }
+    }
+    rc = btrm_comm_agree(c, rc);
+    btrm_analyze_result_free(&res);
+    btrm_eval_inputs_close(&in);
+    return rc;
 }

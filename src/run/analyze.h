@@ -92,4 +92,12 @@ json_t *btrm_analyze_to_json(const btrm_analyze_result *res, const btrm_pairs *d
 /* The readable report. */
 void btrm_analyze_print(const btrm_analyze_result *res, const btrm_pairs *data, FILE *out);
 
+/* `btrm analyze`: analyzes data_path (through model_path's head when it is
+ * not NULL); rank 0 prints the report (unless quiet) and writes the JSON
+ * document to json_path (when not NULL). Collective; every rank returns the
+ * same code. */
+int btrm_analyze_command(const char *model_path, const char *data_path,
+                         const char *json_path, int quiet, const btrm_analyze_opts *opts,
+                         const btrm_comm *c);
+
 #endif

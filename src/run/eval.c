@@ -7,8 +7,11 @@
 #include "eval.h"
 
 #include "error.h"
+#include "fileutil.h"
+#include "format.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,6 +87,15 @@ fail:
 
 static double correct_of(double dr) { return dr > 0 ? 1.0 : dr == 0 ? 0.5 : 0.0; }
 
+void btrm_eval_result_free(btrm_eval_result *res)
+{
+    if (!res)
+        return;
+    free(res->by_category);
+    free(res->by_subset);
+    res->by_category = res->by_subset = NULL;
+}
+
 int btrm_eval_run(const btrm_head *head, const float *params,
                   const btrm_model_meta *meta, const btrm_pairs *data,
                   const btrm_comm *c, btrm_eval_result *res)
@@ -141,8 +153,7 @@ int btrm_eval_run(const btrm_head *head, const float *params,
         res->bins[q].hi = edge[q + 1];
     }
 
-    btrm_loss_params lp = { .type = meta->loss, .eps = meta->normbt_eps,
-                            .max_weight = meta->max_weight };
+    btrm_loss_params lp = btrm_model_loss_params(meta);
     double correct = 0, loss = 0, margin = 0, dist = 0, share_total = 0;
     double share[BTRM_EVAL_QUANTILES] = { 0 };
     for (int64_t i = 0; i < n_pairs; i++) {
@@ -177,22 +188,10 @@ int btrm_eval_run(const btrm_head *head, const float *params,
     for (int q = 0; q < BTRM_EVAL_QUANTILES; q++)
         res->bins[q].grad_share = share_total > 0 ? share[q] / share_total : 0.0;
 fail:
-    free(local);
-    free(all);
-    free(sorted);
-    free(counts);
+    BTRM_FREE(local, all, sorted, counts);
     if (rc)
         btrm_eval_result_free(res);
     return rc;
-}
-
-void btrm_eval_result_free(btrm_eval_result *res)
-{
-    if (!res)
-        return;
-    free(res->by_category);
-    free(res->by_subset);
-    res->by_category = res->by_subset = NULL;
 }
 
 static json_t *groups_json(const btrm_eval_group *groups, char *const *names, int n)
@@ -217,7 +216,9 @@ json_t *btrm_eval_to_json(const btrm_eval_result *res, const btrm_pairs *data)
                                               "hi", b->hi, "n", (json_int_t)b->n,
                                               "accuracy", acc, "grad_share", b->grad_share));
     }
-    return json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:o, s:o, s:o}",
+    json_t *doc = json_object();
+    btrm_format_json_stamp(doc, &btrm_format_eval);
+    json_t *body = json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:o, s:o, s:o}",
                      "file", data->path, "n_pairs", (json_int_t)res->n_pairs,
                      "accuracy", res->accuracy, "loss", res->loss,
                      "margin_mean", res->margin_mean, "dist_mean", res->dist_mean,
@@ -225,6 +226,109 @@ json_t *btrm_eval_to_json(const btrm_eval_result *res, const btrm_pairs *data)
                                                 res->n_categories),
                      "by_subset", groups_json(res->by_subset, data->subsets, res->n_subsets),
                      "by_distance_quintile", bins);
+    json_object_update(doc, body);
+    json_decref(body);
+    return doc;
+}
+
+int btrm_eval_inputs_open(btrm_eval_inputs *in, const char *model_path,
+                          const char *data_path, const btrm_comm *c)
+{
+    int rc = 0;
+    memset(in, 0, sizeof *in);
+    if (model_path) {
+        rc = btrm_comm_agree(c, btrm_model_read(model_path, &in->head, &in->params, &in->meta));
+        in->has_model = !rc;
+    }
+    if (!rc)
+        rc = btrm_pairs_open(&in->data, data_path, c,
+                             BTRM_PAIRS_FEATURES | BTRM_PAIRS_REQUIRE_FEATURES);
+    if (!rc && in->has_model && in->data.dim != in->head.dim)
+        rc = btrm_error_set(BTRM_EDATA, "%s: /features has dim %d but the model %s expects %d",
+                            data_path, in->data.dim, model_path, in->head.dim);
+    return btrm_comm_agree(c, rc);
+}
+
+void btrm_eval_inputs_close(btrm_eval_inputs *in)
+{
+    btrm_pairs_close(&in->data);
+    free(in->params);
+    in->params = NULL;
+}
+
+static void print_table(const btrm_eval_result *r, const btrm_pairs *data)
+{
+    printf("%s: %lld pairs\n", data->path, (long long)r->n_pairs);
+    printf("  accuracy %.4f   loss %.4f   margin_mean %.4f   dist_mean %.4g\n", r->accuracy,
+           r->loss, r->margin_mean, r->dist_mean);
+    for (int g = 0; g < r->n_categories; g++)
+        printf("  category %-20s n %-7lld accuracy %.4f\n", data->categories[g],
+               (long long)r->by_category[g].n,
+               r->by_category[g].n ? r->by_category[g].correct / r->by_category[g].n : 0.0);
+    for (int g = 0; g < r->n_subsets; g++)
+        printf("  subset   %-20s n %-7lld accuracy %.4f\n", data->subsets[g],
+               (long long)r->by_subset[g].n,
+               r->by_subset[g].n ? r->by_subset[g].correct / r->by_subset[g].n : 0.0);
+    printf("  distance quintile      d range                n  accuracy  grad_share\n");
+    for (int q = 0; q < BTRM_EVAL_QUANTILES; q++) {
+        const btrm_eval_bin *b = &r->bins[q];
+        printf("  q%d  %10.4g .. %-10.4g %9lld  %8.4f  %10.4f\n", q + 1, b->lo, b->hi,
+               (long long)b->n, b->n ? b->correct / b->n : 0.0, b->grad_share);
+    }
+}
+
+static void print_sections(const btrm_eval_sections *s)
+{
+    printf("  RewardBench sections (fractions; - = no pairs)\n");
+    for (int k = 0; k < BTRM_RB_N; k++) {
+        if (s->defined[k])
+            printf("  section  %-20s n %-7lld score %.4f\n", btrm_rewardbench_names[k],
+                   (long long)s->n[k], s->score[k]);
+        else
+            printf("  section  %-20s n %-7lld score -\n", btrm_rewardbench_names[k],
+                   (long long)s->n[k]);
+    }
+    for (int i = 0; i < s->n_ignored; i++)
+        printf("  ignored subset %s (not a RewardBench subset)\n", s->ignored[i]);
+}
+
+int btrm_eval_command(const char *model_path, const char *data_path, const char *json_path,
+                      int rewardbench, int quiet, const btrm_comm *c)
+{
+    btrm_eval_inputs in;
+    btrm_eval_result res;
+    memset(&res, 0, sizeof res);
+    btrm_eval_sections sec;
+    memset(&sec, 0, sizeof sec);
+    int rc = btrm_eval_inputs_open(&in, model_path, data_path, c);
+    if (!rc)
+        rc = btrm_eval_run(&in.head, in.params, &in.meta, &in.data, c, &res);
+    if (!rc && rewardbench)
+        rc = btrm_eval_sections_rewardbench(&res, &in.data, &sec);
+    if (!rc && c->rank == 0) {
+        if (!quiet)
+            print_table(&res, &in.data);
+        if (!quiet && rewardbench)
+            print_sections(&sec);
+        if (json_path) {
+            json_t *j = btrm_eval_to_json(&res, &in.data);
+            json_object_set_new(j, "model", json_string(model_path));
+            if (rewardbench) {
+                json_t *ignored = json_array();
+                for (int i = 0; i < sec.n_ignored; i++)
+                    json_array_append_new(ignored, json_string(sec.ignored[i]));
+                json_object_set_new(j, "sections", btrm_eval_sections_json(&sec));
+                json_object_set_new(j, "sections_ignored", ignored);
+            }
+            rc = btrm_json_write_atomic(json_path, j);
+            json_decref(j);
+        }
+    }
+    rc = btrm_comm_agree(c, rc);
+    btrm_eval_sections_free(&sec);
+    btrm_eval_result_free(&res);
+    btrm_eval_inputs_close(&in);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -81,6 +81,28 @@ void btrm_eval_sections_free(btrm_eval_sections *s);
 /* {"Chat": x, ..., "overall": x} (null where undefined); caller owns it. */
 json_t *btrm_eval_sections_json(const btrm_eval_sections *s);
 
+/* A model file and a pair store opened for evaluation: the model on every
+ * rank (when model_path is not NULL), the store with its features. */
+typedef struct btrm_eval_inputs {
+    int has_model;
+    btrm_head head;
+    float *params;
+    btrm_model_meta meta;
+    btrm_pairs data;
+} btrm_eval_inputs;
+/* Collective: opens both; BTRM_EDATA when the store's dim is not the
+ * model's. Every rank returns the same code; close in any case. */
+int btrm_eval_inputs_open(btrm_eval_inputs *in, const char *model_path,
+                          const char *data_path, const btrm_comm *c);
+void btrm_eval_inputs_close(btrm_eval_inputs *in);
+
+/* `btrm eval`: evaluates model_path on data_path; rank 0 prints the table
+ * (unless quiet) and writes the JSON result to json_path (when not NULL),
+ * with RewardBench's sections when rewardbench is set. Collective; every
+ * rank returns the same code. */
+int btrm_eval_command(const char *model_path, const char *data_path, const char *json_path,
+                      int rewardbench, int quiet, const btrm_comm *c);
+
 /* Percentile of sorted values with linear interpolation (numpy's default). */
 double btrm_eval_percentile(const double *sorted, int64_t n, double q);
 

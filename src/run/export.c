@@ -9,6 +9,7 @@
 #include "llama_model.h"
 #include "log.h"
 #include "modelfile.h"
+#include "quant.h"
 #include "safetensors.h"
 
 #include <errno.h>
@@ -136,9 +137,9 @@ static int add_head(tensor_list *l, const btrm_head *head, const float *params,
 static const char *st_dtype(int ggml_type)
 {
     switch (ggml_type) {
-    case BTRM_GGML_F32: return "F32";
-    case BTRM_GGML_F16: return "F16";
-    case BTRM_GGML_BF16: return "BF16";
+    case BTRM_Q_F32: return "F32";
+    case BTRM_Q_F16: return "F16";
+    case BTRM_Q_BF16: return "BF16";
     default: return NULL;
     }
 }
@@ -157,7 +158,7 @@ static int add_gguf(tensor_list *l, const btrm_gguf *g, const char *gname, const
         return btrm_error_set(BTRM_EUSAGE, "%s: tensor %s is %s; exporting a backbone needs "
                               "F32, F16 or BF16 weights (export the head alone, or convert "
                               "the model to F16 with llama.cpp first)", btrm_gguf_path(g),
-                              gname, btrm_ggml_type_name(gt->type, tname, sizeof tname));
+                              gname, btrm_quant_name(gt->type, tname, sizeof tname));
     }
     uint64_t shape[BTRM_GGUF_MAX_DIMS];
     for (int d = 0; d < gt->n_dims; d++)
@@ -265,13 +266,19 @@ static int add_backbone(tensor_list *l, const char *spec, json_t *md, json_t **c
         return rc;
     const btrm_llama_hparams *hp = &m->hp;
     const btrm_gguf *g = m->gguf;
+    if (strcmp(m->arch, "llama")) {
+        rc = btrm_error_set(BTRM_EUSAGE, "%s: architecture %s; --with-backbone exports "
+                            "LlamaForSequenceClassification, from a llama GGUF only (export "
+                            "the head alone)", o.path, m->arch);
+        goto done;
+    }
     if (hp->rope_dim != hp->head_dim || hp->head_dim % 2) {
         rc = btrm_error_set(BTRM_EUSAGE, "%s: rotary embedding on %d of %d dimensions per head "
                             "has no LlamaForSequenceClassification equivalent", o.path,
                             hp->rope_dim, hp->head_dim);
         goto done;
     }
-    if (m->sliding_window > 0) {
+    if (hp->sliding_window > 0) {
         rc = btrm_error_set(BTRM_EUSAGE, "%s: sliding-window attention has no "
                             "LlamaForSequenceClassification equivalent", o.path);
         goto done;
@@ -319,7 +326,7 @@ static int add_backbone(tensor_list *l, const char *spec, json_t *md, json_t **c
     /* the matrices' dtype is the model's torch_dtype (norms may stay F32) */
     const char *dtype = st_dtype(btrm_gguf_find_tensor(g, "blk.0.attn_q.weight")
                                      ? btrm_gguf_find_tensor(g, "blk.0.attn_q.weight")->type
-                                     : BTRM_GGML_F32);
+                                     : BTRM_Q_F32);
     const char *torch_dtype = !strcmp(dtype, "F16")    ? "float16"
                               : !strcmp(dtype, "BF16") ? "bfloat16"
                                                        : "float32";
@@ -336,7 +343,7 @@ static int add_backbone(tensor_list *l, const char *spec, json_t *md, json_t **c
     if (!rc)
         rc = set_string(md, "btrm_pool", "last");
     if (!rc)
-        rc = set_string(md, "btrm_bos", "%d", o.bos);
+        rc = set_string(md, "btrm_bos", "%d", btrm_llama_model_bos(m, o.bos));
     if (!rc)
         rc = set_string(md, "btrm_max_tokens", "%d", o.max_tokens);
     if (!rc)

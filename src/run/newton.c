@@ -89,8 +89,7 @@ static int build_rows(solver *sv, const btrm_pairs *data, double *dbar)
     if (rc)
         return rc;
     *dbar = dist_sum / (double)sv->n_pairs;
-    btrm_loss_params lp = { .type = cfg->loss.type, .eps = cfg->loss.normbt_eps,
-                            .max_weight = cfg->loss.normbt_max_weight };
+    btrm_loss_params lp = btrm_config_loss_params(cfg);
     for (int64_t k = 0; k < sv->count; k++)
         sv->omega[k] = btrm_loss_weight(&lp, sv->omega[k], *dbar);
     return 0;
@@ -209,18 +208,8 @@ static int newton_direction(solver *sv, const double *g, double *shift, int *war
 
 static void solver_free(solver *sv)
 {
-    free(sv->z);
-    free(sv->omega);
-    free(sv->margin);
-    free(sv->u);
-    free(sv->v);
-    free(sv->s);
-    free(sv->coef);
-    free(sv->w);
-    free(sv->g);
-    free(sv->p);
-    free(sv->trial);
-    free(sv->reduce);
+    BTRM_FREE(sv->z, sv->omega, sv->margin, sv->u, sv->v, sv->s, sv->coef, sv->w, sv->g, sv->p,
+              sv->trial, sv->reduce);
     btrm_dmatrix_free(&sv->h);
     btrm_dmatrix_free(&sv->rhs);
     btrm_gram_ws_free(&sv->ws);

@@ -187,10 +187,7 @@ static void strtab_free(strtab *t)
 {
     for (size_t i = 0; i < t->n; i++)
         free(t->items[i]);
-    free(t->items);
-    free(t->lens);
-    free(t->hashes);
-    free(t->slots);
+    BTRM_FREE(t->items, t->lens, t->hashes, t->slots);
     memset(t, 0, sizeof *t);
 }
 
@@ -312,6 +309,18 @@ static int template_add(btrm_prep_template *t, const char *role, const char *spe
     return 0;
 }
 
+void btrm_prep_template_free(btrm_prep_template *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; i < t->n_roles; i++) {
+        free(t->role[i]);
+        free(t->before[i]);
+        free(t->after[i]);
+    }
+    memset(t, 0, sizeof *t);
+}
+
 int btrm_prep_template_default(btrm_prep_template *t)
 {
     memset(t, 0, sizeof *t);
@@ -349,18 +358,6 @@ int btrm_prep_template_load(btrm_prep_template *t, const char *path)
     if (rc)
         btrm_prep_template_free(t);
     return rc;
-}
-
-void btrm_prep_template_free(btrm_prep_template *t)
-{
-    if (!t)
-        return;
-    for (int i = 0; i < t->n_roles; i++) {
-        free(t->role[i]);
-        free(t->before[i]);
-        free(t->after[i]);
-    }
-    memset(t, 0, sizeof *t);
 }
 
 static int template_find(const btrm_prep_template *t, const char *role, size_t len)
@@ -612,20 +609,9 @@ void btrm_prep_free(btrm_prep *p)
     strtab_free(&p->subsets);
     for (size_t i = 0; i < p->n_pairs; i++)
         free(p->ids[i]);
-    free(p->ids);
-    free(p->chosen);
-    free(p->rejected);
-    free(p->category);
-    free(p->subset);
-    free(p->margin);
-    free(p->keys);
-    free(p->prompt.items);
-    free(p->resp[0].items);
-    free(p->resp[1].items);
-    free(p->render[0].data);
-    free(p->render[1].data);
-    free(p->prompt_text.data);
-    free(p->line_copy.data);
+    BTRM_FREE(p->ids, p->chosen, p->rejected, p->category, p->subset, p->margin, p->keys,
+              p->prompt.items, p->resp[0].items, p->resp[1].items, p->render[0].data,
+              p->render[1].data, p->prompt_text.data, p->line_copy.data);
     for (int r = 0; r < BTRM_PREP_N_BAD; r++)
         for (int i = 0; i < p->examples[r].n; i++)
             free(p->examples[r].text[i]);
@@ -1534,17 +1520,8 @@ static int write_side(const btrm_prep *p, const char *path, const size_t *sel, s
     if (!rc)
         *n_texts_out = n_rows;
 fail:
-    free(prov);
-    free(row_map);
-    free(texts);
-    free(chosen);
-    free(rejected);
-    free(ids);
-    free(cat);
-    free(sub);
-    free(margin);
-    free(cat_names);
-    free(sub_names);
+    BTRM_FREE(prov, row_map, texts, chosen, rejected, ids, cat, sub, margin, cat_names,
+              sub_names);
     return rc;
 }
 

@@ -4,12 +4,12 @@
 #include "config.h"
 #include "error.h"
 #include "fileutil.h"
-#include "h5util.h"
+#include "format.h"
 #include "log.h"
+#include "pairs.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <hdf5.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -111,29 +111,9 @@ static const char *backbone_label(label_cache *cache, const char *path, const ch
         snprintf(why, sizeof why, "no data.train");
     } else if (stat(path, &st) != 0) {
         snprintf(why, sizeof why, "%s: %s", path, strerror(errno));
-    } else {
-        hid_t fapl = btrm_h5_fapl(), file = -1, dset = -1;
-        btrm_h5_quiet();
-        if (fapl >= 0)
-            file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-        if (file >= 0)
-            dset = H5Dopen2(file, "/features", H5P_DEFAULT);
-        if (file < 0) {
-            snprintf(why, sizeof why, "%s: not an HDF5 file btrm can open", path);
-        } else if (dset < 0) {
-            snprintf(why, sizeof why, "%s has no /features", path);
-        } else if (btrm_h5_has_attr(dset, "backbone") != 1) {
-            snprintf(why, sizeof why, "%s: /features has no backbone attribute", path);
-        } else if (btrm_h5_read_attr_string(dset, "backbone", label, sizeof label) || !label[0]) {
-            snprintf(why, sizeof why, "%s: %s", path, label[0] ? btrm_error_msg() : "empty label");
-            snprintf(label, sizeof label, "unknown");
-        }
-        if (dset >= 0)
-            H5Dclose(dset);
-        if (file >= 0)
-            H5Fclose(file);
-        if (fapl >= 0)
-            H5Pclose(fapl);
+    } else if (btrm_pairs_read_backbone(path, label, sizeof label) != 0) {
+        snprintf(why, sizeof why, "%s", btrm_error_msg());
+        snprintf(label, sizeof label, "unknown");
     }
     if (why[0])
         btrm_log_warn("%s: cannot read the backbone label (%s); shown as 'unknown'", run_dir, why);
@@ -226,8 +206,16 @@ static int eval_from_jsonl(btrm_report_run *run, int eval_index)
     long long last_step = -1;
     int index = 0, rc = 0;
     json_t *chosen = NULL;
+    int version = 0;
     while (getline(&line, &cap, f) > 0) {
         json_t *res = json_loads(line, 0, NULL);
+        if (res && btrm_format_json_check(&btrm_format_eval, path, res, &version) != 0) {
+            btrm_log_warn("%s: %s", run->dir, btrm_error_msg());
+            json_decref(res);
+            json_decref(chosen);
+            chosen = NULL;
+            break;
+        }
         const json_t *step = json_object_get(res, "step");
         if (json_is_integer(step)) {
             long long s = json_integer_value(step);
@@ -265,7 +253,7 @@ static int read_run(btrm_report_run *run, int eval_index, btrm_config *cfg, labe
     char path[BTRM_PATH_MAX + 64];
     json_error_t jerr;
     json_t *summary = NULL;
-    int rc = 0, have_cfg = 0;
+    int rc = 0, have_cfg = 0, version = 0;
     const char *train = NULL, *status = NULL, *error = NULL;
 
     btrm_path_join(path, sizeof path, run->dir, "config.yaml");
@@ -281,6 +269,10 @@ static int read_run(btrm_report_run *run, int eval_index, btrm_config *cfg, labe
         if (!summary) {
             status = "unreadable";
             snprintf(why, sizeof why, "%s:%d: %s", path, jerr.line, jerr.text);
+            error = why;
+        } else if (btrm_format_json_check(&btrm_format_summary, path, summary, &version)) {
+            status = "unreadable";
+            snprintf(why, sizeof why, "%s", btrm_error_msg());
             error = why;
         } else {
             status = json_string_value(json_object_get(summary, "status"));
@@ -343,13 +335,8 @@ static int read_run(btrm_report_run *run, int eval_index, btrm_config *cfg, labe
 
 static void run_free(btrm_report_run *run)
 {
-    free(run->dir);
-    free(run->name);
-    free(run->status);
-    free(run->error);
-    free(run->backbone);
-    free(run->loss);
-    free(run->eval_file);
+    BTRM_FREE(run->dir, run->name, run->status, run->error, run->backbone, run->loss,
+              run->eval_file);
     for (int c = 0; c < run->n_cats; c++)
         free(run->cat_names[c]);
     free(run->cat_names);
@@ -504,11 +491,7 @@ static int cmp_group(const void *a, const void *b)
 
 static void table_free(table *t)
 {
-    free(t->cols);
-    free(t->group_first);
-    free(t->members);
-    free(t->cells);
-    free(t->best);
+    BTRM_FREE(t->cols, t->group_first, t->members, t->cells, t->best);
 }
 
 static int build_table(const btrm_report *rep, table *t)

@@ -15,7 +15,9 @@
 
 #include "error.h"
 #include "fileutil.h"
+#include "format.h"
 #include "log.h"
+#include "yamlfile.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,9 +30,6 @@
 #include <xxhash.h>
 #include <yaml.h>
 
-#define MAX_FILE_BYTES (16L << 20) /* sweep and config files are a few KB */
-#define MAX_DEPTH 16               /* nesting in one YAML document */
-#define MAX_EVENTS 100000          /* YAML events in one document */
 #define MAX_CHAIN 32               /* files in a base: chain */
 #define MAX_SHOWN_CHANGES 6        /* differences listed when a sweep changed */
 #define SWEEP_FORMAT "sweep-v1"
@@ -161,99 +160,14 @@ static char *where_of(const char *file, yaml_mark_t mark)
 
 static int read_file(const char *path, unsigned char **text, size_t *len, struct stat *st_out)
 {
-    return btrm_read_file(path, MAX_FILE_BYTES, "YAML file for btrm", text, len, st_out);
+    return btrm_yaml_read_file(path, "YAML file for btrm", text, len, st_out);
 }
 
-static int yaml_fail(const char *file, const yaml_parser_t *parser)
-{
-    if (parser->error == YAML_MEMORY_ERROR)
-        return btrm_error_set(BTRM_ENOMEM, "%s: out of memory parsing YAML", file);
-    if (parser->error == YAML_READER_ERROR)
-        return btrm_error_set(BTRM_ECONFIG, "%s: not YAML text: %s (byte offset %zu)", file,
-                              parser->problem ? parser->problem : "error",
-                              parser->problem_offset);
-    char context[200] = "";
-    if (parser->context)
-        snprintf(context, sizeof context, " (%s at line %zu, column %zu)", parser->context,
-                 parser->context_mark.line + 1, parser->context_mark.column + 1);
-    return btrm_error_set(BTRM_ECONFIG, "%s:%zu:%zu: invalid YAML: %s%s", file,
-                          parser->problem_mark.line + 1, parser->problem_mark.column + 1,
-                          parser->problem ? parser->problem : "error", context);
-}
-
-/* Parses text as one YAML document: an event scan first (bounded depth and
- * size, one document, syntax errors with their marks), then the loader. */
 static int parse_doc(const char *file, const unsigned char *text, size_t len,
                      yaml_document_t *doc, int *have_doc)
 {
-    yaml_parser_t parser;
-    int rc = 0, depth = 0, docs = 0;
-    long events = 0;
-    *have_doc = 0;
-    if (!yaml_parser_initialize(&parser))
-        return btrm_error_set(BTRM_ENOMEM, "out of memory starting the YAML parser");
-    yaml_parser_set_input_string(&parser, text, len);
-    for (;;) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&parser, &ev)) {
-            rc = yaml_fail(file, &parser);
-            goto fail;
-        }
-        yaml_event_type_t type = ev.type;
-        yaml_mark_t mark = ev.start_mark;
-        yaml_event_delete(&ev);
-        if (type == YAML_STREAM_END_EVENT)
-            break;
-        if (type == YAML_DOCUMENT_START_EVENT && ++docs > 1)
-            rc = btrm_error_set(BTRM_ECONFIG, "%s:%zu:%zu: a second YAML document: expected "
-                                "one mapping", file, mark.line + 1, mark.column + 1);
-        else if ((type == YAML_MAPPING_START_EVENT || type == YAML_SEQUENCE_START_EVENT) &&
-                 ++depth > MAX_DEPTH)
-            rc = btrm_error_set(BTRM_ECONFIG, "%s:%zu:%zu: nested deeper than %d levels", file,
-                                mark.line + 1, mark.column + 1, MAX_DEPTH);
-        else if (++events > MAX_EVENTS)
-            rc = btrm_error_set(BTRM_ECONFIG, "%s:%zu:%zu: more than %d YAML nodes", file,
-                                mark.line + 1, mark.column + 1, MAX_EVENTS);
-        if (rc)
-            goto fail;
-        if (type == YAML_MAPPING_END_EVENT || type == YAML_SEQUENCE_END_EVENT)
-            depth--;
-    }
-    yaml_parser_delete(&parser);
-    if (!yaml_parser_initialize(&parser))
-        return btrm_error_set(BTRM_ENOMEM, "out of memory starting the YAML parser");
-    yaml_parser_set_input_string(&parser, text, len);
-    if (!yaml_parser_load(&parser, doc))
-        rc = yaml_fail(file, &parser);
-    else
-        *have_doc = 1;
-fail:
-    yaml_parser_delete(&parser);
-    return rc;
-}
-
-/* Plain ~, null, Null, NULL or nothing. */
-static int is_null(const yaml_node_t *n)
-{
-    if (!n)
-        return 1;
-    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return 0;
-    const char *s = (const char *)n->data.scalar.value;
-    return n->data.scalar.length == 0 || !strcmp(s, "~") || !strcmp(s, "null") ||
-           !strcmp(s, "Null") || !strcmp(s, "NULL");
-}
-
-static const char *node_kind(const yaml_node_t *n)
-{
-    return n->type == YAML_MAPPING_NODE    ? "a mapping"
-           : n->type == YAML_SEQUENCE_NODE ? "a list"
-                                           : "a single value";
-}
-
-static const char *scalar(const yaml_node_t *n)
-{
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+    btrm_yaml_src src = { .file = file, .what = "a sweep file", .text = text, .len = len };
+    return btrm_yaml_load(&src, doc, have_doc);
 }
 
 /* Whether a plain scalar must be quoted to read back as the same string when
@@ -351,14 +265,14 @@ static int check_keys(const char *file, yaml_document_t *doc, const yaml_node_t 
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
         const yaml_node_t *kn = yaml_document_get_node(doc, p->key);
-        const char *key = scalar(kn);
+        const char *key = btrm_yaml_scalar(kn);
         if (!key || !key[0] || strlen(key) != kn->data.scalar.length)
             return btrm_error_set(BTRM_ECONFIG, "%s:%zu:%zu: a key must be a non-empty name, "
                                   "got %s", file, kn->start_mark.line + 1,
-                                  kn->start_mark.column + 1, key ? "an empty one" : node_kind(kn));
+                                  kn->start_mark.column + 1, key ? "an empty one" : btrm_yaml_node_kind(kn));
         for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
             const yaml_node_t *prev = yaml_document_get_node(doc, q->key);
-            if (!strcmp(scalar(prev), key))
+            if (!strcmp(btrm_yaml_scalar(prev), key))
                 return btrm_error_set(BTRM_ECONFIG, "%s:%zu:%zu: duplicate key '%s' (first "
                                       "given at line %zu, column %zu)", file,
                                       kn->start_mark.line + 1, kn->start_mark.column + 1, key,
@@ -398,7 +312,7 @@ static int flatten_mapping(const char *file, yaml_document_t *doc, const yaml_no
          !rc && p < map->data.mapping.pairs.top; p++) {
         const yaml_node_t *kn = yaml_document_get_node(doc, p->key);
         const yaml_node_t *vn = yaml_document_get_node(doc, p->value);
-        const char *key = scalar(kn);
+        const char *key = btrm_yaml_scalar(kn);
         if (!prefix && !strcmp(key, "base"))
             continue; /* followed by flatten_file */
         if (strchr(key, '.'))
@@ -410,7 +324,7 @@ static int flatten_mapping(const char *file, yaml_document_t *doc, const yaml_no
             return btrm_error_set(BTRM_ENOMEM, "out of memory reading '%s'", file);
         if (vn && vn->type == YAML_MAPPING_NODE) {
             rc = flatten_mapping(file, doc, vn, full, out);
-        } else if (prefix || !is_null(vn)) { /* an empty section at the top is ignored */
+        } else if (prefix || !btrm_yaml_is_null(vn)) { /* an empty section at the top is ignored */
             char *value = node_text(doc, vn);
             rc = sets_add(out, value ? btrm_strdup_printf("%s=%s", full, value) : NULL,
                           where_of(file, vn ? vn->start_mark : kn->end_mark));
@@ -456,7 +370,7 @@ static int flatten_file(const char *path, set_list *out, chain *ch)
     if (rc)
         goto fail;
     const yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (is_null(root)) {
+    if (btrm_yaml_is_null(root)) {
         rc = btrm_error_set(BTRM_ECONFIG, "%s: empty config", path);
         goto fail;
     }
@@ -464,17 +378,17 @@ static int flatten_file(const char *path, set_list *out, chain *ch)
         rc = btrm_error_set(BTRM_ECONFIG, "%s:%zu:%zu: the top level must be a mapping of "
                             "sections (run:, data:, model:, ...), got %s", path,
                             root->start_mark.line + 1, root->start_mark.column + 1,
-                            node_kind(root));
+                            btrm_yaml_node_kind(root));
         goto fail;
     }
     rc = check_keys(path, &doc, root);
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
          !rc && p < root->data.mapping.pairs.top; p++) {
         const yaml_node_t *vn = yaml_document_get_node(&doc, p->value);
-        if (strcmp(scalar(yaml_document_get_node(&doc, p->key)), "base"))
+        if (strcmp(btrm_yaml_scalar(yaml_document_get_node(&doc, p->key)), "base"))
             continue;
-        const char *base = scalar(vn);
-        if (!base || is_null(vn)) {
+        const char *base = btrm_yaml_scalar(vn);
+        if (!base || btrm_yaml_is_null(vn)) {
             rc = btrm_error_set(BTRM_ECONFIG, "%s:%zu:%zu: base: expected the path of a config "
                                 "file", path, vn->start_mark.line + 1, vn->start_mark.column + 1);
             break;
@@ -554,18 +468,9 @@ static void spec_free(spec *sp)
     memset(sp, 0, sizeof *sp);
 }
 
-static int fail_node(const char *file, const yaml_node_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail_node(const char *file, const yaml_node_t *n, const char *fmt, ...)
-{
-    char msg[BTRM_ERROR_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return btrm_error_set(BTRM_ECONFIG, "%s:%zu:%zu: %s", file, n->start_mark.line + 1,
-                          n->start_mark.column + 1, msg);
-}
+/* "FILE:LINE:COL: message" at node n. */
+#define fail_node(path, n, ...)                                                  \
+    btrm_yaml_fail(&(btrm_yaml_src){ .file = (path) }, (n)->start_mark, __VA_ARGS__)
 
 /* A path or a list of paths (relative to the sweep file) -> a layer. */
 static int parse_layer(const char *file, yaml_document_t *doc, const yaml_node_t *n,
@@ -587,10 +492,10 @@ static int parse_layer(const char *file, yaml_document_t *doc, const yaml_node_t
         return fail_node(file, n, "%s: expected a config file or a list of them", what);
     chain ch = { .n = 0 };
     for (int i = 0; i < n_items && !rc; i++) {
-        const char *path = scalar(items[i]);
-        if (!path || is_null(items[i]) || strlen(path) != items[i]->data.scalar.length)
+        const char *path = btrm_yaml_scalar(items[i]);
+        if (!path || btrm_yaml_is_null(items[i]) || strlen(path) != items[i]->data.scalar.length)
             return fail_node(file, items[i], "%s: expected the path of a config file, got %s",
-                             what, path ? "nothing" : node_kind(items[i]));
+                             what, path ? "nothing" : btrm_yaml_node_kind(items[i]));
         char *resolved = resolve_path(file, path);
         if (!resolved)
             return btrm_error_set(BTRM_ENOMEM, "out of memory reading '%s'", file);
@@ -671,7 +576,7 @@ static int parse_axis(spec *sp, yaml_document_t *doc, const yaml_node_pair_t *fi
     for (int k = 0; k < n_keys; k++) {
         const yaml_node_t *kn = yaml_document_get_node(doc, first[k].key);
         const yaml_node_t *list = yaml_document_get_node(doc, first[k].value);
-        const char *key = scalar(kn);
+        const char *key = btrm_yaml_scalar(kn);
         if (!strcmp(key, "run.name") || !strcmp(key, "run.out_dir"))
             return fail_node(file, kn, "%s: '%s' is set by the sweep for every run "
                              "(<name>-<index>, DIR/runs/<index>)", what, key);
@@ -689,7 +594,7 @@ static int parse_axis(spec *sp, yaml_document_t *doc, const yaml_node_pair_t *fi
         if (n_values != ax->n_values)
             return fail_node(file, list, "%s: %s has %d values but %s has %d: the lists of "
                              "a zip group are varied together and must have the same length",
-                             what, key, n_values, scalar(yaml_document_get_node(doc, first->key)),
+                             what, key, n_values, btrm_yaml_scalar(yaml_document_get_node(doc, first->key)),
                              ax->n_values);
         if (!(ax->keys[k] = strdup(key)))
             return btrm_error_set(BTRM_ENOMEM, "out of memory reading '%s'", file);
@@ -724,7 +629,7 @@ static int parse_zip(spec *sp, yaml_document_t *doc, const yaml_node_t *n)
                 return fail_node(sp->path, n, "zip: more than 256 groups");
             groups[n_groups++] = yaml_document_get_node(doc, *it);
         }
-    } else if (!is_null(n)) {
+    } else if (!btrm_yaml_is_null(n)) {
         return fail_node(sp->path, n, "zip: expected a list of groups, each a mapping of keys "
                          "to lists of the same length, e.g. [{optim.lr: [1e-3, 3e-4], "
                          "optim.warmup_steps: [0, 100]}]");
@@ -734,7 +639,7 @@ static int parse_zip(spec *sp, yaml_document_t *doc, const yaml_node_t *n)
         if (map->type != YAML_MAPPING_NODE ||
             map->data.mapping.pairs.top == map->data.mapping.pairs.start)
             return fail_node(sp->path, map, "zip: a group must be a non-empty mapping of keys to "
-                             "lists of the same length, got %s", node_kind(map));
+                             "lists of the same length, got %s", btrm_yaml_node_kind(map));
         int rc = check_keys(sp->path, doc, map);
         if (!rc)
             rc = parse_axis(sp, doc, map->data.mapping.pairs.start,
@@ -786,13 +691,13 @@ static int parse_spec(spec *sp, btrm_sweep *sw)
     if (rc)
         return rc;
     const yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (is_null(root)) {
+    if (btrm_yaml_is_null(root)) {
         rc = btrm_error_set(BTRM_ECONFIG, "%s: empty sweep file", file);
         goto fail;
     }
     if (root->type != YAML_MAPPING_NODE) {
         rc = fail_node(file, root, "a sweep is a mapping (name:, base:, settings:, grid:, zip:), "
-                       "got %s", node_kind(root));
+                       "got %s", btrm_yaml_node_kind(root));
         goto fail;
     }
     rc = check_keys(file, &doc, root);
@@ -801,12 +706,12 @@ static int parse_spec(spec *sp, btrm_sweep *sw)
          !rc && p < root->data.mapping.pairs.top; p++) {
         const yaml_node_t *kn = yaml_document_get_node(&doc, p->key);
         const yaml_node_t *vn = yaml_document_get_node(&doc, p->value);
-        const char *key = scalar(kn);
+        const char *key = btrm_yaml_scalar(kn);
         if (!strcmp(key, "name")) {
-            const char *name = scalar(vn);
-            if (!name || is_null(vn)) {
+            const char *name = btrm_yaml_scalar(vn);
+            if (!name || btrm_yaml_is_null(vn)) {
                 rc = fail_node(file, vn, "name: expected a name, got %s",
-                               name ? "nothing" : node_kind(vn));
+                               name ? "nothing" : btrm_yaml_node_kind(vn));
             } else if (!(rc = check_name(file, vn, name))) {
                 snprintf(sw->name, sizeof sw->name, "%s", name);
                 have_name = 1;
@@ -824,7 +729,7 @@ static int parse_spec(spec *sp, btrm_sweep *sw)
                            "and zip)", key);
         }
     }
-    if (!rc && grid && !is_null(grid)) {
+    if (!rc && grid && !btrm_yaml_is_null(grid)) {
         if (grid->type != YAML_MAPPING_NODE)
             rc = fail_node(file, grid, "grid: expected a mapping of keys to lists of values, "
                            "e.g. {loss.type: [bt, normbt], run.seed: [1, 2, 3]}");
@@ -985,6 +890,18 @@ fail:
     return rc;
 }
 
+void btrm_sweep_free(btrm_sweep *sw)
+{
+    if (!sw)
+        return;
+    for (int r = 0; sw->runs && r < sw->n_runs; r++) {
+        free(sw->runs[r].overrides);
+        free(sw->runs[r].config_text);
+    }
+    BTRM_FREE(sw->runs, sw->path, sw->out_dir, sw->text);
+    memset(sw, 0, sizeof *sw);
+}
+
 int btrm_sweep_load(btrm_sweep *sw, const char *path, const char *out_dir)
 {
     spec sp;
@@ -1060,21 +977,6 @@ fail:
     return rc;
 }
 
-void btrm_sweep_free(btrm_sweep *sw)
-{
-    if (!sw)
-        return;
-    for (int r = 0; sw->runs && r < sw->n_runs; r++) {
-        free(sw->runs[r].overrides);
-        free(sw->runs[r].config_text);
-    }
-    free(sw->runs);
-    free(sw->path);
-    free(sw->out_dir);
-    free(sw->text);
-    memset(sw, 0, sizeof *sw);
-}
-
 void btrm_sweep_result_free(btrm_sweep_result *result)
 {
     if (!result)
@@ -1093,7 +995,10 @@ int btrm_sweep_run_finished(const char *run_dir)
         return 0;
     json_t *doc = json_load_file(path, 0, NULL);
     const char *status = json_string_value(json_object_get(doc, "status"));
-    int ok = status && !strcmp(status, "ok");
+    int version = 0;
+    /* a summary of a newer format may not mean what this btrm reads */
+    int ok = status && !strcmp(status, "ok") &&
+             btrm_format_json_check(&btrm_format_summary, path, doc, &version) == 0;
     json_decref(doc);
     return ok;
 }

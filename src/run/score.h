@@ -1,0 +1,26 @@
+/* score.h: `btrm score`: the reward of each text of a JSONL file, from a
+ * backbone's features and a trained head (model/reward.h: the head one row
+ * at a time, so that a text's reward is what `btrm serve` answers for it).
+ * One process, no MPI. */
+#ifndef BTRM_SCORE_H
+#define BTRM_SCORE_H
+
+#include "config.h"
+
+#define BTRM_SCORE_BATCH_DEFAULT 64
+
+typedef struct btrm_score_opts {
+    const char *model_path;   /* a model file (btrm train's final.h5) */
+    const char *backbone;     /* NAME[:ARGS]; the config's embed.* keys are added */
+    const char *texts_path;   /* JSON lines {"text": ..., "id": ...}; "-" = stdin */
+    const char *out_path;     /* NULL: stdout */
+    int batch;                /* texts per backbone call */
+    int invariant;            /* each text through the backbone on its own */
+} btrm_score_opts;
+
+/* Reads {"text": ...} lines (blank lines skipped, other keys ignored, "id"
+ * copied) and writes one line {"reward": r} or {"id": ..., "reward": r}
+ * per text, in order. Errors name the file and line. */
+int btrm_score_run(const btrm_score_opts *opts, const btrm_config *cfg);
+
+#endif
