@@ -115,7 +115,7 @@ static void test_rewards(const char *dir)
         btrm_reward rm;
         int rc = write_model(path, kind);
         if (!rc)
-            rc = btrm_reward_open(&rm, path, "hash", (int)n);
+            rc = btrm_reward_open(&rm, path, "hash", NULL, (int)n);
         if (rc) {
             ok(0, "open a %s model on the hash backbone: %s", kind ? "mlp" : "linear",
                btrm_error_msg());
@@ -140,7 +140,7 @@ static void test_rewards(const char *dir)
         btrm_reward_close(&rm);
     }
     btrm_reward rm;
-    int rc = btrm_reward_open(&rm, "/nonexistent/model.h5", "hash", 4);
+    int rc = btrm_reward_open(&rm, "/nonexistent/model.h5", "hash", NULL, 4);
     ok(rc != 0 && strstr(btrm_error_msg(), "/nonexistent/model.h5"),
        "a missing model file: an error naming it");
 }

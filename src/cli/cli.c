@@ -1,7 +1,6 @@
 /* cli.c: what the subcommands share (see cli.h). */
 #include "cli.h"
 
-#include "backbone.h"
 #include "error.h"
 #include "log.h"
 
@@ -102,15 +101,4 @@ int btrm_cli_load_config(const char *path, const btrm_cli_sets *sets, btrm_confi
     if (!*cfg)
         return btrm_error_set(BTRM_ENOMEM, "out of memory");
     return btrm_config_load(*cfg, path, sets->items, sets->n);
-}
-
-int btrm_cli_backbone_spec(const char *spec, const char *config_path, const btrm_cli_sets *sets,
-                           char *out, size_t size)
-{
-    btrm_config *cfg = NULL;
-    int rc = btrm_cli_load_config(config_path, sets, &cfg);
-    if (!rc)
-        rc = btrm_backbone_spec_with_config(spec, cfg, out, size);
-    free(cfg);
-    return rc;
 }

@@ -57,11 +57,6 @@ typedef struct btrm_cli_sets {
 int btrm_cli_sets_add(btrm_cli_sets *sets, const char *assignment);
 void btrm_cli_sets_free(btrm_cli_sets *sets);
 
-/* out = spec with the options of the config (config_path, or the defaults,
- * with the --set assignments) inserted: btrm_backbone_spec_with_config. */
-int btrm_cli_backbone_spec(const char *spec, const char *config_path, const btrm_cli_sets *sets,
-                           char *out, size_t size);
-
 /* Prints "btrm <cmd>: <message>\nTry 'btrm <cmd> --help'." to stderr and
  * returns BTRM_EXIT_USAGE. */
 int btrm_cli_usage_error(const char *cmd, const char *fmt, ...)

@@ -1,18 +1,19 @@
 /* cli_export.c: `btrm export MODEL.h5 -o DIR [--format safetensors]
- * [--with-backbone --backbone SPEC]` (run/export.h, docs/export.md). */
+ * [--with-backbone [--backbone SPEC]]` (run/export.h, docs/export.md). */
 #include "cli.h"
 #include "error.h"
 #include "export.h"
 #include "log.h"
 #include "types.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: btrm export MODEL.h5 -o DIR [--format safetensors]\n"
-            "                   [--with-backbone --backbone gguf:MODEL.gguf,pool=last]\n\n"
+            "                   [--with-backbone [--backbone gguf:MODEL.gguf]]\n\n"
             "Writes a trained model in Hugging Face's formats (docs/export.md):\n"
             "DIR/model.safetensors with a linear head as score.weight [1, D] float32 (its\n"
             "bias in __metadata__ as score.bias), an mlp head as score.fc0.weight,\n"
@@ -23,9 +24,10 @@ static void usage(FILE *out)
             "  -o, --output DIR       the folder to write (created)\n"
             "  --format safetensors   the format (the only one so far)\n"
             "  --with-backbone        also export the backbone's weights\n"
-            "  --backbone SPEC        the backbone the model was trained on\n"
+            "  --backbone SPEC        the backbone (default: the one the model records;\n"
+            "                         refused when it makes other features)\n"
             "  --config FILE, --set key=value   embed.* keys (docs/config.md)\n"
-            "  -q, --quiet            warnings and errors only\n"
+            "  -q, --quiet            warnings and errors only;  -v, --verbose  more\n"
             "  -h, --help             this help\n\n"
             "Exit codes: 0 ok, 1 runtime or data error, 2 usage error.\n");
 }
@@ -55,8 +57,7 @@ int btrm_export_main(int argc, char **argv, MPI_Comm world)
             config_path = argv[++i];
         } else if (!strcmp(a, "--set") && has_value) {
             btrm_cli_sets_add(&sets, argv[++i]);
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            verbosity = BTRM_LOG_WARN;
+        } else if (btrm_cli_verbosity(a, &verbosity)) {
         } else if (a[0] == '-' && a[1]) {
             code = btrm_cli_usage_error("export", "unknown or incomplete option '%s'", a);
             goto out;
@@ -71,22 +72,15 @@ int btrm_export_main(int argc, char **argv, MPI_Comm world)
         code = btrm_cli_usage_error("export", "want MODEL.h5 -o DIR");
         goto out;
     }
-    if (o.with_backbone && !spec) {
-        code = btrm_cli_usage_error("export", "--with-backbone needs --backbone SPEC");
-        goto out;
-    }
     btrm_log_init(0, verbosity);
-    char full_spec[2 * BTRM_PATH_MAX];
-    int rc = 0;
-    if (spec) {
-        rc = btrm_cli_backbone_spec(spec, config_path, &sets, full_spec, sizeof full_spec);
-        o.backbone = full_spec;
-    }
+    btrm_config *cfg = NULL;
+    int rc = btrm_cli_load_config(config_path, &sets, &cfg);
+    o.backbone = spec;
+    o.cfg = cfg;
     if (!rc)
         rc = btrm_export_run(&o);
-    if (rc)
-        btrm_log_error("%s", btrm_error_msg());
-    code = btrm_error_exit_code(rc);
+    code = btrm_cli_exit(NULL, rc);
+    free(cfg);
 out:
     btrm_cli_sets_free(&sets);
     return code;

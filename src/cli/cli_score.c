@@ -1,4 +1,4 @@
-/* cli_score.c: `btrm score MODEL.h5 --backbone SPEC TEXTS.jsonl`: the reward
+/* cli_score.c: `btrm score MODEL.h5 [--backbone SPEC] TEXTS.jsonl`: the reward
  * of each text, from a backbone's features and a trained head. One process,
  * no MPI. Reads JSON lines {"text": ...} (other keys ignored, "id" copied to
  * the output) and writes one JSON line {"reward": r} (or {"id": ...,
@@ -17,15 +17,16 @@ static void usage(FILE *out)
     char names[256];
     btrm_backbone_names(names, sizeof names);
     fprintf(out,
-            "Usage: btrm score MODEL.h5 --backbone SPEC TEXTS.jsonl [options]\n\n"
+            "Usage: btrm score MODEL.h5 [--backbone SPEC] TEXTS.jsonl [options]\n\n"
             "Prints the reward of each text of TEXTS.jsonl (one {\"text\": ...} object per\n"
             "line, blank lines skipped; \"-\" reads stdin) as one JSON line {\"reward\": r}\n"
             "per text, in order ({\"id\": ..., \"reward\": r} when the input has an \"id\").\n"
-            "The features come from the backbone the model was trained on (backbones:\n"
-            "%s; see docs/backbones.md), the head from MODEL.h5 (btrm\n"
-            "train's final.h5).\n\n"
+            "The features come from the backbone the model was trained on, as MODEL.h5\n"
+            "(btrm train's final.h5) records it with its settings (backbones: %s;\n"
+            "docs/backbones.md); a backbone that makes features another way is refused.\n\n"
             "Options:\n"
-            "  --backbone SPEC        NAME[:ARGS], e.g. gguf:MODEL.gguf,pool=last (required)\n"
+            "  --backbone SPEC        NAME[:ARGS], e.g. gguf:MODEL.gguf (default: the model's;\n"
+            "                         settings it does not write are the model's)\n"
             "  -o, --output FILE      write the JSON lines to FILE instead of stdout\n"
             "  --batch N              texts per backbone call (default %d)\n"
             "  --invariant            each text through the backbone on its own: a reward\n"
@@ -80,8 +81,8 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
             goto out;
         }
     }
-    if (!model_path || !texts_path || !spec) {
-        code = btrm_cli_usage_error("score", "want MODEL.h5 --backbone SPEC TEXTS.jsonl");
+    if (!model_path || !texts_path) {
+        code = btrm_cli_usage_error("score", "want MODEL.h5 [--backbone SPEC] TEXTS.jsonl");
         goto out;
     }
     btrm_log_init(0, verbosity);

@@ -1,4 +1,4 @@
-/* cli_serve.c: `btrm serve MODEL.h5 --backbone SPEC [options]`: the HTTP
+/* cli_serve.c: `btrm serve MODEL.h5 [--backbone SPEC] [options]`: the HTTP
  * reward server (run/serve.h, docs/serve.md). One process, no MPI. */
 #include "cli.h"
 #include "error.h"
@@ -14,7 +14,7 @@ static void usage(FILE *out)
     btrm_serve_opts d;
     btrm_serve_opts_defaults(&d);
     fprintf(out,
-            "Usage: btrm serve MODEL.h5 --backbone SPEC [options]\n\n"
+            "Usage: btrm serve MODEL.h5 [--backbone SPEC] [options]\n\n"
             "Serves the rewards of a trained model over HTTP (docs/serve.md) until SIGTERM or\n"
             "SIGINT, then answers the requests it has queued and exits within 5 s.\n\n"
             "  POST /score, POST /get_reward  body {\"texts\": [...]},\n"
@@ -26,11 +26,13 @@ static void usage(FILE *out)
             "{\"error\": message} with 400 (bad JSON, types, UTF-8), 404, 405, 408 (slow\n"
             "request), 413 (too large) or 503 (queue full, shutting down).\n\n"
             "Options:\n"
-            "  --backbone SPEC        NAME[:ARGS] as for btrm score (required)\n"
+            "  --backbone SPEC        NAME[:ARGS] as for btrm score (default: the one the\n"
+            "                         model records; settings not given are the model's)\n"
             "  --host ADDR            address to listen on (default %s; 0.0.0.0 for all)\n"
             "  --port N               TCP port (default %d; 0 = any free port)\n"
             "  --port-file FILE       write the port to FILE once listening\n"
-            "  --template FILE.yaml   chat template for \"pairs\" (default: btrm prep's)\n"
+            "  --template FILE.yaml   chat template for \"pairs\" (default: the one the\n"
+            "                         model's texts were rendered with, else btrm prep's)\n"
             "  --io-threads N         I/O threads (default %d)\n"
             "  --queue N              requests waiting for the engine, at most (default %d)\n"
             "  --max-body BYTES       request body size limit (default %zu)\n"
@@ -108,10 +110,7 @@ int btrm_serve_main(int argc, char **argv, MPI_Comm world)
             config_path = argv[++i];
         } else if (!strcmp(a, "--set") && has_value) {
             btrm_cli_sets_add(&sets, argv[++i]);
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            verbosity = BTRM_LOG_WARN;
-        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            verbosity = BTRM_LOG_DEBUG;
+        } else if (btrm_cli_verbosity(a, &verbosity)) {
         } else if (a[0] == '-' && a[1]) {
             code = btrm_cli_usage_error("serve", "unknown or incomplete option '%s'", a);
             goto out;
@@ -122,8 +121,8 @@ int btrm_serve_main(int argc, char **argv, MPI_Comm world)
             goto out;
         }
     }
-    if (!o.model_path || !spec) {
-        code = btrm_cli_usage_error("serve", "want MODEL.h5 --backbone SPEC");
+    if (!o.model_path) {
+        code = btrm_cli_usage_error("serve", "want MODEL.h5 [--backbone SPEC]");
         goto out;
     }
     o.port = (int)ints[0].value;
@@ -135,14 +134,14 @@ int btrm_serve_main(int argc, char **argv, MPI_Comm world)
     o.read_timeout = (int)ints[6].value;
     o.idle_timeout = (int)ints[7].value;
     btrm_log_init(0, verbosity);
-    char full_spec[2 * BTRM_PATH_MAX];
-    int rc = btrm_cli_backbone_spec(spec, config_path, &sets, full_spec, sizeof full_spec);
-    o.spec = full_spec;
+    btrm_config *cfg = NULL;
+    int rc = btrm_cli_load_config(config_path, &sets, &cfg);
+    o.spec = spec;
+    o.cfg = cfg;
     if (!rc)
         rc = btrm_serve_run(&o);
-    if (rc)
-        btrm_log_error("%s", btrm_error_msg());
-    code = btrm_error_exit_code(rc);
+    code = btrm_cli_exit(NULL, rc);
+    free(cfg);
 out:
     btrm_cli_sets_free(&sets);
     return code;

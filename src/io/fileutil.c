@@ -1,6 +1,7 @@
 #include "fileutil.h"
 
 #include "error.h"
+#include "types.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -130,6 +131,15 @@ int btrm_jsonl_write(FILE *out, const json_t *obj, const char *what)
         fputc('\n', out) == EOF)
         return btrm_error_set(BTRM_EIO, "cannot write %s", what);
     return 0;
+}
+
+int btrm_path_absolute(const char *path, char *out, size_t size)
+{
+    char cwd[BTRM_PATH_MAX];
+    if (path[0] != '/' && !getcwd(cwd, sizeof cwd))
+        return btrm_error_set(BTRM_EIO, "cannot name the current directory: %s", strerror(errno));
+    return btrm_path_join(out, size, path[0] == '/' ? "" : cwd,
+                          strncmp(path, "./", 2) ? path : path + 2);
 }
 
 int btrm_path_join(char *out, size_t size, const char *dir, const char *name)

@@ -37,5 +37,8 @@ char *btrm_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 
 int btrm_file_xxh128(const char *path, char hex[33]);
 /* Joins dir and name into out ("name" alone when it is absolute). */
 int btrm_path_join(char *out, size_t size, const char *dir, const char *name);
+/* out = path, made absolute against the current directory when relative
+ * (symbolic links kept). BTRM_EIO when it does not fit. */
+int btrm_path_absolute(const char *path, char *out, size_t size);
 
 #endif

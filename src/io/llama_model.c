@@ -827,7 +827,7 @@ int btrm_llama_embedder_open(btrm_llama_embedder *e, int format, const char *arg
         return rc;
     const btrm_llama_hparams *hp = &e->model->hp;
     /* 0 or more than the model was made for: its context length */
-    e->max_tokens = o->max_tokens && o->max_tokens < hp->context ? o->max_tokens : hp->context;
+    e->max_tokens = btrm_llama_opts_max_tokens(o, hp);
     if (openblas_set_num_threads)
         openblas_set_num_threads(o->threads);
     int batch_tokens = o->max_batch_tokens > e->max_tokens ? o->max_batch_tokens : e->max_tokens;
@@ -845,6 +845,11 @@ int btrm_llama_embedder_open(btrm_llama_embedder *e, int format, const char *arg
 fail:
     btrm_llama_embedder_close(e);
     return rc;
+}
+
+int btrm_llama_opts_max_tokens(const btrm_llama_opts *o, const btrm_llama_hparams *hp)
+{
+    return o->max_tokens && o->max_tokens < hp->context ? o->max_tokens : hp->context;
 }
 
 int btrm_llama_model_bos(const btrm_llama_model *m, int bos)

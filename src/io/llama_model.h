@@ -100,6 +100,9 @@ void btrm_llama_opts_defaults(btrm_llama_opts *o);
 void btrm_llama_opts_from_config(btrm_llama_opts *o, const btrm_config *cfg);
 /* Parses "PATH[,key=value...]" over o. BTRM_EUSAGE naming the bad part. */
 int btrm_llama_opts_parse(btrm_llama_opts *o, const char *args);
+/* The tokens kept per text under o for a model of hp: o->max_tokens, or the
+ * context length when it is 0 or larger. */
+int btrm_llama_opts_max_tokens(const btrm_llama_opts *o, const btrm_llama_hparams *hp);
 /* "pool=last,max_tokens=512,..." of the config's keys (for a backbone spec). */
 int btrm_llama_opts_config_args(const btrm_config *cfg, char *out, size_t size);
 

@@ -2,23 +2,38 @@
 #include "reward.h"
 
 #include "error.h"
+#include "log.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 int btrm_reward_open(btrm_reward *r, const char *model_path, const char *spec,
-                     int max_texts)
+                     const struct btrm_config *cfg, int max_texts)
 {
     memset(r, 0, sizeof *r);
     if (max_texts < 1)
         return btrm_error_set(BTRM_EUSAGE, "rewards: max_texts must be positive (got %d)",
                               max_texts);
+    char full[2 * BTRM_PATH_MAX];
     int rc = btrm_model_read(model_path, &r->head, &r->params, &r->meta);
     if (!rc)
-        rc = btrm_backbone_open(&r->bb, spec, r->head.dim);
+        rc = btrm_model_read_features(model_path, &r->record);
+    if (!rc)
+        rc = btrm_backbone_spec_for(&r->record, model_path, spec, cfg, full, sizeof full);
+    if (!rc && spec && r->record.present && !btrm_feature_record_runnable(&r->record))
+        btrm_log_warn("%s was trained on features from '%s', which btrm cannot make again: "
+                      "--backbone %s is taken as it is", model_path, r->record.label, spec);
+    char what[2 * BTRM_PATH_MAX + 32];
+    if (spec)
+        snprintf(what, sizeof what, "--backbone %s", spec);
+    else
+        snprintf(what, sizeof what, "the backbone it records");
+    if (!rc)
+        rc = btrm_backbone_open_checked(&r->bb, full, r->head.dim, &r->record, model_path,
+                                        what);
     if (!rc && r->bb.dim != r->head.dim)
         rc = btrm_error_set(BTRM_EUSAGE, "%s takes %d features; backbone %s gives %d",
-                            model_path, r->head.dim, spec, r->bb.dim);
+                            model_path, r->head.dim, full, r->bb.dim);
     if (!rc)
         rc = btrm_head_ws_init(&r->ws, &r->head, 1);
     if (!rc)

@@ -17,6 +17,7 @@
 #define BTRM_REWARD_H
 
 #include "backbone.h"
+#include "feature_record.h"
 #include "head.h"
 #include "modelfile.h"
 
@@ -31,15 +32,19 @@ typedef struct btrm_reward {
     float *features;      /* [max_texts, dim] */
     int max_texts;
     int invariant;        /* one backbone call per text (set after open) */
+    btrm_feature_record record; /* how the model's features were made (its file) */
 } btrm_reward;
 
-/* Reads the model file, opens the backbone spec (the hash backbone takes the
- * head's input width) and checks that the backbone's features fit the head.
- * max_texts: the most texts one btrm_reward_texts call may take. 0, or a
- * negative code with the message naming the model or the backbone; r is
- * zeroed on failure. */
+/* Reads the model file and opens its backbone: spec NULL means the one the
+ * model records (btrm_backbone_spec_for); a spec given gets the recorded
+ * settings (pool, max_tokens, bos, kernel) unless it sets them itself, and
+ * is refused (BTRM_EUSAGE, naming both) when its features are not made the
+ * way the model's were. cfg (may be NULL): the embed.* options below those.
+ * The hash backbone takes the head's input width. max_texts: the most texts
+ * one btrm_reward_texts call may take. 0, or a negative code with the
+ * message naming the model or the backbone; r is zeroed on failure. */
 int btrm_reward_open(btrm_reward *r, const char *model_path, const char *spec,
-                     int max_texts);
+                     const struct btrm_config *cfg, int max_texts);
 /* rewards[n] of texts[0..n), n <= max_texts. Errors (BTRM_EDATA) are the
  * backbone's, naming the batch-local text. */
 int btrm_reward_texts(btrm_reward *r, const char *const *texts, size_t n, float *rewards);

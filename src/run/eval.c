@@ -7,6 +7,7 @@
 #include "eval.h"
 
 #include "error.h"
+#include "feature_record.h"
 #include "fileutil.h"
 #include "format.h"
 
@@ -231,6 +232,21 @@ json_t *btrm_eval_to_json(const btrm_eval_result *res, const btrm_pairs *data)
     return doc;
 }
 
+/* The store's features are made the way the model's were (the backbone, its
+ * file, the settings and the chat template, where both record them). */
+static int same_features(const char *model_path, const char *data_path)
+{
+    btrm_feature_record *rec = calloc(2, sizeof *rec);
+    int rc = rec ? btrm_model_read_features(model_path, &rec[0])
+                 : btrm_error_set(BTRM_ENOMEM, "out of memory");
+    if (!rc)
+        rc = btrm_pairs_read_features(data_path, &rec[1]);
+    if (!rc)
+        rc = btrm_feature_record_compare(&rec[0], model_path, &rec[1], data_path, 1);
+    free(rec);
+    return rc;
+}
+
 int btrm_eval_inputs_open(btrm_eval_inputs *in, const char *model_path,
                           const char *data_path, const btrm_comm *c)
 {
@@ -246,6 +262,8 @@ int btrm_eval_inputs_open(btrm_eval_inputs *in, const char *model_path,
     if (!rc && in->has_model && in->data.dim != in->head.dim)
         rc = btrm_error_set(BTRM_EDATA, "%s: /features has dim %d but the model %s expects %d",
                             data_path, in->data.dim, model_path, in->head.dim);
+    if (!rc && in->has_model && c->rank == 0)
+        rc = same_features(model_path, data_path);
     return btrm_comm_agree(c, rc);
 }
 

@@ -91,7 +91,9 @@ typedef struct btrm_eval_inputs {
     btrm_pairs data;
 } btrm_eval_inputs;
 /* Collective: opens both; BTRM_EDATA when the store's dim is not the
- * model's. Every rank returns the same code; close in any case. */
+ * model's, BTRM_EUSAGE (naming both) when the model records that its
+ * features were made another way than the store's (feature_record.h).
+ * Every rank returns the same code; close in any case. */
 int btrm_eval_inputs_open(btrm_eval_inputs *in, const char *model_path,
                           const char *data_path, const btrm_comm *c);
 void btrm_eval_inputs_close(btrm_eval_inputs *in);

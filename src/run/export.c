@@ -3,6 +3,7 @@
 
 #include "backbone.h"
 #include "error.h"
+#include "feature_record.h"
 #include "fileutil.h"
 #include "gguf.h"
 #include "head.h"
@@ -131,6 +132,27 @@ static int add_head(tensor_list *l, const btrm_head *head, const float *params,
     return rc;
 }
 
+/* How the features were made, as the model file records it: each field as
+ * btrm_features_<attribute> (metadata values are strings). */
+static int add_record(json_t *md, const btrm_feature_record *rec)
+{
+    json_t *fields = rec->present ? btrm_feature_record_to_json(rec) : json_object();
+    const char *key;
+    json_t *value;
+    int rc = fields ? 0 : btrm_error_set(BTRM_ENOMEM, "out of memory writing metadata");
+    json_object_foreach(fields, key, value) {
+        char name[64];
+        snprintf(name, sizeof name, "btrm_features_%s", key);
+        rc = json_is_integer(value)
+                 ? set_string(md, name, "%lld", (long long)json_integer_value(value))
+                 : set_string(md, name, "%s", json_string_value(value));
+        if (rc)
+            break;
+    }
+    json_decref(fields);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The backbone: a GGUF Llama, F32/F16/BF16 */
 
@@ -240,7 +262,40 @@ static json_t *hf_config(const btrm_llama_model *m, const btrm_gguf *g, const ch
     return c;
 }
 
-static int add_backbone(tensor_list *l, const char *spec, json_t *md, json_t **config)
+/* Refuses the backbone when it makes other features than those the model
+ * was trained on (rec): its file's hash, width, BOS and max_tokens. The
+ * kernel is the arithmetic of btrm's forward, not part of the weights. */
+static int check_backbone(const btrm_feature_record *rec, const char *model_path,
+                          btrm_llama_model *m, const btrm_llama_opts *o, const char *spec)
+{
+    if (!btrm_feature_record_runnable(rec)) {
+        if (rec->present)
+            btrm_log_warn("%s was trained on features from '%s', which btrm cannot make: the "
+                          "backbone %s is exported with it unchecked", model_path, rec->label,
+                          spec);
+        return 0;
+    }
+    btrm_feature_record *got = NULL;
+    int rc = BTRM_MALLOC(got, 1);
+    if (rc)
+        return rc;
+    btrm_feature_record_clear(got);
+    snprintf(got->spec, sizeof got->spec, "%s", spec);
+    snprintf(got->hash, sizeof got->hash, "%s", btrm_llama_model_hash(m));
+    snprintf(got->pool, sizeof got->pool, "%s", o->pool == BTRM_POOL_MEAN ? "mean" : "last");
+    got->dim = m->hp.dim;
+    got->bos = btrm_llama_model_bos(m, o->bos);
+    got->max_tokens = btrm_llama_opts_max_tokens(o, &m->hp);
+    btrm_feature_record_finish(got);
+    char what[2 * BTRM_PATH_MAX + 16];
+    snprintf(what, sizeof what, "backbone %s", spec);
+    rc = btrm_feature_record_compare(rec, model_path, got, what, 0);
+    free(got);
+    return rc;
+}
+
+static int add_backbone(tensor_list *l, const char *spec, const btrm_feature_record *rec,
+                        const char *model_path, json_t *md, json_t **config)
 {
     const char *args = NULL;
     const btrm_backbone_ops *ops = btrm_backbone_lookup(spec, &args);
@@ -266,6 +321,8 @@ static int add_backbone(tensor_list *l, const char *spec, json_t *md, json_t **c
         return rc;
     const btrm_llama_hparams *hp = &m->hp;
     const btrm_gguf *g = m->gguf;
+    if ((rc = check_backbone(rec, model_path, m, &o, spec)))
+        goto done;
     if (strcmp(m->arch, "llama")) {
         rc = btrm_error_set(BTRM_EUSAGE, "%s: architecture %s; --with-backbone exports "
                             "LlamaForSequenceClassification, from a llama GGUF only (export "
@@ -345,11 +402,11 @@ static int add_backbone(tensor_list *l, const char *spec, json_t *md, json_t **c
     if (!rc)
         rc = set_string(md, "btrm_bos", "%d", btrm_llama_model_bos(m, o.bos));
     if (!rc)
-        rc = set_string(md, "btrm_max_tokens", "%d", o.max_tokens);
+        rc = set_string(md, "btrm_max_tokens", "%d", btrm_llama_opts_max_tokens(&o, hp));
     if (!rc)
         rc = set_string(md, "btrm_reward", "score.weight h + score.bias, h = model.norm of the "
                         "last token's hidden state (tokens: BOS when btrm_bos is 1, then the "
-                        "text, left-truncated to btrm_max_tokens; 0 = the context length)");
+                        "text, left-truncated to btrm_max_tokens)");
 done:
     /* the tensors point into the mapping: keep the model open until written */
     if (rc) {
@@ -366,17 +423,20 @@ int btrm_export_run(const btrm_export_opts *o)
 {
     if (strcmp(o->format, "safetensors"))
         return btrm_error_set(BTRM_EUSAGE, "unknown --format %s (known: safetensors)", o->format);
-    if (o->with_backbone && !o->backbone)
-        return btrm_error_set(BTRM_EUSAGE, "--with-backbone needs --backbone SPEC");
     btrm_head head;
     btrm_model_meta meta;
     float *params = NULL;
     tensor_list l;
     memset(&l, 0, sizeof l);
     json_t *md = json_object(), *config = NULL;
-    char hash[33], path[BTRM_PATH_MAX + 32];
+    char hash[33], path[BTRM_PATH_MAX + 32], spec[2 * BTRM_PATH_MAX];
+    btrm_feature_record *rec = NULL;
     int rc = md ? btrm_model_read(o->model_path, &head, &params, &meta)
                 : btrm_error_set(BTRM_ENOMEM, "out of memory");
+    if (!rc)
+        rc = BTRM_MALLOC(rec, 1);
+    if (!rc)
+        rc = btrm_model_read_features(o->model_path, rec);
     if (!rc)
         rc = btrm_file_xxh128(o->model_path, hash);
     if (!rc)
@@ -387,6 +447,8 @@ int btrm_export_run(const btrm_export_opts *o)
         rc = set_string(md, "btrm_model", "%s", o->model_path);
     if (!rc)
         rc = set_string(md, "btrm_model_xxh3_128", "%s", hash);
+    if (!rc)
+        rc = add_record(md, rec);
     if (rc)
         goto done;
     if (o->with_backbone) {
@@ -396,11 +458,13 @@ int btrm_export_run(const btrm_export_opts *o)
                                 "the head alone)", o->model_path);
             goto done;
         }
-        if ((rc = add_backbone(&l, o->backbone, md, &config)))
+        if ((rc = btrm_backbone_spec_for(rec, o->model_path, o->backbone, o->cfg, spec,
+                                         sizeof spec)) ||
+            (rc = add_backbone(&l, spec, rec, o->model_path, md, &config)))
             goto done;
         if (l.model->hp.dim != head.dim) {
             rc = btrm_error_set(BTRM_EUSAGE, "%s takes %d features; backbone %s gives %d",
-                                o->model_path, head.dim, o->backbone, l.model->hp.dim);
+                                o->model_path, head.dim, spec, l.model->hp.dim);
             goto done;
         }
     }
@@ -422,6 +486,7 @@ int btrm_export_run(const btrm_export_opts *o)
         rc = btrm_error_set(BTRM_EIO, "cannot remove the stale %s: %s", path, strerror(errno));
     }
 done:
+    free(rec);
     list_free(&l);
     json_decref(md);
     json_decref(config);

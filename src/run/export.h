@@ -24,7 +24,8 @@ typedef struct btrm_export_opts {
     const char *model_path;
     const char *out_dir;
     const char *format;       /* "safetensors" */
-    const char *backbone;     /* backbone spec (config options inserted), or NULL */
+    const char *backbone;     /* backbone spec, or NULL: the one the model records */
+    const struct btrm_config *cfg; /* embed.* options under the recorded ones, or NULL */
     int with_backbone;        /* also export the backbone's weights */
 } btrm_export_opts;
 

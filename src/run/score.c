@@ -1,7 +1,6 @@
 /* score.c: `btrm score` (see score.h). */
 #include "score.h"
 
-#include "backbone.h"
 #include "error.h"
 #include "fileutil.h"
 #include "log.h"
@@ -50,9 +49,10 @@ static int flush(score_batch *b, btrm_reward *rm, float *rewards, FILE *out)
     return rc;
 }
 
-/* The reward of each line of texts_path, through backbone spec (complete). */
-static int score(const char *model_path, const char *spec, const char *texts_path,
-                 const char *out_path, int batch, int invariant)
+/* The reward of each line of texts_path, through backbone spec (NULL: the
+ * model's) with the config's embed.* options under the recorded ones. */
+static int score(const char *model_path, const char *spec, const btrm_config *cfg,
+                 const char *texts_path, const char *out_path, int batch, int invariant)
 {
     btrm_reward rm;
     float *rewards = NULL;
@@ -60,7 +60,7 @@ static int score(const char *model_path, const char *spec, const char *texts_pat
     FILE *in = NULL, *out = stdout;
     char *line = NULL;
     size_t line_cap = 0, line_no = 0;
-    int rc = btrm_reward_open(&rm, model_path, spec, batch);
+    int rc = btrm_reward_open(&rm, model_path, spec, cfg, batch);
     if (rc)
         goto fail;
     rm.invariant = invariant;
@@ -125,10 +125,6 @@ fail:
 
 int btrm_score_run(const btrm_score_opts *opts, const btrm_config *cfg)
 {
-    char spec[2 * BTRM_PATH_MAX];
-    int rc = btrm_backbone_spec_with_config(opts->backbone, cfg, spec, sizeof spec);
-    if (!rc)
-        rc = score(opts->model_path, spec, opts->texts_path, opts->out_path, opts->batch,
-                   opts->invariant);
-    return rc;
+    return score(opts->model_path, opts->backbone, cfg, opts->texts_path, opts->out_path,
+                 opts->batch, opts->invariant);
 }

@@ -633,15 +633,28 @@ static void engine(server *s)
 
 /* ------------------------------------------------------------------------ */
 
-static json_t *template_json(const btrm_prep_template *t)
+/* The chat template for "pairs": the one given (refused when the model
+ * records another), else the model's, else prep's built-in one. */
+static int load_template(btrm_prep_template *t, const char *path,
+                         const btrm_feature_record *rec, const char *model_path)
 {
-    json_t *obj = json_object();
-    for (int i = 0; obj && i < t->n_roles; i++) {
-        char *spec = btrm_strdup_printf("%s{content}%s", t->before[i], t->after[i]);
-        json_object_set_new(obj, t->role[i], json_string(spec ? spec : ""));
-        free(spec);
-    }
-    return obj;
+    if (!path)
+        return rec->chat_template[0]
+                   ? btrm_prep_template_from_json(t, rec->chat_template, model_path)
+                   : btrm_prep_template_default(t);
+    int rc = btrm_prep_template_load(t, path);
+    json_t *j = rc ? NULL : btrm_prep_template_json(t);
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    if (!rc && !text)
+        rc = btrm_error_set(BTRM_ENOMEM, "out of memory");
+    if (!rc && rec->chat_template[0] && strcmp(text, rec->chat_template))
+        rc = btrm_error_set(BTRM_EUSAGE, "--template %s is %s, but %s was trained on texts "
+                            "rendered with %s", path, text, model_path, rec->chat_template);
+    free(text);
+    if (rc)
+        btrm_prep_template_free(t);
+    return rc;
 }
 
 static int build_info(server *s)
@@ -656,16 +669,19 @@ static int build_info(server *s)
         json_decref(attrs);
         return rc;
     }
-    s->info = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:o, s:o, s:b, s:{s:I, s:i, "
-                        "s:i, s:i, s:i, s:i, s:i}}",
+    /* how the model's features were made, as its file records it */
+    json_t *features = s->rm.record.present ? btrm_feature_record_to_json(&s->rm.record)
+                                              : json_null();
+    s->info = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:o, s:o, s:o, s:b, s:{s:I, "
+                        "s:i, s:i, s:i, s:i, s:i, s:i}}",
                         "btrm_version", PACKAGE_VERSION,
                         "model", o->model_path, "model_hash", model_hash,
                         "model_hash_function", "XXH3-128",
                         "head", s->rm.head.kind == BTRM_HEAD_MLP ? "mlp" : "linear",
                         "dim", s->rm.head.dim,
-                        "backbone", o->spec, "backbone_label", label,
-                        "backbone_attrs", attrs,
-                        "template", template_json(&s->tpl), "invariant", o->invariant,
+                        "backbone", s->rm.bb.spec, "backbone_label", label,
+                        "backbone_attrs", attrs, "features", features,
+                        "template", btrm_prep_template_json(&s->tpl), "invariant", o->invariant,
                         "limits", "max_body", (json_int_t)o->max_body,
                         "max_texts", o->max_texts, "queue", o->queue,
                         "batch_tokens", o->batch_tokens, "read_timeout_s", o->read_timeout,
@@ -729,7 +745,7 @@ static int start(server *s)
                                                            MHD_DAEMON_INFO_BIND_PORT);
     int port = info ? (int)info->port : o->port;
     btrm_log_info("serve: %s on %s (head %s, %d features) at http://%s%s%s:%d/score",
-                  o->model_path, o->spec, s->rm.head.kind == BTRM_HEAD_MLP ? "mlp" : "linear",
+                  o->model_path, s->rm.bb.spec, s->rm.head.kind == BTRM_HEAD_MLP ? "mlp" : "linear",
                   s->rm.head.dim, ipv6 ? "[" : "", o->host, ipv6 ? "]" : "", port);
     if (o->port_file) {
         char text[32];
@@ -759,11 +775,10 @@ int btrm_serve_run(const btrm_serve_opts *o)
         return rc;
     pthread_mutex_init(&s.lock, NULL);
     pthread_cond_init(&s.cond, NULL);
-    rc = o->template_path ? btrm_prep_template_load(&s.tpl, o->template_path)
-                          : btrm_prep_template_default(&s.tpl);
-    if (!rc)
-        rc = btrm_reward_open(&s.rm, o->model_path, o->spec, o->max_texts);
+    rc = btrm_reward_open(&s.rm, o->model_path, o->spec, o->cfg, o->max_texts);
     s.rm.invariant = o->invariant;
+    if (!rc)
+        rc = load_template(&s.tpl, o->template_path, &s.rm.record, o->model_path);
     if (!rc)
         rc = build_info(&s);
     /* libmicrohttpd's threads inherit this mask: the signals reach the

@@ -24,8 +24,10 @@
 
 typedef struct btrm_serve_opts {
     const char *model_path;
-    const char *spec;           /* backbone spec, config options already inserted */
-    const char *template_path;  /* chat template for "pairs"; NULL = prep's built-in */
+    const char *spec;           /* backbone spec; NULL: the one the model records */
+    const struct btrm_config *cfg; /* embed.* options under the recorded ones (or NULL) */
+    const char *template_path;  /* chat template for "pairs"; NULL: the model's, else
+                                 * prep's built-in */
     const char *host;           /* address to bind (default 127.0.0.1) */
     int port;                   /* 0 = a free port */
     const char *port_file;      /* written with the bound port once listening, or NULL */
