@@ -184,6 +184,7 @@ static void test_record(void)
              "kernel=int8");
     snprintf(llm.pool, sizeof llm.pool, "mean");
     snprintf(llm.kernel, sizeof llm.kernel, "int8");
+    snprintf(llm.precision, sizeof llm.precision, "bf16");
     llm.bos = 0;
     llm.max_tokens = 8;
     llm.dim = 64;
@@ -191,11 +192,12 @@ static void test_record(void)
     ok(spec_for(&llm, NULL, out, sizeof out) == 0 && !strcmp(out, llm.spec),
        "spec: by default the recorded spec");
     ok(spec_for(&llm, "gguf:copy.gguf", out, sizeof out) == 0 &&
-           !strcmp(out, "gguf:copy.gguf,pool=mean,max_tokens=8,bos=0,kernel=int8"),
+           !strcmp(out,
+                   "gguf:copy.gguf,pool=mean,max_tokens=8,bos=0,kernel=int8,precision=bf16"),
        "spec: a user's spec gets the recorded settings");
     ok(spec_for(&llm, "gguf:copy.gguf,pool=last,threads=2", out, sizeof out) == 0 &&
-           !strcmp(out, "gguf:copy.gguf,pool=mean,max_tokens=8,bos=0,kernel=int8,pool=last,"
-                        "threads=2"),
+           !strcmp(out, "gguf:copy.gguf,pool=mean,max_tokens=8,bos=0,kernel=int8,precision=bf16,"
+                        "pool=last,threads=2"),
        "spec: ... before its own options, which win (then the check refuses pool=last)");
     ok(spec_for(&llm, "hash", out, sizeof out) == 0 && !strcmp(out, "hash"),
        "spec: another backbone gets none of them");

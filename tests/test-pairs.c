@@ -707,7 +707,8 @@ static int same_record(const btrm_feature_record *a, const btrm_feature_record *
            !strcmp(a->label, b->label) && !strcmp(a->spec, b->spec) &&
            !strcmp(a->hash, b->hash) && a->dim == b->dim && !strcmp(a->pool, b->pool) &&
            a->bos == b->bos && a->max_tokens == b->max_tokens &&
-           !strcmp(a->kernel, b->kernel) && !strcmp(a->chat_template, b->chat_template);
+           !strcmp(a->kernel, b->kernel) && !strcmp(a->precision, b->precision) &&
+           !strcmp(a->chat_template, b->chat_template);
 }
 
 static void test_feature_record(void)
@@ -751,6 +752,7 @@ static void test_feature_record(void)
     set_attr(full, "/features", "model_hash", "0123456789abcdef0123456789abcdef");
     set_attr(full, "/features", "pool", "mean");
     set_attr(full, "/features", "kernel", "int8-avx2");
+    set_attr(full, "/features", "precision", "bf16");
     set_attr_int(full, "/features", "bos", 0);
     set_attr_int(full, "/features", "max_tokens", 8);
     is_int(btrm_pairs_read_features(full, &rec), 0, "record: read an embedded store's record");
@@ -760,6 +762,7 @@ static void test_feature_record(void)
            !strcmp(rec.pool, "mean") && rec.bos == 0 && rec.max_tokens == 8,
        "record: backbone, label, hash, width, pool, bos, max_tokens");
     is_string(rec.kernel, "int8", "record: the kernel without its instruction set");
+    is_string(rec.precision, "bf16", "record: the GEMM precision");
     is_string(rec.chat_template, "{\"assistant\":\"A: {content}\",\"user\":\"U: {content}\\n\"}",
               "record: the chat template of the provenance, compact with sorted keys");
     ok(btrm_feature_record_runnable(&rec) && btrm_feature_record_spec(&rec) == rec.spec,
@@ -771,7 +774,7 @@ static void test_feature_record(void)
     ok(j && btrm_feature_record_from_json(&back, j, "json") == 0 && same_record(&rec, &back),
        "record: JSON round trip");
     ok(j && json_integer_value(json_object_get(j, "bos")) == 0 &&
-           !json_object_get(j, "nonexistent") && json_object_size(j) == 9,
+           !json_object_get(j, "nonexistent") && json_object_size(j) == 10,
        "record: every known field is in the JSON, bos 0 included");
     json_object_set_new(j, "dim", json_string("wide"));
     ok(btrm_feature_record_from_json(&back, j, "attrs") == BTRM_EDATA &&
@@ -832,6 +835,9 @@ static void test_feature_record(void)
     snprintf(other.kernel, sizeof other.kernel, "dequant");
     ok(refused_for(&rec, &other, "(kernel int8 vs dequant)"), "compare: another kernel");
     other = rec;
+    snprintf(other.precision, sizeof other.precision, "fp32");
+    ok(refused_for(&rec, &other, "(precision bf16 vs fp32)"), "compare: another precision");
+    other = rec;
     other.max_tokens = 9;
     ok(refused_for(&rec, &other, "(max_tokens 8 vs 9)"), "compare: another max_tokens");
     other = rec;
@@ -843,6 +849,7 @@ static void test_feature_record(void)
     other = rec;
     other.pool[0] = '\0';
     other.kernel[0] = '\0';
+    other.precision[0] = '\0';
     other.chat_template[0] = '\0';
     is_int(btrm_feature_record_compare(&rec, "a", &other, "b", 1), 0,
            "compare: what one side does not record is not compared");

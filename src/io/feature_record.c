@@ -32,6 +32,7 @@ static const field fields[] = {
     INT_FIELD("bos", bos, -1),
     INT_FIELD("max_tokens", max_tokens, 0),
     STR_FIELD("kernel", kernel),
+    STR_FIELD("precision", precision),
     STR_FIELD("chat_template", chat_template),
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
@@ -177,6 +178,8 @@ void btrm_feature_record_describe(const btrm_feature_record *rec, char *out, siz
         APPEND(", max_tokens %d", rec->max_tokens);
     if (rec->kernel[0])
         APPEND(", kernel %s", rec->kernel);
+    if (rec->precision[0])
+        APPEND(", precision %s", rec->precision);
     APPEND(")");
 #undef APPEND
 }
@@ -202,6 +205,8 @@ int btrm_feature_record_compare(const btrm_feature_record *a, const char *a_name
         snprintf(what, sizeof what, "max_tokens %d vs %d", a->max_tokens, b->max_tokens);
     else if (a->kernel[0] && b->kernel[0] && strcmp(a->kernel, b->kernel))
         snprintf(what, sizeof what, "kernel %s vs %s", a->kernel, b->kernel);
+    else if (a->precision[0] && b->precision[0] && strcmp(a->precision, b->precision))
+        snprintf(what, sizeof what, "precision %s vs %s", a->precision, b->precision);
     else if (compare_template && a->chat_template[0] && b->chat_template[0] &&
              strcmp(a->chat_template, b->chat_template))
         snprintf(what, sizeof what, "chat template %.100s vs %.100s", a->chat_template,

@@ -11,8 +11,7 @@
  * and a model's /features group carry the same attribute names. A setting
  * that shapes an LLM backbone's rows is recorded with its effective value
  * (embed.bos auto as what the file says, max_tokens as resolved, the kernel
- * that ran); embed.precision, once the engine work brings it, is one more
- * such field next to kernel. */
+ * that ran, embed.precision). */
 #ifndef BTRM_FEATURE_RECORD_H
 #define BTRM_FEATURE_RECORD_H
 
@@ -35,6 +34,8 @@ typedef struct btrm_feature_record {
     int max_tokens;                 /* tokens kept per text; 0 when not an LLM */
     char kernel[16];                /* products with quantised weights: "dequant", "int8";
                                      * "" when not an LLM */
+    char precision[8];              /* GEMM input precision: "fp32", "bf16"; "" when not
+                                     * an LLM or recorded before embed.precision was */
     char chat_template[4096];       /* the chat template as JSON {"role":
                                      * "...{content}..."} (sorted keys); "" unknown */
 } btrm_feature_record;
@@ -61,10 +62,10 @@ int btrm_feature_record_runnable(const btrm_feature_record *rec);
 const char *btrm_feature_record_spec(const btrm_feature_record *rec);
 /* One line: "hash-4096 (hash, 4096 features)", "gguf:m.gguf,pool=last,
  * max_tokens=512 (gguf, XXH3-128 0123..., 64 features, pool last, bos 1,
- * max_tokens 512, kernel dequant)". */
+ * max_tokens 512, kernel dequant, precision fp32)". */
 void btrm_feature_record_describe(const btrm_feature_record *rec, char *out, size_t size);
 /* Compares what a and b both record: the backbone, the feature width, the
- * model file's hash, pooling, BOS, max_tokens, the kernel and (when
+ * model file's hash, pooling, BOS, max_tokens, the kernel, the precision and (when
  * compare_template) the chat template. 0, or BTRM_EUSAGE with a message
  * naming both sides (a_name, b_name: a file, an option) and what differs. */
 int btrm_feature_record_compare(const btrm_feature_record *a, const char *a_name,

@@ -113,7 +113,7 @@ static int insert_options(const char *spec, const char *opts, char *out, size_t 
     return 0;
 }
 
-/* "pool=last,max_tokens=512,bos=1,kernel=dequant": the settings rec records
+/* "pool=last,max_tokens=512,bos=1,kernel=dequant,precision=fp32": the settings rec records
  * as backbone options (those it knows). */
 static void recorded_options(const btrm_feature_record *rec, char *out, size_t size)
 {
@@ -126,7 +126,9 @@ static void recorded_options(const btrm_feature_record *rec, char *out, size_t s
     if (rec->bos >= 0 && n < size)
         n += (size_t)snprintf(out + n, size - n, ",bos=%d", rec->bos);
     if (rec->kernel[0] && n < size)
-        snprintf(out + n, size - n, ",kernel=%s", rec->kernel);
+        n += (size_t)snprintf(out + n, size - n, ",kernel=%s", rec->kernel);
+    if (rec->precision[0] && n < size)
+        snprintf(out + n, size - n, ",precision=%s", rec->precision);
     if (out[0])
         memmove(out, out + 1, strlen(out)); /* the leading comma */
 }

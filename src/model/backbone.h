@@ -88,7 +88,7 @@ int btrm_backbone_record(const btrm_backbone_handle *h, struct btrm_feature_reco
 /* The spec that makes a model's features again, in out: NAME:FIRST of
  * user_spec (NULL: the recorded spec, btrm_feature_record_spec; BTRM_EUSAGE
  * naming model_path when there is none), the config's options, the
- * recorded settings (pool, max_tokens, bos, kernel; when it is the recorded
+ * recorded settings (pool, max_tokens, bos, kernel, precision; when it is the recorded
  * backbone), then the spec's own options. So the recorded settings win over
  * the config, which sets what does not shape features (threads,
  * max_batch_tokens), and what the user writes wins over both and is then

@@ -37,7 +37,7 @@ typedef struct btrm_reward {
 
 /* Reads the model file and opens its backbone: spec NULL means the one the
  * model records (btrm_backbone_spec_for); a spec given gets the recorded
- * settings (pool, max_tokens, bos, kernel) unless it sets them itself, and
+ * settings (pool, max_tokens, bos, kernel, precision) unless it sets them itself, and
  * is refused (BTRM_EUSAGE, naming both) when its features are not made the
  * way the model's were. cfg (may be NULL): the embed.* options below those.
  * The hash backbone takes the head's input width. max_texts: the most texts
