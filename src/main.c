@@ -37,6 +37,17 @@ static void usage(FILE *out)
             "75 checkpointed, please requeue.\n");
 }
 
+/* True when the command's arguments ask for its help: every command prints
+ * it before it touches the communicator, so it runs without MPI (help2man
+ * and shells without an MPI runtime can read it). */
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -64,7 +75,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return BTRM_EXIT_USAGE;
     }
-    if (!cmd->uses_mpi)
+    if (!cmd->uses_mpi || wants_help(argc, argv))
         return cmd->main(argc - 1, argv + 1, MPI_COMM_NULL);
 
     int provided = 0;

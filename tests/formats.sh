@@ -6,7 +6,7 @@
 # and a newer version is refused with a message naming both btrm versions.
 . "${BTRM_SRCDIR:-.}/tests/lib.sh"
 have_python_h5py || skip_all "python3 h5py/numpy not installed (tools/install-deps.sh --with-python)"
-plan 39
+plan 41
 cd "$WORK"
 h5tool() { /usr/bin/python3 "$BTRM_SRCDIR/tests/h5tool.py" "$@"; }
 strip() { sed 's/"pairs_per_s":[^,}]*//' "$1"; }
@@ -34,7 +34,7 @@ for opt in sgd adamw; do
     run_cmd $opt.log "$BTRM" train $opt.yaml --set run.out_dir=new-$opt
     expect_rc 0 "a fresh $opt run (1 rank, as the test files were written)"
 done
-is_attr new-sgd/final.h5 / btrm_format model-v1 "a model file says model-v1"
+is_attr new-sgd/final.h5 / btrm_format model-v2 "a model file says model-v2"
 is_attr new-sgd/final.h5 / btrm_version "$version" "and its btrm"
 ck=new-sgd/checkpoints/step-00000012.h5
 is_attr $ck / btrm_format checkpoint-v2 "a checkpoint says checkpoint-v2"
@@ -54,6 +54,10 @@ pass_if "btrm eval --json says eval-v1" test "$(h5tool json eval.json btrm_forma
 #    versions train the same, and their checkpoints resume to the same end
 d=$(h5tool reldiff "$v1"/sgd-final.h5 new-sgd/final.h5)
 pass_if "this btrm trains what the old one did, bitwise (difference $d)" test "$d" = 0.000e+00
+run_cmd evalv1.log "$BTRM" eval "$v1"/sgd-final.h5 pairs.h5 --json eval-old.json
+expect_rc 0 "a model-v1 file (no /features record) still evaluates"
+pass_if "... to what the model-v2 file of the same training gives" \
+    test "$(h5tool json eval-old.json accuracy)/$(h5tool json eval-old.json loss)" = "$(h5tool json eval.json accuracy)/$(h5tool json eval.json loss)"
 for opt in sgd adamw; do
     mkdir -p old-$opt/checkpoints
     cp "$v1"/$opt-step-00000012.h5 old-$opt/checkpoints/step-00000012.h5
@@ -92,9 +96,9 @@ cp new.h5 newer-pairs.h5 && newer newer-pairs.h5 pairs-v2
 run_cmd np.log "$BTRM" eval new-sgd/final.h5 newer-pairs.h5
 expect_rc 2 "a pairs-v2 store is refused"
 expect_grep "newer-pairs.h5: format pairs-v2, written by btrm 99.0.0; this btrm \($version\) reads pairs-v1" np.log "the message names both btrm versions"
-cp new-sgd/final.h5 newer-model.h5 && newer newer-model.h5 model-v2
+cp new-sgd/final.h5 newer-model.h5 && newer newer-model.h5 model-v3
 run_cmd nm.log "$BTRM" eval newer-model.h5 pairs.h5
-expect_grep "format model-v2, written by btrm 99.0.0; this btrm \($version\) reads model-v1" nm.log "a model-v2 file is refused"
+expect_grep "format model-v3, written by btrm 99.0.0; this btrm \($version\) reads model-v1 to model-v2" nm.log "a model-v3 file is refused"
 mkdir -p newer-ck/checkpoints
 cp $ck newer-ck/checkpoints/step-00000012.h5 && newer newer-ck/checkpoints/step-00000012.h5 checkpoint-v3
 run_cmd nc.log mpi 2 "$BTRM" train sgd.yaml --set run.out_dir=newer-ck --resume auto

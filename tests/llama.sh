@@ -18,7 +18,7 @@
 . "${BTRM_SRCDIR:-.}/tests/lib.sh"
 M="$BTRM_SHARED/models/stories260K"
 [ -f "$M/stories260K.bin" ] && [ -f "$M/stories260K.gguf" ] && [ -f "$M/tok512.bin" ] ||
-    skip_all "stories260K not found in $M"
+    skip_all "stories260K not found in $M (data-prep/fetch.sh --models fetches it)"
 plan 50
 cd "$WORK" || exit 1
 PY=/usr/bin/python3

@@ -1,4 +1,6 @@
-/* test-pairs.c: the io layer: pair stores (pairs-v1), model files (model-v1),
+/* test-pairs.c: the io layer: pair stores (pairs-v1), model files (model-v2
+ * and the model-v1 they still read), how features were made (the record in
+ * both, feature_record.h),
  * IEEE half conversions and `btrm synth`.
  *
  * Runs as an MPI singleton in `make check`; under `mpirun -np P` the
@@ -12,6 +14,7 @@
 #include "cli.h"
 #include "comm.h"
 #include "error.h"
+#include "feature_record.h"
 #include "h5util.h"
 #include "head.h"
 #include "modelfile.h"
@@ -531,6 +534,14 @@ static int model_error(const char *path, const char *needle)
     return pass;
 }
 
+/* a and b differ (templates not compared), and the message says needle. */
+static int refused_for(const btrm_feature_record *a, const btrm_feature_record *b,
+                       const char *needle)
+{
+    return btrm_feature_record_compare(a, "a", b, "b", 0) == BTRM_EUSAGE &&
+           strstr(btrm_error_msg(), needle) != NULL;
+}
+
 static void test_model(void)
 {
     btrm_head head, back;
@@ -565,7 +576,7 @@ static void test_model(void)
     hid_t model = H5Gopen2(f, "model", H5P_DEFAULT);
     char text[64] = "";
     int layout = btrm_h5_read_attr_string(f, "btrm_format", text, sizeof text) == 0 &&
-                 !strcmp(text, "model-v1");
+                 !strcmp(text, "model-v2");
     layout &= btrm_h5_read_attr_string(model, "head", text, sizeof text) == 0 &&
               !strcmp(text, "mlp");
     layout &= btrm_h5_read_attr_string(model, "activation", text, sizeof text) == 0 &&
@@ -611,7 +622,7 @@ static void test_model(void)
 
     /* Errors */
     ok(model_error(in_dir("nomodel.h5"), "missing or unreadable"), "model: missing file");
-    ok(model_error(in_dir("rt-f32.h5"), "btrm_format is \"pairs-v1\", expected \"model-v1\""),
+    ok(model_error(in_dir("rt-f32.h5"), "btrm_format is \"pairs-v1\", expected \"model-v2\""),
        "model: a pair store is not a model");
     const char *bad = in_dir("model-bad.h5");
     float junk[4 * 4] = { 0 };
@@ -645,6 +656,169 @@ static void test_model(void)
     ok(model_error(bad, "unexpected /model/fc7"), "model: a stray tensor");
     is_int(leftover_tmp_files(), 0, "model: no temporary file left behind");
     free(params);
+}
+
+/* ------------------------------------------------------------------------ */
+/* How features were made: stores, model files, comparisons */
+
+static int same_record(const btrm_feature_record *a, const btrm_feature_record *b)
+{
+    return a->present == b->present && !strcmp(a->backbone, b->backbone) &&
+           !strcmp(a->label, b->label) && !strcmp(a->spec, b->spec) &&
+           !strcmp(a->hash, b->hash) && a->dim == b->dim && !strcmp(a->pool, b->pool) &&
+           a->bos == b->bos && a->max_tokens == b->max_tokens &&
+           !strcmp(a->kernel, b->kernel) && !strcmp(a->precision, b->precision) &&
+           !strcmp(a->chat_template, b->chat_template);
+}
+
+static void test_feature_record(void)
+{
+    store s;
+    store_init(&s);
+    btrm_feature_record rec, back, other;
+
+    /* a store without embed's attributes: its label only */
+    const char *plain = in_dir("rec-plain.h5");
+    btrm_pairs_write(plain, &s.data);
+    is_int(btrm_pairs_read_features(plain, &rec), 0, "record: read a store's record");
+    ok(rec.present && !strcmp(rec.backbone, "test-backbone") && rec.dim == DIM &&
+           !rec.spec[0] && rec.bos == -1 && !rec.chat_template[0],
+       "record: a store with a label only (and a provenance that is not JSON): that label, "
+       "its width, nothing else");
+    ok(!btrm_feature_record_runnable(&rec) && !btrm_feature_record_spec(&rec),
+       "record: features btrm did not make cannot be made again");
+    s.data.features = NULL;
+    s.data.dim = 0;
+    btrm_pairs_write(in_dir("rec-nofeat.h5"), &s.data);
+    is_int(btrm_pairs_read_features(in_dir("rec-nofeat.h5"), &rec), 0,
+           "record: a store without /features reads");
+    ok(!rec.present, "record: ... and records nothing");
+    store_init(&s);
+    s.data.backbone = "hash-16";
+    btrm_pairs_write(in_dir("rec-hash.h5"), &s.data);
+    btrm_pairs_read_features(in_dir("rec-hash.h5"), &rec);
+    ok(!strcmp(rec.backbone, "hash") && btrm_feature_record_spec(&rec) &&
+           !strcmp(btrm_feature_record_spec(&rec), "hash"),
+       "record: hash features labelled before backbone_spec was recorded open as 'hash'");
+
+    /* a store as btrm prep and btrm embed (an LLM backbone) leave it */
+    const char *full = in_dir("rec-full.h5");
+    s.data.backbone = "gguf:m.gguf,pool=mean,max_tokens=8";
+    s.data.provenance = "{\"tool\": \"btrm prep\", \"chat_template\": "
+                        "{\"user\": \"U: {content}\\n\", \"assistant\": \"A: {content}\"}}";
+    btrm_pairs_write(full, &s.data);
+    set_attr(full, "/features", "backbone_spec",
+             "gguf:/models/m.gguf,pool=mean,max_tokens=8,bos=0,kernel=int8");
+    set_attr(full, "/features", "model_hash", "0123456789abcdef0123456789abcdef");
+    set_attr(full, "/features", "pool", "mean");
+    set_attr(full, "/features", "kernel", "int8-avx2");
+    set_attr(full, "/features", "precision", "bf16");
+    set_attr_int(full, "/features", "bos", 0);
+    set_attr_int(full, "/features", "max_tokens", 8);
+    is_int(btrm_pairs_read_features(full, &rec), 0, "record: read an embedded store's record");
+    ok(rec.present && !strcmp(rec.backbone, "gguf") &&
+           !strcmp(rec.label, "gguf:m.gguf,pool=mean,max_tokens=8") &&
+           !strcmp(rec.hash, "0123456789abcdef0123456789abcdef") && rec.dim == DIM &&
+           !strcmp(rec.pool, "mean") && rec.bos == 0 && rec.max_tokens == 8,
+       "record: backbone, label, hash, width, pool, bos, max_tokens");
+    is_string(rec.kernel, "int8", "record: the kernel without its instruction set");
+    is_string(rec.precision, "bf16", "record: the GEMM precision");
+    is_string(rec.chat_template, "{\"assistant\":\"A: {content}\",\"user\":\"U: {content}\\n\"}",
+              "record: the chat template of the provenance, compact with sorted keys");
+    ok(btrm_feature_record_runnable(&rec) && btrm_feature_record_spec(&rec) == rec.spec,
+       "record: an LLM's features can be made again from the recorded spec");
+
+    /* JSON: the same fields under the same names */
+    json_t *j = btrm_feature_record_to_json(&rec);
+    btrm_feature_record_clear(&back);
+    ok(j && btrm_feature_record_from_json(&back, j, "json") == 0 && same_record(&rec, &back),
+       "record: JSON round trip");
+    ok(j && json_integer_value(json_object_get(j, "bos")) == 0 &&
+           !json_object_get(j, "nonexistent") && json_object_size(j) == 10,
+       "record: every known field is in the JSON, bos 0 included");
+    json_object_set_new(j, "dim", json_string("wide"));
+    ok(btrm_feature_record_from_json(&back, j, "attrs") == BTRM_EDATA &&
+           strstr(btrm_error_msg(), "attrs: dim is not an integer"),
+       "record: a field of the wrong type is refused, naming it");
+    json_decref(j);
+
+    /* the model file: model-v2 carries the record, model-v1 still reads */
+    btrm_head head;
+    btrm_head_init(&head, BTRM_HEAD_LINEAR, BTRM_ACT_GELU, DIM, NULL, 0);
+    float *params = calloc(head.n_params, sizeof *params), *got = NULL;
+    btrm_model_meta meta = { .loss = BTRM_LOSS_BT, .features = &rec }, meta_back;
+    const char *model = in_dir("rec-model.h5");
+    is_int(btrm_model_write(model, &head, params, &meta), 0, "record: write a model with one");
+    is_int(btrm_model_read_features(model, &back), 0, "record: read it back");
+    ok(same_record(&rec, &back), "record: every field round-trips through the model file");
+    char text[256] = "";
+    hid_t f = H5Fopen(model, H5F_ACC_RDONLY, H5P_DEFAULT), g = H5Gopen2(f, "features", H5P_DEFAULT);
+    ok(btrm_h5_read_attr_string(g, "backbone_spec", text, sizeof text) == 0 &&
+           !strcmp(text, rec.spec) && btrm_h5_has_attr(g, "chat_template") == 1,
+       "record: stored as attributes of /features under the store's names");
+    H5Gclose(g);
+    H5Fclose(f);
+    meta.features = NULL;
+    btrm_model_write(model, &head, params, &meta);
+    is_int(btrm_model_read_features(model, &back), 0, "record: a model without one reads");
+    ok(!back.present, "record: ... and records nothing");
+    set_attr(model, "/", "btrm_format", "model-v1");
+    ok(btrm_model_read(model, &head, &got, &meta_back) == 0 &&
+           btrm_model_read_features(model, &back) == 0 && !back.present,
+       "record: a model-v1 file loads and records nothing");
+    free(got);
+    meta.features = &rec;
+    btrm_model_write(model, &head, params, &meta);
+    set_attr(model, "/features", "backbone", NULL);
+    set_attr(model, "/features", "backbone_spec", NULL);
+    ok(btrm_model_read_features(model, &back) == BTRM_EDATA && strstr(btrm_error_msg(), model) &&
+           strstr(btrm_error_msg(), "names no backbone"),
+       "record: a /features group without a backbone is refused, naming the file");
+    free(params);
+
+    /* comparisons name both sides and what differs */
+    other = rec;
+    is_int(btrm_feature_record_compare(&rec, "a.h5", &other, "b.h5", 1), 0,
+           "compare: the same record agrees");
+    snprintf(other.pool, sizeof other.pool, "last");
+    ok(btrm_feature_record_compare(&rec, "a.h5", &other, "b.h5", 1) == BTRM_EUSAGE &&
+           strstr(btrm_error_msg(), "a.h5 has gguf:m.gguf") && strstr(btrm_error_msg(), "b.h5 has") &&
+           strstr(btrm_error_msg(), "(pool mean vs last)"),
+       "compare: another pool is refused, naming both files and the difference");
+    other = rec;
+    other.bos = 1;
+    ok(refused_for(&rec, &other, "(bos 0 vs 1)"), "compare: another BOS");
+    other = rec;
+    snprintf(other.hash, sizeof other.hash, "ffff");
+    ok(refused_for(&rec, &other, "model file XXH3-128"), "compare: another model file");
+    other = rec;
+    snprintf(other.kernel, sizeof other.kernel, "dequant");
+    ok(refused_for(&rec, &other, "(kernel int8 vs dequant)"), "compare: another kernel");
+    other = rec;
+    snprintf(other.precision, sizeof other.precision, "fp32");
+    ok(refused_for(&rec, &other, "(precision bf16 vs fp32)"), "compare: another precision");
+    other = rec;
+    other.max_tokens = 9;
+    ok(refused_for(&rec, &other, "(max_tokens 8 vs 9)"), "compare: another max_tokens");
+    other = rec;
+    snprintf(other.chat_template, sizeof other.chat_template, "{}");
+    ok(btrm_feature_record_compare(&rec, "a", &other, "b", 0) == 0 &&
+           btrm_feature_record_compare(&rec, "a", &other, "b", 1) == BTRM_EUSAGE &&
+           strstr(btrm_error_msg(), "chat template"),
+       "compare: another chat template only where templates are compared");
+    other = rec;
+    other.pool[0] = '\0';
+    other.kernel[0] = '\0';
+    other.precision[0] = '\0';
+    other.chat_template[0] = '\0';
+    is_int(btrm_feature_record_compare(&rec, "a", &other, "b", 1), 0,
+           "compare: what one side does not record is not compared");
+    btrm_feature_record_clear(&other);
+    is_int(btrm_feature_record_compare(&rec, "a", &other, "b", 1), 0,
+           "compare: a side that records nothing agrees with anything");
+    btrm_pairs_read_features(in_dir("rec-hash.h5"), &other);
+    ok(btrm_feature_record_compare(&rec, "a", &other, "b", 1) == BTRM_EUSAGE &&
+           strstr(btrm_error_msg(), "(backbone gguf vs hash)"), "compare: another backbone");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -796,6 +970,7 @@ int main(int argc, char **argv)
     test_validation();
     if (world.rank == 0) {
         test_model();
+        test_feature_record();
         test_synth_memory();
         test_synth_cli();
     }

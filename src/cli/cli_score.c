@@ -1,4 +1,4 @@
-/* cli_score.c: `btrm score MODEL.h5 --backbone SPEC TEXTS.jsonl`: the reward
+/* cli_score.c: `btrm score MODEL.h5 [--backbone SPEC] TEXTS.jsonl`: the reward
  * of each text, from a backbone's features and a trained head. One process,
  * no MPI. Reads JSON lines {"text": ...} (other keys ignored, "id" copied to
  * the output) and writes one JSON line {"reward": r} (or {"id": ...,
@@ -17,17 +17,20 @@ static void usage(FILE *out)
     char names[256];
     btrm_backbone_names(names, sizeof names);
     fprintf(out,
-            "Usage: btrm score MODEL.h5 --backbone SPEC TEXTS.jsonl [options]\n\n"
+            "Usage: btrm score MODEL.h5 [--backbone SPEC] TEXTS.jsonl [options]\n\n"
             "Prints the reward of each text of TEXTS.jsonl (one {\"text\": ...} object per\n"
             "line, blank lines skipped; \"-\" reads stdin) as one JSON line {\"reward\": r}\n"
             "per text, in order ({\"id\": ..., \"reward\": r} when the input has an \"id\").\n"
-            "The features come from the backbone the model was trained on (backbones:\n"
-            "%s; see docs/backbones.md), the head from MODEL.h5 (btrm\n"
-            "train's final.h5).\n\n"
+            "The features come from the backbone the model was trained on, as MODEL.h5\n"
+            "(btrm train's final.h5) records it with its settings (backbones: %s;\n"
+            "docs/backbones.md); a backbone that makes features another way is refused.\n\n"
             "Options:\n"
-            "  --backbone SPEC        NAME[:ARGS], e.g. gguf:MODEL.gguf,pool=last (required)\n"
+            "  --backbone SPEC        NAME[:ARGS], e.g. gguf:MODEL.gguf (default: the model's;\n"
+            "                         settings it does not write are the model's)\n"
             "  -o, --output FILE      write the JSON lines to FILE instead of stdout\n"
             "  --batch N              texts per backbone call (default %d)\n"
+            "  --invariant            each text through the backbone on its own: a reward\n"
+            "                         does not depend on --batch (LLM backbones are slower)\n"
             "  --config FILE, --set key=value   embed.* keys and run.threads (docs/config.md)\n"
             "  -q, --quiet            warnings and errors only;  -v, --verbose  more\n"
             "  -h, --help             this help\n\n"
@@ -41,7 +44,7 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
     const char *model_path = NULL, *texts_path = NULL, *spec = NULL, *out_path = NULL;
     const char *config_path = NULL;
     btrm_cli_sets sets = { 0 };
-    int verbosity = BTRM_LOG_INFO, code = 0;
+    int verbosity = BTRM_LOG_INFO, code = 0, invariant = 0;
     long long batch = BTRM_SCORE_BATCH_DEFAULT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -51,6 +54,8 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
             goto out;
         } else if (!strcmp(a, "--backbone") && has_value) {
             spec = argv[++i];
+        } else if (!strcmp(a, "--invariant")) {
+            invariant = 1;
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && has_value) {
             out_path = argv[++i];
         } else if (!strcmp(a, "--batch") && has_value) {
@@ -76,8 +81,8 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
             goto out;
         }
     }
-    if (!model_path || !texts_path || !spec) {
-        code = btrm_cli_usage_error("score", "want MODEL.h5 --backbone SPEC TEXTS.jsonl");
+    if (!model_path || !texts_path) {
+        code = btrm_cli_usage_error("score", "want MODEL.h5 [--backbone SPEC] TEXTS.jsonl");
         goto out;
     }
     btrm_log_init(0, verbosity);
@@ -85,7 +90,7 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
     int rc = btrm_cli_load_config(config_path, &sets, &cfg);
     btrm_score_opts opts = { .model_path = model_path, .backbone = spec,
                              .texts_path = texts_path, .out_path = out_path,
-                             .batch = (int)batch };
+                             .batch = (int)batch, .invariant = invariant };
     if (!rc)
         rc = btrm_score_run(&opts, cfg);
     code = btrm_cli_exit(NULL, rc);

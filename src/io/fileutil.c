@@ -2,6 +2,7 @@
 #include "fileutil.h"
 
 #include "error.h"
+#include "types.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 int btrm_mkdir_p(const char *dir)
 {
@@ -174,6 +176,15 @@ int btrm_jsonl_write(FILE *out, const json_t *obj, const char *what)
     return 0;
 }
 
+int btrm_path_absolute(const char *path, char *out, size_t size)
+{
+    char cwd[BTRM_PATH_MAX];
+    if (path[0] != '/' && !getcwd(cwd, sizeof cwd))
+        return btrm_error_set(BTRM_EIO, "cannot name the current directory: %s", strerror(errno));
+    return btrm_path_join(out, size, path[0] == '/' ? "" : cwd,
+                          strncmp(path, "./", 2) ? path : path + 2);
+}
+
 int btrm_path_join(char *out, size_t size, const char *dir, const char *name)
 {
     int n = name[0] == '/' || !dir[0] ? snprintf(out, size, "%s", name)
@@ -255,6 +266,34 @@ int btrm_read_file(const char *path, long max_bytes, const char *what, unsigned 
     buf = NULL;
 fail:
     free(buf);
+    fclose(f);
+    return rc;
+}
+
+int btrm_file_xxh128(const char *path, char hex[33])
+{
+    hex[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return btrm_error_set(BTRM_EIO, "cannot open %s: %s", path, strerror(errno));
+    XXH3_state_t *st = XXH3_createState();
+    int rc = st && XXH3_128bits_reset(st) == XXH_OK
+                 ? 0
+                 : btrm_error_set(BTRM_ENOMEM, "out of memory hashing %s", path);
+    static _Thread_local char block[1 << 16];
+    size_t got;
+    while (!rc && (got = fread(block, 1, sizeof block, f)) > 0)
+        if (XXH3_128bits_update(st, block, got) != XXH_OK)
+            rc = btrm_error_set(BTRM_EIO, "cannot hash %s", path);
+    if (!rc && ferror(f))
+        rc = btrm_error_set(BTRM_EIO, "cannot read %s", path);
+    if (!rc) {
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+        for (int i = 0; i < 16; i++)
+            snprintf(hex + 2 * i, 3, "%02x", c.digest[i]);
+    }
+    XXH3_freeState(st);
     fclose(f);
     return rc;
 }

@@ -42,7 +42,13 @@ int btrm_read_file(const char *path, long max_bytes, const char *what, unsigned 
                    size_t *len, struct stat *st_out);
 /* A malloc'ed string formatted like printf (NULL when out of memory). */
 char *btrm_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* XXH3-128 of a whole file as 32 lowercase hex digits (the canonical form
+ * xxhsum -H2 prints), read in blocks. 0 or BTRM_EIO naming the file. */
+int btrm_file_xxh128(const char *path, char hex[33]);
 /* Joins dir and name into out ("name" alone when it is absolute). */
 int btrm_path_join(char *out, size_t size, const char *dir, const char *name);
+/* out = path, made absolute against the current directory when relative
+ * (symbolic links kept). BTRM_EIO when it does not fit. */
+int btrm_path_absolute(const char *path, char *out, size_t size);
 
 #endif

@@ -898,7 +898,7 @@ int btrm_llama_embedder_open(btrm_llama_embedder *e, int format, const char *arg
         goto fail;
     const btrm_llama_hparams *hp = &e->model->hp;
     /* 0 or more than the model was made for: its context length */
-    e->max_tokens = o->max_tokens && o->max_tokens < hp->context ? o->max_tokens : hp->context;
+    e->max_tokens = btrm_llama_opts_max_tokens(o, hp);
     btrm_gemm_set_threads(o->threads);
     int batch_tokens = o->max_batch_tokens > e->max_tokens ? o->max_batch_tokens : e->max_tokens;
     if ((rc = btrm_llama_ws_init(&e->ws, hp, &e->model->w, batch_tokens, e->max_tokens,
@@ -918,10 +918,20 @@ fail:
     return rc;
 }
 
+int btrm_llama_opts_max_tokens(const btrm_llama_opts *o, const btrm_llama_hparams *hp)
+{
+    return o->max_tokens && o->max_tokens < hp->context ? o->max_tokens : hp->context;
+}
+
+int btrm_llama_model_bos(const btrm_llama_model *m, int bos)
+{
+    int want = bos < 0 ? m->add_bos : bos;
+    return want && btrm_tok_bos(m->tok) >= 0;
+}
+
 int btrm_llama_embedder_bos(const btrm_llama_embedder *e)
 {
-    int want = e->opts.bos < 0 ? e->model->add_bos : e->opts.bos;
-    return want && btrm_tok_bos(e->model->tok) >= 0;
+    return btrm_llama_model_bos(e->model, e->opts.bos);
 }
 
 int btrm_llama_embedder_tokenize(const btrm_llama_embedder *e, const char *text,

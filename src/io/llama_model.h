@@ -77,6 +77,9 @@ void btrm_llama_arch_names(char *out, size_t size);
 /* The file's content hash, XXH3-128 as 32 lowercase hex digits (the
  * canonical big-endian form xxhsum prints). */
 const char *btrm_llama_model_hash(btrm_llama_model *m);
+/* Whether texts start with BOS under the option bos (-1 auto: the file's
+ * add_bos_token; 0; 1): 1 when wanted and the tokenizer has one. */
+int btrm_llama_model_bos(const btrm_llama_model *m, int bos);
 
 /* ------------------------------------------------------------------------ */
 /* Options: the embed.* config keys, and the backbone argument string
@@ -105,6 +108,9 @@ void btrm_llama_opts_defaults(btrm_llama_opts *o);
 void btrm_llama_opts_from_config(btrm_llama_opts *o, const btrm_config *cfg);
 /* Parses "PATH[,key=value...]" over o. BTRM_EUSAGE naming the bad part. */
 int btrm_llama_opts_parse(btrm_llama_opts *o, const char *args);
+/* The tokens kept per text under o for a model of hp: o->max_tokens, or the
+ * context length when it is 0 or larger. */
+int btrm_llama_opts_max_tokens(const btrm_llama_opts *o, const btrm_llama_hparams *hp);
 /* "pool=last,max_tokens=512,..." of the config's keys (for a backbone spec). */
 int btrm_llama_opts_config_args(const btrm_config *cfg, char *out, size_t size);
 

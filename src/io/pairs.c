@@ -28,12 +28,14 @@
 #include "pairs.h"
 
 #include "error.h"
+#include "feature_record_h5.h"
 #include "h5util.h"
 #include "log.h"
 #include "memory.h"
 
 #include <errno.h>
 #include <hdf5.h>
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -955,4 +957,62 @@ int btrm_pairs_read_backbone(const char *path, char *label, size_t size)
     btrm_h5_close(dset);
     btrm_h5_close(file);
     return rc;
+}
+
+/* The chat template btrm prep rendered the texts with: its provenance's
+ * "chat_template" object, as compact JSON with sorted keys ("" when the
+ * store has none: made by another tool, or before prep recorded it). */
+static int read_chat_template(hid_t file, const char *path, char *out, size_t size)
+{
+    enum { PROVENANCE_MAX = 1 << 16 };
+    char *prov = NULL;
+    out[0] = '\0';
+    int rc = btrm_h5_has_attr(file, "provenance");
+    if (rc != 1 || (rc = BTRM_MALLOC(prov, PROVENANCE_MAX)))
+        return rc;
+    /* a provenance btrm did not write (too long, not JSON) says nothing */
+    if (btrm_h5_read_attr_string(file, "provenance", prov, PROVENANCE_MAX) != 0) {
+        btrm_error_clear();
+    } else {
+        json_t *j = json_loads(prov, 0, NULL);
+        json_t *tpl = json_object_get(j, "chat_template");
+        char *text = json_is_object(tpl) ? json_dumps(tpl, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        if (text && strlen(text) >= size)
+            rc = btrm_error_set(BTRM_EDATA, "%s: the chat template in /provenance is longer "
+                                "than %zu bytes", path, size - 1);
+        else if (text)
+            memcpy(out, text, strlen(text) + 1);
+        free(text);
+        json_decref(j);
+    }
+    free(prov);
+    return rc;
+}
+
+int btrm_pairs_read_features(const char *path, btrm_feature_record *rec)
+{
+    btrm_feature_record_clear(rec);
+    hid_t file = btrm_h5_open_read(path), dset = -1, space = -1;
+    if (file < 0)
+        return btrm_error_set(BTRM_EDATA, "%s: not an HDF5 file btrm can open", path);
+    int rc = btrm_h5_exists(file, "/features");
+    if (rc <= 0)
+        goto fail; /* no features: nothing recorded */
+    rc = 0;
+    BTRM_CHECK_H5(dset = H5Dopen2(file, "features", H5P_DEFAULT), path);
+    if ((rc = btrm_feature_record_read_h5(dset, rec))) {
+        rc = btrm_error_wrap(rc, "%s: /features", path);
+        goto fail;
+    }
+    hsize_t dims[2] = { 0, 0 };
+    BTRM_CHECK_H5(space = H5Dget_space(dset), path);
+    if (H5Sget_simple_extent_ndims(space) == 2)
+        BTRM_CHECK_H5(H5Sget_simple_extent_dims(space, dims, NULL), path);
+    rec->dim = (int)dims[1];
+    rc = read_chat_template(file, path, rec->chat_template, sizeof rec->chat_template);
+fail:
+    BTRM_H5_CLOSE(space, dset, file);
+    if (rc < 0)
+        rec->present = 0;
+    return rc < 0 ? rc : 0;
 }

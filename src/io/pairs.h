@@ -93,4 +93,11 @@ typedef struct btrm_pairs_data {
  * given and btrm_pairs_open is the gate that validates them. */
 int btrm_pairs_write(const char *path, const btrm_pairs_data *data);
 
+/* Serial: how the store's /features were made (feature_record.h), from the
+ * attributes btrm embed writes on /features and the chat template btrm prep
+ * records in /provenance. rec->present is 0 for a store without /features
+ * or whose /features names no backbone. */
+struct btrm_feature_record;
+int btrm_pairs_read_features(const char *path, struct btrm_feature_record *rec);
+
 #endif

@@ -1,12 +1,10 @@
 /* score.c: `btrm score` (see score.h). */
 #include "score.h"
 
-#include "backbone.h"
 #include "error.h"
 #include "fileutil.h"
-#include "head.h"
 #include "log.h"
-#include "modelfile.h"
+#include "reward.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -30,20 +28,18 @@ static void batch_clear(score_batch *b)
 }
 
 /* Scores the batch and writes its lines. */
-static int flush(score_batch *b, btrm_backbone_handle *bb, const btrm_head *head,
-                 const float *params, btrm_head_ws *ws, float *features, FILE *out)
+static int flush(score_batch *b, btrm_reward *rm, float *rewards, FILE *out)
 {
     if (b->n == 0)
         return 0;
-    int rc = btrm_backbone_encode(bb, (const char *const *)b->texts, (size_t)b->n, features);
+    int rc = btrm_reward_texts(rm, (const char *const *)b->texts, (size_t)b->n, rewards);
     if (rc)
         return rc;
-    btrm_head_forward(head, params, features, b->n, ws);
     for (int i = 0; i < b->n && !rc; i++) {
         json_t *line = json_object();
         if (!line ||
             (b->ids[i] && json_object_set(line, "id", b->ids[i])) ||
-            json_object_set_new(line, "reward", json_real((double)ws->reward[i])))
+            json_object_set_new(line, "reward", json_real((double)rewards[i])))
             rc = btrm_error_set(BTRM_ENOMEM, "out of memory");
         if (!rc)
             rc = btrm_jsonl_write(out, line, "the scores");
@@ -53,34 +49,23 @@ static int flush(score_batch *b, btrm_backbone_handle *bb, const btrm_head *head
     return rc;
 }
 
-/* The reward of each line of texts_path, through backbone spec (complete). */
-static int score(const char *model_path, const char *spec, const char *texts_path,
-                 const char *out_path, int batch)
+/* The reward of each line of texts_path, through backbone spec (NULL: the
+ * model's) with the config's embed.* options under the recorded ones. */
+static int score(const char *model_path, const char *spec, const btrm_config *cfg,
+                 const char *texts_path, const char *out_path, int batch, int invariant)
 {
-    btrm_head head;
-    btrm_head_ws ws;
-    btrm_model_meta meta;
-    btrm_backbone_handle bb;
-    float *params = NULL, *features = NULL;
+    btrm_reward rm;
+    float *rewards = NULL;
     score_batch b = { 0 };
     FILE *in = NULL, *out = stdout;
     char *line = NULL;
     size_t line_cap = 0, line_no = 0;
-    memset(&ws, 0, sizeof ws);
-    memset(&bb, 0, sizeof bb);
-    int rc = btrm_model_read(model_path, &head, &params, &meta);
+    int rc = btrm_reward_open(&rm, model_path, spec, cfg, batch);
     if (rc)
         goto fail;
-    if ((rc = btrm_backbone_open(&bb, spec, head.dim)))
-        goto fail;
-    if (bb.dim != head.dim) {
-        rc = btrm_error_set(BTRM_EUSAGE, "%s takes %d features; backbone %s gives %d",
-                            model_path, head.dim, spec, bb.dim);
-        goto fail;
-    }
-    if ((rc = btrm_head_ws_init(&ws, &head, batch)) ||
-        (rc = BTRM_MALLOC(features, (size_t)batch * (size_t)bb.dim)) ||
-        (rc = BTRM_CALLOC(b.texts, batch)) || (rc = BTRM_CALLOC(b.ids, batch)))
+    rm.invariant = invariant;
+    if ((rc = BTRM_MALLOC(rewards, batch)) || (rc = BTRM_CALLOC(b.texts, batch)) ||
+        (rc = BTRM_CALLOC(b.ids, batch)))
         goto fail;
     b.cap = batch;
     in = strcmp(texts_path, "-") ? fopen(texts_path, "r") : stdin;
@@ -115,13 +100,13 @@ static int score(const char *model_path, const char *spec, const char *texts_pat
             goto fail;
         }
         b.n++;
-        if (b.n == b.cap && (rc = flush(&b, &bb, &head, params, &ws, features, out))) {
+        if (b.n == b.cap && (rc = flush(&b, &rm, rewards, out))) {
             rc = btrm_error_wrap(rc, "%s: lines %zu..%zu", texts_path, line_no - b.cap + 1,
                                  line_no);
             goto fail;
         }
     }
-    if ((rc = flush(&b, &bb, &head, params, &ws, features, out)))
+    if ((rc = flush(&b, &rm, rewards, out)))
         rc = btrm_error_wrap(rc, "%s: the last %d lines", texts_path, b.n);
     btrm_log_debug("score: %zu texts", line_no);
 fail:
@@ -133,18 +118,13 @@ fail:
         fclose(in);
     if (out && out != stdout && fclose(out) != 0 && !rc)
         rc = btrm_error_set(BTRM_EIO, "cannot write %s", out_path);
-    free(features);
-    free(params);
-    btrm_head_ws_free(&ws);
-    btrm_backbone_close(&bb);
+    free(rewards);
+    btrm_reward_close(&rm);
     return rc;
 }
 
 int btrm_score_run(const btrm_score_opts *opts, const btrm_config *cfg)
 {
-    char spec[2 * BTRM_PATH_MAX];
-    int rc = btrm_backbone_spec_with_config(opts->backbone, cfg, spec, sizeof spec);
-    if (!rc)
-        rc = score(opts->model_path, spec, opts->texts_path, opts->out_path, opts->batch);
-    return rc;
+    return score(opts->model_path, opts->backbone, cfg, opts->texts_path, opts->out_path,
+                 opts->batch, opts->invariant);
 }

@@ -29,6 +29,7 @@
 #include "error.h"
 #include "eval.h"
 #include "fault.h"
+#include "feature_record.h"
 #include "fileutil.h"
 #include "gemm.h"
 #include "head.h"
@@ -74,6 +75,8 @@ typedef struct trainer {
         int n_eval;
         int64_t n_pairs, batch, steps_per_epoch, total_steps;
         int64_t *perm, perm_epoch; /* the permutation of epoch perm_epoch */
+        btrm_feature_record *features; /* rank 0: how the training store's features were
+                                        * made, what final.h5 records */
     } data;
     /* the model: a head over a flat parameter vector, and its loss */
     btrm_head head;
@@ -118,6 +121,23 @@ typedef struct trainer {
     int64_t last_ckpt_step;    /* -1 before the first checkpoint */
 } trainer;
 
+/* How the training store's features were made (what final.h5 records), and
+ * that every evaluation store's were made the same way. Rank 0. */
+static int same_features(const btrm_config *cfg, btrm_feature_record *train)
+{
+    btrm_feature_record *other = malloc(sizeof *other);
+    int rc = other ? btrm_pairs_read_features(cfg->data.train, train)
+                   : btrm_error_set(BTRM_ENOMEM, "out of memory");
+    for (int e = 0; !rc && e < cfg->data.n_eval; e++) {
+        rc = btrm_pairs_read_features(cfg->data.eval[e], other);
+        if (!rc)
+            rc = btrm_feature_record_compare(train, cfg->data.train, other, cfg->data.eval[e],
+                                             1);
+    }
+    free(other);
+    return rc;
+}
+
 static int open_data(trainer *tr)
 {
     const btrm_config *cfg = tr->cfg;
@@ -140,7 +160,10 @@ static int open_data(trainer *tr)
                                   "file %s has dim %d", cfg->data.eval[e], tr->data.eval[e].dim,
                                   cfg->data.train, tr->data.train.dim);
     }
-    return 0;
+    if (tr->c->rank != 0)
+        return 0;
+    rc = BTRM_MALLOC(tr->data.features, 1);
+    return rc ? rc : same_features(cfg, tr->data.features);
 }
 
 static int initial_params(trainer *tr, const btrm_train_opts *opts);
@@ -706,6 +729,7 @@ static int write_final(trainer *tr)
         char path[BTRM_PATH_MAX + 64];
         btrm_path_join(path, sizeof path, tr->out.dir, "final.h5");
         btrm_model_meta meta = btrm_model_meta_of(&tr->lp, tr->dbar);
+        meta.features = tr->data.features;
         rc = btrm_model_write(path, &tr->head, tr->params, &meta);
     }
     return btrm_comm_agree(tr->c, rc);
@@ -717,6 +741,7 @@ static void trainer_free(trainer *tr)
     for (int e = 0; e < tr->data.n_eval; e++)
         btrm_pairs_close(&tr->data.eval[e]);
     free(tr->data.perm);
+    free(tr->data.features);
     btrm_head_ws_free(&tr->work.ws);
     btrm_comm_reducer_free(&tr->dp.reducer);
     BTRM_FREE(tr->work.x, tr->work.dist, tr->work.g_diff, tr->work.g_sum, tr->work.margin,
