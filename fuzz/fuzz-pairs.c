@@ -11,6 +11,7 @@
 #include "pairs.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #define MAX_FEATURE_BYTES (64u << 20)
 
@@ -57,10 +58,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     btrm_pairs_close(&p);
     if (load && btrm_pairs_open(&p, path, c, BTRM_PAIRS_FEATURES) == 0) {
         check(&p);
+        /* every chosen row read back in float32, whatever the stored type */
+        float *row = malloc((size_t)p.dim * sizeof *row);
         volatile float sum = 0;
-        for (int64_t i = 0; i < p.n_pairs; i++)
-            sum += p.features[(size_t)p.chosen[i] * (size_t)p.dim];
+        for (int64_t i = 0; row && i < p.n_pairs; i++) {
+            btrm_pairs_feature_row(&p, p.chosen[i], row, BTRM_DTYPE_F32);
+            sum += row[0];
+        }
         (void)sum;
+        free(row);
         btrm_pairs_close(&p);
     }
     return 0;
