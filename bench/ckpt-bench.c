@@ -112,7 +112,8 @@ int main(int argc, char **argv)
     memset(back_m, 0, slice * sizeof *back_m);
     memset(back_v, 0, slice * sizeof *back_v);
 
-    btrm_ckpt_data d = { .head = &head, .params = params, .exp_avg = m, .exp_avg_sq = v,
+    btrm_ckpt_data d = { .head = &head, .params = params,
+                         .optim = btrm_optim_lookup(BTRM_OPTIM_ADAMW), .state = { m, v },
                          .lo = lo, .hi = lo + count, .meta = { .loss = BTRM_LOSS_BT } };
     btrm_ckpt_state st = { .step = 1, .optim_step = 1, .seed = 1, .ranks = c.size,
                            .optim_type = BTRM_OPTIM_ADAMW };
@@ -144,8 +145,8 @@ int main(int argc, char **argv)
         for (int warm = 0; warm < 2 && !rc; warm++) {
             btrm_ckpt_data in = d;
             in.params = back;
-            in.exp_avg = back_m;
-            in.exp_avg_sq = back_v;
+            in.state[0] = back_m; /* AdamW's exp_avg, exp_avg_sq */
+            in.state[1] = back_v;
             btrm_ckpt_state got;
             MPI_Barrier(MPI_COMM_WORLD);
             t0 = MPI_Wtime();

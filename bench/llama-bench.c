@@ -1,7 +1,8 @@
 /* bench/llama-bench.c: prefill throughput of btrm's Llama forward pass
  * (src/math/llama.c through llama_model.h's embedder) on every rank at once, and
- * the sgemm reference at the model's own FFN shape under the same conditions
- * (same ranks, same threads), so "% of peak" compares like with like.
+ * the GEMM reference at the model's own FFN shape under the same conditions
+ * (same ranks, same threads, the embedder's precision), so "% of peak"
+ * compares like with like.
  *
  *   mpirun -np P bench/llama-bench --backbone gguf:MODEL.gguf[,dequantize=1,...]
  *          [--seq L] [--seqs S] [--reps R] [--threads T] [--sgemm] [--clock wall|cpu]
@@ -14,25 +15,28 @@
  * reported: aggregate tokens/s = P*S*L / time, GFLOP/s = P * model FLOPs /
  * time, with the FLOPs of btrm_llama_flops (linear layers 2*N*in*out,
  * causal attention 4*hd per kept (query, key) pair and head). With --sgemm,
- * every rank also times cblas_sgemm at [S*L, dim] x [hidden, dim]^T (the
- * gate/up projection) and the best per-rank GFLOP/s is printed next to it.
+ * every rank also times btrm_gemm at [S*L, dim] x [hidden, dim]^T (the
+ * gate/up projection) in the embedder's precision (fp32: the fp32 backend,
+ * dnnl_sgemm with oneDNN; bf16: the bf16 matmul on operands already in bf16)
+ * and the best per-rank GFLOP/s is printed next to it. precision=bf16 in the
+ * backbone spec selects embed.precision bf16.
  * --clock cpu times each rank by its process CPU time instead of the wall
  * clock (with one BLAS thread per rank this is the compute time, which stays
  * meaningful when other jobs share the cores; the slowest rank still counts).
  *
  * Build (after `make`): see bench/llama-bench.sh, which also writes the
  * synthetic models and runs the cases of bench/llama-results.md. */
+#include "dtype.h"
 #include "error.h"
+#include "gemm.h"
 #include "llama_model.h"
 
-#include <cblas.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
-
-void openblas_set_num_threads(int num_threads) __attribute__((weak));
 
 static void usage(void)
 {
@@ -52,30 +56,37 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double sgemm_gflops(int m, int n, int k, int reps, MPI_Comm comm)
+/* btrm_gemm at C[m, n] = A[m, k] B[n, k]^T in precision (bf16: operands
+ * already in bf16, as the prefill's weights and rounded inputs are) */
+static double gemm_gflops(int precision, int m, int n, int k, int reps, MPI_Comm comm)
 {
     float *a = malloc((size_t)m * k * sizeof *a), *b = malloc((size_t)n * k * sizeof *b);
     float *c = malloc((size_t)m * n * sizeof *c);
-    if (!a || !b || !c) {
-        free(a), free(b), free(c);
+    uint16_t *a16 = malloc((size_t)m * k * sizeof *a16), *b16 = malloc((size_t)n * k * sizeof *b16);
+    if (!a || !b || !c || !a16 || !b16) {
+        free(a), free(b), free(c), free(a16), free(b16);
         return 0.0;
     }
     for (size_t i = 0; i < (size_t)m * k; i++)
         a[i] = (float)(i % 17) * 0.01f;
     for (size_t i = 0; i < (size_t)n * k; i++)
         b[i] = (float)(i % 13) * 0.01f;
+    btrm_dtype_from_f32(a16, BTRM_DTYPE_BF16, a, (size_t)m * k);
+    btrm_dtype_from_f32(b16, BTRM_DTYPE_BF16, b, (size_t)n * k);
+    int bf16 = precision == BTRM_PREC_BF16;
+    btrm_gemm_operand oa = { bf16 ? (const void *)a16 : a, bf16 ? BTRM_DTYPE_BF16 : 0, 0, k };
+    btrm_gemm_operand ob = { bf16 ? (const void *)b16 : b, bf16 ? BTRM_DTYPE_BF16 : 0, 1, k };
     double best = 1e30;
     for (int r = -1; r < reps; r++) {
         MPI_Barrier(comm);
         double t0 = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f, c,
-                    n);
+        btrm_gemm_ex(precision, m, n, k, 1.0f, &oa, &ob, 0.0f, c, n);
         double t = now() - t0;
         MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, comm);
         if (r >= 0 && t < best)
             best = t;
     }
-    free(a), free(b), free(c);
+    free(a), free(b), free(c), free(a16), free(b16);
     return 2.0 * m * n * (double)k / best * 1e-9;
 }
 
@@ -164,30 +175,42 @@ int main(int argc, char **argv)
         if (r >= 0 && t < best)
             best = t;
     }
-    double peak = do_sgemm ? sgemm_gflops(n, hp->hidden_dim, hp->dim, reps, MPI_COMM_WORLD) : 0;
+    const int precision = e.opts.precision;
+    double peak = do_sgemm ? gemm_gflops(precision, n, hp->hidden_dim, hp->dim, reps,
+                                         MPI_COMM_WORLD)
+                           : 0;
+    const char *prec_note = precision == BTRM_PREC_BF16 ? ", bf16" : "";
     if (rank == 0) {
         double gf = size * flops / best * 1e-9;
         if (markdown) {
             /* | model | weights | ranks x threads | tokens per rank | s | tokens/s |
              * GFLOP/s | per rank | sgemm per rank | % of sgemm | */
-            printf("| %s | %s%s | %d x %d | %d x %d | %.3f | %.0f | %.1f | %.1f |", e.model->name,
-                   e.model->weight_types, e.model->dequantized ? " (dequantized)" : "", size,
-                   threads, seqs, seq, best, size * n / best, gf, gf / size);
+            printf("| %s | %s%s%s | %d x %d | %d x %d | %.3f | %.0f | %.1f | %.1f |",
+                   e.model->name, e.model->weight_types,
+                   e.opts.dequantize ? " (dequantized)" : "", prec_note, size, threads, seqs,
+                   seq, best, size * n / best, gf, gf / size);
             if (do_sgemm)
                 printf(" %.1f | %.0f%% |\n", peak, 100.0 * gf / size / peak);
             else
                 printf(" - | - |\n");
         } else {
-            printf("%s (%s%s): dim %d, %d layers, ffn %d; %d rank(s) x %d thread(s), %d x %d "
+            printf("%s (%s%s%s): dim %d, %d layers, ffn %d; %d rank(s) x %d thread(s), %d x %d "
                    "tokens per rank: best of %d %.3f s, %.0f tokens/s, %.1f GFLOP/s (%.1f per "
                    "rank, %s clock); load %.2f s\n",
-                   e.model->name, e.model->weight_types, e.model->dequantized ? ", dequantized" : "",
+                   e.model->name, e.model->weight_types,
+                   e.opts.dequantize ? ", dequantized" : "", prec_note,
                    hp->dim, hp->n_layers, hp->hidden_dim, size, threads, seqs, seq, reps, best,
                    size * n / best, gf, gf / size, use_cpu_clock ? "cpu" : "wall", t_load);
+            struct rusage ru;
+            getrusage(RUSAGE_SELF, &ru);
+            printf("  weights: %.0f MiB mapped from the file, %.0f MiB owned (converted copies); "
+                   "peak resident set of rank 0 %.0f MiB\n", e.model->mapped_bytes / 1048576.0,
+                   e.model->owned_bytes / 1048576.0, ru.ru_maxrss / 1024.0);
         }
         if (do_sgemm && !markdown)
-            printf("  sgemm [%d, %d] x [%d, %d]^T on every rank at once: %.1f GFLOP/s per rank; "
-                   "prefill at %.0f%% of it\n", n, hp->dim, hp->hidden_dim, hp->dim, peak,
+            printf("  %s GEMM (%s) [%d, %d] x [%d, %d]^T on every rank at once: %.1f GFLOP/s per "
+                   "rank; prefill at %.0f%% of it\n", btrm_precision_name(precision),
+                   btrm_gemm_library(), n, hp->dim, hp->hidden_dim, hp->dim, peak,
                    100.0 * gf / size / peak);
     }
     if (rc)

@@ -65,7 +65,7 @@ for np in $RANKS; do
             kernels=dequant
             case " $int8_types " in *" $t "*) kernels="dequant int8" ;; esac
             for k in $kernels; do
-                line=$("$MPIRUN" "$np" "$WORKDIR/llama-bench" --backbone "gguf:$WORKDIR/synth-$t.gguf,kernel=$k" \
+                line=$("$MPIRUN" "$np" "$top/bench/llama-bench" --backbone "gguf:$WORKDIR/synth-$t.gguf,kernel=$k" \
                        --seq "$SEQ" --seqs 1 --reps 1 --clock wall)
                 tps=$(echo "$line" | sed -n 's/.*s, \([0-9.]*\) tokens\/s, \([0-9.]*\) GFLOP\/s.*/\1 \2/p')
                 echo "$np	$t	btrm-$k	$tps" | tr ' ' '\t' >> "$results"

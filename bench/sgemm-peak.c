@@ -30,25 +30,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench-clock.h"
+
 /* The pthread and OpenMP builds of OpenBLAS both export it; other BLAS
  * libraries take their thread count from the environment instead. */
 void openblas_set_num_threads(int num_threads) __attribute__((weak));
 char *openblas_get_config(void) __attribute__((weak));
 char *openblas_get_corename(void) __attribute__((weak));
-
-static clockid_t clock_id = CLOCK_MONOTONIC;
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(clock_id, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 typedef struct gemm_case {
     const char *name;
@@ -92,9 +80,7 @@ static void run_case(const gemm_case *gc, double min_time, double *best, double 
                     c, n);
         rate[calls++] = flops / (now() - t0) * 1e-9;
     }
-    qsort(rate, (size_t)calls, sizeof *rate, cmp_double);
-    *best = rate[calls - 1];
-    *median = calls % 2 ? rate[calls / 2] : 0.5 * (rate[calls / 2 - 1] + rate[calls / 2]);
+    bench_best_median(rate, calls, best, median);
     free(a);
     free(b);
     free(c);
@@ -113,7 +99,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--square") && i + 1 < argc)
             square = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--clock") && i + 1 < argc)
-            clock_id = !strcmp(argv[++i], "cpu") ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC;
+            bench_clock = !strcmp(argv[++i], "cpu") ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC;
         else if (!strcmp(argv[i], "--markdown"))
             markdown = 1;
         else {
@@ -137,7 +123,7 @@ int main(int argc, char **argv)
            "per case, %s clock\n", markdown ? "<!-- sgemm-peak -->" : "#",
            openblas_get_config ? openblas_get_config() : "(not OpenBLAS)",
            core ? core : "(unset)", min_time,
-           clock_id == CLOCK_MONOTONIC ? "wall" : "thread CPU");
+           bench_clock_name());
     if (openblas_get_corename)
         printf("%s OpenBLAS core in use: %s\n", markdown ? "<!-- sgemm-peak -->" : "#",
                openblas_get_corename());

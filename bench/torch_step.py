@@ -14,7 +14,11 @@ epoch, so the gather reads rows scattered over the table as btrm's does.
 btrm also computes the pair distances ||h_c - h_r|| every step (NormBT's
 weights and the dist_mean metric); --with-distance adds the same to the torch
 step (under no_grad) for a like-for-like comparison; it is off by default, so
-the reference is the leanest BT step.
+the reference is the leanest BT step. --loss normbt weights each pair by
+dbar / d as btrm's NormBT does (distances from float32 h, no gradient through
+them). --autocast bf16 runs the forward under torch.autocast("cpu",
+dtype=torch.bfloat16): torch's own mixed precision (bf16 matrix products
+through its oneDNN, the backward's products in bf16 too).
 
 Threads: --threads T sets torch.set_num_threads(T) and, before torch is
 imported, OPENBLAS_NUM_THREADS / OMP_NUM_THREADS = T (Debian's torch calls
@@ -59,6 +63,11 @@ def parse():
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--optim", choices=["best", "single", "foreach"], default="best")
     p.add_argument("--with-distance", action="store_true")
+    p.add_argument("--loss", choices=["bt", "normbt"], default="bt",
+                   help="normbt: each pair's loss times dbar / max(d, 1e-6), d = ||h_c - h_r|| "
+                        "from float32 h under no_grad, dbar its EMA (0.9) as btrm computes it")
+    p.add_argument("--autocast", choices=["none", "bf16"], default="none",
+                   help="bf16: forward under torch.autocast('cpu', dtype=torch.bfloat16)")
     p.add_argument("--port", type=int, default=29517)
     p.add_argument("--show-config", action="store_true")
     return p.parse_args()
@@ -110,6 +119,7 @@ def run(a, rank, world, optim_kind, result_q=None):
     idx = torch.empty(2 * n, dtype=torch.long)
     steps_per_epoch = a.pairs // a.batch
     perm = None
+    dbar = [None]
 
     def one_step(t):
         nonlocal perm
@@ -120,15 +130,24 @@ def run(a, rank, world, optim_kind, result_q=None):
         torch.index_select(chosen, 0, pairs, out=idx[:n])
         torch.index_select(rejected, 0, pairs, out=idx[n:])
         torch.index_select(table, 0, idx, out=x)
-        r = model(x).squeeze(-1)
+        if a.autocast == "bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                r = model(x).squeeze(-1).float()
+        else:
+            r = model(x).squeeze(-1)
         r_c, r_r = r[:n], r[n:]
-        if a.with_distance:
+        weight = None
+        if a.with_distance or a.loss == "normbt":
             with torch.no_grad():
-                h = x if a.head == "linear" else model_h(x)
-                d = (h[:n] - h[n:]).double().norm(dim=1)  # noqa: F841
+                h = x if a.head == "linear" else model_h(x)  # float32, outside autocast
+                d = (h[:n] - h[n:]).double().norm(dim=1)
+                mu = d.mean().item()  # (one rank's share; DDP runs would all-reduce it)
+                dbar[0] = mu if dbar[0] is None else 0.9 * dbar[0] + 0.1 * mu
+                weight = (dbar[0] / d.clamp(min=1e-6)).float()
         # mean over the global batch: the DDP average of local means is that
         # mean when the ranks hold equal shares
-        loss = F.softplus(-(r_c - r_r)).mean()
+        per_pair = F.softplus(-(r_c - r_r))
+        loss = (per_pair * weight).mean() if a.loss == "normbt" else per_pair.mean()
         opt.zero_grad(set_to_none=False)
         loss.backward()
         opt.step()
@@ -195,7 +214,7 @@ def main():
         res = {"impl": "torch", "torch": torch.__version__, "head": a.head, "dim": a.dim,
                "hidden": a.hidden if a.head == "mlp" else None, "batch": a.batch,
                "ranks": a.ranks, "threads": a.threads, "optim": kind,
-               "with_distance": a.with_distance,
+               "with_distance": a.with_distance, "loss": a.loss, "autocast": a.autocast,
                "pairs_per_s_best": rates[-1], "pairs_per_s_median": rates[len(rates) // 2],
                "runs": rates, "cpu_pairs_per_s_best": cpu_rates[-1]}
         flops_per_pair = step_flops(a, 2 * a.batch) / a.batch

@@ -17,14 +17,24 @@
 # FLOPs per pair (docs/performance.md): linear 8 D (forward 2 D and weight
 # gradient 2 D per row, 2 rows); mlp 8 D H + 8 H (fc0 forward 2 D H and
 # weight gradient 2 D H per row, no input gradient; out forward and
-# gradient 2 H each per row). Peak: the best 1-thread GFLOP/s of
-# bench/sgemm-peak over its shapes, times the rank count (1 thread per rank).
+# gradient 2 H each per row). Peaks (1 thread, times the rank count):
+# OpenBLAS's cblas_sgemm (the best of bench/sgemm-peak's shapes) for the
+# fp32-cblas variant; with oneDNN, bench/gemm-peak at the step's two shapes
+# (on the rank's rows): dnnl_sgemm's best for fp32, dnnl_gemm_bf16bf16f32's
+# best (the larger of the two shapes) for bf16.
+#
+# Variants: BTRM_VARIANTS lists btrm runs as PRECISION[:FEATURES] with
+# PRECISION fp32 (oneDNN when built with it), fp32-cblas (fp32 through
+# OpenBLAS: BTRM_GEMM_BACKEND=cblas) or bf16 (train.precision), FEATURES f32
+# (default) or bf16 (a bfloat16 copy of the store); TORCH_VARIANTS lists torch
+# runs: fp32, bf16 (torch.autocast bf16). LOSS (bt | normbt) sets both.
 #
 # Environment: BTRM (default src/btrm), BTRM_MPIRUN (default tests/mpirun.sh),
 # PYTHON (default /usr/bin/python3; TORCH=0 skips torch), PAIRS (16384),
 # DIM (4096), HIDDEN (1024), BATCH (256), RANKS ("1 2"), HEADS ("linear mlp"),
 # REPEAT (3), THREADS (BLAS threads per rank, 1), MLP_STEPS (90),
 # MLP_LOG_EVERY (10), LINEAR_STEPS (2400), LINEAR_LOG_EVERY (300),
+# LOSS (bt), BTRM_VARIANTS ("fp32"), TORCH_VARIANTS ("fp32"),
 # PEAK (GFLOP/s of one core; measured with bench/sgemm-peak when unset),
 # WORK (scratch directory; default a new one under TMPDIR, removed at the end).
 set -euo pipefail
@@ -46,6 +56,9 @@ MLP_STEPS=${MLP_STEPS:-90}
 MLP_LOG_EVERY=${MLP_LOG_EVERY:-10}
 LINEAR_STEPS=${LINEAR_STEPS:-2400}
 LINEAR_LOG_EVERY=${LINEAR_LOG_EVERY:-300}
+LOSS=${LOSS:-bt}
+BTRM_VARIANTS=${BTRM_VARIANTS:-fp32}
+TORCH_VARIANTS=${TORCH_VARIANTS:-fp32}
 keep_work=${WORK:+1}
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/btrm-train-bench.XXXXXX")}
 mkdir -p "$WORK"
@@ -69,30 +82,54 @@ if [ -z "${PEAK:-}" ]; then
 fi
 echo "# sgemm peak, 1 thread: $PEAK GFLOP/s" >&2
 
+# --- oneDNN peaks at the step's shapes (rows per rank = 2 x BATCH / np)
+gemm_peak() { # ROUTE NP: the best GFLOP/s of a gemm-peak route at the step's shapes
+    local shapes=fwd,dW
+    [ "$2" = 2 ] && shapes=fwd256,dW256
+    [ -s "$WORK/gemm-$2.txt" ] || {
+        [ -x bench/gemm-peak ] || make -C bench gemm-peak >&2
+        log bench/gemm-peak --min-time 1 --shapes "$shapes"
+        bench/gemm-peak --min-time 1 --shapes "$shapes" >"$WORK/gemm-$2.txt"
+        cat "$WORK/gemm-$2.txt" >&2
+    }
+    awk -v r="$1" '!/^#/ && $10 == r { for (i = 1; i <= NF; i++) if ($i == "best") v = $(i + 1)
+                   if (v > best) best = v } END { print best + 0 }' "$WORK/gemm-$2.txt"
+}
+
 # --- data
 if [ ! -s "$WORK/train.h5" ]; then
     log "$BTRM" synth "$WORK/train.h5" --pairs "$PAIRS" --dim "$DIM" --seed 1 -q
     "$BTRM" synth "$WORK/train.h5" --pairs "$PAIRS" --dim "$DIM" --seed 1 -q
 fi
+case " $BTRM_VARIANTS " in *:bf16*)
+    [ -s "$WORK/train-bf16.h5" ] || {
+        log "$BTRM" synth "$WORK/train-bf16.h5" --pairs "$PAIRS" --dim "$DIM" --seed 1 --features-dtype bf16 -q
+        "$BTRM" synth "$WORK/train-bf16.h5" --pairs "$PAIRS" --dim "$DIM" --seed 1 --features-dtype bf16 -q
+    } ;;
+esac
 
 flops_per_pair() { # head
     if [ "$1" = linear ]; then calc "8 * $DIM"; else calc "8 * $DIM * $HIDDEN + 8 * $HIDDEN"; fi
 }
 
-# btrm_run HEAD NP: one run; prints its rate (pairs/s) over windows 2..
+# btrm_run HEAD NP [VARIANT]: one run; prints its rate (pairs/s) over windows 2..
 btrm_run() {
-    local head=$1 np=$2 steps every out="$WORK/run-$1-$2"
+    local head=$1 np=$2 variant=${3:-fp32} steps every out="$WORK/run-$1-$2"
+    local precision=${variant%%:*} feat=f32 data="$WORK/train.h5" backend=
+    case $variant in *:*) feat=${variant#*:} ;; esac
+    [ "$feat" = bf16 ] && data="$WORK/train-bf16.h5"
+    [ "$precision" = fp32-cblas ] && precision=fp32 backend=cblas
     if [ "$head" = linear ]; then steps=$LINEAR_STEPS every=$LINEAR_LOG_EVERY
     else steps=$MLP_STEPS every=$MLP_LOG_EVERY; fi
     rm -rf "$out"
     cat >"$WORK/$head.yaml" <<YAML
 run: {name: bench-$head, threads: $THREADS}
-data: {train: "$WORK/train.h5"}
+data: {train: "$data"}
 model: {head: $head, hidden: [$HIDDEN], activation: gelu}
-loss: {type: bt}
-train: {global_batch: $BATCH, steps: $steps, log_every: $every}
+loss: {type: $LOSS}
+train: {global_batch: $BATCH, steps: $steps, log_every: $every, precision: $precision}
 YAML
-    local cmd=("$BTRM_MPIRUN" "$np" "$BTRM" train "$WORK/$head.yaml" -q --set "run.out_dir=\"$out\"")
+    local cmd=(env BTRM_GEMM_BACKEND="$backend" "$BTRM_MPIRUN" "$np" "$BTRM" train "$WORK/$head.yaml" -q --set "run.out_dir=\"$out\"")
     log "${cmd[@]}"
     "${cmd[@]}" >"$WORK/last.log" 2>&1 || { cat "$WORK/last.log" >&2; return 1; }
     "$PYTHON" - "$out/metrics.jsonl" <<'PY'
@@ -102,9 +139,11 @@ print(len(rates) / sum(1.0 / r for r in rates))
 PY
 }
 
-torch_run() { # HEAD NP: prints pairs/s of one torch run (best AdamW variant)
+torch_run() { # HEAD NP [fp32|bf16]: prints pairs/s of one torch run (best AdamW variant)
     local cmd=("$PYTHON" bench/torch_step.py --head "$1" --dim "$DIM" --hidden "$HIDDEN"
-               --batch "$BATCH" --pairs "$PAIRS" --threads "$THREADS" --ranks "$2" --repeat 1)
+               --batch "$BATCH" --pairs "$PAIRS" --threads "$THREADS" --ranks "$2" --repeat 1
+               --loss "$LOSS")
+    [ "${3:-fp32}" = bf16 ] && cmd+=(--autocast bf16)
     if [ "$1" = linear ]; then cmd+=(--steps 600 --warmup 50); else cmd+=(--steps 40 --warmup 5); fi
     log "${cmd[@]}"
     "${cmd[@]}" 2>"$WORK/torch.err" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["pairs_per_s_best"])' ||
@@ -115,43 +154,59 @@ stats() { # numbers on stdin -> "best median"
     sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print v[NR], m }'
 }
 
-printf '| head | ranks x threads | implementation | pairs/s best | pairs/s median | GFLOP/s (best) | %% of peak (best) | btrm / torch (best) |\n'
+peak_of() { # VARIANT NP: the 1-thread peak its GFLOP/s are divided by
+    case ${1%%:*} in
+        fp32-cblas) echo "$PEAK" ;;
+        bf16) gemm_peak dnnl_bf16 "$2" ;;
+        *) if "$BTRM" --version | grep -q oneDNN; then gemm_peak dnnl_sgemm "$2"; else echo "$PEAK"; fi ;;
+    esac
+}
+
+printf '| head | ranks x threads | implementation | pairs/s best | pairs/s median | GFLOP/s (best) | %% of peak (best) | / torch fp32 (best) |\n'
 printf '| --- | --- | --- | --- | --- | --- | --- | --- |\n'
 for head in $HEADS; do
     fpp=$(flops_per_pair "$head")
     for np in $RANKS; do
-        : >"$WORK/btrm.rates"
-        : >"$WORK/torch.rates"
         loads=""
+        for v in $BTRM_VARIANTS; do : >"$WORK/btrm-${v/:/_}.rates"; done
+        for v in $TORCH_VARIANTS; do : >"$WORK/torch-$v.rates"; done
         for _ in $(seq 1 "$REPEAT"); do
             loads="$loads $(cut -d' ' -f1 /proc/loadavg)"
-            btrm_run "$head" "$np" >>"$WORK/btrm.rates"
-            if [ "$TORCH" = 1 ]; then torch_run "$head" "$np" >>"$WORK/torch.rates"; fi
+            for v in $BTRM_VARIANTS; do btrm_run "$head" "$np" "$v" >>"$WORK/btrm-${v/:/_}.rates"; done
+            if [ "$TORCH" = 1 ]; then
+                for v in $TORCH_VARIANTS; do torch_run "$head" "$np" "$v" >>"$WORK/torch-$v.rates"; done
+            fi
         done
-        echo "# $head np=$np btrm runs: $(tr '\n' ' ' <"$WORK/btrm.rates")(1-min load before each:$loads)" >&2
-        read -r b_best b_med < <(stats <"$WORK/btrm.rates")
-        peak=$(calc "$PEAK * $np")
         t_best=""
+        if [ "$TORCH" = 1 ] && [ -s "$WORK/torch-fp32.rates" ]; then
+            read -r t_best t_med < <(stats <"$WORK/torch-fp32.rates")
+        fi
+        for v in $BTRM_VARIANTS; do
+            f="$WORK/btrm-${v/:/_}.rates"
+            echo "# $head np=$np btrm $v runs: $(tr '\n' ' ' <"$f")(1-min load before each:$loads)" >&2
+            read -r b_best b_med < <(stats <"$f")
+            peak=$(calc "$(peak_of "$v" "$np") * $np")
+            printf '| %s | %s x %s | btrm %s | %.0f | %.0f | %.1f | %.0f%% of %.0f | %s |\n' "$head" \
+                "$np" "$THREADS" "$v" "$b_best" "$b_med" "$(calc "$b_best * $fpp / 1e9")" \
+                "$(calc "100 * $b_best * $fpp / 1e9 / $peak")" "$peak" \
+                "$([ -n "$t_best" ] && printf '%.2f' "$(calc "$b_best / $t_best")" || echo -)"
+            echo "$head $np btrm-$v $b_best $b_med" >>"$WORK/summary.txt"
+        done
         if [ "$TORCH" = 1 ]; then
-            echo "# $head np=$np torch runs: $(tr '\n' ' ' <"$WORK/torch.rates")" >&2
-            read -r t_best t_med < <(stats <"$WORK/torch.rates")
+            for v in $TORCH_VARIANTS; do
+                echo "# $head np=$np torch $v runs: $(tr '\n' ' ' <"$WORK/torch-$v.rates")" >&2
+                read -r tv_best tv_med < <(stats <"$WORK/torch-$v.rates")
+                printf '| %s | %s x %s | torch %s | %.0f | %.0f | %.1f | | %.2f |\n' "$head" "$np" \
+                    "$THREADS" "$([ "$v" = bf16 ] && echo "autocast bf16" || echo fp32)" \
+                    "$tv_best" "$tv_med" "$(calc "$tv_best * $fpp / 1e9")" "$(calc "$tv_best / $t_best")"
+                echo "$head $np torch-$v $tv_best $tv_med" >>"$WORK/summary.txt"
+            done
         fi
-        printf '| %s | %s x %s | btrm | %.0f | %.0f | %.1f | %.0f%% | %s |\n' "$head" "$np" \
-            "$THREADS" "$b_best" "$b_med" "$(calc "$b_best * $fpp / 1e9")" \
-            "$(calc "100 * $b_best * $fpp / 1e9 / $peak")" \
-            "$([ -n "$t_best" ] && printf '%.2f' "$(calc "$b_best / $t_best")" || echo -)"
-        if [ -n "$t_best" ]; then
-            printf '| %s | %s x %s | torch | %.0f | %.0f | %.1f | %.0f%% | |\n' "$head" "$np" \
-                "$THREADS" "$t_best" "$t_med" "$(calc "$t_best * $fpp / 1e9")" \
-                "$(calc "100 * $t_best * $fpp / 1e9 / $peak")"
-        fi
-        echo "$head $np $b_best $b_med ${t_best:-} ${t_med:-}" >>"$WORK/summary.txt"
     done
 done
-# 2-rank speedups
-awk '{ best[$1 " " $2] = $3; tb[$1 " " $2] = $5 }
-     END { for (k in best) { split(k, a, " "); if (a[2] == 2 && (a[1] " 1") in best) {
-         s = sprintf("# %s: 2 ranks / 1 rank = %.2f (btrm)", a[1], best[k] / best[a[1] " 1"]);
-         if (tb[k] != "" && tb[a[1] " 1"] != "") s = s sprintf(", %.2f (torch DDP gloo)", tb[k] / tb[a[1] " 1"]);
-         print s } } }' "$WORK/summary.txt"
+# 2-rank speedups, per implementation
+awk '{ best[$1 " " $3 " " $2] = $4 }
+     END { for (k in best) { split(k, a, " "); if (a[3] == 2 && (a[1] " " a[2] " 1") in best)
+         printf "# %s %s: 2 ranks / 1 rank = %.2f\n", a[1], a[2], best[k] / best[a[1] " " a[2] " 1"] } }' \
+    "$WORK/summary.txt"
 echo "# load at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2

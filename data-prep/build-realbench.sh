@@ -27,7 +27,8 @@ Builds the RealBench pair stores from the shared preference data.
   --no-embed       stop after btrm prep
   -h, --help       this help
 
-Environment: BTRM (the btrm binary, default src/btrm in the source tree),
+Environment: BTRM (the btrm binary, default src/btrm in the source tree, the
+installed btrm for an installed copy, else btrm on PATH),
 PYTHON (default /usr/bin/python3), MPIRUN (default mpirun, called as
 "\$MPIRUN -np \$NP btrm embed ..."), NP (ranks for embed, default 2),
 DIM (hash feature dimension, default 4096).
@@ -60,7 +61,12 @@ fi
 train_frac=$(awk -v f="$test_frac" 'BEGIN { if (f + 0 > 0 && f + 0 < 1) printf "%.6g", 1 - f; else exit 1 }') ||
     { echo "$0: --test-frac must be a fraction in (0, 1) (got '$test_frac')" >&2; exit 2; }
 
-BTRM=${BTRM:-$top/src/btrm}
+installed_bindir="" # set by make install to the installed btrm's folder
+if [ -z "${BTRM:-}" ]; then
+    if [ -x "$top/src/btrm" ]; then BTRM=$top/src/btrm
+    elif [ -n "$installed_bindir" ] && [ -x "$installed_bindir/btrm" ]; then BTRM=$installed_bindir/btrm
+    else BTRM=$(command -v btrm || echo "$top/src/btrm"); fi
+fi
 PYTHON=${PYTHON:-/usr/bin/python3}
 MPIRUN=${MPIRUN:-mpirun}
 NP=${NP:-2}

@@ -10,6 +10,10 @@
 # background and the script waits for it: `wait` returns early (status > 128)
 # when a trapped signal arrives, and is called again until btrm has exited.
 
+# The folder of the btrm that `make install` installed next to these scripts
+# (PREFIX/bin; make install writes it here), found before btrm on PATH.
+btrm_installed_bindir=""
+
 btrm_log() { printf '%s btrm-slurm: %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$*"; }
 btrm_die() { btrm_log "error: $*" >&2; exit 2; }
 
@@ -66,6 +70,8 @@ btrm_setup() {
     fi
     if [[ -z ${BTRM:-} ]]; then
         if [[ -x $home/src/btrm ]]; then BTRM=$home/src/btrm
+        elif [[ -n $btrm_installed_bindir && -x $btrm_installed_bindir/btrm ]]; then
+            BTRM=$btrm_installed_bindir/btrm
         elif command -v btrm >/dev/null 2>&1; then BTRM=$(command -v btrm)
         else btrm_die "btrm not found: set BTRM=/path/to/btrm (not in $home/src, not on PATH)"; fi
     fi

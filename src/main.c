@@ -2,6 +2,7 @@
  * for the commands that run on ranks, and calls btrm_<cmd>_main. */
 #include "cli.h"
 #include "error.h"
+#include "gemm.h"
 
 #include <mpi.h>
 #include <stdio.h>
@@ -36,6 +37,17 @@ static void usage(FILE *out)
             "75 checkpointed, please requeue.\n");
 }
 
+/* True when the command's arguments ask for its help: every command prints
+ * it before it touches the communicator, so it runs without MPI (help2man
+ * and shells without an MPI runtime can read it). */
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -48,6 +60,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
         printf("btrm %s\n", PACKAGE_VERSION);
+        /* what the GEMM engine was built with (docs/performance.md) */
+        printf("GEMM: %s; bf16 %s%s%s\n", btrm_gemm_library(),
+               btrm_gemm_supports(BTRM_PREC_BF16) == 0 ? "yes" : "no (built without oneDNN)",
+               btrm_gemm_isa()[0] ? "; oneDNN ISA " : "", btrm_gemm_isa());
         return 0;
     }
     const command *cmd = NULL;
@@ -59,7 +75,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return BTRM_EXIT_USAGE;
     }
-    if (!cmd->uses_mpi)
+    if (!cmd->uses_mpi || wants_help(argc, argv))
         return cmd->main(argc - 1, argv + 1, MPI_COMM_NULL);
 
     int provided = 0;

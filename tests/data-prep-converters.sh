@@ -4,7 +4,7 @@
 # same bytes, and malformed input fails with the file and line.
 . "${BTRM_SRCDIR:-.}/tests/lib.sh"
 data=$BTRM_SHARED/data
-[ -d "$data" ] || skip_all "shared data folder $data not found"
+[ -d "$data" ] || skip_all "shared data folder $data not found (data-prep/fetch.sh --data fetches it)"
 PY=/usr/bin/python3
 [ -x "$PY" ] || skip_all "$PY not found"
 prep=$BTRM_SRCDIR/data-prep

@@ -4,7 +4,7 @@
 # texts, in-place re-embedding, and errors on several ranks that end with a
 # non-zero exit, no output and no hang (each run bounded by timeout 120).
 . "${BTRM_SRCDIR:-.}/tests/lib.sh"
-plan 30
+plan 36
 DATA="$BTRM_SRCDIR/tests/data/prep"
 cd "$WORK"
 no_leftovers() { ! ls -A . | grep -q '\.tmp\.'; }
@@ -55,6 +55,36 @@ run_cmd difff.log h5diff f1.h5 f2.h5
 ok $rc "float16: identical on 1 and 2 ranks and for any batch size"
 h5dump -H -d /features f1.h5 > f16.txt 2>&1
 expect_grep '16-bit little-endian floating-point|H5T_IEEE_F16LE|SIZE 2' f16.txt "--f16 stores a 16-bit float type"
+
+# bfloat16 on 1 and 2 ranks: the same file, the float32 features rounded to
+# nearest even, written collectively (memory type = file type)
+run_cmd b1.log emb 1 "$BTRM" embed in.h5 -o b1.h5 --backbone hash --dim 256 --features-dtype bf16 -v
+expect_rc 0 "--features-dtype bf16 on 1 rank"
+run_cmd b2.log emb 2 "$BTRM" embed in.h5 -o b2.h5 --backbone hash --dim 256 --features-dtype bf16 --batch 3 -v
+expect_rc 0 "--features-dtype bf16 on 2 ranks"
+run_cmd diffb.log h5diff b1.h5 b2.h5
+ok $rc "bfloat16: identical on 1 and 2 ranks"
+! grep -q 'independently' b1.log b2.log
+ok $? "bfloat16 rows are written with collective MPI-IO (no HDF5 conversion)"
+"$BTRM" embed in.h5 -o f32.h5 --backbone hash --dim 256 -q >f32.log 2>&1
+if have_python_h5py; then
+    /usr/bin/python3 - f32.h5 b1.h5 <<'PY'
+import sys, h5py, numpy as np
+a = h5py.File(sys.argv[1], "r")["features"][()]
+b = h5py.File(sys.argv[2], "r")["features"]
+# round to nearest even at bit 16 of the float32 pattern
+u = a.view(np.uint32).astype(np.uint64)
+r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
+want = r.astype(np.uint32).view(np.float32)
+ok = b.dtype == np.float32 and b.shape == a.shape and np.array_equal(b[()], want)
+sys.exit(0 if ok else 1)
+PY
+    ok $? "h5py reads the bfloat16 /features as float32: the float32 features rounded to nearest even"
+else
+    skip "python3 h5py not installed"
+fi
+run_cmd bad.log "$BTRM" embed in.h5 -o bad.h5 --backbone hash --features-dtype f64
+expect_rc 2 "--features-dtype f64 is a usage error"
 
 # more ranks than texts: ranks with no rows take part with empty selections
 printf '{"prompt": "a", "chosen": "b", "rejected": "c"}\n' > tiny.jsonl

@@ -3,6 +3,9 @@
 
   h5tool.py reldiff A.h5 B.h5          max over tensors of max|a-b| / max|a| (/model/*)
   h5tool.py damage IN.h5 OUT.h5 KIND   a pair store broken in one way (see KINDS)
+  h5tool.py inflate IN.h5 OUT.h5 ROWS DIM   a copy whose /features is float32 [ROWS, DIM]
+                                       with no storage written (a sparse file: the store
+                                       claims ROWS*DIM*4 bytes of features, the disk holds KB)
   h5tool.py json FILE KEY[.KEY...]     print one value of a JSON file (last line of JSONL)
   h5tool.py attr FILE OBJ NAME         print an attribute ("absent" when there is none)
   h5tool.py set-attr FILE OBJ NAME VALUE   set a string attribute
@@ -102,6 +105,17 @@ def damage(src, dst, kind):
     return 0
 
 
+def inflate(src, dst, rows, dim):
+    shutil.copyfile(src, dst)
+    with h5py.File(dst, "r+") as f:
+        attrs = dict(f["features"].attrs)
+        del f["features"]
+        f.create_dataset("features", shape=(rows, dim), dtype="<f4")  # nothing written
+        for k, v in attrs.items():
+            f["features"].attrs[k] = np.int64(dim) if k == "dim" else v
+    return 0
+
+
 def json_value(path, key):
     with open(path) as fh:
         lines = [l for l in fh if l.strip()]
@@ -144,6 +158,8 @@ def main(argv):
         return reldiff(argv[2], argv[3])
     if len(argv) == 5 and argv[1] == "damage":
         return damage(argv[2], argv[3], argv[4])
+    if len(argv) == 6 and argv[1] == "inflate":
+        return inflate(argv[2], argv[3], int(argv[4]), int(argv[5]))
     if len(argv) == 4 and argv[1] == "json":
         return json_value(argv[2], argv[3])
     if len(argv) == 5 and argv[1] == "attr":

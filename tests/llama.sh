@@ -18,8 +18,8 @@
 . "${BTRM_SRCDIR:-.}/tests/lib.sh"
 M="$BTRM_SHARED/models/stories260K"
 [ -f "$M/stories260K.bin" ] && [ -f "$M/stories260K.gguf" ] && [ -f "$M/tok512.bin" ] ||
-    skip_all "stories260K not found in $M"
-plan 47
+    skip_all "stories260K not found in $M (data-prep/fetch.sh --models fetches it)"
+plan 50
 cd "$WORK" || exit 1
 PY=/usr/bin/python3
 have_np() { "$PY" -c 'import numpy' 2>/dev/null; }
@@ -225,6 +225,30 @@ PY
     ok $? "embed's row 0 is the hidden state of those 8 ids (within float16 rounding)"
 else
     skip "python3 h5py not installed"; skip "python3 h5py not installed"
+fi
+
+# --- embed.precision: bf16 (stories260K's F32 weights kept once in bf16; the
+# GGUF's Q8_0 copy dequantised into bf16 row blocks): relative error per row
+# against float32 bounded, 1 and 2 ranks identical, the key and the spec
+# option the same
+if "$BTRM" --version | grep -q 'bf16 yes' && have_python_h5py; then
+    run_cmd bf1.log t120 "$BTRM" embed in.h5 -o bf1.h5 --backbone "$GGUF" --set embed.precision=bf16
+    run_cmd bf2.log t120 "$BTRM_MPIRUN" 2 "$BTRM" embed in.h5 -o bf2.h5 --backbone "$GGUF,precision=bf16"
+    e=$(cmp_feat out1.h5 bf1.h5 2e-2); r=$?
+    diag "stories260K, embed.precision bf16 vs fp32: largest relative error of a row $e"
+    ok $r "bf16 embed of stories260K: relative error per row $e <= 2e-2 against float32"
+    "$PY" -c 'import h5py, sys; a = h5py.File("bf1.h5")["features"]; sys.exit(a.attrs["precision"] != b"bf16" and a.attrs["precision"] != "bf16")'
+    ok $? "/features records precision bf16"
+    e2=$(cmp_feat bf1.h5 bf2.h5 1e-6); r2=$?
+    ok $r2 "bf16: 1 and 2 ranks agree ($e2 <= 1e-6); embed.precision and precision=bf16 are the same"
+elif ! "$BTRM" --version | grep -q 'bf16 yes'; then
+    # without oneDNN: refused before any work, naming the library
+    run_cmd bfno.log t120 "$BTRM" embed in.h5 -o bfno.h5 --backbone "$GGUF,precision=bf16"
+    expect_rc 2 "without oneDNN, precision=bf16 is a usage error"
+    expect_grep 'embed.precision bf16: .*oneDNN' bfno.log "the error names the key and oneDNN"
+    pass_if "and leaves no output behind" test ! -e bfno.h5
+else
+    skip "python3 h5py not installed"; skip "python3 h5py not installed"; skip "python3 h5py not installed"
 fi
 
 # --- score: a head trained on the features, applied by btrm score

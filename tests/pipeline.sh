@@ -5,7 +5,7 @@
 # -> evaluation with per-category accuracy.
 . "${BTRM_SRCDIR:-.}/tests/lib.sh"
 hh=$BTRM_SHARED/data/hh-rlhf/harmless-base/test.jsonl.gz
-[ -f "$hh" ] || skip_all "no $hh (the shared data folder is absent)"
+[ -f "$hh" ] || skip_all "no $hh (the shared data folder is absent: data-prep/fetch.sh --data fetches it)"
 plan 12
 cd "$WORK"
 run_cmd conv.log /usr/bin/python3 "$BTRM_SRCDIR/data-prep/hh-rlhf.py" --data-dir "$BTRM_SHARED/data" -o hh.jsonl

@@ -129,7 +129,7 @@ if [ -r "$HH" ]; then
     expect_rc 0 "HH-RLHF harmless-base test"
     ok $([ "$(rows real.h5 /pairs/chosen)" = 2312 ]; echo $?) "HH-RLHF harmless-base test: 2,312 pairs"
 else
-    skip "$HH not present"
-    skip "$HH not present"
+    skip "$HH not present (data-prep/fetch.sh --data)"
+    skip "$HH not present (data-prep/fetch.sh --data)"
 fi
 done_testing

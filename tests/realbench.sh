@@ -5,7 +5,7 @@
 # category, and that no prompt is on both sides.
 . "${BTRM_SRCDIR:-.}/tests/lib.sh"
 data=$BTRM_SHARED/data
-[ -d "$data" ] || skip_all "shared data folder $data not found"
+[ -d "$data" ] || skip_all "shared data folder $data not found (data-prep/fetch.sh --data fetches it)"
 [ -x "$BTRM" ] || skip_all "btrm binary $BTRM not built"
 have_python_h5py || skip_all "python3 h5py/numpy not installed (tools/install-deps.sh --with-python)"
 plan 11

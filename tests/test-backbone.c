@@ -1,10 +1,13 @@
-/* test-backbone.c: the backbone table (NAME[:ARGS] lookup) and the hash
+/* test-backbone.c: the backbone table (NAME[:ARGS] lookup), the spec that
+ * makes a model's recorded features again and the check of a backbone
+ * against that record (feature_record.h), and the hash
  * backbone against an independent recomputation (an ASCII tokenizer written
  * here without utf8proc, its own tf/sign/bucket arithmetic), hard-coded
  * vectors, XXH3 reference values, NFKC/case folding, norms and the zero
  * vector of a text without words. */
 #include "backbone.h"
 #include "error.h"
+#include "feature_record.h"
 #include "tap.h"
 
 #include <ctype.h>
@@ -148,9 +151,87 @@ static void collect(const char *token, size_t len, void *user)
     l->n++;
 }
 
+/* btrm_backbone_spec_for: spec_for(rec, user) into out, 0 or the code. */
+static int spec_for(const btrm_feature_record *rec, const char *user, char *out, size_t size)
+{
+    out[0] = '\0';
+    return btrm_backbone_spec_for(rec, "m.h5", user, NULL, out, size);
+}
+
+static void test_record(void)
+{
+    /* what a hash backbone records, and the spec made from it */
+    btrm_backbone_handle h;
+    btrm_feature_record rec, llm;
+    char out[512];
+    is_int(btrm_backbone_open(&h, "hash", 16), 0, "record: open hash with dim 16");
+    is_int(btrm_backbone_record(&h, &rec), 0, "record: a backbone's record");
+    ok(rec.present && !strcmp(rec.backbone, "hash") && !strcmp(rec.label, "hash-16") &&
+           !strcmp(rec.spec, "hash") && rec.dim == 16 && rec.bos == -1 && !rec.pool[0],
+       "record: hash-16: name, label, spec 'hash', 16 features, no LLM settings");
+    btrm_backbone_close(&h);
+    ok(spec_for(&rec, NULL, out, sizeof out) == 0 && !strcmp(out, "hash"),
+       "spec: a hash model opens 'hash' by default");
+    is_int(btrm_backbone_open_checked(&h, "hash", 16, &rec, "m.h5", "--backbone hash"), 0,
+           "check: the same backbone passes");
+    btrm_backbone_close(&h);
+
+    /* an LLM's record: the recorded spec by default, its settings under a
+     * spec the user writes, and the user's own options last */
+    btrm_feature_record_clear(&llm);
+    snprintf(llm.label, sizeof llm.label, "gguf:m.gguf,pool=mean,max_tokens=8");
+    snprintf(llm.spec, sizeof llm.spec, "gguf:/models/m.gguf,pool=mean,max_tokens=8,bos=0,"
+             "kernel=int8");
+    snprintf(llm.pool, sizeof llm.pool, "mean");
+    snprintf(llm.kernel, sizeof llm.kernel, "int8");
+    snprintf(llm.precision, sizeof llm.precision, "bf16");
+    llm.bos = 0;
+    llm.max_tokens = 8;
+    llm.dim = 64;
+    btrm_feature_record_finish(&llm);
+    ok(spec_for(&llm, NULL, out, sizeof out) == 0 && !strcmp(out, llm.spec),
+       "spec: by default the recorded spec");
+    ok(spec_for(&llm, "gguf:copy.gguf", out, sizeof out) == 0 &&
+           !strcmp(out,
+                   "gguf:copy.gguf,pool=mean,max_tokens=8,bos=0,kernel=int8,precision=bf16"),
+       "spec: a user's spec gets the recorded settings");
+    ok(spec_for(&llm, "gguf:copy.gguf,pool=last,threads=2", out, sizeof out) == 0 &&
+           !strcmp(out, "gguf:copy.gguf,pool=mean,max_tokens=8,bos=0,kernel=int8,precision=bf16,"
+                        "pool=last,threads=2"),
+       "spec: ... before its own options, which win (then the check refuses pool=last)");
+    ok(spec_for(&llm, "hash", out, sizeof out) == 0 && !strcmp(out, "hash"),
+       "spec: another backbone gets none of them");
+    ok(btrm_backbone_open_checked(&h, "hash", 64, &llm, "m.h5", "--backbone hash") ==
+               BTRM_EUSAGE &&
+           strstr(btrm_error_msg(), "m.h5 has gguf:m.gguf,pool=mean,max_tokens=8 (gguf") &&
+           strstr(btrm_error_msg(), "--backbone hash has hash-64 (hash, 64 features)") &&
+           strstr(btrm_error_msg(), "(backbone gguf vs hash)") && !h.ops,
+       "check: another backbone is refused, naming the model and the backbone; nothing stays "
+       "open");
+
+    /* nothing to open by default */
+    btrm_feature_record_clear(&rec);
+    ok(spec_for(&rec, NULL, out, sizeof out) == BTRM_EUSAGE &&
+           strstr(btrm_error_msg(), "m.h5 does not record a backbone btrm can run") &&
+           strstr(btrm_error_msg(), "give --backbone"),
+       "spec: a model without a record needs --backbone");
+    ok(spec_for(&rec, "gguf:m.gguf,pool=last", out, sizeof out) == 0 &&
+           !strcmp(out, "gguf:m.gguf,pool=last"),
+       "spec: ... which is taken as it is");
+    snprintf(rec.label, sizeof rec.label, "synth");
+    btrm_feature_record_finish(&rec);
+    ok(spec_for(&rec, NULL, out, sizeof out) == BTRM_EUSAGE &&
+           strstr(btrm_error_msg(), "(synth)"),
+       "spec: features btrm did not make need --backbone, naming them");
+    is_int(btrm_backbone_open_checked(&h, "hash", 8, &rec, "m.h5", "--backbone hash"), 0,
+           "check: features btrm did not make are not checked");
+    btrm_backbone_close(&h);
+}
+
 int main(void)
 {
-    plan(36);
+    plan(50);
+    test_record();
 
     /* XXH3 itself: reference values of the xxHash test suite (empty input). */
     is_int((long long)(XXH3_64bits_withSeed("", 0, 0) == 0x2D06800538D394C2ULL), 1,

@@ -153,6 +153,8 @@ static void test_full_file(void)
        "model.finetune (flow mapping): lora, rank 4, alpha 8, layers 2");
     ok(cfg->model.finetune.n_targets == 2 && !strcmp(cfg->model.finetune.targets[0], "q") &&
        !strcmp(cfg->model.finetune.targets[1], "v"), "model.finetune.targets [q, v]");
+    is_int(cfg->train.precision, 1, "train.precision bf16");
+    is_int(cfg->embed.precision, 1, "embed.precision bf16");
     is_string(cfg->checkpoint.dir, "ckpt/it's here", "checkpoint.dir (single-quoted, '' escape)");
     is_int(cfg->checkpoint.every, 1000, "checkpoint.every");
     is_int(cfg->checkpoint.keep, 5, "checkpoint.keep");

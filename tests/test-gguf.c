@@ -428,7 +428,7 @@ int main(void)
     if (access(path, R_OK) == 0)
         test_stories(path);
     else
-        skip(9, "stories260K.gguf absent (set BTRM_SHARED)");
+        skip(9, "stories260K.gguf absent (set BTRM_SHARED, or fetch it with data-prep/fetch.sh --models)");
     test_tokenizer_refused();
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);

@@ -1,6 +1,7 @@
 /* test-head.c: linear and mlp heads against an independent double-precision
  * reference (plain loops) and against central finite differences of the
  * float forward; init, accumulation, out.bias exactness, close-pair numerics. */
+#include "dtype.h"
 #include "head.h"
 #include "error.h"
 #include "rng.h"
@@ -611,9 +612,141 @@ static void check_input_grad(int kind, int act, int n_hidden, int use_gsum)
     btrm_head_ws_free(&ws);
 }
 
+/* Overlapped reduction support: btrm_head_grad_regions covers the buffer
+ * once; backward reports each region in that order, final when reported; with
+ * grad_overwrite it writes the gradient into a garbage buffer as accumulation
+ * into zeros gives it; row blocks of dW change nothing beyond rounding. */
+typedef struct report_log {
+    const float *grad;
+    size_t n_params;
+    float *snapshot; /* the buffer as each region was reported: [n_regions, P] */
+    int calls;
+} report_log;
+
+static int on_ready(void *ctx, int region)
+{
+    report_log *r = ctx;
+    if (region != r->calls)
+        return -99; /* out of order */
+    memcpy(r->snapshot + (size_t)region * r->n_params, r->grad, r->n_params * sizeof(float));
+    r->calls++;
+    return 0;
+}
+
+static void test_regions(void)
+{
+    const int D = 40, n = 8, rows = 2 * n, hidden[2] = { 23, 9 }, blocks = 4;
+    btrm_head hd;
+    btrm_head_ws ws;
+    btrm_head_init(&hd, BTRM_HEAD_MLP, BTRM_ACT_GELU, D, hidden, 2);
+    btrm_head_ws_init(&ws, &hd, rows);
+    const size_t P = hd.n_params;
+    int nr = btrm_head_grad_regions(&hd, blocks, NULL, NULL, 0);
+    size_t first[32], count[32];
+    btrm_head_grad_regions(&hd, blocks, first, count, 32);
+    unsigned char *cover = calloc(P, 1);
+    for (int k = 0; k < nr && k < 32; k++)
+        for (size_t e = first[k]; e < first[k] + count[k] && e < P; e++)
+            cover[e]++;
+    int once = nr == 1 + 2 * (blocks + 1);
+    for (size_t e = 0; e < P; e++)
+        once &= cover[e] == 1;
+    ok(once, "grad regions: %d (out, then each hidden layer's %d row blocks and its bias) "
+       "cover every parameter exactly once", nr, blocks);
+
+    float *p = malloc(sizeof(float) * P), *x = malloc(sizeof(float) * rows * D);
+    float gd[8], gs[8];
+    btrm_rng rng;
+    btrm_rng_seed(&rng, 77, 1);
+    btrm_head_init_params(&hd, p, 3);
+    fill_normal(&rng, x, (size_t)rows * D, 1.0);
+    fill_normal(&rng, gd, n, 0.5);
+    fill_normal(&rng, gs, n, 0.2);
+    float *acc = calloc(P, sizeof(float)), *over = malloc(sizeof(float) * P);
+    btrm_head_forward(&hd, p, x, rows, &ws);
+    btrm_head_pair_backward(&hd, p, x, n, gd, gs, &ws, acc);
+    for (size_t k = 0; k < P; k++)
+        over[k] = 1e30f; /* garbage: overwrite mode must replace every entry */
+    report_log log = { over, P, malloc(sizeof(float) * P * (size_t)nr), 0 };
+    ws.grad_overwrite = 1;
+    ws.grad_blocks = blocks;
+    ws.grad_ready = on_ready;
+    ws.grad_ready_ctx = &log;
+    int rc = btrm_head_pair_backward(&hd, p, x, n, gd, gs, &ws, over);
+    double err = 0, scale = 0;
+    for (size_t k = 0; k < P; k++) {
+        err = fmax(err, fabs(over[k] - acc[k]));
+        scale = fmax(scale, fabs(acc[k]));
+    }
+    ok(rc == 0 && err <= 1e-6 * scale, "grad_overwrite with %d row blocks writes what "
+       "accumulation into zeros gives (max diff %.1e of max %.1e)", blocks, err, scale);
+    int final_when_reported = log.calls == nr;
+    for (int k = 0; k < nr && final_when_reported; k++)
+        final_when_reported = !memcmp(log.snapshot + (size_t)k * P + first[k], over + first[k],
+                                      count[k] * sizeof(float));
+    ok(final_when_reported, "backward reports the %d regions in order, each final when "
+       "reported (%d reports)", nr, log.calls);
+    free(cover), free(p), free(x), free(acc), free(over), free(log.snapshot);
+    btrm_head_ws_free(&ws);
+}
+
+/* A linear head fed bf16 rows (bf16 features read as stored) against the same
+ * rows widened to float32: rewards and distances to float rounding (other
+ * summation orders), the gradient bitwise (the same operations per element). */
+static void test_linear_bf16(void)
+{
+    const int D = 203, n = 5, rows = 2 * n; /* D: not a multiple of any lane count */
+    btrm_head hd;
+    btrm_head_ws w32, w16;
+    btrm_head_init(&hd, BTRM_HEAD_LINEAR, BTRM_ACT_GELU, D, NULL, 0);
+    btrm_head_ws_init(&w32, &hd, rows);
+    btrm_head_ws_init(&w16, &hd, rows);
+    const size_t P = hd.n_params;
+    float *p = malloc(sizeof(float) * P), *x = malloc(sizeof(float) * rows * D);
+    uint16_t *x16 = malloc(sizeof(uint16_t) * rows * D);
+    float *g32 = calloc(P, sizeof(float)), *g16 = calloc(P, sizeof(float));
+    float gd[5], d32[5], d16[5];
+    btrm_rng rng;
+    btrm_rng_seed(&rng, 91, 1);
+    btrm_head_init_params(&hd, p, 5);
+    fill_normal(&rng, x, (size_t)rows * D, 1.0);
+    btrm_dtype_from_f32(x16, BTRM_DTYPE_BF16, x, (size_t)rows * D);
+    btrm_dtype_to_f32(x, x16, BTRM_DTYPE_BF16, (size_t)rows * D); /* the same values */
+    fill_normal(&rng, gd, n, 0.5);
+    int rc = btrm_head_forward(&hd, p, x, rows, &w32);
+    rc |= btrm_head_forward_typed(&hd, p, x16, BTRM_DTYPE_BF16, rows, &w16);
+    double rerr = 0, derr = 0;
+    for (int r = 0; r < rows; r++)
+        rerr = fmax(rerr, fabs(w16.reward[r] - w32.reward[r]) / fmax(fabs(w32.reward[r]), 1e-3));
+    btrm_head_pair_distance(&hd, &w32, x, n, d32);
+    btrm_head_pair_distance(&hd, &w16, x16, n, d16);
+    for (int i = 0; i < n; i++)
+        derr = fmax(derr, fabs(d16[i] - d32[i]) / d32[i]);
+    rc |= btrm_head_pair_backward(&hd, p, x, n, gd, NULL, &w32, g32);
+    rc |= btrm_head_pair_backward_typed(&hd, p, x16, BTRM_DTYPE_BF16, n, gd, NULL, &w16, g16);
+    ok(rc == 0 && rerr < 1e-5 && derr < 1e-6,
+       "linear head on bf16 rows: rewards (rel %.1e) and distances (rel %.1e) as on their "
+       "float32 values", rerr, derr);
+    ok(rc == 0 && !memcmp(g16, g32, sizeof(float) * P),
+       "linear head on bf16 rows: the gradient is bitwise that of their float32 values");
+    btrm_head mlp;
+    const int hidden = 4;
+    btrm_head_init(&mlp, BTRM_HEAD_MLP, BTRM_ACT_GELU, D, &hidden, 1);
+    btrm_head_ws wm;
+    btrm_head_ws_init(&wm, &mlp, rows);
+    float *pm = calloc(mlp.n_params, sizeof(float));
+    rc = btrm_head_forward_typed(&mlp, pm, x16, BTRM_DTYPE_BF16, rows, &wm);
+    ok(rc == BTRM_EUSAGE, "an mlp head in fp32 refuses bf16 rows (%s)", btrm_error_msg());
+    free(pm);
+    btrm_head_ws_free(&wm);
+    free(p), free(x), free(x16), free(g32), free(g16);
+    btrm_head_ws_free(&w32);
+    btrm_head_ws_free(&w16);
+}
+
 int main(void)
 {
-    plan(54 + 12);
+    plan(60 + 12);
     test_layout();
     test_init();
     test_activations();
@@ -631,5 +764,7 @@ int main(void)
     check_input_grad(BTRM_HEAD_MLP, BTRM_ACT_TANH, 2, 0);
     check_input_grad(BTRM_HEAD_MLP, BTRM_ACT_RELU, 2, 1);
     check_input_grad(BTRM_HEAD_MLP, BTRM_ACT_GELU, 2, 1);
+    test_regions();
+    test_linear_bf16();
     return done_testing();
 }

@@ -7,7 +7,9 @@
  * weights give bitwise the float32 result of their dequantised values,
  * across several dequantisation blocks; the classifier; every IEEE half
  * converts exactly; the shape checks and input errors. */
+#include "dtype.h"
 #include "error.h"
+#include "gemm.h"
 #include "llama.h"
 #include "qgemm.h"
 #include "quant.h"
@@ -126,7 +128,7 @@ static void quantize(model *m, btrm_llama_matrix *mat, btrm_llama_matrix *deq)
             unsigned char *blk = q + ((size_t)r * (cols / 32) + b) * 34;
             uint16_t h = half_bits(scale);
             memcpy(blk, &h, 2);
-            float ds = btrm_f16_to_f32(h);
+            float ds = btrm_half_to_float(h);
             for (int i = 0; i < 32; i++) {
                 signed char qi = (signed char)roundf(xb[i] * inv);
                 blk[2 + i] = (unsigned char)qi;
@@ -402,6 +404,160 @@ static void test_q8(void)
     free_model(&m);
 }
 
+/* embed.precision bf16 (btrm_llama_ws_set_precision): the bf16 copy of a
+ * matrix, as btrm_llama_model_to_bf16 makes it */
+static void to_bf16(model *m, btrm_llama_matrix *mat)
+{
+    uint16_t *b = malloc((size_t)mat->rows * mat->cols * sizeof *b);
+    float *row = malloc((size_t)mat->cols * sizeof *row);
+    for (int r = 0; r < mat->rows; r++) {
+        btrm_llama_dequant_row(mat, r, row);
+        btrm_dtype_from_f32(b + (size_t)r * mat->cols, BTRM_DTYPE_BF16, row, (size_t)mat->cols);
+    }
+    free(row);
+    m->owned[m->n_owned++] = b;
+    *mat = (btrm_llama_matrix){ b, BTRM_Q_BF16, mat->rows, mat->cols };
+}
+
+static void block_to_bf16(model *m, btrm_llama_layer *L)
+{
+    btrm_llama_matrix *mats[7] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3 };
+    for (int i = 0; i < 7; i++)
+        to_bf16(m, mats[i]);
+}
+
+/* bf16 forward of the small model: against the double reference (the bf16
+ * rounding error, bounded, and really there); F32 weights dequantised into
+ * bf16 row blocks as used give the bits of bf16 copies made up front; Q8_0
+ * weights likewise. Then a dim-4096 model (32 heads of 128, 4 kv heads):
+ * bf16 against float32, relative error per row bounded. */
+static void test_bf16(void)
+{
+    if (btrm_gemm_supports(BTRM_PREC_BF16)) {
+        skip(6, "bf16 GEMMs need oneDNN, which this build lacks");
+        return;
+    }
+    model m, b;
+    make_model(&m, 40);
+    b = m;
+    b.w.layers = b.layers;
+    b.n_owned = 0;
+    for (int l = 0; l < 2; l++)
+        block_to_bf16(&b, &b.layers[l]);
+    int total = 0;
+    int32_t *ids = make_ids(40, &total);
+    btrm_llama_ws wf, wb;
+    int rc = btrm_llama_ws_init(&wf, &m.hp, &m.w, 256, 160, BTRM_KERNEL_AUTO);
+    rc |= btrm_llama_ws_set_precision(&wf, &m.hp, &m.w, BTRM_PREC_BF16);
+    rc |= btrm_llama_ws_init(&wb, &b.hp, &b.w, 256, 160, BTRM_KERNEL_AUTO);
+    rc |= btrm_llama_ws_set_precision(&wb, &b.hp, &b.w, BTRM_PREC_BF16);
+    wf.wbuf_rows = 20; /* several row blocks of the 32- and 48-row matrices */
+    int D = m.hp.dim;
+    float *x = calloc((size_t)N_SEQS * D, sizeof *x), *y = calloc((size_t)N_SEQS * D, sizeof *y);
+    rc |= btrm_llama_forward(&m.hp, &m.w, &wf, ids, lens, N_SEQS, x, NULL);
+    rc |= btrm_llama_forward(&b.hp, &b.w, &wb, ids, lens, N_SEQS, y, NULL);
+    ok(!rc && !memcmp(x, y, (size_t)N_SEQS * D * sizeof *x),
+       "bf16: F32 weights rounded in row blocks as used = bf16 copies made up front, bitwise");
+    double worst = 0, *rl = calloc(D, sizeof *rl), *rm = calloc(D, sizeof *rm);
+    for (int s = 0, off = 0; s < N_SEQS; off += lens[s], s++) {
+        reference(&m, ids + off, lens[s], rl, rm);
+        worst = fmax(worst, rel_err(y + (size_t)s * D, rl, D));
+    }
+    ok(worst > 1e-4 && worst < 3e-2, "bf16 forward vs the double reference: relative error "
+       "%.2e, in (1e-4, 3e-2) (bf16 inputs, float32 accumulation)", worst);
+
+    /* Q8_0 in bf16: dequantised into bf16 row blocks = bf16 copies of its values */
+    model q, qb;
+    make_model(&q, 40);
+    qb = q;
+    qb.w.layers = qb.layers;
+    qb.n_owned = 0;
+    for (int l = 0; l < 2; l++) {
+        btrm_llama_layer *L = &q.layers[l], *Lb = &qb.layers[l];
+        btrm_llama_matrix deq;
+        quantize(&q, &L->wq, &deq);
+        Lb->wq = L->wq; /* the Q8_0 data, then its bf16 copy */
+        to_bf16(&qb, &Lb->wq);
+    }
+    btrm_llama_ws wq, wqb;
+    rc = btrm_llama_ws_init(&wq, &q.hp, &q.w, 256, 160, BTRM_KERNEL_AUTO);
+    rc |= btrm_llama_ws_set_precision(&wq, &q.hp, &q.w, BTRM_PREC_BF16);
+    rc |= btrm_llama_ws_init(&wqb, &qb.hp, &qb.w, 256, 160, BTRM_KERNEL_AUTO);
+    rc |= btrm_llama_ws_set_precision(&wqb, &qb.hp, &qb.w, BTRM_PREC_BF16);
+    wq.wbuf_rows = 13;
+    rc |= btrm_llama_forward(&q.hp, &q.w, &wq, ids, lens, N_SEQS, x, NULL);
+    rc |= btrm_llama_forward(&qb.hp, &qb.w, &wqb, ids, lens, N_SEQS, y, NULL);
+    ok(!rc && !memcmp(x, y, (size_t)N_SEQS * D * sizeof *x),
+       "bf16: Q8_0 weights dequantised into bf16 row blocks = their bf16 copies, bitwise");
+    btrm_llama_ws_free(&wq), btrm_llama_ws_free(&wqb), btrm_llama_ws_free(&wf);
+    btrm_llama_ws_free(&wb);
+    free_model(&qb), free_model(&q), free_model(&b), free_model(&m);
+    free(x), free(y), free(rl), free(rm), free(ids);
+
+    /* dim 4096: one layer, 32 heads of 128, 4 kv heads, ffn 1024, vocab 64 */
+    model big;
+    memset(&big, 0, sizeof big);
+    big.hp = (btrm_llama_hparams){ .dim = 4096, .hidden_dim = 1024, .n_layers = 1,
+                                   .n_heads = 32, .n_kv_heads = 4, .head_dim = 128,
+                                   .rope_dim = 128, .vocab_size = 64, .context = 64,
+                                   .norm_eps = 1e-5f, .rope_theta = 10000.0f };
+    const btrm_llama_hparams *hp = &big.hp;
+    big.w.token_embd = matrix(&big, hp->vocab_size, hp->dim);
+    btrm_llama_layer *L = &big.layers[0];
+    L->attn_norm = norm_weight(&big, hp->dim);
+    L->ffn_norm = norm_weight(&big, hp->dim);
+    L->wq = matrix(&big, 4096, 4096);
+    L->wk = matrix(&big, 512, 4096);
+    L->wv = matrix(&big, 512, 4096);
+    L->wo = matrix(&big, 4096, 4096);
+    L->w1 = matrix(&big, 1024, 4096);
+    L->w2 = matrix(&big, 4096, 1024);
+    L->w3 = matrix(&big, 1024, 4096);
+    big.w.layers = big.layers;
+    big.w.output_norm = norm_weight(&big, hp->dim);
+    big.w.output = big.w.token_embd;
+    const int seq_lens[2] = { 24, 9 };
+    int32_t big_ids[33];
+    for (int i = 0; i < 33; i++)
+        big_ids[i] = (int32_t)(i * 7 % hp->vocab_size);
+    float *f32 = calloc(2 * 4096, sizeof *f32), *b16 = calloc(2 * 4096, sizeof *b16);
+    btrm_llama_ws w32, w16;
+    rc = btrm_llama_ws_init(&w32, hp, &big.w, 64, 64, BTRM_KERNEL_AUTO);
+    rc |= btrm_llama_forward(hp, &big.w, &w32, big_ids, seq_lens, 2, f32, NULL);
+    block_to_bf16(&big, L);
+    rc |= btrm_llama_ws_init(&w16, hp, &big.w, 64, 64, BTRM_KERNEL_AUTO);
+    rc |= btrm_llama_ws_set_precision(&w16, hp, &big.w, BTRM_PREC_BF16);
+    btrm_gemm_stats_reset();
+    rc |= btrm_llama_forward(hp, &big.w, &w16, big_ids, seq_lens, 2, b16, NULL);
+    btrm_gemm_stat st[BTRM_GEMM_MAX_SHAPES];
+    int n_st = btrm_gemm_stats(st, BTRM_GEMM_MAX_SHAPES), q_bf16 = 0, attn_fp32 = 0;
+    for (int i = 0; i < n_st; i++) {
+        q_bf16 |= st[i].precision == BTRM_PREC_BF16 && st[i].m == 33 && st[i].n == 4096 &&
+                  st[i].k == 4096 && st[i].calls == 2; /* q and o */
+        attn_fp32 |= st[i].precision == BTRM_PREC_FP32 && st[i].k == 128; /* q.k^T */
+    }
+    double row_err[2];
+    for (int s = 0; s < 2; s++) {
+        double num = 0, den = 0;
+        for (int i = 0; i < 4096; i++) {
+            double e = (double)b16[s * 4096 + i] - f32[s * 4096 + i];
+            num += e * e;
+            den += (double)f32[s * 4096 + i] * f32[s * 4096 + i];
+        }
+        row_err[s] = sqrt(num / den);
+    }
+    diag("dim 4096, bf16 vs fp32: relative error per row %.2e, %.2e", row_err[0], row_err[1]);
+    ok(!rc, "dim 4096: float32 and bf16 forwards run");
+    ok(row_err[0] > 1e-4 && row_err[0] < 1e-2 && row_err[1] > 1e-4 && row_err[1] < 1e-2,
+       "dim 4096: bf16 against float32, relative L2 error per row %.2e and %.2e in (1e-4, 1e-2)",
+       row_err[0], row_err[1]);
+    ok(q_bf16 && attn_fp32 && btrm_llama_check(hp, &big.w) == 0,
+       "dim 4096: the q and o products (33 x 4096 x 4096) ran in bf16, attention in fp32");
+    btrm_llama_ws_free(&w32), btrm_llama_ws_free(&w16);
+    free(f32), free(b16);
+    free_model(&big);
+}
+
 static double half_ref(uint16_t h)
 {
     int sign = h >> 15, exp = (h >> 10) & 31, man = h & 1023;
@@ -414,13 +570,13 @@ static void test_half(void)
 {
     int bad = 0;
     for (uint32_t h = 0; h < 65536; h++) {
-        float got = btrm_f16_to_f32((uint16_t)h);
+        float got = btrm_half_to_float((uint16_t)h);
         double want = half_ref((uint16_t)h);
         if (isnan(want) ? !isnan(got) : (got != want || !signbit(got) != !signbit(want)))
             bad++;
     }
     is_int(bad, 0, "all 65536 IEEE halves convert exactly (subnormals, +-0, Inf, NaN)");
-    ok(btrm_bf16_to_f32(0x3f80) == 1.0f && btrm_bf16_to_f32(0xc2f7) == -123.5f,
+    ok(btrm_bf16_to_float(0x3f80) == 1.0f && btrm_bf16_to_float(0xc2f7) == -123.5f,
        "bfloat16 1 and -123.5");
     ok(btrm_llama_row_bytes(BTRM_Q_Q8_0, 64) == 68 && btrm_llama_row_bytes(BTRM_Q_Q8_0, 48) == 0 &&
        btrm_llama_row_bytes(BTRM_Q_F16, 3) == 6 && btrm_llama_row_bytes(20, 32) == 0 &&
@@ -430,9 +586,10 @@ static void test_half(void)
 
 int main(void)
 {
-    plan(14 + 4 + 3);
+    plan(14 + 4 + 3 + 6);
     test_forward();
     test_q8();
+    test_bf16();
     test_half();
     return done_testing();
 }

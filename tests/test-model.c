@@ -9,6 +9,7 @@
  *    message naming them; truncations of a model file are refused.
  * The numbers themselves are checked against a float64 reference in
  * tests/archs.sh. */
+#include "dtype.h"
 #include "error.h"
 #include "gguf.h"
 #include "gguf_writer.h"
@@ -86,7 +87,7 @@ static void matrix(mb *m, const char *name, int rows, int cols, int type)
             for (int i = 0; i < 32; i++)
                 amax = fmaxf(amax, fabsf(x[b * 32 + i]));
             float d = amax / 127.0f;
-            uint16_t h = btrm_f32_to_f16(d);
+            uint16_t h = btrm_float_to_half(d);
             memcpy(q + b * 34, &h, 2);
             for (int i = 0; i < 32; i++)
                 q[b * 34 + 2 + i] = (uint8_t)(int8_t)lrintf(d > 0 ? x[b * 32 + i] / d : 0);

@@ -1,4 +1,6 @@
-/* test-pairs.c: the io layer: pair stores (pairs-v1), model files (model-v1),
+/* test-pairs.c: the io layer: pair stores (pairs-v1), model files (model-v3
+ * and the model-v2 and model-v1 they still read), how features were made (the record in
+ * both, feature_record.h),
  * IEEE half conversions and `btrm synth`.
  *
  * Runs as an MPI singleton in `make check`; under `mpirun -np P` the
@@ -12,6 +14,7 @@
 #include "cli.h"
 #include "comm.h"
 #include "error.h"
+#include "feature_record.h"
 #include "h5util.h"
 #include "head.h"
 #include "modelfile.h"
@@ -89,82 +92,11 @@ static int leftover_tmp_files(void)
 
 static void sync_ranks(void) { MPI_Barrier(world.comm); }
 
-/* ------------------------------------------------------------------------ */
-/* Half conversions */
-
 static uint32_t bits_of(float f)
 {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
     return u;
-}
-
-static float float_of(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static int half_is_nan(uint16_t h) { return (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu); }
-
-static void test_half(void)
-{
-    int round_trip_bad = 0;
-    for (uint32_t h = 0; h < 65536; h++) {
-        float f = btrm_half_to_float((uint16_t)h);
-        uint16_t back = btrm_float_to_half(f);
-        if (half_is_nan((uint16_t)h) ? !(isnan(f) && half_is_nan(back)) : back != h)
-            round_trip_bad++;
-    }
-    is_int(round_trip_bad, 0, "half -> float -> half is the identity on all 65536 halves "
-           "(NaN stays NaN)");
-    is_int(btrm_float_to_half(65504.0f), 0x7bff, "65504 (largest half) is exact");
-    is_int(btrm_float_to_half(65519.99f), 0x7bff, "just under 65520 rounds down to 65504");
-    is_int(btrm_float_to_half(65520.0f), 0x7c00, "65520 (a tie above 65504) rounds to inf");
-    is_int(btrm_float_to_half(ldexpf(1, -24)), 0x0001, "2^-24, the smallest subnormal, is exact");
-    is_int(btrm_float_to_half(ldexpf(1, -25)), 0x0000, "2^-25 ties to even zero");
-    is_int(btrm_float_to_half(3 * ldexpf(1, -25)), 0x0002, "3 * 2^-25 ties to even 2 * 2^-24");
-    is_int(btrm_float_to_half(1 + ldexpf(1, -11)), 0x3c00, "1 + 2^-11 ties to even 1");
-    is_int(btrm_float_to_half(1 + 3 * ldexpf(1, -11)), 0x3c02, "1 + 3 * 2^-11 ties to even "
-           "1 + 2^-9");
-    is_int(btrm_float_to_half(-0.0f), 0x8000, "-0 keeps its sign");
-    is_int(btrm_float_to_half(INFINITY), 0x7c00, "inf");
-    is_int(btrm_float_to_half(-INFINITY), 0xfc00, "-inf");
-    ok(half_is_nan(btrm_float_to_half(NAN)), "NaN converts to a NaN half");
-    ok(btrm_half_to_float(0x03ff) == 1023 * ldexpf(1, -24), "largest subnormal half");
-    ok(btrm_half_to_float(0x0400) == ldexpf(1, -14), "smallest normal half");
-    ok(signbit(btrm_half_to_float(0x8000)) && btrm_half_to_float(0x8000) == 0, "-0 half");
-    ok(isinf(btrm_half_to_float(0xfc00)) && btrm_half_to_float(0xfc00) < 0, "-inf half");
-#ifdef __FLT16_MAX__
-    /* The compiler's _Float16 (libgcc's conversions) as an independent reference. */
-    int widen_bad = 0, narrow_bad = 0;
-    for (uint32_t h = 0; h < 65536; h++) {
-        uint16_t hh = (uint16_t)h;
-        _Float16 ref;
-        memcpy(&ref, &hh, sizeof ref);
-        float want = (float)ref, got = btrm_half_to_float(hh);
-        widen_bad += isnan(want) ? !isnan(got) : bits_of(want) != bits_of(got);
-    }
-    btrm_rng rng;
-    btrm_rng_seed(&rng, 42, 0);
-    for (int i = 0; i < 300000; i++) {
-        /* random bit patterns, and values near the half range */
-        float f = i % 2 ? float_of((uint32_t)btrm_rng_next(&rng))
-                        : (float)((btrm_rng_uniform(&rng) - 0.5) *
-                                  ldexp(1.0, (int)btrm_rng_below(&rng, 48) - 30));
-        _Float16 ref = (_Float16)f;
-        uint16_t want;
-        memcpy(&want, &ref, sizeof want);
-        uint16_t got = btrm_float_to_half(f);
-        narrow_bad += isnan(f) ? !half_is_nan(got) : got != want;
-    }
-    is_int(widen_bad, 0, "half -> float matches _Float16 on all 65536 halves");
-    is_int(narrow_bad, 0, "float -> half matches _Float16 (round to nearest even) on 300000 "
-           "floats");
-#else
-    skip(2, "the compiler has no _Float16 to compare with");
-#endif
 }
 
 /* ------------------------------------------------------------------------ */
@@ -218,25 +150,35 @@ static int write_store(const char *path, const btrm_pairs_data *d)
     return rc;
 }
 
-static void test_round_trip(int f16)
+/* row-major float copy of every feature row of an open store */
+static void features_as_f32(const btrm_pairs *p, float *out)
+{
+    for (int64_t r = 0; r < p->n_rows; r++)
+        btrm_pairs_feature_row(p, r, out + (size_t)r * p->dim, BTRM_DTYPE_F32);
+}
+
+static void test_round_trip(int dtype)
 {
     store s;
     store_init(&s);
-    if (f16) {
+    int narrow = dtype != BTRM_DTYPE_F32;
+    if (narrow) {
         /* edge values in used rows, inf/NaN in unused rows (allowed) */
-        s.features[0] = 65504.0f;
-        s.features[1] = -65504.0f;
-        s.features[2] = ldexpf(1, -24);
-        s.features[3] = 1023 * ldexpf(1, -24);
+        s.features[0] = dtype == BTRM_DTYPE_F16 ? 65504.0f : 3.0e38f;
+        s.features[1] = -s.features[0];
+        s.features[2] = dtype == BTRM_DTYPE_F16 ? ldexpf(1, -24) : ldexpf(1, -133);
+        s.features[3] = dtype == BTRM_DTYPE_F16 ? 1023 * ldexpf(1, -24) : 127 * ldexpf(1, -133);
         s.features[4] = -0.0f;
         s.features[5] = 1.0f / 3.0f;
-        s.features[6] = 1e-9f;
+        s.features[6] = dtype == BTRM_DTYPE_F16 ? 1e-9f : 1e-45f;
         s.features[10 * DIM + 1] = INFINITY;
         s.features[11 * DIM + 3] = NAN;
-        s.data.features_f16 = 1;
+        s.data.features_dtype = dtype;
     }
-    const char *path = in_dir(f16 ? "rt16.h5" : "rt32.h5");
-    const char *tag = f16 ? "float16" : "float32";
+    const char *tag = dtype == BTRM_DTYPE_F16 ? "float16" : narrow ? "bfloat16" : "float32";
+    char name[32];
+    snprintf(name, sizeof name, "rt-%s.h5", btrm_dtype_name(dtype));
+    const char *path = in_dir(name);
     is_int(write_store(path, &s.data), 0, "%s: write a store with every optional dataset", tag);
     btrm_pairs p;
     int rc = btrm_pairs_open(&p, path, &world, BTRM_PAIRS_FEATURES | BTRM_PAIRS_REQUIRE_FEATURES);
@@ -247,7 +189,7 @@ static void test_round_trip(int f16)
     is_int(p.n_pairs, PAIRS, "%s: n_pairs", tag);
     is_int(p.n_rows, ROWS, "%s: n_rows", tag);
     is_int(p.dim, DIM, "%s: dim", tag);
-    is_int(p.features_f16, f16, "%s: features_f16", tag);
+    is_int(p.features_dtype, dtype, "%s: features_dtype (kept in memory as stored)", tag);
     is_string(p.backbone, "test-backbone", "%s: backbone attribute", tag);
     ok(!memcmp(p.chosen, s.chosen, sizeof s.chosen) &&
        !memcmp(p.rejected, s.rejected, sizeof s.rejected), "%s: chosen and rejected", tag);
@@ -259,20 +201,37 @@ static void test_round_trip(int f16)
     ok(p.margin && !memcmp(p.margin, s.margin, sizeof s.margin), "%s: margins", tag);
     is_int(p.crc32, world.rank == 0 ? crc_of_file(path) : p.crc32,
            "%s: crc32 is zlib's crc32 of the file's bytes", tag);
-    int bad = 0;
+    float got[ROWS * DIM];
+    features_as_f32(&p, got);
+    int bad = 0, bad_raw = 0;
     for (int i = 0; i < ROWS * DIM; i++) {
-        float want = f16 ? btrm_half_to_float(btrm_float_to_half(s.features[i])) : s.features[i];
-        bad += isnan(want) ? !isnan(p.features[i]) : bits_of(want) != bits_of(p.features[i]);
+        float want = s.features[i];
+        uint16_t raw16 = 0;
+        if (dtype == BTRM_DTYPE_F16)
+            want = btrm_half_to_float(raw16 = btrm_float_to_half(want));
+        else if (dtype == BTRM_DTYPE_BF16)
+            want = btrm_bf16_to_float(raw16 = btrm_float_to_bf16(want));
+        bad += isnan(want) ? !isnan(got[i]) : bits_of(want) != bits_of(got[i]);
+        if (narrow)
+            bad_raw += !isnan(want) && ((const uint16_t *)p.features)[i] != raw16;
     }
-    is_int(bad, 0, "%s: every feature value bitwise as stored (after rounding to half)", tag);
-    if (f16) {
-        ok(p.features[0] == 65504.0f && p.features[1] == -65504.0f, "float16: +-65504 exact");
-        ok(p.features[2] == ldexpf(1, -24) && p.features[3] == 1023 * ldexpf(1, -24),
-           "float16: subnormals exact");
-        ok(p.features[4] == 0 && signbit(p.features[4]), "float16: -0 keeps its sign");
-        ok(p.features[6] == 0, "float16: 1e-9 underflows to 0");
-        ok(isinf(p.features[10 * DIM + 1]) && isnan(p.features[11 * DIM + 3]),
-           "float16: inf and NaN in unused rows are kept and accepted");
+    is_int(bad, 0, "%s: every feature value bitwise as stored (after rounding)", tag);
+    if (narrow) {
+        is_int(bad_raw, 0, "%s: the node's copy holds the file's 16-bit values", tag);
+        ok(got[0] == s.features[0] || (dtype == BTRM_DTYPE_BF16 &&
+                                        got[0] == btrm_bf16_round(s.features[0])),
+           "%s: the largest values round-trip", tag);
+        ok(got[2] == s.features[2] && got[3] == s.features[3], "%s: subnormals exact", tag);
+        ok(got[4] == 0 && signbit(got[4]), "%s: -0 keeps its sign", tag);
+        ok(got[6] == 0, "%s: a value below the smallest subnormal underflows to 0", tag);
+        ok(isinf(got[10 * DIM + 1]) && isnan(got[11 * DIM + 3]),
+           "%s: inf and NaN in unused rows are kept and accepted", tag);
+        uint16_t row16[DIM];
+        btrm_pairs_feature_row(&p, 1, row16, BTRM_DTYPE_BF16);
+        int same16 = 1;
+        for (int j = 0; j < DIM; j++)
+            same16 &= row16[j] == btrm_float_to_bf16(got[DIM + j]);
+        ok(same16, "%s: a row read as bf16 is the row rounded to bf16", tag);
     }
     btrm_pairs_close(&p);
     ok(p.chosen == NULL && p.features == NULL, "%s: close clears the store", tag);
@@ -381,7 +340,7 @@ enum damage_kind {
     GOOD, NO_FORMAT, WRONG_FORMAT, NO_CHOSEN, CHOSEN_FLOAT, CHOSEN_2D, LENGTH_MISMATCH,
     INDEX_HIGH, INDEX_NEGATIVE, SAME_ROW, CATEGORY_RANGE, SUBSET_RANGE, NO_CATEGORY_NAMES,
     MARGIN_NAN, NAN_USED, INF_USED_LATE, NAN_UNUSED, NO_FEATURES_TEXTS, NO_FEATURES_AT_ALL,
-    FEATURES_F64, FEATURES_1D, FEATURES_BF16, DIM_ATTR, TEXTS_LENGTH, NOT_HDF5, N_DAMAGE
+    FEATURES_F64, FEATURES_1D, FEATURES_F16_ODD, DIM_ATTR, TEXTS_LENGTH, NOT_HDF5, N_DAMAGE
 };
 
 static void make_damaged(const char *path, int kind)
@@ -441,11 +400,11 @@ static void make_damaged(const char *path, int kind)
         dims[0] = ROWS * DIM;
         replace_dataset(path, "/features", H5T_IEEE_F32LE, 1, dims, s.features);
         break;
-    case FEATURES_BF16: {
+    case FEATURES_F16_ODD: { /* a 16-bit float with 6 exponent bits: neither half nor bf16 */
         hid_t t = H5Tcopy(H5T_IEEE_F32LE);
-        H5Tset_fields(t, 15, 7, 8, 0, 7);
+        H5Tset_fields(t, 15, 9, 6, 0, 9);
         H5Tset_size(t, 2);
-        H5Tset_ebias(t, 127);
+        H5Tset_ebias(t, 31);
         dims[0] = ROWS;
         dims[1] = DIM;
         replace_dataset(path, "/features", t, 2, dims, bf16);
@@ -523,11 +482,12 @@ static void test_validation(void)
                  "first", NULL);
     expect_error(NO_FEATURES_AT_ALL, "nothing.h5", BTRM_PAIRS_FEATURES,
                  "has neither /features nor /texts", NULL);
-    expect_error(FEATURES_F64, "f64.h5", all, "dataset /features must be float32 or IEEE "
-                 "float16 (found float64)", NULL);
-    expect_error(FEATURES_1D, "f1d.h5", all, "dataset /features must be a float32 or "
-                 "float16 dataset of rank 2 (found float32 of rank 1)", NULL);
-    expect_error(FEATURES_BF16, "bf16.h5", all, "not IEEE binary16", NULL);
+    expect_error(FEATURES_F64, "f64.h5", all, "dataset /features must be float32, IEEE "
+                 "float16 or bfloat16 (found float64)", NULL);
+    expect_error(FEATURES_1D, "f1d.h5", all, "dataset /features must be a float32, float16 "
+                 "or bfloat16 dataset of rank 2 (found float32 of rank 1)", NULL);
+    expect_error(FEATURES_F16_ODD, "f16odd.h5", all, "neither IEEE binary16 nor bfloat16",
+                 NULL);
     expect_error(DIM_ATTR, "dimattr.h5", all, "/features has attribute dim = 7 but 5 columns",
                  NULL);
     expect_error(TEXTS_LENGTH, "textslen.h5", all, "dataset /texts has 11 rows but /features "
@@ -539,7 +499,10 @@ static void test_validation(void)
         make_damaged(in_dir("nanunused.h5"), NAN_UNUSED);
     sync_ranks();
     rc = btrm_pairs_open(&p, in_dir("nanunused.h5"), &world, all);
-    ok(rc == 0 && isnan(p.features[11 * DIM]), "NaN in an unused row is accepted");
+    float row11[DIM];
+    if (rc == 0)
+        btrm_pairs_feature_row(&p, 11, row11, BTRM_DTYPE_F32);
+    ok(rc == 0 && isnan(row11[0]), "NaN in an unused row is accepted");
     btrm_pairs_close(&p);
     rc = btrm_pairs_open(&p, in_dir("textsonly.h5"), &world, BTRM_PAIRS_FEATURES);
     ok(rc == 0 && p.features == NULL && p.dim == 0 && p.n_rows == ROWS && p.n_pairs == PAIRS,
@@ -569,6 +532,14 @@ static int model_error(const char *path, const char *needle)
     if (!pass)
         diag("rc %d: %s", rc, btrm_error_msg());
     return pass;
+}
+
+/* a and b differ (templates not compared), and the message says needle. */
+static int refused_for(const btrm_feature_record *a, const btrm_feature_record *b,
+                       const char *needle)
+{
+    return btrm_feature_record_compare(a, "a", b, "b", 0) == BTRM_EUSAGE &&
+           strstr(btrm_error_msg(), needle) != NULL;
 }
 
 static void test_model(void)
@@ -605,7 +576,7 @@ static void test_model(void)
     hid_t model = H5Gopen2(f, "model", H5P_DEFAULT);
     char text[64] = "";
     int layout = btrm_h5_read_attr_string(f, "btrm_format", text, sizeof text) == 0 &&
-                 !strcmp(text, "model-v1");
+                 !strcmp(text, "model-v3");
     layout &= btrm_h5_read_attr_string(model, "head", text, sizeof text) == 0 &&
               !strcmp(text, "mlp");
     layout &= btrm_h5_read_attr_string(model, "activation", text, sizeof text) == 0 &&
@@ -651,7 +622,7 @@ static void test_model(void)
 
     /* Errors */
     ok(model_error(in_dir("nomodel.h5"), "missing or unreadable"), "model: missing file");
-    ok(model_error(in_dir("rt32.h5"), "btrm_format is \"pairs-v1\", expected \"model-v1\""),
+    ok(model_error(in_dir("rt-f32.h5"), "btrm_format is \"pairs-v1\", expected \"model-v3\""),
        "model: a pair store is not a model");
     const char *bad = in_dir("model-bad.h5");
     float junk[4 * 4] = { 0 };
@@ -685,6 +656,181 @@ static void test_model(void)
     ok(model_error(bad, "unexpected /model/fc7"), "model: a stray tensor");
     is_int(leftover_tmp_files(), 0, "model: no temporary file left behind");
     free(params);
+}
+
+/* ------------------------------------------------------------------------ */
+/* How features were made: stores, model files, comparisons */
+
+static int same_record(const btrm_feature_record *a, const btrm_feature_record *b)
+{
+    return a->present == b->present && !strcmp(a->backbone, b->backbone) &&
+           !strcmp(a->label, b->label) && !strcmp(a->spec, b->spec) &&
+           !strcmp(a->hash, b->hash) && a->dim == b->dim && !strcmp(a->pool, b->pool) &&
+           a->bos == b->bos && a->max_tokens == b->max_tokens &&
+           !strcmp(a->kernel, b->kernel) && !strcmp(a->precision, b->precision) &&
+           !strcmp(a->chat_template, b->chat_template);
+}
+
+static void test_feature_record(void)
+{
+    store s;
+    store_init(&s);
+    btrm_feature_record rec, back, other;
+
+    /* a store without embed's attributes: its label only */
+    const char *plain = in_dir("rec-plain.h5");
+    btrm_pairs_write(plain, &s.data);
+    is_int(btrm_pairs_read_features(plain, &rec), 0, "record: read a store's record");
+    ok(rec.present && !strcmp(rec.backbone, "test-backbone") && rec.dim == DIM &&
+           !rec.spec[0] && rec.bos == -1 && !rec.chat_template[0],
+       "record: a store with a label only (and a provenance that is not JSON): that label, "
+       "its width, nothing else");
+    ok(!btrm_feature_record_runnable(&rec) && !btrm_feature_record_spec(&rec),
+       "record: features btrm did not make cannot be made again");
+    s.data.features = NULL;
+    s.data.dim = 0;
+    btrm_pairs_write(in_dir("rec-nofeat.h5"), &s.data);
+    is_int(btrm_pairs_read_features(in_dir("rec-nofeat.h5"), &rec), 0,
+           "record: a store without /features reads");
+    ok(!rec.present, "record: ... and records nothing");
+    store_init(&s);
+    s.data.backbone = "hash-16";
+    btrm_pairs_write(in_dir("rec-hash.h5"), &s.data);
+    btrm_pairs_read_features(in_dir("rec-hash.h5"), &rec);
+    ok(!strcmp(rec.backbone, "hash") && btrm_feature_record_spec(&rec) &&
+           !strcmp(btrm_feature_record_spec(&rec), "hash"),
+       "record: hash features labelled before backbone_spec was recorded open as 'hash'");
+
+    /* a store as btrm prep and btrm embed (an LLM backbone) leave it */
+    const char *full = in_dir("rec-full.h5");
+    s.data.backbone = "gguf:m.gguf,pool=mean,max_tokens=8";
+    s.data.provenance = "{\"tool\": \"btrm prep\", \"chat_template\": "
+                        "{\"user\": \"U: {content}\\n\", \"assistant\": \"A: {content}\"}}";
+    btrm_pairs_write(full, &s.data);
+    set_attr(full, "/features", "backbone_spec",
+             "gguf:/models/m.gguf,pool=mean,max_tokens=8,bos=0,kernel=int8");
+    set_attr(full, "/features", "model_hash", "0123456789abcdef0123456789abcdef");
+    set_attr(full, "/features", "pool", "mean");
+    set_attr(full, "/features", "kernel", "int8-avx2");
+    set_attr(full, "/features", "precision", "bf16");
+    set_attr_int(full, "/features", "bos", 0);
+    set_attr_int(full, "/features", "max_tokens", 8);
+    is_int(btrm_pairs_read_features(full, &rec), 0, "record: read an embedded store's record");
+    ok(rec.present && !strcmp(rec.backbone, "gguf") &&
+           !strcmp(rec.label, "gguf:m.gguf,pool=mean,max_tokens=8") &&
+           !strcmp(rec.hash, "0123456789abcdef0123456789abcdef") && rec.dim == DIM &&
+           !strcmp(rec.pool, "mean") && rec.bos == 0 && rec.max_tokens == 8,
+       "record: backbone, label, hash, width, pool, bos, max_tokens");
+    is_string(rec.kernel, "int8", "record: the kernel without its instruction set");
+    is_string(rec.precision, "bf16", "record: the GEMM precision");
+    is_string(rec.chat_template, "{\"assistant\":\"A: {content}\",\"user\":\"U: {content}\\n\"}",
+              "record: the chat template of the provenance, compact with sorted keys");
+    ok(btrm_feature_record_runnable(&rec) && btrm_feature_record_spec(&rec) == rec.spec,
+       "record: an LLM's features can be made again from the recorded spec");
+
+    /* JSON: the same fields under the same names */
+    json_t *j = btrm_feature_record_to_json(&rec);
+    btrm_feature_record_clear(&back);
+    ok(j && btrm_feature_record_from_json(&back, j, "json") == 0 && same_record(&rec, &back),
+       "record: JSON round trip");
+    ok(j && json_integer_value(json_object_get(j, "bos")) == 0 &&
+           !json_object_get(j, "nonexistent") && json_object_size(j) == 10,
+       "record: every known field is in the JSON, bos 0 included");
+    json_object_set_new(j, "dim", json_string("wide"));
+    ok(btrm_feature_record_from_json(&back, j, "attrs") == BTRM_EDATA &&
+           strstr(btrm_error_msg(), "attrs: dim is not an integer"),
+       "record: a field of the wrong type is refused, naming it");
+    json_decref(j);
+
+    /* the model file: model-v3 (and v2) carry the record, model-v1 still reads */
+    btrm_head head;
+    btrm_head_init(&head, BTRM_HEAD_LINEAR, BTRM_ACT_GELU, DIM, NULL, 0);
+    float *params = calloc(head.n_params, sizeof *params), *got = NULL;
+    btrm_model_meta meta = { .loss = BTRM_LOSS_BT, .features = &rec }, meta_back;
+    const char *model = in_dir("rec-model.h5");
+    is_int(btrm_model_write(model, &head, params, &meta), 0, "record: write a model with one");
+    is_int(btrm_model_read_features(model, &back), 0, "record: read it back");
+    ok(same_record(&rec, &back), "record: every field round-trips through the model file");
+    {   /* a model-v2 file (before /backbone) with the record reads as before */
+        btrm_model_backbone bb;
+        int has_bb = -1;
+        set_attr(model, "/", "btrm_format", "model-v2");
+        ok(btrm_model_read(model, &head, &got, &meta_back) == 0 &&
+               btrm_model_read_features(model, &back) == 0 && same_record(&rec, &back) &&
+               btrm_model_read_backbone(model, &bb, &has_bb) == 0 && has_bb == 0,
+           "record: a model-v2 file loads with its record and no backbone");
+        free(got);
+        got = NULL;
+        btrm_model_write(model, &head, params, &meta);
+    }
+    char text[256] = "";
+    hid_t f = H5Fopen(model, H5F_ACC_RDONLY, H5P_DEFAULT), g = H5Gopen2(f, "features", H5P_DEFAULT);
+    ok(btrm_h5_read_attr_string(g, "backbone_spec", text, sizeof text) == 0 &&
+           !strcmp(text, rec.spec) && btrm_h5_has_attr(g, "chat_template") == 1,
+       "record: stored as attributes of /features under the store's names");
+    H5Gclose(g);
+    H5Fclose(f);
+    meta.features = NULL;
+    btrm_model_write(model, &head, params, &meta);
+    is_int(btrm_model_read_features(model, &back), 0, "record: a model without one reads");
+    ok(!back.present, "record: ... and records nothing");
+    set_attr(model, "/", "btrm_format", "model-v1");
+    ok(btrm_model_read(model, &head, &got, &meta_back) == 0 &&
+           btrm_model_read_features(model, &back) == 0 && !back.present,
+       "record: a model-v1 file loads and records nothing");
+    free(got);
+    meta.features = &rec;
+    btrm_model_write(model, &head, params, &meta);
+    set_attr(model, "/features", "backbone", NULL);
+    set_attr(model, "/features", "backbone_spec", NULL);
+    ok(btrm_model_read_features(model, &back) == BTRM_EDATA && strstr(btrm_error_msg(), model) &&
+           strstr(btrm_error_msg(), "names no backbone"),
+       "record: a /features group without a backbone is refused, naming the file");
+    free(params);
+
+    /* comparisons name both sides and what differs */
+    other = rec;
+    is_int(btrm_feature_record_compare(&rec, "a.h5", &other, "b.h5", 1), 0,
+           "compare: the same record agrees");
+    snprintf(other.pool, sizeof other.pool, "last");
+    ok(btrm_feature_record_compare(&rec, "a.h5", &other, "b.h5", 1) == BTRM_EUSAGE &&
+           strstr(btrm_error_msg(), "a.h5 has gguf:m.gguf") && strstr(btrm_error_msg(), "b.h5 has") &&
+           strstr(btrm_error_msg(), "(pool mean vs last)"),
+       "compare: another pool is refused, naming both files and the difference");
+    other = rec;
+    other.bos = 1;
+    ok(refused_for(&rec, &other, "(bos 0 vs 1)"), "compare: another BOS");
+    other = rec;
+    snprintf(other.hash, sizeof other.hash, "ffff");
+    ok(refused_for(&rec, &other, "model file XXH3-128"), "compare: another model file");
+    other = rec;
+    snprintf(other.kernel, sizeof other.kernel, "dequant");
+    ok(refused_for(&rec, &other, "(kernel int8 vs dequant)"), "compare: another kernel");
+    other = rec;
+    snprintf(other.precision, sizeof other.precision, "fp32");
+    ok(refused_for(&rec, &other, "(precision bf16 vs fp32)"), "compare: another precision");
+    other = rec;
+    other.max_tokens = 9;
+    ok(refused_for(&rec, &other, "(max_tokens 8 vs 9)"), "compare: another max_tokens");
+    other = rec;
+    snprintf(other.chat_template, sizeof other.chat_template, "{}");
+    ok(btrm_feature_record_compare(&rec, "a", &other, "b", 0) == 0 &&
+           btrm_feature_record_compare(&rec, "a", &other, "b", 1) == BTRM_EUSAGE &&
+           strstr(btrm_error_msg(), "chat template"),
+       "compare: another chat template only where templates are compared");
+    other = rec;
+    other.pool[0] = '\0';
+    other.kernel[0] = '\0';
+    other.precision[0] = '\0';
+    other.chat_template[0] = '\0';
+    is_int(btrm_feature_record_compare(&rec, "a", &other, "b", 1), 0,
+           "compare: what one side does not record is not compared");
+    btrm_feature_record_clear(&other);
+    is_int(btrm_feature_record_compare(&rec, "a", &other, "b", 1), 0,
+           "compare: a side that records nothing agrees with anything");
+    btrm_pairs_read_features(in_dir("rec-hash.h5"), &other);
+    ok(btrm_feature_record_compare(&rec, "a", &other, "b", 1) == BTRM_EUSAGE &&
+           strstr(btrm_error_msg(), "(backbone gguf vs hash)"), "compare: another backbone");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -801,7 +947,8 @@ static void test_synth_open(void)
     btrm_pairs p;
     int rc = btrm_pairs_open(&p, in_dir("s5.h5"), &world,
                              BTRM_PAIRS_FEATURES | BTRM_PAIRS_REQUIRE_FEATURES);
-    ok(rc == 0 && p.n_pairs == 300 && p.n_rows == 600 && p.dim == 8 && p.features_f16 &&
+    ok(rc == 0 && p.n_pairs == 300 && p.n_rows == 600 && p.dim == 8 &&
+       p.features_dtype == BTRM_DTYPE_F16 &&
        p.margin && p.n_categories == 2 && !strcmp(p.categories[0], "fine") &&
        p.n_subsets == 2 && !strcmp(p.backbone, "synth"),
        "synth: a float16 store with margins opens with its categories and subsets");
@@ -828,13 +975,14 @@ int main(int argc, char **argv)
 {
     test_mpi_begin(&argc, &argv, "pairs");
 
-    test_half();
-    test_round_trip(0);
-    test_round_trip(1);
+    test_round_trip(BTRM_DTYPE_F32);
+    test_round_trip(BTRM_DTYPE_F16);
+    test_round_trip(BTRM_DTYPE_BF16);
     test_writer();
     test_validation();
     if (world.rank == 0) {
         test_model();
+        test_feature_record();
         test_synth_memory();
         test_synth_cli();
     }

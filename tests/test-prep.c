@@ -207,6 +207,16 @@ static void test_shapes(void)
            !strcmp(chosen_text(p, 1), "\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant: d1"),
        "with an HH template the texts are the original transcripts");
     btrm_prep_free(p);
+    /* render_pair gives the text prep stores for a prompt and a response */
+    btrm_prep_template tpl;
+    char *pair_text = NULL;
+    int rc = btrm_prep_template_load(&tpl, template_path);
+    if (!rc)
+        rc = btrm_prep_template_render_pair(&tpl, "hi", " Hello!", &pair_text);
+    ok(!rc && !strcmp(pair_text, "\n\nHuman: hi\n\nAssistant:  Hello!"),
+       "render_pair with a loaded template: the user turn, then the assistant turn");
+    free(pair_text);
+    btrm_prep_template_free(&tpl);
     o.template_path = NULL;
 
     /* prompt shape, JSON array, plain and gzip; ids, subsets, categories */
@@ -223,6 +233,13 @@ static void test_shapes(void)
         p = read_one(gz ? "prompt.json.gz" : "prompt.json", &o, NULL);
         ok(p && btrm_prep_n_pairs(p) == 2, "prompt shape, JSON array %s: 2 pairs",
            gz ? "gzip" : "plain");
+        char *rendered = NULL;
+        btrm_prep_template_default(&tpl);
+        btrm_prep_template_render_pair(&tpl, "2+2?", "4", &rendered);
+        btrm_prep_template_free(&tpl);
+        ok(p && rendered && !strcmp(chosen_text(p, 0), rendered),
+           "prompt shape %s: render_pair gives the stored text", gz ? "gzip" : "plain");
+        free(rendered);
         ok(p && !strcmp(chosen_text(p, 0), "<|user|>\n2+2?\n<|assistant|>\n4\n") &&
                !strcmp(pair_field(p, 0, 0), "17") && !strcmp(pair_field(p, 1, 0), "x-1") &&
                !strcmp(pair_field(p, 0, 2), "math-prm") &&
@@ -569,7 +586,7 @@ static void test_dedup_and_margin(void)
 
 int main(void)
 {
-    plan(61);
+    plan(64);
     btrm_log_init(0, BTRM_LOG_QUIET);
     btrm_h5_quiet();
     snprintf(dir, sizeof dir, "%s/btrm-test-prep.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");

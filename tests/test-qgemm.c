@@ -10,6 +10,7 @@
  *  - every instruction set this CPU runs (C, AVX2, AVX512-VNNI) gives
  *    bitwise the C kernel's result; beta = 1 accumulates;
  *  - btrm_qgemm_set_isa refuses what the CPU lacks. */
+#include "dtype.h"
 #include "error.h"
 #include "qgemm.h"
 #include "quant.h"
@@ -69,7 +70,7 @@ static void test_type(const wcase *c)
     for (int b = 0; b < N_ROWS * COLS / block; b++)
         for (int s = 0; s < 2; s++)
             if (c->scale_at[s] >= 0) {
-                uint16_t h = btrm_f32_to_f16(0.002f + 0.01f * (float)(rnd() % 100) / 100.0f);
+                uint16_t h = btrm_float_to_half(0.002f + 0.01f * (float)(rnd() % 100) / 100.0f);
                 memcpy(w + (size_t)b * (size_t)bytes + c->scale_at[s], &h, 2);
             }
     for (int r = 0; r < N_ROWS; r++)
@@ -93,7 +94,7 @@ static void test_type(const wcase *c)
             float d = a.d[((size_t)(t / 16) * (size_t)(COLS / a.sb) + (size_t)b) * 16 + (size_t)(t % 16)];
             float want = amax / 127.0f;
             if (c->type == BTRM_Q_Q8_0) /* fp16 scale, as ggml's block_q8_0 */
-                want = btrm_f16_to_f32(btrm_f32_to_f16(want));
+                want = btrm_half_to_float(btrm_float_to_half(want));
             act_ok &= d == want;
             /* q is rounded with the float32 scale: the fp16 one can add up to
              * 127 * |fp16(d) - d| <= 127 d 2^-11 */

@@ -8,6 +8,7 @@
  *    round-trips random rows of every type within the bound documented for
  *    it (bound_of);
  *  - half-precision conversions both ways, row sizes, names. */
+#include "dtype.h"
 #include "gemm.h"
 #include "quant.h"
 #include "tap.h"
@@ -182,7 +183,7 @@ static void test_hand_made(void)
                 if (first_bad < 0)
                     first_bad = i;
             }
-            same16 &= got16[i] == btrm_f32_to_bf16(want);
+            same16 &= got16[i] == btrm_float_to_bf16(want);
         }
         ok(same, "%s: %d hand-made blocks dequantise to ggml's formulas, bitwise%s", t->name,
            BLOCKS, same ? "" : " (NOT)");
@@ -239,7 +240,7 @@ static double bound_of(int type)
 static float roundaway(float v) { return truncf(v + copysignf(0.5f, v)); }
 static float inv(float d) { return d != 0.0f ? 1.0f / d : 0.0f; }
 static float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
-static float stored_half(float v) { return btrm_f16_to_f32(btrm_f32_to_f16(v)); }
+static float stored_half(float v) { return btrm_half_to_float(btrm_float_to_half(v)); }
 
 static float amax_of(const float *x, int n)
 {
@@ -269,7 +270,7 @@ static void quant_sym32(const float *x, uint8_t *b, int bits)
     float d = amax_of(x, 32) / (float)L;
     if (bits != 8)
         d = stored_half(d);
-    put_h(b, btrm_f32_to_f16(d));
+    put_h(b, btrm_float_to_half(d));
     int q[32];
     for (int i = 0; i < 32; i++)
         q[i] = (int)clampf(roundaway(x[i] * inv(d)) + (float)off, bits == 8 ? -127 : 0,
@@ -290,8 +291,8 @@ static void quant_affine32(const float *x, uint8_t *b, int bits)
         lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]);
     int top = (1 << bits) - 1;
     float d = stored_half((hi - lo) / (float)top), m = stored_half(lo);
-    put_h(b, btrm_f32_to_f16(d));
-    put_h(b + 2, btrm_f32_to_f16(m));
+    put_h(b, btrm_float_to_half(d));
+    put_h(b + 2, btrm_float_to_half(m));
     int q[32];
     for (int i = 0; i < 32; i++)
         q[i] = (int)clampf(roundaway((x[i] - m) * inv(d)), 0, (float)top);
@@ -356,8 +357,8 @@ static void quant_q2_k(const float *x, uint8_t *b)
         int h = e / 128, k = e % 128 / 32, c = e % 32 / 16, l = e % 16;
         b[16 + 32 * h + 16 * c + l] |= (uint8_t)(q[e] << (2 * k));
     }
-    put_h(b + 80, btrm_f32_to_f16(d));
-    put_h(b + 82, btrm_f32_to_f16(dmin));
+    put_h(b + 80, btrm_float_to_half(d));
+    put_h(b + 82, btrm_float_to_half(dmin));
 }
 
 static void pack_k4_scales(const int *sc, const int *m, uint8_t *s)
@@ -375,8 +376,8 @@ static void quant_q45_k(const float *x, uint8_t *b, int five)
     int sc[8], m[8], q[256];
     kq_affine(x, 32, five ? 31 : 15, 63, &d, &dmin, sc, m, q);
     memset(b, 0, five ? 176 : 144);
-    put_h(b, btrm_f32_to_f16(d));
-    put_h(b + 2, btrm_f32_to_f16(dmin));
+    put_h(b, btrm_float_to_half(d));
+    put_h(b + 2, btrm_float_to_half(dmin));
     pack_k4_scales(sc, m, b + 4);
     uint8_t *qs = b + (five ? 48 : 16);
     for (int e = 0; e < 256; e++) {
@@ -403,7 +404,7 @@ static void quant_q3_k(const float *x, uint8_t *b)
         b[96 + j % 8] |= (uint8_t)((s & 15) << (4 * (j / 8)));
         b[104 + j % 4] |= (uint8_t)(((s >> 4) & 3) << (2 * (j / 4)));
     }
-    put_h(b + 108, btrm_f32_to_f16(d));
+    put_h(b + 108, btrm_float_to_half(d));
 }
 
 static void quant_q6_k(const float *x, uint8_t *b)
@@ -419,7 +420,7 @@ static void quant_q6_k(const float *x, uint8_t *b)
     }
     for (int g = 0; g < 16; g++)
         b[192 + g] = (uint8_t)(int8_t)sc[g];
-    put_h(b + 208, btrm_f32_to_f16(d));
+    put_h(b + 208, btrm_float_to_half(d));
 }
 
 static void quant_q8_k(const float *x, uint8_t *b)
@@ -505,19 +506,19 @@ static void test_halves(void)
     int all = 1;
     for (uint32_t h = 0; h < 65536; h++) {
         uint16_t x = (uint16_t)h;
-        float f = btrm_f16_to_f32(x);
+        float f = btrm_half_to_float(x);
         if ((x & 0x7c00) == 0x7c00)
             continue;
-        all &= btrm_f32_to_f16(f) == x;
+        all &= btrm_float_to_half(f) == x;
     }
     ok(all, "every finite half -> float32 -> half is the identity");
-    ok(btrm_f32_to_f16(1.0f + 0x1p-11f) == 0x3c00 && btrm_f32_to_f16(1.0f + 0x1.8p-11f) == 0x3c01 &&
-       btrm_f32_to_f16(1.0f + 3 * 0x1p-11f) == 0x3c02 && btrm_f32_to_f16(70000.0f) == 0x7c00 &&
-       btrm_f32_to_f16(-0x1p-25f) == 0x8000 && (btrm_f32_to_f16(NAN) & 0x7e00) == 0x7e00,
+    ok(btrm_float_to_half(1.0f + 0x1p-11f) == 0x3c00 && btrm_float_to_half(1.0f + 0x1.8p-11f) == 0x3c01 &&
+       btrm_float_to_half(1.0f + 3 * 0x1p-11f) == 0x3c02 && btrm_float_to_half(70000.0f) == 0x7c00 &&
+       btrm_float_to_half(-0x1p-25f) == 0x8000 && (btrm_float_to_half(NAN) & 0x7e00) == 0x7e00,
        "float32 -> half: ties to even, overflow to Inf, underflow to -0, NaN stays NaN");
-    ok(btrm_f32_to_bf16(1.0f + 0x1p-8f) == 0x3f80 && btrm_f32_to_bf16(1.0f + 0x1.8p-8f) == 0x3f81 &&
-       btrm_f32_to_bf16(1.0f + 3 * 0x1p-8f) == 0x3f82 &&
-       btrm_f32_to_bf16(-2.0f) == 0xc000 && (btrm_f32_to_bf16(NAN) & 0x7fc0) == 0x7fc0,
+    ok(btrm_float_to_bf16(1.0f + 0x1p-8f) == 0x3f80 && btrm_float_to_bf16(1.0f + 0x1.8p-8f) == 0x3f81 &&
+       btrm_float_to_bf16(1.0f + 3 * 0x1p-8f) == 0x3f82 &&
+       btrm_float_to_bf16(-2.0f) == 0xc000 && (btrm_float_to_bf16(NAN) & 0x7fc0) == 0x7fc0,
        "float32 -> bfloat16: ties to even, NaN stays NaN");
     char buf[32];
     ok(!strcmp(btrm_quant_name(BTRM_Q_Q4_K, buf, sizeof buf), "Q4_K") &&

@@ -953,13 +953,13 @@ int main(void)
         test_spm_bin(tok_path);
     } else {
         diag("%s absent", tok_path);
-        skip(17, "stories260K/tok512.bin absent (set BTRM_SHARED)");
+        skip(17, "stories260K/tok512.bin absent (set BTRM_SHARED, or fetch it with data-prep/fetch.sh --models)");
     }
     if (file_exists(vec_path)) {
         test_gpt2(gpt2_dir);
     } else {
         diag("%s absent", vec_path);
-        skip(N_GPT2_VECTORS + 5, "gpt2-tokenizer files absent (set BTRM_SHARED)");
+        skip(N_GPT2_VECTORS + 5, "gpt2-tokenizer files absent (set BTRM_SHARED, or fetch it with data-prep/fetch.sh --models)");
     }
     test_long(tok_path, gpt2_dir);
     return done_testing();

@@ -42,7 +42,7 @@ if [ -f "$TOK" ]; then
     run_cmd v300.log "$BTRM" tokenize --vocab=300 "$TOK" "Once"
     expect_rc 0 "--vocab=300 reads the first 300 records"
 else
-    for i in 1 2 3 4 5 6; do skip "$TOK absent"; done
+    for i in 1 2 3 4 5 6; do skip "$TOK absent (data-prep/fetch.sh --models)"; done
 fi
 
 if [ -f "$TOK" ] && [ -f "$GGUF" ]; then
@@ -54,7 +54,7 @@ if [ -f "$TOK" ] && [ -f "$GGUF" ]; then
     pass_if "stories260K.gguf's vocabulary gives tok512.bin's ids on 5 texts" cmp -s bin.ids gguf.ids
     expect_grep '"▁Once"' gguf.log "GGUF pieces keep '▁'"
 else
-    for i in 1 2 3; do skip "stories260K files absent"; done
+    for i in 1 2 3; do skip "stories260K files absent (data-prep/fetch.sh --models)"; done
 fi
 
 if [ -f "$G2/encoder.json" ] && [ -f "$G2/vocab.bpe" ]; then
@@ -92,6 +92,6 @@ PY
     run_cmd g2missing.log "$BTRM" tokenize "gpt2:$G2/encoder.json,$WORK/none.bpe" "x"
     expect_rc 1 "a missing vocab.bpe exits 1"
 else
-    for i in 1 2 3 4 5 6 7; do skip "$G2 absent"; done
+    for i in 1 2 3 4 5 6 7; do skip "$G2 absent (data-prep/fetch.sh --models)"; done
 fi
 done_testing

@@ -44,7 +44,7 @@ base_pkgs=(
     libhdf5-openmpi-dev hdf5-tools
     libscalapack-openmpi-dev libopenblas-dev liblapack-dev
     libyaml-dev libjansson-dev zlib1g-dev libxxhash-dev libutf8proc-dev libpcre2-dev
-    libdnnl-dev libmicrohttpd-dev help2man clang curl
+    libdnnl-dev libmicrohttpd-dev help2man clang libclang-rt-14-dev curl
 )
 python_pkgs=(python3-numpy python3-h5py python3-matplotlib python3-torch python3-regex)
 slurm_pkgs=(slurm-wlm munge)

@@ -308,7 +308,7 @@ cmd_stop() {
     done
     ((stopped)) || say "nothing to stop"
     local left
-    left=$(ps -C slurmstepd -o pid=,stat= | awk '$2 !~ /^Z/ {printf "%s ", $1}')
+    left=$(ps -C slurmstepd -o pid=,stat= | awk '$2 !~ /^Z/ {printf "%s ", $1}') || true # ps fails when there is none
     [[ -z $left ]] || say "note: slurmstepd still running (PIDs $left)"
     return 0
 }

@@ -29,6 +29,10 @@
       "compute /features of a store's texts with a backbone, MPI-parallel") \
     X(score, 0, \
       "rewards of texts: a trained head on a backbone's features") \
+    X(serve, 0, \
+      "serve rewards over HTTP to RLHF loops (batched, OpenRLHF-compatible)") \
+    X(export, 0, \
+      "write a model as Hugging Face safetensors (+ config.json with a backbone)") \
     X(tokenize, 0, \
       "print the token ids and pieces of texts under a model's tokenizer") \
     X(generate, 0, \

@@ -4,16 +4,13 @@
 #include "comm.h"
 #include "error.h"
 #include "fileutil.h"
+#include "gemm.h"
 #include "log.h"
 #include "modelfile.h"
 #include "pairs.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-void openblas_set_num_threads(int num_threads);
-#endif
 
 static void usage(FILE *out)
 {
@@ -82,9 +79,7 @@ int btrm_analyze_main(int argc, char **argv, MPI_Comm world)
     }
     if (!data_path)
         return btrm_cli_usage_error("analyze", "need DATA.h5");
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-    openblas_set_num_threads((int)threads);
-#endif
+    btrm_gemm_set_threads((int)threads);
 
     btrm_comm comm;
     btrm_cli_comm_init(&comm, world, verbosity);

@@ -1,6 +1,7 @@
 /* cli_embed.c: `btrm embed IN.h5 -o OUT.h5 --backbone NAME[:ARGS] [options]`. */
 #include "backbone.h"
 #include "cli.h"
+#include "dtype.h"
 #include "comm.h"
 #include "config.h"
 #include "embed.h"
@@ -31,7 +32,10 @@ static void usage(FILE *out)
             "  -o, --output OUT.h5       the pair store to write\n"
             "  --backbone NAME[:ARGS]    the backbone (required)\n"
             "  --dim D                   feature dimension (hash: default %d)\n"
-            "  --f16                     store /features as IEEE float16\n"
+            "  --features-dtype f32|f16|bf16\n"
+            "                            the type of /features: float32 (default), IEEE\n"
+            "                            float16 or bfloat16 (docs/format.md)\n"
+            "  --f16                     the same as --features-dtype f16\n"
             "  --batch N                 texts per rank per collective write (default:\n"
             "                            16 MiB of features, 1024 rows at D = 4096; 64\n"
             "                            for the LLM backbones)\n"
@@ -78,7 +82,12 @@ int btrm_embed_main(int argc, char **argv, MPI_Comm world)
             if (btrm_cli_sets_add(&sets, argv[++i]))
                 code = btrm_cli_usage_error("embed", "%s", btrm_error_msg());
         } else if (!strcmp(a, "--f16")) {
-            opts.f16 = 1;
+            opts.features_dtype = BTRM_DTYPE_F16;
+        } else if (!strcmp(a, "--features-dtype") && has_value) {
+            opts.features_dtype = btrm_dtype_parse(argv[++i]);
+            if (opts.features_dtype < 0)
+                code = btrm_cli_usage_error("embed", "--features-dtype must be f32, f16 or "
+                                            "bf16 (got '%s')", argv[i]);
         } else if (btrm_cli_verbosity(a, &verbosity)) {
         } else if (a[0] == '-') {
             code = btrm_cli_usage_error("embed", "unknown or incomplete option '%s'", a);

@@ -1,4 +1,4 @@
-/* cli_score.c: `btrm score MODEL.h5 --backbone SPEC TEXTS.jsonl`: the reward
+/* cli_score.c: `btrm score MODEL.h5 [--backbone SPEC] TEXTS.jsonl`: the reward
  * of each text, from a backbone's features and a trained head. One process,
  * no MPI. Reads JSON lines {"text": ...} (other keys ignored, "id" copied to
  * the output) and writes one JSON line {"reward": r} (or {"id": ...,
@@ -21,16 +21,19 @@ static void usage(FILE *out)
             "Prints the reward of each text of TEXTS.jsonl (one {\"text\": ...} object per\n"
             "line, blank lines skipped; \"-\" reads stdin) as one JSON line {\"reward\": r}\n"
             "per text, in order ({\"id\": ..., \"reward\": r} when the input has an \"id\").\n"
-            "The features come from the backbone the model was trained on (backbones:\n"
-            "%s; see docs/backbones.md), the head from MODEL.h5 (btrm\n"
-            "train's final.h5). A model trained with model.backbone (docs/training.md)\n"
-            "carries its backbone (its base file by path and hash, and the trained\n"
-            "adapters or blocks): then no --backbone is given.\n\n"
+            "The features come from the backbone the model was trained on, as MODEL.h5\n"
+            "(btrm train's final.h5) records it with its settings (backbones: %s;\n"
+            "docs/backbones.md); a backbone that makes features another way is refused.\n"
+            "A model trained with model.backbone (docs/training.md) carries its backbone\n"
+            "(its base file by path and hash, and the trained adapters or blocks): then\n"
+            "no --backbone is given.\n\n"
             "Options:\n"
-            "  --backbone SPEC        NAME[:ARGS], e.g. gguf:MODEL.gguf,pool=last (for a\n"
-            "                         model trained on stored features)\n"
+            "  --backbone SPEC        NAME[:ARGS], e.g. gguf:MODEL.gguf (default: the model's;\n"
+            "                         settings it does not write are the model's)\n"
             "  -o, --output FILE      write the JSON lines to FILE instead of stdout\n"
             "  --batch N              texts per backbone call (default %d)\n"
+            "  --invariant            each text through the backbone on its own: a reward\n"
+            "                         does not depend on --batch (LLM backbones are slower)\n"
             "  --config FILE, --set key=value   embed.* keys and run.threads (docs/config.md)\n"
             "  -q, --quiet            warnings and errors only;  -v, --verbose  more\n"
             "  -h, --help             this help\n\n"
@@ -44,7 +47,7 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
     const char *model_path = NULL, *texts_path = NULL, *spec = NULL, *out_path = NULL;
     const char *config_path = NULL;
     btrm_cli_sets sets = { 0 };
-    int verbosity = BTRM_LOG_INFO, code = 0;
+    int verbosity = BTRM_LOG_INFO, code = 0, invariant = 0;
     long long batch = BTRM_SCORE_BATCH_DEFAULT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -54,6 +57,8 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
             goto out;
         } else if (!strcmp(a, "--backbone") && has_value) {
             spec = argv[++i];
+        } else if (!strcmp(a, "--invariant")) {
+            invariant = 1;
         } else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && has_value) {
             out_path = argv[++i];
         } else if (!strcmp(a, "--batch") && has_value) {
@@ -88,7 +93,7 @@ int btrm_score_main(int argc, char **argv, MPI_Comm world)
     int rc = btrm_cli_load_config(config_path, &sets, &cfg);
     btrm_score_opts opts = { .model_path = model_path, .backbone = spec,
                              .texts_path = texts_path, .out_path = out_path,
-                             .batch = (int)batch };
+                             .batch = (int)batch, .invariant = invariant };
     if (!rc)
         rc = btrm_score_run(&opts, cfg);
     code = btrm_cli_exit(NULL, rc);

@@ -59,9 +59,10 @@ static void shell_word(FILE *out, const char *text)
     fputc('\'', out);
 }
 
-/* slurm/sweep.sbatch of the tree this binary was built in (BTRM_SLURM_DIR
- * overrides), relative to the working directory when it lies below it;
- * "slurm/sweep.sbatch" when it cannot be found. */
+/* slurm/sweep.sbatch of the tree this binary was built in, or of the
+ * installation it belongs to (PREFIX/bin/btrm -> PREFIX/share/btrm/slurm;
+ * BTRM_SLURM_DIR overrides), relative to the working directory when it lies
+ * below it; "slurm/sweep.sbatch" when it cannot be found. */
 static void find_script(char *out, size_t size)
 {
     char exe[PATH_MAX], cwd[PATH_MAX], path[PATH_MAX + 64];
@@ -83,6 +84,8 @@ static void find_script(char *out, size_t size)
     }
     struct stat st;
     snprintf(path, sizeof path, "%s/slurm/sweep.sbatch", exe);
+    if (stat(path, &st) != 0)
+        snprintf(path, sizeof path, "%s/share/btrm/slurm/sweep.sbatch", exe);
     if (stat(path, &st) != 0)
         return;
     size_t len = getcwd(cwd, sizeof cwd) ? strlen(cwd) : 0;

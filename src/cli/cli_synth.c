@@ -43,7 +43,10 @@ static void usage(FILE *out)
             "  --gap G          separable gap in standard deviations of the category's\n"
             "                   w*.(x_a - x_b) (default %g)\n"
             "  --margins        write /pairs/margin = |w*.(x_chosen - x_rejected)|\n"
-            "  --f16            store /features as float16 (default float32)\n"
+            "  --features-dtype f32|f16|bf16\n"
+            "                   the type of /features: float32 (default), IEEE float16\n"
+            "                   or bfloat16 (docs/format.md)\n"
+            "  --f16            the same as --features-dtype f16\n"
             "  -q, --quiet      no summary line\n"
             "  -h, --help       this help\n\n"
             "Exit codes: 0 ok, 1 write failure, 2 usage error.\n",
@@ -75,20 +78,21 @@ static const char *number(char *buf, size_t size, double x)
 }
 
 /* The provenance attribute: every parameter, so the file says how to remake it. */
-static void describe(char *out, size_t size, const btrm_synth_params *sp, int f16)
+static void describe(char *out, size_t size, const btrm_synth_params *sp, int dtype)
 {
     char v[6][32];
     snprintf(out, size,
              "btrm synth --pairs %lld --dim %d --seed %llu --task-seed %llu --prompts %d "
              "--fine-frac %s --fine-scale %s --spread %s --prompt-std %s --noise %s%s "
-             "--gap %s%s%s",
+             "--gap %s%s%s%s",
              (long long)sp->n_pairs, sp->dim, (unsigned long long)sp->seed,
              (unsigned long long)sp->task_seed, sp->n_prompts,
              number(v[0], sizeof v[0], sp->fine_frac), number(v[1], sizeof v[1], sp->fine_scale),
              number(v[2], sizeof v[2], sp->spread), number(v[3], sizeof v[3], sp->prompt_std),
              number(v[4], sizeof v[4], sp->noise), sp->separable ? " --separable" : "",
              number(v[5], sizeof v[5], sp->gap), sp->margins ? " --margins" : "",
-             f16 ? " --f16" : "");
+             dtype != BTRM_DTYPE_F32 ? " --features-dtype " : "",
+             dtype != BTRM_DTYPE_F32 ? btrm_dtype_name(dtype) : "");
 }
 
 int btrm_synth_main(int argc, char **argv, MPI_Comm world)
@@ -97,7 +101,7 @@ int btrm_synth_main(int argc, char **argv, MPI_Comm world)
     btrm_synth_params sp;
     btrm_synth_defaults(&sp);
     const char *out = NULL;
-    int f16 = 0, quiet = 0, noise_given = 0;
+    int dtype = BTRM_DTYPE_F32, quiet = 0, noise_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
@@ -113,7 +117,7 @@ int btrm_synth_main(int argc, char **argv, MPI_Comm world)
             continue;
         }
         if (!strcmp(arg, "--f16")) {
-            f16 = 1;
+            dtype = BTRM_DTYPE_F16;
             continue;
         }
         if (!strcmp(arg, "-q") || !strcmp(arg, "--quiet")) {
@@ -140,7 +144,8 @@ int btrm_synth_main(int argc, char **argv, MPI_Comm world)
         }
         static const char *const valued[] = { "--pairs", "--dim", "--seed", "--task-seed",
                                               "--prompts", "--fine-frac", "--fine-scale",
-                                              "--spread", "--prompt-std", "--noise", "--gap" };
+                                              "--spread", "--prompt-std", "--noise", "--gap",
+                                              "--features-dtype" };
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
             known |= !strcmp(name, valued[k]);
@@ -155,7 +160,10 @@ int btrm_synth_main(int argc, char **argv, MPI_Comm world)
         double x = 0;
         uint64_t u = 0;
         int bad = 0;
-        if (!strcmp(name, "--pairs")) {
+        if (!strcmp(name, "--features-dtype")) {
+            dtype = btrm_dtype_parse(value);
+            bad = dtype < 0;
+        } else if (!strcmp(name, "--pairs")) {
             bad = btrm_cli_parse_i64(value, 1, INT64_C(1) << 40, &v);
             sp.n_pairs = v;
         } else if (!strcmp(name, "--dim")) {
@@ -200,10 +208,10 @@ int btrm_synth_main(int argc, char **argv, MPI_Comm world)
     int rc = btrm_synth_generate(&s, &sp);
     if (!rc) {
         char provenance[1024];
-        describe(provenance, sizeof provenance, &sp, f16);
+        describe(provenance, sizeof provenance, &sp, dtype);
         btrm_pairs_data data = {
             .n_pairs = s.n_pairs, .n_rows = s.n_rows, .dim = s.dim,
-            .features = s.features, .features_f16 = f16, .backbone = "synth",
+            .features = s.features, .features_dtype = dtype, .backbone = "synth",
             .chosen = s.chosen, .rejected = s.rejected,
             .category = s.category, .categories = btrm_synth_categories, .n_categories = 2,
             .subset = s.subset, .subsets = btrm_synth_subsets, .n_subsets = 2,
@@ -220,7 +228,7 @@ int btrm_synth_main(int argc, char **argv, MPI_Comm world)
         btrm_log_info("wrote %s: %lld pairs (%lld fine, %lld coarse), %lld rows x %d %s, "
                       "%lld labels swapped", out, (long long)s.n_pairs, (long long)s.n_fine,
                       (long long)(s.n_pairs - s.n_fine), (long long)s.n_rows, s.dim,
-                      f16 ? "float16" : "float32", (long long)s.n_flipped);
+                      btrm_dtype_name(dtype), (long long)s.n_flipped);
     btrm_synth_free(&s);
     return BTRM_EXIT_OK;
 }

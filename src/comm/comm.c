@@ -16,6 +16,33 @@ int btrm_comm_error(int mpi_rc, const char *call, const char *file, int line)
     return btrm_error_set(BTRM_EMPI, "%s:%d: %s failed: %s", file, line, call, text);
 }
 
+/* BTRM_TEST_RANKS_PER_NODE (comm.h): node ranks [0, k) form one node, [k, 2k)
+ * the next, and so on. The node agrees on k first, so that a rank whose
+ * environment lacks the variable cannot leave the others in MPI_Comm_split. */
+static int split_node_for_tests(btrm_comm *c)
+{
+    const char *env = getenv(BTRM_TEST_RANKS_PER_NODE_ENV);
+    char *end = NULL;
+    long want = env && env[0] ? strtol(env, &end, 10) : 0;
+    int bad = env && env[0] && (*end != '\0' || want < 0 || want > 1 << 20);
+    int k = bad ? -1 : (int)want, agreed = 0;
+    BTRM_CHECK_MPI(MPI_Allreduce(&k, &agreed, 1, MPI_INT, MPI_MIN, c->node));
+    if (agreed < 0)
+        return btrm_error_set(BTRM_EUSAGE, "%s=%s: want a number of ranks per node (0 = no "
+                              "split)", BTRM_TEST_RANKS_PER_NODE_ENV, env ? env : "");
+    BTRM_CHECK_MPI(MPI_Allreduce(&k, &agreed, 1, MPI_INT, MPI_MAX, c->node));
+    if (agreed == 0 || agreed >= c->node_size)
+        return 0;
+    MPI_Comm group = MPI_COMM_NULL;
+    BTRM_CHECK_MPI(MPI_Comm_split(c->node, c->node_rank / agreed, c->node_rank, &group));
+    MPI_Comm_free(&c->node);
+    c->node = group;
+    BTRM_CHECK_MPI(MPI_Comm_set_errhandler(c->node, MPI_ERRORS_RETURN));
+    BTRM_CHECK_MPI(MPI_Comm_rank(c->node, &c->node_rank));
+    BTRM_CHECK_MPI(MPI_Comm_size(c->node, &c->node_size));
+    return 0;
+}
+
 int btrm_comm_init(btrm_comm *c, MPI_Comm parent)
 {
     memset(c, 0, sizeof *c);
@@ -30,6 +57,11 @@ int btrm_comm_init(btrm_comm *c, MPI_Comm parent)
     BTRM_CHECK_MPI(MPI_Comm_set_errhandler(c->node, MPI_ERRORS_RETURN));
     BTRM_CHECK_MPI(MPI_Comm_rank(c->node, &c->node_rank));
     BTRM_CHECK_MPI(MPI_Comm_size(c->node, &c->node_size));
+    int rc = btrm_comm_agree(c, split_node_for_tests(c));
+    if (rc)
+        return rc;
+    int leader = c->node_rank == 0;
+    BTRM_CHECK_MPI(MPI_Allreduce(&leader, &c->n_nodes, 1, MPI_INT, MPI_SUM, c->comm));
     return 0;
 }
 
@@ -212,6 +244,100 @@ int btrm_comm_allgatherv_f32(const btrm_comm *c, float *buf, const int *counts,
     BTRM_CHECK_MPI(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs,
                                   MPI_FLOAT, c->comm));
     return 0;
+}
+
+int btrm_comm_reducer_init(btrm_comm_reducer *r, const btrm_comm *c, float *buf,
+                           const size_t *first, const size_t *count, int n_regions,
+                           const int *shard_counts, float *shard_out)
+{
+    memset(r, 0, sizeof *r);
+    r->c = c;
+    r->buf = buf;
+    r->shard_out = shard_out;
+    r->n_regions = n_regions;
+    int rc = BTRM_MALLOC(r->first, n_regions);
+    if (!rc)
+        rc = BTRM_MALLOC(r->count, n_regions);
+    if (!rc)
+        rc = BTRM_MALLOC(r->req, n_regions);
+    if (!rc && shard_counts) {
+        rc = BTRM_MALLOC(r->counts, (size_t)n_regions * c->size);
+        if (!rc)
+            rc = BTRM_MALLOC(r->displs, (size_t)n_regions * c->size);
+        if (!rc)
+            rc = BTRM_MALLOC(r->shard_lo, c->size + 1);
+    }
+    if (rc) {
+        btrm_comm_reducer_free(r);
+        return rc;
+    }
+    for (int k = 0; k < n_regions; k++) {
+        r->first[k] = first[k];
+        r->count[k] = count[k];
+        r->req[k] = MPI_REQUEST_NULL;
+        if (count[k] > INT32_MAX) {
+            btrm_comm_reducer_free(r);
+            return btrm_error_set(BTRM_ECONFIG, "gradient region of %zu floats: more than "
+                                  "2^31 - 1", count[k]);
+        }
+    }
+    if (shard_counts) {
+        r->shard_lo[0] = 0;
+        for (int p = 0; p < c->size; p++)
+            r->shard_lo[p + 1] = r->shard_lo[p] + shard_counts[p];
+        /* region k's part of rank p's block, and where it lands in p's shard */
+        for (int k = 0; k < n_regions; k++)
+            for (int p = 0; p < c->size; p++) {
+                int64_t lo = (int64_t)first[k], hi = lo + (int64_t)count[k];
+                int64_t a = lo > r->shard_lo[p] ? lo : r->shard_lo[p];
+                int64_t b = hi < r->shard_lo[p + 1] ? hi : r->shard_lo[p + 1];
+                r->counts[(size_t)k * c->size + p] = b > a ? (int)(b - a) : 0;
+                r->displs[(size_t)k * c->size + p] = b > a ? (int)(a - r->shard_lo[p]) : 0;
+            }
+    }
+    return 0;
+}
+
+int btrm_comm_reducer_start(btrm_comm_reducer *r, int k)
+{
+    const btrm_comm *c = r->c;
+    float *region = r->buf + r->first[k];
+    if (!r->counts) {
+        BTRM_CHECK_MPI(MPI_Iallreduce(MPI_IN_PLACE, region, (int)r->count[k], MPI_FLOAT,
+                                      MPI_SUM, c->comm, &r->req[k]));
+    } else {
+        const int *counts = r->counts + (size_t)k * c->size;
+        float *out = r->shard_out + r->displs[(size_t)k * c->size + c->rank];
+        BTRM_CHECK_MPI(MPI_Ireduce_scatter(region, out, counts, MPI_FLOAT, MPI_SUM, c->comm,
+                                           &r->req[k]));
+    }
+    r->started = k + 1;
+    int done;
+    BTRM_CHECK_MPI(MPI_Testall(r->started, r->req, &done, MPI_STATUSES_IGNORE));
+    return 0;
+}
+
+int btrm_comm_reducer_wait(btrm_comm_reducer *r)
+{
+    BTRM_CHECK_MPI(MPI_Waitall(r->started, r->req, MPI_STATUSES_IGNORE));
+    r->started = 0;
+    return 0;
+}
+
+void btrm_comm_reducer_free(btrm_comm_reducer *r)
+{
+    if (!r)
+        return;
+    for (int k = 0; r->req && k < r->started; k++)
+        if (r->req[k] != MPI_REQUEST_NULL)
+            MPI_Request_free(&r->req[k]);
+    free(r->first);
+    free(r->count);
+    free(r->req);
+    free(r->counts);
+    free(r->displs);
+    free(r->shard_lo);
+    memset(r, 0, sizeof *r);
 }
 
 static void step_op(void *in, void *inout, int *len, MPI_Datatype *type)

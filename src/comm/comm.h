@@ -15,6 +15,7 @@ typedef struct btrm_comm {
     int rank, size;
     MPI_Comm node;    /* ranks sharing memory with this one */
     int node_rank, node_size;
+    int n_nodes;      /* node communicators in comm */
 } btrm_comm;
 
 /* Checks an MPI return code; records BTRM_EMPI with the call and location. */
@@ -25,6 +26,14 @@ typedef struct btrm_comm {
             return btrm_comm_error(mpi_rc_, #call, __FILE__, __LINE__);          \
     } while (0)
 int btrm_comm_error(int mpi_rc, const char *call, const char *file, int line);
+
+/* Test hook: with BTRM_TEST_RANKS_PER_NODE=k in the environment, each node's
+ * ranks are split further into groups of k consecutive ranks, each group
+ * acting as a node of its own (its own shared window, its own copy of the
+ * features), so that one machine tests what several nodes do
+ * (tests/multinode.sh). The node takes the largest k any of its ranks sees;
+ * unset or 0 means no split. Never needed on a real cluster. */
+#define BTRM_TEST_RANKS_PER_NODE_ENV "BTRM_TEST_RANKS_PER_NODE"
 
 int btrm_comm_init(btrm_comm *c, MPI_Comm parent);
 void btrm_comm_free(btrm_comm *c);
@@ -74,6 +83,41 @@ int btrm_comm_reduce_scatter_f32(const btrm_comm *c, const float *send, float *r
  * is already filled; afterwards every rank has every block. */
 int btrm_comm_allgatherv_f32(const btrm_comm *c, float *buf, const int *counts,
                              const int *displs);
+
+/* A gradient reduction in regions, overlapped with the backward pass: each
+ * region of buf (a contiguous range, fixed at init; every element in exactly
+ * one) is reduced by a non-blocking collective started as soon as the caller
+ * says the region is final (btrm_comm_reducer_start), so that the reduction of
+ * a finished block runs while the next is computed. Open MPI's shared-memory
+ * transport has no progress thread: start also tests the requests in flight.
+ *   allreduce (shard_counts NULL): every rank gets the sum of every region in
+ *     place in buf;
+ *   reduce-scatter (shard_counts[size]): rank p gets the sum of its block
+ *     [sum(shard_counts[0..p)), + shard_counts[p]) of buf into shard_out,
+ *     as btrm_comm_reduce_scatter_f32 gives it; each region's collective
+ *     carries only the parts of the ranks' blocks it overlaps.
+ * The regions and their collectives are the same every step and on every
+ * rank, so the result is bitwise repeatable for a given rank count (for 2
+ * ranks every element is one addition a + b, the same in any order). Start
+ * the regions in the same order on every rank. */
+typedef struct btrm_comm_reducer {
+    const btrm_comm *c;
+    float *buf, *shard_out;
+    int n_regions, started;
+    size_t *first, *count;
+    int *counts, *displs;   /* reduce-scatter: [n_regions * size] */
+    int64_t *shard_lo;      /* reduce-scatter: each rank's block start, [size + 1] */
+    MPI_Request *req;
+} btrm_comm_reducer;
+int btrm_comm_reducer_init(btrm_comm_reducer *r, const btrm_comm *c, float *buf,
+                           const size_t *first, const size_t *count, int n_regions,
+                           const int *shard_counts, float *shard_out);
+/* Starts region k (collective, in the same order on every rank) and tests the
+ * requests in flight. */
+int btrm_comm_reducer_start(btrm_comm_reducer *r, int k);
+/* Waits for every region; the next step starts again from region 0. */
+int btrm_comm_reducer_wait(btrm_comm_reducer *r);
+void btrm_comm_reducer_free(btrm_comm_reducer *r);
 
 /* The per-step agreement of the trainer in one collective: the sum of a
  * double, the minimum of another and the maximum of an int (a stop flag). */

@@ -1,5 +1,5 @@
-/* error.c: the last error of this process (one message; btrm is not
- * multithreaded outside BLAS). */
+/* error.c: the last error of this thread (one message per thread: `btrm
+ * serve`'s I/O threads and its compute engine each keep their own). */
 #include "error.h"
 
 #include <stdarg.h>
@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int last_code;
-static char last_msg[BTRM_ERROR_MAX];
+static _Thread_local int last_code;
+static _Thread_local char last_msg[BTRM_ERROR_MAX];
 
 int btrm_error_set(int code, const char *fmt, ...)
 {

@@ -7,6 +7,7 @@
 #include "ckpt.h"
 
 #include "error.h"
+#include "fault.h"
 #include "fileutil.h"
 #include "h5util.h"
 #include "log.h"
@@ -16,7 +17,6 @@
 #include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +145,7 @@ static int write_dataset(const btrm_comm *c, hid_t loc, const char *name, int nd
     BTRM_CHECK_H5(dcpl, path);
     dset = H5Dcreate2(loc, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     BTRM_CHECK_H5(dset, path);
+    btrm_fault_point("ckpt-write", c->rank);
     BTRM_CHECK_H5(transfer(dset, 1, a, b, buf), path);
     uint32_t crc = 0;
     rc = combine_crc(c, b > a ? crc_of(buf, b - a) : 0, b > a ? (b - a) * sizeof(float) : 0,
@@ -155,16 +156,6 @@ static int write_dataset(const btrm_comm *c, hid_t loc, const char *name, int nd
 fail:
     BTRM_H5_CLOSE(dset, dcpl, space);
     return rc;
-}
-
-static void fault_point(const btrm_comm *c, const char *where)
-{
-    const char *fault = getenv(BTRM_FAULT_ENV);
-    if (fault && !strcmp(fault, where) && c->rank == 0) {
-        fprintf(stderr, "btrm: rank 0: fault injection '%s': killing myself\n", where);
-        fflush(stderr);
-        raise(SIGKILL);
-    }
 }
 
 static hsize_t max_u(hsize_t a, hsize_t b) { return a > b ? a : b; }
@@ -239,6 +230,24 @@ int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *
     const btrm_head *head = d->head;
     file = open_parallel(tmp, c, 1);
     BTRM_CHECK_H5(file, tmp);
+    /* The disk space first, decided together: a write that fails for lack of
+     * space inside libhdf5 fails on some ranks only, and the others wait in
+     * the next collective call forever (the 2-rank hang on a full tmpfs). */
+    int n_state = d->optim ? d->optim->n_state : 0;
+    /* the flat vector: the head's and, with a fine-tuned backbone, its
+     * trained tensors (one dataset each) */
+    uint64_t n_flat = d->n_params ? (uint64_t)d->n_params : (uint64_t)head->n_params;
+    uint64_t n_bb = d->meta.backbone && d->meta.backbone->lt
+                        ? (uint64_t)d->meta.backbone->lt->n_tensors : 0;
+    if (c->rank == 0)
+        rc = btrm_file_reserve(tmp, btrm_h5_reserve_bytes(
+                                        4 * n_flat * (uint64_t)(1 + n_state) +
+                                            (config_text ? strlen(config_text) : 0),
+                                        3 * (uint64_t)head->n_layers + n_bb +
+                                            (uint64_t)n_state + 32));
+    rc = btrm_comm_agree(c, rc);
+    if (rc)
+        goto fail;
     BTRM_CHECK_H5(gcpl = btrm_h5_gcpl(), tmp);
     rc = btrm_h5_write_format(file, &btrm_format_checkpoint);
     if (!rc)
@@ -288,7 +297,7 @@ int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *
         H5Gclose(group);
         group = -1;
     }
-    fault_point(c, "ckpt-midway");
+    btrm_fault_point("ckpt-midway", c->rank);
 
     optim = H5Gcreate2(file, "optim", H5P_DEFAULT, gcpl, H5P_DEFAULT);
     BTRM_CHECK_H5(optim, tmp);

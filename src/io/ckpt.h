@@ -97,9 +97,8 @@ void btrm_ckpt_list_free(char **paths, int n);
  * warnings: the new checkpoint is already safe. */
 void btrm_ckpt_rotate(const char *dir, const char *newest, int keep);
 
-/* Fault injection for tests: BTRM_FAULT=ckpt-midway kills rank 0 with SIGKILL
- * halfway through a checkpoint write (after the tensors, before the optimizer
- * state). */
-#define BTRM_FAULT_ENV "BTRM_FAULT"
+/* Fault injection for tests (fault.h): BTRM_FAULT=ckpt-midway kills rank 0
+ * halfway through a checkpoint write (after the tensors, before the moments);
+ * ckpt-write acts just before each collective dataset write. */
 
 #endif

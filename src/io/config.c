@@ -88,7 +88,8 @@ static const key_def keys[] = {
     { "run.out_dir", T_PATH, "\"\"", "output directory (config, metrics, model); `\"\"` = "
       "`runs/<run.name>`", AT(run.out_dir) },
     { "run.seed", T_U64, "1", "seed of the initialization and of the shuffling", AT(run.seed) },
-    { "run.threads", T_INT, "1", "BLAS threads per MPI rank", AT(run.threads), GE(1) },
+    { "run.threads", T_INT, "1", "BLAS and oneDNN (OpenMP) threads per MPI rank", AT(run.threads),
+      GE(1) },
     { "data.train", T_PATH, "\"\"", "training pair store (HDF5); required by `btrm train`",
       AT(data.train) },
     { "data.eval", T_PATH_LIST, "[]", "pair stores evaluated during and after training",
@@ -163,6 +164,9 @@ static const key_def keys[] = {
     { "train.recompute", T_BOOL, "false", "keep only each trainable block's input and run its "
       "forward again in the backward (less memory, about one more forward of those blocks)",
       AT(train.recompute) },
+    { "train.precision", T_ENUM, "fp32", "input precision of the head's matrix products: `bf16` "
+      "rounds their inputs to bfloat16 (fp32 accumulation, fp32 master weights, optimizer, "
+      "loss and NormBT distances); needs oneDNN", AT(train.precision), NAMES("fp32", "bf16") },
     { "checkpoint.dir", T_PATH, "\"\"", "checkpoint directory; `\"\"` = "
       "`<run.out_dir>/checkpoints`", AT(checkpoint.dir) },
     { "checkpoint.every", T_I64, "0", "steps between checkpoints; 0 = only at the end",
@@ -190,6 +194,9 @@ static const key_def keys[] = {
       "blocks to float32, then GEMM; exact), `int8` (Q8_0 and K-quants: 8-bit activations, "
       "integer dot products; docs/backbones.md has its error); `auto` = dequant",
       AT(embed.kernel), NAMES("auto", "dequant", "int8") },
+    { "embed.precision", T_ENUM, "fp32", "input precision of the backbone's weight products: "
+      "`bf16` keeps the weights once in bfloat16 and rounds the activations (fp32 "
+      "accumulation); needs oneDNN", AT(embed.precision), NAMES("fp32", "bf16") },
 };
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -272,11 +279,14 @@ static const char *excerpt(char *buf, size_t size, const char *text, size_t len)
 }
 
 /* Edit distance counting a swap of neighbours as one edit ("mpl" -> "mlp");
- * b (a table name) is at most SUGGEST_MAX bytes. Rows i-2, i-1, i. */
+ * b (a table name) is at most SUGGEST_MAX bytes. Rows i-2, i-1, i. SIZE_MAX
+ * when the lengths differ by more than 3, the farthest suggest_limit
+ * accepts (the distance is at least the difference): a long name costs no
+ * quadratic work per key. */
 static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb)
 {
     size_t rows[3][SUGGEST_MAX + 1];
-    if (nb > SUGGEST_MAX)
+    if (nb > SUGGEST_MAX || na > nb + 3 || nb > na + 3)
         return SIZE_MAX;
     for (size_t j = 0; j <= nb; j++)
         rows[0][j] = rows[1][j] = j;
@@ -946,7 +956,9 @@ static int check_stored(const btrm_config *cfg, const key_def *k)
 /* ---------------------------------------------------------------------------
  * Public API */
 
-void btrm_config_defaults(btrm_config *cfg)
+/* The table's defaults, parsed once (one small YAML document per key) and
+ * copied afterwards: a sweep or a report loads hundreds of configs. */
+static void parse_defaults(btrm_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     for (int i = 0; i < N_KEYS; i++) {
@@ -963,6 +975,17 @@ void btrm_config_defaults(btrm_config *cfg)
             abort();
         }
     }
+}
+
+void btrm_config_defaults(btrm_config *cfg)
+{
+    static btrm_config defaults;
+    static int parsed;
+    if (!parsed) {
+        parse_defaults(&defaults);
+        parsed = 1;
+    }
+    memcpy(cfg, &defaults, sizeof *cfg); /* padding included: configs compare with memcmp */
 }
 
 int btrm_config_load(btrm_config *cfg, const char *path, const char *const *sets, int n_sets)
@@ -990,7 +1013,18 @@ int btrm_config_load(btrm_config *cfg, const char *path, const char *const *sets
 
 int btrm_config_set(btrm_config *cfg, const char *assignment)
 {
-    return apply_assignment(NULL, cfg, assignment);
+    /* on a copy: a mapping value ("loss={type: normbt, bad: 1}") may fail
+     * after some of its keys were applied, and cfg must stay unchanged */
+    btrm_config *tmp = NULL;
+    int rc = BTRM_MALLOC(tmp, 1);
+    if (rc)
+        return rc;
+    memcpy(tmp, cfg, sizeof *tmp);
+    rc = apply_assignment(NULL, tmp, assignment);
+    if (!rc)
+        memcpy(cfg, tmp, sizeof *cfg);
+    free(tmp);
+    return rc;
 }
 
 int btrm_config_validate(const btrm_config *cfg)

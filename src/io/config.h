@@ -26,7 +26,7 @@ typedef struct btrm_config {
         char name[BTRM_NAME_MAX];    /* run.name, default "btrm" */
         char out_dir[BTRM_PATH_MAX]; /* run.out_dir, default "runs/<name>" ("" = that) */
         uint64_t seed;               /* run.seed, default 1 */
-        int threads;                 /* run.threads: BLAS threads per rank, default 1 */
+        int threads;                 /* run.threads: BLAS and oneDNN threads per rank, default 1 */
     } run;
     struct {
         char train[BTRM_PATH_MAX];            /* data.train (required by train) */
@@ -78,6 +78,7 @@ typedef struct btrm_config {
         int64_t eval_every;   /* train.eval_every, 0 = only at the end */
         int64_t micro_batch;  /* train.micro_batch: pairs per backbone forward, 0 = all */
         bool recompute;       /* train.recompute: recompute block activations in backward */
+        int precision;        /* train.precision: fp32 | bf16 (BTRM_PREC_*, gemm.h) */
     } train;
     struct {
         char dir[BTRM_PATH_MAX]; /* checkpoint.dir, "" = <out_dir>/checkpoints */
@@ -95,6 +96,7 @@ typedef struct btrm_config {
         int max_batch_tokens;    /* embed.max_batch_tokens: tokens per forward, default 4096 */
         bool dequantize;         /* embed.dequantize: float32 copies at load, default false */
         int kernel;              /* embed.kernel: auto | dequant | int8 (BTRM_KERNEL_*) */
+        int precision;           /* embed.precision: fp32 | bf16 (BTRM_PREC_*, gemm.h) */
     } embed;
 } btrm_config;
 

@@ -2,12 +2,15 @@
 #include "embedfile.h"
 
 #include "error.h"
+#include "fileutil.h"
 #include "h5util.h"
+#include "log.h"
 
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ------------------------------------------------------------------------ */
 /* The output store */
@@ -93,7 +96,7 @@ static int write_json_attrs(hid_t dset, json_t *attrs)
 }
 
 int btrm_features_create(const char *in_path, const char *tmp, const char *out_path,
-                         int64_t n_rows, int dim, int f16, const char *label,
+                         int64_t n_rows, int dim, int dtype, const char *label,
                          json_t *attrs)
 {
     int rc = 0;
@@ -107,6 +110,16 @@ int btrm_features_create(const char *in_path, const char *tmp, const char *out_p
     if (out < 0) {
         rc = btrm_h5_error(out_path, "H5Fcreate", __FILE__, __LINE__);
         rc = btrm_error_wrap(rc, "cannot create %s (temporary file for %s)", tmp, out_path);
+        goto fail;
+    }
+    /* the space of the copy and of /features, before any rank writes: the
+     * collective writes then cannot fail for lack of space on some ranks */
+    struct stat in_st;
+    uint64_t in_bytes = stat(in_path, &in_st) == 0 ? (uint64_t)in_st.st_size : 0;
+    rc = btrm_file_reserve(tmp, btrm_h5_reserve_bytes(
+                                    in_bytes + (uint64_t)n_rows * (uint64_t)dim * btrm_dtype_size(dtype), 16));
+    if (rc) {
+        rc = btrm_error_wrap(rc, "cannot write %s", out_path);
         goto fail;
     }
     BTRM_CHECK_H5(in_root = H5Gopen2(in, "/", H5P_DEFAULT), in_path);
@@ -133,8 +146,7 @@ int btrm_features_create(const char *in_path, const char *tmp, const char *out_p
     BTRM_CHECK_H5(H5Pset_layout(dcpl, H5D_CONTIGUOUS), out_path);
     BTRM_CHECK_H5(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), out_path);
     BTRM_CHECK_H5(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), out_path);
-    BTRM_CHECK_H5(type = f16 ? btrm_h5_half_type(H5T_IEEE_F32LE) : H5Tcopy(H5T_IEEE_F32LE),
-                  out_path);
+    BTRM_CHECK_H5(type = btrm_h5_float_type(dtype, H5T_IEEE_F32LE), out_path);
     BTRM_CHECK_H5(dset = H5Dcreate2(out, "features", type, space, H5P_DEFAULT, dcpl,
                                     H5P_DEFAULT), out_path);
     rc = btrm_h5_write_attr_string(dset, "backbone", label);
@@ -298,7 +310,7 @@ static void features_close(btrm_features_writer *f, int *rc, const char *path)
     f->fapl = f->file = f->dset = f->fspace = f->mspace = f->dxpl = f->mtype = -1;
 }
 
-static int features_open(btrm_features_writer *f, const char *tmp, const char *path, int f16,
+static int features_open(btrm_features_writer *f, const char *tmp, const char *path, int dtype,
                          const btrm_comm *c)
 {
     int rc = 0;
@@ -318,9 +330,7 @@ static int features_open(btrm_features_writer *f, const char *tmp, const char *p
     BTRM_CHECK_H5(H5Pset_dxpl_mpio(f->dxpl, H5FD_MPIO_COLLECTIVE), path);
     /* Memory type = file type: no conversion, which would make HDF5 quietly
      * fall back to independent I/O. */
-    BTRM_CHECK_H5(f->mtype = f16 ? btrm_h5_half_type(H5T_NATIVE_FLOAT)
-                                 : H5Tcopy(H5T_NATIVE_FLOAT),
-                  path);
+    BTRM_CHECK_H5(f->mtype = btrm_h5_float_type(dtype, H5T_NATIVE_FLOAT), path);
 fail:
     return rc;
 }
@@ -345,12 +355,15 @@ int btrm_features_write(btrm_features_writer *f, int64_t first, int64_t rows, in
         BTRM_CHECK_H5(H5Sselect_none(f->fspace), path);
     }
     BTRM_CHECK_H5(H5Dwrite(f->dset, f->mtype, f->mspace, f->fspace, f->dxpl, buf), path);
+    H5D_mpio_actual_io_mode_t mode;
+    if (H5Pget_mpio_actual_io_mode(f->dxpl, &mode) >= 0 && mode == H5D_MPIO_NO_COLLECTIVE)
+        btrm_log_debug("%s: HDF5 wrote /features independently, not collectively", path);
 fail:
     return rc;
 }
 
 int btrm_features_open(btrm_features_writer **w, const char *tmp, const char *out_path,
-                       int f16, const btrm_comm *c)
+                       int dtype, const btrm_comm *c)
 {
     btrm_features_writer *f = NULL;
     *w = NULL;
@@ -359,7 +372,7 @@ int btrm_features_open(btrm_features_writer **w, const char *tmp, const char *ou
         free(f);
         return rc;
     }
-    rc = features_open(f, tmp, out_path, f16, c);
+    rc = features_open(f, tmp, out_path, dtype, c);
     /* H5Fclose is collective: if the file is open on some ranks only, no
      * orderly way out remains. */
     int not_open = f->file < 0, any_not_open = not_open;

@@ -31,12 +31,13 @@ int btrm_texts_read(btrm_texts_reader *r, int64_t first, int64_t count,
 void btrm_texts_close(btrm_texts_reader *r);
 
 /* Rank 0, serial: tmp = in_path without /features, plus /features
- * [n_rows, dim] (float16 when f16, else float32), allocated, with the string
+ * [n_rows, dim] of dtype (dtype.h: BTRM_DTYPE_F32, F16 or BF16, h5util's
+ * btrm_h5_float_type), allocated, with the string
  * attribute backbone = label, the int attribute dim and attrs (a JSON object
  * of strings, integers, numbers and booleans) on it. The root's btrm_format
  * and btrm_version become this btrm's. Errors name out_path. */
 int btrm_features_create(const char *in_path, const char *tmp, const char *out_path,
-                         int64_t n_rows, int dim, int f16, const char *label,
+                         int64_t n_rows, int dim, int dtype, const char *label,
                          json_t *attrs);
 
 /* The collective writer of tmp's /features. */
@@ -46,9 +47,11 @@ typedef struct btrm_features_writer btrm_features_writer;
  * failure nothing is left open (a file open on some ranks only, which no
  * collective close could undo, aborts the job). */
 int btrm_features_open(btrm_features_writer **w, const char *tmp, const char *out_path,
-                       int f16, const btrm_comm *c);
-/* Collective: rows [first, first + rows) of /features from buf (float32, or
- * IEEE half when f16); rows == 0 takes part with an empty selection. */
+                       int dtype, const btrm_comm *c);
+/* Collective: rows [first, first + rows) of /features from buf (in the
+ * dtype of btrm_features_open: the memory type is the file type, so that
+ * HDF5 converts nothing and the write stays collective; -v logs a write that
+ * HDF5 did independently); rows == 0 takes part with an empty selection. */
 int btrm_features_write(btrm_features_writer *w, int64_t first, int64_t rows, int dim,
                         const void *buf);
 /* Collective: closes the file (NULL is fine); the code of the close. */

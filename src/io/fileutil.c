@@ -1,6 +1,8 @@
+#define _GNU_SOURCE /* fallocate, FALLOC_FL_KEEP_SIZE */
 #include "fileutil.h"
 
 #include "error.h"
+#include "types.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +13,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 int btrm_mkdir_p(const char *dir)
 {
@@ -44,12 +48,53 @@ void btrm_tmp_path(const char *path, char *tmp, size_t size)
     snprintf(tmp, size, "%s/.%s.tmp.%ld", dirname(a), basename(b), (long)getpid());
 }
 
-/* Flushes a file's (or directory's) data to stable storage. */
+int btrm_file_reserve(const char *path, uint64_t bytes)
+{
+    if (bytes == 0)
+        return 0;
+    if (bytes > (uint64_t)INT64_MAX)
+        return btrm_error_set(BTRM_EIO, "%s: cannot reserve %llu bytes: %s", path,
+                              (unsigned long long)bytes, strerror(EFBIG));
+    int fd = open(path, O_WRONLY);
+    if (fd < 0)
+        return btrm_error_set(BTRM_EIO, "cannot open %s: %s", path, strerror(errno));
+    int r, e = 0;
+    do
+        r = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)bytes);
+    while (r != 0 && errno == EINTR);
+    if (r != 0)
+        e = errno;
+    if (r != 0 && (e == EOPNOTSUPP || e == ENOSYS)) {
+        /* no reservation here (some NFS, older Lustre): check the room at least */
+        struct statvfs vfs;
+        e = 0;
+        if (fstatvfs(fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < bytes)
+            e = ENOSPC;
+    }
+    close(fd);
+    if (e)
+        return btrm_error_set(BTRM_EIO, "%s: cannot reserve %llu bytes: %s", path,
+                              (unsigned long long)bytes, strerror(e));
+    return 0;
+}
+
+/* Flushes a file's (or directory's) data to stable storage; for a regular
+ * file, first gives back the reserved blocks past its end (btrm_file_reserve):
+ * a truncation to its own size frees them. */
 static int sync_path(const char *path)
 {
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return -1;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        int w = open(path, O_WRONLY);
+        if (w >= 0) {
+            int t = ftruncate(w, st.st_size); /* on failure they stay reserved: no harm */
+            (void)t;
+            close(w);
+        }
+    }
     int r = fsync(fd);
     int e = errno;
     close(fd);
@@ -130,6 +175,15 @@ int btrm_jsonl_write(FILE *out, const json_t *obj, const char *what)
         fputc('\n', out) == EOF)
         return btrm_error_set(BTRM_EIO, "cannot write %s", what);
     return 0;
+}
+
+int btrm_path_absolute(const char *path, char *out, size_t size)
+{
+    char cwd[BTRM_PATH_MAX];
+    if (path[0] != '/' && !getcwd(cwd, sizeof cwd))
+        return btrm_error_set(BTRM_EIO, "cannot name the current directory: %s", strerror(errno));
+    return btrm_path_join(out, size, path[0] == '/' ? "" : cwd,
+                          strncmp(path, "./", 2) ? path : path + 2);
 }
 
 int btrm_path_join(char *out, size_t size, const char *dir, const char *name)
@@ -228,4 +282,32 @@ uint32_t btrm_crc32_update(uint32_t crc, const void *bytes, size_t size)
         size -= chunk;
     }
     return (uint32_t)c;
+}
+
+int btrm_file_xxh128(const char *path, char hex[33])
+{
+    hex[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return btrm_error_set(BTRM_EIO, "cannot open %s: %s", path, strerror(errno));
+    XXH3_state_t *st = XXH3_createState();
+    int rc = st && XXH3_128bits_reset(st) == XXH_OK
+                 ? 0
+                 : btrm_error_set(BTRM_ENOMEM, "out of memory hashing %s", path);
+    static _Thread_local char block[1 << 16];
+    size_t got;
+    while (!rc && (got = fread(block, 1, sizeof block, f)) > 0)
+        if (XXH3_128bits_update(st, block, got) != XXH_OK)
+            rc = btrm_error_set(BTRM_EIO, "cannot hash %s", path);
+    if (!rc && ferror(f))
+        rc = btrm_error_set(BTRM_EIO, "cannot read %s", path);
+    if (!rc) {
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+        for (int i = 0; i < 16; i++)
+            snprintf(hex + 2 * i, 3, "%02x", c.digest[i]);
+    }
+    XXH3_freeState(st);
+    fclose(f);
+    return rc;
 }

@@ -11,7 +11,7 @@
 /* The versions this btrm writes. A version changes when a reader of the old
  * one would misread the new one (docs/format.md lists what each changed). */
 const btrm_format btrm_format_pairs = { "pairs", 1 };
-const btrm_format btrm_format_model = { "model", 2 };
+const btrm_format btrm_format_model = { "model", 3 };
 const btrm_format btrm_format_checkpoint = { "checkpoint", 3 };
 const btrm_format btrm_format_eval = { "eval", 1 };
 const btrm_format btrm_format_summary = { "summary", 1 };

@@ -628,6 +628,23 @@ int btrm_h5_commit_atomic(btrm_h5_atomic *a)
     return rc;
 }
 
+uint64_t btrm_h5_reserve_bytes(uint64_t data_bytes, uint64_t n_objects)
+{
+    /* superblock, root group, heaps: well under 64 KiB; an object header with
+     * its attributes is a few hundred bytes; 1/64 for what the estimate missed */
+    return data_bytes + data_bytes / 64 + 1024 * n_objects + (64u << 10);
+}
+
+int btrm_h5_reserve_atomic(btrm_h5_atomic *a, uint64_t bytes)
+{
+    int rc = btrm_file_reserve(a->tmp, bytes);
+    if (rc) {
+        rc = btrm_error_wrap(rc, "cannot write %s", a->path);
+        btrm_h5_abort_atomic(a);
+    }
+    return rc;
+}
+
 void btrm_h5_abort_atomic(btrm_h5_atomic *a)
 {
     if (!a)
@@ -657,15 +674,53 @@ fail:
     return rc;
 }
 
-hid_t btrm_h5_half_type(hid_t base)
+/* base reshaped into a 16-bit float: fields, then size (H5Tset_size refuses a
+ * size that cuts the current fields), then the bias */
+static hid_t float16_type(hid_t base, size_t epos, size_t esize, size_t msize, size_t ebias)
 {
     hid_t t = H5Tcopy(base);
     if (t < 0)
         return -1;
-    if (H5Tset_fields(t, 15, 10, 5, 0, 10) < 0 || H5Tset_size(t, 2) < 0 ||
-        H5Tset_ebias(t, 15) < 0) {
+    if (H5Tset_fields(t, 15, epos, esize, 0, msize) < 0 || H5Tset_size(t, 2) < 0 ||
+        H5Tset_ebias(t, ebias) < 0) {
         H5Tclose(t);
         return -1;
     }
     return t;
+}
+
+hid_t btrm_h5_half_type(hid_t base) { return float16_type(base, 10, 5, 10, 15); }
+
+hid_t btrm_h5_bf16_type(hid_t base) { return float16_type(base, 7, 8, 7, 127); }
+
+hid_t btrm_h5_float_type(int dtype, hid_t base)
+{
+    switch (dtype) {
+    case BTRM_DTYPE_F16: return btrm_h5_half_type(base);
+    case BTRM_DTYPE_BF16: return btrm_h5_bf16_type(base);
+    default: return H5Tcopy(base);
+    }
+}
+
+int btrm_h5_float_dtype(hid_t type, int *swap)
+{
+    size_t spos, epos, esize, mpos, msize;
+    *swap = 0;
+    if (H5Tget_class(type) != H5T_FLOAT ||
+        H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0)
+        return -1;
+    size_t size = H5Tget_size(type), ebias = H5Tget_ebias(type);
+    int dtype = -1;
+    if (size == 4 && spos == 31 && epos == 23 && esize == 8 && mpos == 0 && msize == 23 &&
+        ebias == 127)
+        dtype = BTRM_DTYPE_F32;
+    else if (size == 2 && spos == 15 && epos == 10 && esize == 5 && mpos == 0 && msize == 10 &&
+             ebias == 15)
+        dtype = BTRM_DTYPE_F16;
+    else if (size == 2 && spos == 15 && epos == 7 && esize == 8 && mpos == 0 && msize == 7 &&
+             ebias == 127)
+        dtype = BTRM_DTYPE_BF16;
+    if (dtype >= 0)
+        *swap = H5Tget_order(type) != H5Tget_order(H5T_NATIVE_FLOAT);
+    return dtype;
 }

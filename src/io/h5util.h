@@ -10,6 +10,7 @@
 #define BTRM_H5UTIL_H
 
 #include "config.h"
+#include "dtype.h"
 #include "format.h"
 
 #include <hdf5.h>
@@ -107,6 +108,18 @@ int btrm_h5_write_dataset(hid_t loc, const char *path, const char *name, hid_t f
 /* An IEEE binary16 type in the byte order of base (H5T_IEEE_F32LE for files,
  * H5T_NATIVE_FLOAT for memory), as h5py builds float16; caller closes it. */
 hid_t btrm_h5_half_type(hid_t base);
+/* bfloat16: base (an IEEE binary32 type) cut to its upper 16 bits: sign at
+ * bit 15, 8 exponent bits at bit 7, 7 mantissa bits at bit 0, bias 127.
+ * h5py reads it as float32 values and h5dump prints numbers
+ * (docs/format.md). Caller closes it. */
+hid_t btrm_h5_bf16_type(hid_t base);
+/* The HDF5 type of a dtype (dtype.h) in the byte order of base; caller
+ * closes it. */
+hid_t btrm_h5_float_type(int dtype, hid_t base);
+/* The dtype of an HDF5 float type: BTRM_DTYPE_F32 (IEEE binary32),
+ * BTRM_DTYPE_F16 (IEEE binary16), BTRM_DTYPE_BF16 (the type above), or -1
+ * for any other; *swap is set when its byte order is not the machine's. */
+int btrm_h5_float_dtype(hid_t type, int *swap);
 
 /* "float32", "float16", "int64", "uint8", "string", "compound", ... */
 void btrm_h5_type_name(hid_t type, char *out, size_t size);
@@ -122,6 +135,14 @@ typedef struct btrm_h5_atomic {
 } btrm_h5_atomic;
 int btrm_h5_create_atomic(btrm_h5_atomic *a, const char *path);
 int btrm_h5_commit_atomic(btrm_h5_atomic *a);
+/* Reserves bytes of disk space for the temporary file (btrm_file_reserve)
+ * before its data are written; on failure aborts it (nothing is left) and
+ * returns BTRM_EIO naming path. */
+int btrm_h5_reserve_atomic(btrm_h5_atomic *a, uint64_t bytes);
+/* The bytes to reserve for an HDF5 file holding data_bytes of datasets and
+ * n_objects groups, datasets and attributes: the data plus headroom for
+ * HDF5's metadata. */
+uint64_t btrm_h5_reserve_bytes(uint64_t data_bytes, uint64_t n_objects);
 void btrm_h5_abort_atomic(btrm_h5_atomic *a);
 
 #endif

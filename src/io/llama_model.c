@@ -3,6 +3,7 @@
 #include "llama_model.h"
 
 #include "error.h"
+#include "gemm.h"
 #include "gguf.h"
 #include "qgemm.h"
 #include "quant.h"
@@ -28,14 +29,23 @@
 #define LLAMA2C_HEADER_BYTES 28
 #define LLAMA2C_MAGIC 0x616b3432 /* "ak42": llama2.c's newer (v1/v2) exports */
 
-/* The pthread and OpenMP builds of OpenBLAS export it; with another BLAS the
- * thread count comes from its own environment variables. */
-void openblas_set_num_threads(int num_threads) __attribute__((weak));
-
 /* ------------------------------------------------------------------------ */
 /* Memory the model owns (float32 copies) */
 
+static int own_bytes(btrm_llama_model *m, size_t bytes, void **out);
+
 static int own_alloc(btrm_llama_model *m, size_t n_floats, float **out)
+{
+    void *p = NULL;
+    int rc = own_bytes(m, n_floats * sizeof(float), &p);
+    if (rc)
+        return btrm_error_wrap(rc, "%s: %zu MiB of float32 weights", m->path,
+                               n_floats * 4 >> 20);
+    *out = p;
+    return 0;
+}
+
+static int own_bytes(btrm_llama_model *m, size_t bytes, void **out)
 {
     if (m->n_owned == m->cap_owned) {
         int cap = m->cap_owned ? 2 * m->cap_owned : 64;
@@ -45,13 +55,12 @@ static int own_alloc(btrm_llama_model *m, size_t n_floats, float **out)
         m->owned = p;
         m->cap_owned = cap;
     }
-    float *buf = NULL;
-    int rc = BTRM_MALLOC(buf, n_floats ? n_floats : 1);
+    unsigned char *buf = NULL;
+    int rc = BTRM_MALLOC(buf, bytes ? bytes : 1);
     if (rc)
-        return btrm_error_wrap(rc, "%s: %zu MiB of float32 weights", m->path,
-                               n_floats * 4 >> 20);
+        return rc;
     m->owned[m->n_owned++] = buf;
-    m->owned_bytes += n_floats * sizeof(float);
+    m->owned_bytes += bytes;
     *out = buf;
     return 0;
 }
@@ -70,6 +79,43 @@ static int to_f32(btrm_llama_model *m, btrm_llama_matrix *mat)
     mat->data = buf;
     mat->type = BTRM_Q_F32;
     return 0;
+}
+
+/* mat -> a bf16 copy (embed.precision: bf16), rounded to nearest even from
+ * its exact float32 value (btrm_quant_dequant into bf16), one row at a time. */
+static int to_bf16(btrm_llama_model *m, btrm_llama_matrix *mat)
+{
+    if (mat->type == BTRM_Q_BF16)
+        return 0;
+    size_t cols = (size_t)mat->cols, row_bytes = btrm_quant_row_bytes(mat->type, mat->cols);
+    void *buf = NULL;
+    int rc = own_bytes(m, (size_t)mat->rows * cols * sizeof(uint16_t), &buf);
+    if (rc)
+        return btrm_error_wrap(rc, "%s: %zu MiB of bf16 weights", m->path,
+                               (size_t)mat->rows * cols * 2 >> 20);
+    uint16_t *out = buf;
+    for (int r = 0; r < mat->rows; r++)
+        btrm_quant_dequant(mat->type, (const unsigned char *)mat->data + (size_t)r * row_bytes,
+                           mat->cols, BTRM_PREC_BF16, out + (size_t)r * cols);
+    mat->data = out;
+    mat->type = BTRM_Q_BF16;
+    return 0;
+}
+
+int btrm_llama_model_to_bf16(btrm_llama_model *m, int quantized_too)
+{
+    int rc = 0;
+    for (int l = 0; !rc && l < m->hp.n_layers; l++) {
+        btrm_llama_layer *L = &m->w.layers[l];
+        btrm_llama_matrix *mats[7] = { &L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2, &L->w3 };
+        for (int i = 0; i < 7 && !rc; i++) {
+            int t = mats[i]->type;
+            if (t == BTRM_Q_F32 || t == BTRM_Q_F16 || quantized_too)
+                rc = to_bf16(m, mats[i]);
+        }
+    }
+    m->dequantized = m->dequantized || quantized_too;
+    return rc;
 }
 
 void btrm_llama_model_close(btrm_llama_model *m)
@@ -357,8 +403,11 @@ static int gguf_tensors(btrm_llama_model *m, const arch_spec *a)
     hp->vocab_size = (int)te->ne[1];
     if (hp->n_layers > 4096)
         return btrm_error_set(BTRM_EDATA, "%s: %d layers", m->path, hp->n_layers);
-    int rc = BTRM_CALLOC(m->w.layers, hp->n_layers);
+    /* before any product of the widths below */
+    int rc = btrm_llama_check_hparams(hp);
     if (rc)
+        return btrm_error_wrap(rc, "%s", m->path);
+    if ((rc = BTRM_CALLOC(m->w.layers, hp->n_layers)))
         return rc;
     if ((rc = gguf_matrix(m, "token_embd.weight", hp->vocab_size, hp->dim, &m->w.token_embd)) ||
         (rc = gguf_vector(m, "output_norm.weight", hp->dim, 0, &m->w.output_norm)))
@@ -528,11 +577,14 @@ static int open_llama2c(btrm_llama_model *m, const char *tokenizer_path)
         return btrm_error_set(BTRM_EDATA, "%s: a GGUF file; use --backbone gguf:%s", m->path,
                               m->path);
     int dim = h[0], hidden = h[1], n_layers = h[2], n_heads = h[3], n_kv = h[4];
-    int vocab = h[5] < 0 ? -h[5] : h[5], seq_len = h[6], shared = h[5] > 0;
+    /* a negative vocab_size means an untied classifier; INT32_MIN has no
+     * positive counterpart and is refused below as vocab 0 */
+    int vocab = h[5] == INT32_MIN ? 0 : h[5] < 0 ? -h[5] : h[5], seq_len = h[6];
+    int shared = h[5] > 0;
     const int lim = 1 << 20;
     if (dim < 1 || dim > lim || hidden < 1 || hidden > lim || n_layers < 1 ||
         n_layers > 4096 || n_heads < 1 || n_heads > dim || n_kv < 1 || n_kv > n_heads ||
-        h[5] == INT32_MIN || vocab < 1 || vocab > lim || seq_len < 1 || seq_len > lim ||
+        vocab < 1 || vocab > lim || seq_len < 1 || seq_len > lim ||
         dim % n_heads)
         return btrm_error_set(BTRM_EDATA, "%s: not a llama2.c checkpoint: implausible header "
                               "(dim %d, hidden %d, layers %d, heads %d, kv heads %d, vocab %d, "
@@ -678,6 +730,7 @@ void btrm_llama_opts_defaults(btrm_llama_opts *o)
     o->dequantize = 0;
     o->kernel = BTRM_KERNEL_AUTO;
     o->threads = 1;
+    o->precision = BTRM_PREC_FP32;
 }
 
 void btrm_llama_opts_from_config(btrm_llama_opts *o, const btrm_config *cfg)
@@ -690,6 +743,7 @@ void btrm_llama_opts_from_config(btrm_llama_opts *o, const btrm_config *cfg)
     o->dequantize = cfg->embed.dequantize;
     o->kernel = cfg->embed.kernel;
     o->threads = cfg->run.threads;
+    o->precision = cfg->embed.precision;
 }
 
 int btrm_llama_opts_config_args(const btrm_config *cfg, char *out, size_t size)
@@ -697,10 +751,11 @@ int btrm_llama_opts_config_args(const btrm_config *cfg, char *out, size_t size)
     static const char *const bos[] = { "auto", "0", "1" };
     static const char *const kernel[] = { "auto", "dequant", "int8" };
     int n = snprintf(out, size, "pool=%s,max_tokens=%d,bos=%s,max_batch_tokens=%d,"
-                     "dequantize=%d,kernel=%s,threads=%d",
+                     "dequantize=%d,kernel=%s,threads=%d,precision=%s",
                      cfg->embed.pool == BTRM_POOL_MEAN ? "mean" : "last", cfg->embed.max_tokens,
                      bos[cfg->embed.bos], cfg->embed.max_batch_tokens,
-                     cfg->embed.dequantize ? 1 : 0, kernel[cfg->embed.kernel], cfg->run.threads);
+                     cfg->embed.dequantize ? 1 : 0, kernel[cfg->embed.kernel], cfg->run.threads,
+                     btrm_precision_name(cfg->embed.precision));
     if (n < 0 || (size_t)n >= size)
         return btrm_error_set(BTRM_EUSAGE, "backbone options too long");
     return 0;
@@ -780,12 +835,20 @@ int btrm_llama_opts_parse(btrm_llama_opts *o, const char *args)
                 o->kernel = k;
         } else if (!strcmp(key, "threads")) {
             rc = parse_int(key, value, 1, 1024, &o->threads);
+        } else if (!strcmp(key, "precision")) {
+            if (!strcmp(value, "fp32"))
+                o->precision = BTRM_PREC_FP32;
+            else if (!strcmp(value, "bf16"))
+                o->precision = BTRM_PREC_BF16;
+            else
+                rc = btrm_error_set(BTRM_EUSAGE, "backbone option precision=%s: want fp32 or "
+                                    "bf16", value);
         } else if (!strcmp(key, "tokenizer")) {
             snprintf(o->tokenizer, sizeof o->tokenizer, "%s", value);
         } else {
             rc = btrm_error_set(BTRM_EUSAGE, "unknown backbone option '%s' (known: pool, "
                                 "max_tokens, bos, max_batch_tokens, dequantize, kernel, "
-                                "threads, tokenizer)", key);
+                                "threads, precision, tokenizer)", key);
         }
     }
     return rc;
@@ -823,16 +886,24 @@ int btrm_llama_embedder_open(btrm_llama_embedder *e, int format, const char *arg
     if (format == BTRM_LLAMA_GGUF && o->tokenizer[0])
         return btrm_error_set(BTRM_EUSAGE, "tokenizer= is for llama2c checkpoints; a GGUF "
                               "file carries its own tokenizer");
-    if ((rc = btrm_llama_model_open(&e->model, format, o->path, o->tokenizer, o->dequantize)))
+    /* bf16: F32/F16/BF16 weights once in bf16, quantised ones too with
+     * dequantize, else dequantised into bf16 row blocks as they are used */
+    const int bf16 = o->precision == BTRM_PREC_BF16;
+    if (bf16 && (rc = btrm_gemm_supports(BTRM_PREC_BF16)))
+        return btrm_error_wrap(rc, "embed.precision bf16");
+    if ((rc = btrm_llama_model_open(&e->model, format, o->path, o->tokenizer,
+                                    bf16 ? 0 : o->dequantize)))
         return rc;
+    if (bf16 && (rc = btrm_llama_model_to_bf16(e->model, o->dequantize)))
+        goto fail;
     const btrm_llama_hparams *hp = &e->model->hp;
     /* 0 or more than the model was made for: its context length */
-    e->max_tokens = o->max_tokens && o->max_tokens < hp->context ? o->max_tokens : hp->context;
-    if (openblas_set_num_threads)
-        openblas_set_num_threads(o->threads);
+    e->max_tokens = btrm_llama_opts_max_tokens(o, hp);
+    btrm_gemm_set_threads(o->threads);
     int batch_tokens = o->max_batch_tokens > e->max_tokens ? o->max_batch_tokens : e->max_tokens;
     if ((rc = btrm_llama_ws_init(&e->ws, hp, &e->model->w, batch_tokens, e->max_tokens,
-                                 o->kernel)))
+                                 o->kernel)) ||
+        (rc = btrm_llama_ws_set_precision(&e->ws, hp, &e->model->w, o->precision)))
         goto fail;
     e->max_seqs = batch_tokens < EMBED_MAX_SEQS ? batch_tokens : EMBED_MAX_SEQS;
     size_t dim = (size_t)hp->dim;
@@ -847,10 +918,20 @@ fail:
     return rc;
 }
 
+int btrm_llama_opts_max_tokens(const btrm_llama_opts *o, const btrm_llama_hparams *hp)
+{
+    return o->max_tokens && o->max_tokens < hp->context ? o->max_tokens : hp->context;
+}
+
+int btrm_llama_model_bos(const btrm_llama_model *m, int bos)
+{
+    int want = bos < 0 ? m->add_bos : bos;
+    return want && btrm_tok_bos(m->tok) >= 0;
+}
+
 int btrm_llama_embedder_bos(const btrm_llama_embedder *e)
 {
-    int want = e->opts.bos < 0 ? e->model->add_bos : e->opts.bos;
-    return want && btrm_tok_bos(e->model->tok) >= 0;
+    return btrm_llama_model_bos(e->model, e->opts.bos);
 }
 
 int btrm_llama_embedder_tokenize(const btrm_llama_embedder *e, const char *text,

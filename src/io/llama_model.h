@@ -45,7 +45,8 @@ typedef struct btrm_llama_model {
     btrm_tokenizer *tok;
     int add_bos;                    /* the file's tokenizer.ggml.add_bos_token (or its
                                      * tokenizer's default): embed.bos auto */
-    int dequantized;                /* matrices converted to float32 at load */
+    int dequantized;                /* matrices converted at load (to float32, or to
+                                     * bf16 by btrm_llama_model_to_bf16) */
     size_t mapped_bytes;            /* the file, mapped */
     size_t owned_bytes;             /* float32 copies made at load */
     /* private */
@@ -65,19 +66,28 @@ typedef struct btrm_llama_model {
 int btrm_llama_model_open(btrm_llama_model **m, int format, const char *path,
                           const char *tokenizer_path, int dequantize);
 void btrm_llama_model_close(btrm_llama_model *m); /* NULL: no-op */
+/* embed.precision bf16: each block matrix (q, k, v, o, gate, down, up) stored
+ * as F32 or F16, and with quantized_too also every quantised one, replaced by
+ * an owned bf16 copy (btrm_quant_dequant's bf16 output: rounded to nearest
+ * even from its exact float32 value; owned_bytes grows); BF16 matrices stay
+ * as mapped. The token embedding and the classifier keep their types. */
+int btrm_llama_model_to_bf16(btrm_llama_model *m, int quantized_too);
 /* "llama, qwen2, ..." the architectures btrm runs. */
 void btrm_llama_arch_names(char *out, size_t size);
 /* The file's content hash, XXH3-128 as 32 lowercase hex digits (the
  * canonical big-endian form xxhsum prints). */
 const char *btrm_llama_model_hash(btrm_llama_model *m);
+/* Whether texts start with BOS under the option bos (-1 auto: the file's
+ * add_bos_token; 0; 1): 1 when wanted and the tokenizer has one. */
+int btrm_llama_model_bos(const btrm_llama_model *m, int bos);
 
 /* ------------------------------------------------------------------------ */
 /* Options: the embed.* config keys, and the backbone argument string
  * "PATH[,key=value...]" whose keys override them: pool=last|mean,
  * max_tokens=N (0, or more than the model's context length: that length),
  * bos=auto|0|1 (auto: as the file says), max_batch_tokens=N,
- * dequantize=0|1, kernel=auto|dequant|int8, threads=N (BLAS threads),
- * tokenizer=PATH (llama2c). */
+ * dequantize=0|1, kernel=auto|dequant|int8, threads=N (BLAS and oneDNN
+ * threads), precision=fp32|bf16 (embed.precision), tokenizer=PATH (llama2c). */
 
 typedef struct btrm_llama_opts {
     char path[BTRM_PATH_MAX];
@@ -89,6 +99,7 @@ typedef struct btrm_llama_opts {
     int dequantize;
     int kernel;            /* BTRM_KERNEL_* (qgemm.h) */
     int threads;
+    int precision;         /* BTRM_PREC_FP32 | BTRM_PREC_BF16 (gemm.h) */
 } btrm_llama_opts;
 
 /* The defaults of the embed.* keys (config.c's table). */
@@ -97,6 +108,9 @@ void btrm_llama_opts_defaults(btrm_llama_opts *o);
 void btrm_llama_opts_from_config(btrm_llama_opts *o, const btrm_config *cfg);
 /* Parses "PATH[,key=value...]" over o. BTRM_EUSAGE naming the bad part. */
 int btrm_llama_opts_parse(btrm_llama_opts *o, const char *args);
+/* The tokens kept per text under o for a model of hp: o->max_tokens, or the
+ * context length when it is 0 or larger. */
+int btrm_llama_opts_max_tokens(const btrm_llama_opts *o, const btrm_llama_hparams *hp);
 /* "pool=last,max_tokens=512,..." of the config's keys (for a backbone spec). */
 int btrm_llama_opts_config_args(const btrm_config *cfg, char *out, size_t size);
 

@@ -1,11 +1,13 @@
-/* modelfile.c: the model file, format "model-v2" (docs/format.md): a head's
+/* modelfile.c: the model file, format "model-v3" (docs/format.md): a head's
  * tensors as float32 datasets /model/<tensor>/{weight,bias} with the head
- * kind, activation and loss as attributes, and for a model trained on an LLM
+ * kind, activation and loss as attributes, how its features were made as
+ * the attributes of /features, and (model-v3) for a model trained on an LLM
  * backbone the backbone's reference and trained tensors under /backbone,
  * readable by h5py with nothing but these names. */
 #include "modelfile_h5.h"
 
 #include "error.h"
+#include "feature_record_h5.h"
 #include "h5util.h"
 
 #include <hdf5.h>
@@ -156,6 +158,9 @@ int btrm_model_write(const char *path, const btrm_head *head, const float *param
         return btrm_error_set(BTRM_EDATA, "%s: cannot write a head with %d layers", path,
                               head->n_layers);
     int rc = btrm_h5_create_atomic(&a, path);
+    if (!rc)
+        rc = btrm_h5_reserve_atomic(&a, btrm_h5_reserve_bytes(4 * (uint64_t)head->n_params,
+                                                              4 * (uint64_t)head->n_layers + 16));
     if (rc)
         return rc;
     rc = btrm_h5_write_format(a.file, &btrm_format_model);
@@ -191,7 +196,13 @@ int btrm_model_write(const char *path, const btrm_head *head, const float *param
         H5Gclose(group);
         group = -1;
     }
-    BTRM_H5_CLOSE(model, gcpl); /* everything closed before the file is */
+    if (meta->features && meta->features->present) {
+        BTRM_CHECK_H5(group = H5Gcreate2(a.file, "features", H5P_DEFAULT, gcpl, H5P_DEFAULT),
+                      path);
+        if ((rc = btrm_feature_record_write_h5(group, meta->features)))
+            goto fail;
+    }
+    BTRM_H5_CLOSE(group, model, gcpl); /* everything closed before the file is */
     return btrm_h5_commit_atomic(&a);
 fail:
     BTRM_H5_CLOSE(group, model, gcpl);
@@ -375,7 +386,7 @@ int btrm_model_backbone_read_attrs(hid_t group, const char *path, btrm_model_bac
 }
 
 /* Opens path for reading with its format checked (a model file or a
- * checkpoint: both hold /model and, since model-v2 and checkpoint-v3,
+ * checkpoint: both hold /model and, since model-v3 and checkpoint-v3,
  * /backbone). */
 static int open_model_file(const char *path, hid_t *fapl, hid_t *file, int *version)
 {
@@ -558,4 +569,27 @@ fail:
     free(buf);
     BTRM_H5_CLOSE(model, file, fapl);
     return rc;
+}
+
+int btrm_model_read_features(const char *path, btrm_feature_record *rec)
+{
+    btrm_feature_record_clear(rec);
+    hid_t file = btrm_h5_open_read(path), group = -1;
+    if (file < 0)
+        return btrm_error_set(BTRM_EDATA, "%s: cannot open the model file (missing, "
+                              "unreadable or not HDF5)", path);
+    int rc = btrm_h5_exists(file, "/features");
+    if (rc > 0) {
+        rc = 0;
+        BTRM_CHECK_H5(group = H5Gopen2(file, "features", H5P_DEFAULT), path);
+        rc = btrm_feature_record_read_h5(group, rec);
+        if (rc)
+            rc = btrm_error_wrap(rc, "%s: /features", path);
+        else if (!rec->present)
+            rc = btrm_error_set(BTRM_EDATA, "%s: /features names no backbone (attributes "
+                                "backbone or backbone_spec)", path);
+    }
+fail:
+    BTRM_H5_CLOSE(group, file);
+    return rc < 0 ? rc : 0;
 }

@@ -1,22 +1,27 @@
-/* modelfile.h: the model file (format "model-v2", docs/format.md). io layer.
+/* modelfile.h: the model file (format "model-v3", docs/format.md). io layer.
  *
- *   attribute /btrm_format = "model-v2"
+ *   attribute /btrm_format = "model-v3" (model-v1 files, without /features,
+ *           and model-v2 files, without /backbone, still load)
  *   /model: string attrs head (linear|mlp), activation (gelu|relu|tanh),
  *           loss (bt|normbt); double attrs dist_ema, normbt_eps,
  *           max_weight (0 = none)
  *   /model/<tensor>/weight float32 [out, in], /model/<tensor>/bias float32 [out]
  *   for tensor in fc0, fc1, ..., out (a linear head has only out).
- *   /backbone (only for a model trained with model.backbone): the LLM that
- *           computes the representations, referenced by path and content
+ *   /features (group, optional): how the training features were made
+ *           (feature_record.h), under the attribute names of a store's
+ *           /features: backbone, backbone_spec, model_hash, dim, pool, bos,
+ *           max_tokens, kernel, chat_template (each only when known).
+ *   /backbone (model-v3, only for a model trained with model.backbone): the
+ *           LLM that computes the representations, referenced by path and content
  *           hash, never copied (attributes: btrm_model_backbone's fields),
  *           and its trained tensors /backbone/<name> float32 [rows, cols]
  *           (llama_train.h's names: LoRA adapters, or top_k blocks).
- * model-v1 files (no /backbone) are read as well.
  *
  * The HDF5 helpers these files share with other io modules are in h5util.h. */
 #ifndef BTRM_MODELFILE_H
 #define BTRM_MODELFILE_H
 
+#include "feature_record.h"
 #include "head.h"
 #include "llama_train.h"
 #include "loss.h"
@@ -49,6 +54,8 @@ typedef struct btrm_model_meta {
     double normbt_eps;
     double max_weight;    /* 0 = none */
     const btrm_model_backbone *backbone; /* write: the LLM backbone, or NULL (features) */
+    /* write only: how the features were made, or NULL (nothing recorded) */
+    const btrm_feature_record *features;
 } btrm_model_meta;
 
 /* A model's record of its loss (lp's center is not recorded) and back
@@ -67,6 +74,10 @@ int btrm_model_write(const char *path, const btrm_head *head, const float *param
  * NULL on failure). Errors (BTRM_EDATA) name the file and dataset. */
 int btrm_model_read(const char *path, btrm_head *head, float **params,
                     btrm_model_meta *meta);
+/* Serial read of /features: rec->present is 0 when the file records nothing
+ * (model-v1, a checkpoint, or a model trained on a store without a record).
+ * Errors (BTRM_EDATA) name the file. */
+int btrm_model_read_features(const char *path, btrm_feature_record *rec);
 
 /* Serial: the /backbone attributes of a model file or checkpoint into *bb
  * (lt NULL); *present = 0 (and 0 returned) for a model without one. */

@@ -8,7 +8,7 @@
  *      (pairs, category/subset codes and names, margins);
  *   2. rank 0 broadcasts them; every rank keeps its own copy;
  *   3. with BTRM_PAIRS_FEATURES, /features goes into node-shared memory: one
- *      float32 copy of [n_rows, dim] per node, not per rank. Every rank opens
+ *      copy of [n_rows, dim] per node, not per rank, in the file's type. Every rank opens
  *      the file with the MPI-IO driver on the job's communicator and reads a
  *      contiguous block of rows (its part of its node's rows) with
  *      collective H5Dread calls, into its part of the shared window. Every
@@ -16,21 +16,26 @@
  *      nothing left select none), as HDF5 1.10's collective reads require.
  *      Collective reads let MPI-IO read each byte from the file system once
  *      and forward it to every node that needs it (two-phase I/O), instead of
- *      every node reading the whole array. float16 rows are read in the
- *      file's own type (no HDF5 conversion, which would silently turn the
- *      read independent) and widened to float32 here. Each rank then checks
- *      its rows for NaN/Inf where a pair uses them.
+ *      every node reading the whole array. float16 and bfloat16 rows are
+ *      read in the file's own type (no HDF5 conversion, which would silently
+ *      turn the read independent) and stay 16-bit in memory; readers convert
+ *      the rows they use (btrm_pairs_feature_row). Each rank then checks its
+ *      rows for NaN/Inf where a pair uses them.
  *
- * Memory: a node holds n_rows * dim * 4 bytes of features whatever the file's
- * type, plus 8 bytes per pair for the indices on every rank. */
+ * Memory: a node holds n_rows * dim * 4 bytes of float32 features (2 bytes
+ * for float16 and bfloat16), plus 8 bytes per pair for the indices on every
+ * rank. */
 #include "pairs.h"
 
 #include "error.h"
+#include "feature_record_h5.h"
 #include "h5util.h"
 #include "log.h"
+#include "memory.h"
 
 #include <errno.h>
 #include <hdf5.h>
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -43,86 +48,12 @@
 #define READ_BYTES_PER_CALL ((size_t)1 << 29)
 
 /* ------------------------------------------------------------------------ */
-/* IEEE 754 binary16 <-> binary32 */
-
-float btrm_half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t mant = h & 0x3ffu;
-    uint32_t bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (mant << 13); /* inf, or NaN keeping its payload */
-    } else if (exp != 0) {
-        bits = sign | ((exp - 15 + 127) << 23) | (mant << 13);
-    } else if (mant == 0) {
-        bits = sign; /* +-0 */
-    } else {
-        /* subnormal: mant * 2^-24; normalise the leading one into bit 10 */
-        int e = -14;
-        while (!(mant & 0x400u)) {
-            mant <<= 1;
-            e--;
-        }
-        bits = sign | ((uint32_t)(e + 127) << 23) | ((mant & 0x3ffu) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-uint16_t btrm_float_to_half(float f)
-{
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000u);
-    uint32_t abs = bits & 0x7fffffffu;
-    if (abs >= 0x7f800000u) { /* inf, or NaN (kept quiet, top payload bits kept) */
-        if (abs == 0x7f800000u)
-            return sign | 0x7c00u;
-        return (uint16_t)(sign | 0x7e00u | ((abs & 0x7fffffu) >> 13));
-    }
-    if (abs >= 0x477ff000u) /* >= 65520 = 65504 + half an ulp: ties to even go up */
-        return sign | 0x7c00u;
-    if (abs >= 0x38800000u) { /* >= 2^-14: normal half */
-        uint32_t h = ((abs >> 23) - 112) << 10 | ((abs >> 13) & 0x3ffu);
-        uint32_t rest = abs & 0x1fffu;
-        if (rest > 0x1000u || (rest == 0x1000u && (h & 1u)))
-            h++; /* a carry into the exponent is the right result */
-        return (uint16_t)(sign | h);
-    }
-    if (abs <= 0x33000000u) /* <= 2^-25: rounds to zero (2^-25 itself ties to even 0) */
-        return sign;
-    /* subnormal half: round(value / 2^-24), value = m * 2^(e - 150) */
-    uint32_t e = abs >> 23;
-    uint32_t m = (abs & 0x7fffffu) | 0x800000u;
-    uint32_t shift = 126 - e; /* 14..24 */
-    uint32_t h = m >> shift;
-    uint32_t rest = m & ((1u << shift) - 1);
-    uint32_t halfway = 1u << (shift - 1);
-    if (rest > halfway || (rest == halfway && (h & 1u)))
-        h++; /* may become 0x400, the smallest normal: also right */
-    return (uint16_t)(sign | h);
-}
-
-static int is_ieee_half(hid_t type)
-{
-    size_t spos, epos, esize, mpos, msize;
-    if (H5Tget_class(type) != H5T_FLOAT || H5Tget_size(type) != 2)
-        return 0;
-    if (H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0)
-        return 0;
-    return spos == 15 && epos == 10 && esize == 5 && mpos == 0 && msize == 10 &&
-           H5Tget_ebias(type) == 15;
-}
-
-/* ------------------------------------------------------------------------ */
 /* Phase 1: rank 0 validates the store and reads the small datasets. */
 
 /* What rank 0 learns and broadcasts (homogeneous ranks: sent as bytes). */
 typedef struct pairs_header {
     int64_t n_pairs, n_rows;
-    int32_t dim, features_f16, has_features, has_category, has_subset, has_margin;
+    int32_t dim, features_dtype, has_features, has_category, has_subset, has_margin;
     int32_t n_categories, n_subsets;
     uint32_t crc32;
     uint64_t names_bytes; /* category then subset names, each NUL-terminated */
@@ -224,28 +155,33 @@ fail:
     return rc;
 }
 
-/* /features: float32 or IEEE float16, [M, D]; optional attributes. */
+/* /features: float32, IEEE float16 or bfloat16, [M, D]; optional attributes.
+ * A 4-byte float of another layout is converted to float32 by HDF5. */
 static int check_features(hid_t file, const char *path, pairs_header *h)
 {
     hid_t dset = -1, type = -1;
     hsize_t dims[2];
-    int rc = open_checked(file, path, "/features", H5T_FLOAT, 2, "a float32 or float16 "
-                          "dataset", &dset, dims);
+    int rc = open_checked(file, path, "/features", H5T_FLOAT, 2, "a float32, float16 or "
+                          "bfloat16 dataset", &dset, dims);
     if (rc)
         return rc;
     BTRM_CHECK_H5(type = H5Dget_type(dset), path);
-    if (is_ieee_half(type)) {
-        h->features_f16 = 1;
+    int swap;
+    int dtype = btrm_h5_float_dtype(type, &swap);
+    if (H5Tget_size(type) == 4) {
+        h->features_dtype = BTRM_DTYPE_F32;
+    } else if (dtype == BTRM_DTYPE_F16 || dtype == BTRM_DTYPE_BF16) {
+        h->features_dtype = dtype;
     } else if (H5Tget_size(type) == 2) {
-        rc = btrm_error_set(BTRM_EDATA, "%s: dataset /features must be float32 or IEEE "
-                            "float16 (found a 16-bit float that is not IEEE binary16, such "
-                            "as bfloat16)", path);
+        rc = btrm_error_set(BTRM_EDATA, "%s: dataset /features must be float32, IEEE float16 "
+                            "or bfloat16 (found a 16-bit float that is neither IEEE binary16 "
+                            "nor bfloat16: docs/format.md gives both layouts)", path);
         goto fail;
-    } else if (H5Tget_size(type) != 4) {
+    } else {
         char tname[32];
         btrm_h5_type_name(type, tname, sizeof tname);
-        rc = btrm_error_set(BTRM_EDATA, "%s: dataset /features must be float32 or IEEE "
-                            "float16 (found %s)", path, tname);
+        rc = btrm_error_set(BTRM_EDATA, "%s: dataset /features must be float32, IEEE float16 "
+                            "or bfloat16 (found %s)", path, tname);
         goto fail;
     }
     if (dims[1] == 0 || dims[1] > INT_MAX || dims[0] > (hsize_t)INT64_MAX ||
@@ -534,7 +470,7 @@ static int share_metadata(btrm_pairs *p, const btrm_comm *c, pairs_header *h, ch
     p->n_pairs = h->n_pairs;
     p->n_rows = h->n_rows;
     p->dim = h->has_features ? h->dim : 0;
-    p->features_f16 = h->features_f16;
+    p->features_dtype = h->features_dtype;
     p->crc32 = h->crc32;
     memcpy(p->backbone, h->backbone, sizeof p->backbone);
     if (c->rank != 0) {
@@ -557,7 +493,7 @@ static int share_metadata(btrm_pairs *p, const btrm_comm *c, pairs_header *h, ch
 
 typedef struct feature_reader {
     hid_t fapl, file, dset, fspace, dxpl, mem_type;
-    int swap; /* float16 stored big-endian: swap bytes after reading */
+    int swap; /* 16-bit floats stored in the other byte order: swap after reading */
 } feature_reader;
 
 static int reader_open(feature_reader *r, const btrm_pairs *p, const btrm_comm *c)
@@ -576,17 +512,19 @@ static int reader_open(feature_reader *r, const btrm_pairs *p, const btrm_comm *
     BTRM_CHECK_H5(r->dset = H5Dopen2(r->file, "/features", H5P_DEFAULT), path);
     BTRM_CHECK_H5(r->fspace = H5Dget_space(r->dset), path);
     BTRM_CHECK_H5(type = H5Dget_type(r->dset), path);
+    int swap = 0, dtype = btrm_h5_float_dtype(type, &swap);
+    int same_type = p->features_dtype == BTRM_DTYPE_F32 ? H5Tget_size(type) == 4
+                                                         : dtype == p->features_dtype;
     if (H5Sget_simple_extent_ndims(r->fspace) != 2 ||
         H5Sget_simple_extent_dims(r->fspace, dims, NULL) < 0 ||
-        (int64_t)dims[0] != p->n_rows || dims[1] != (hsize_t)p->dim ||
-        is_ieee_half(type) != p->features_f16) {
+        (int64_t)dims[0] != p->n_rows || dims[1] != (hsize_t)p->dim || !same_type) {
         rc = btrm_error_set(BTRM_EDATA, "%s: dataset /features changed while it was being "
                             "opened", path);
         goto fail;
     }
-    if (p->features_f16) {
+    if (p->features_dtype != BTRM_DTYPE_F32) {
         BTRM_CHECK_H5(r->mem_type = H5Tcopy(type), path); /* no conversion */
-        r->swap = H5Tget_order(type) != H5Tget_order(H5T_NATIVE_FLOAT);
+        r->swap = swap;
     } else {
         BTRM_CHECK_H5(r->mem_type = H5Tcopy(H5T_NATIVE_FLOAT), path);
     }
@@ -604,24 +542,10 @@ static void reader_close(feature_reader *r)
     BTRM_H5_CLOSE(r->dxpl, r->mem_type, r->fspace, r->dset, r->file, r->fapl);
 }
 
-/* Widens n halves stored at byte offset 2n of dest into n floats at dest, in
- * place: float i (bytes [4i, 4i+4)) never reaches a half not yet read (half
- * j >= i lives at bytes [2n+2j, 2n+2j+2), and 4i+4 <= 2n+2i+2 for i < n).
- * Blocks are staged through a local buffer (memcpy) so that no reordering of
- * the float stores and half loads is possible. */
-static void widen_halves_in_place(float *dest, size_t n, int swap)
+static void swap_bytes16(uint16_t *v, size_t n)
 {
-    enum { BLOCK = 1024 };
-    uint16_t local[BLOCK];
-    const unsigned char *halves = (const unsigned char *)dest + 2 * n;
-    for (size_t at = 0; at < n; at += BLOCK) {
-        size_t len = n - at < BLOCK ? n - at : BLOCK;
-        memcpy(local, halves + 2 * at, 2 * len);
-        for (size_t i = 0; i < len; i++) {
-            uint16_t h = swap ? (uint16_t)(local[i] << 8 | local[i] >> 8) : local[i];
-            dest[at + i] = btrm_half_to_float(h);
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = (uint16_t)(v[i] << 8 | v[i] >> 8);
 }
 
 /* n_calls collective H5Dread calls on every rank (the same number on all);
@@ -632,8 +556,8 @@ static int reader_read(feature_reader *r, btrm_pairs *p, int64_t first, int64_t 
                        int64_t rows_per_call, int n_calls)
 {
     int rc = 0, failed = 0;
-    const size_t dim = (size_t)p->dim;
-    float *base = (float *)p->features_shm.base;
+    const size_t dim = (size_t)p->dim, elem = btrm_dtype_size(p->features_dtype);
+    unsigned char *base = p->features_shm.base;
     float dummy[1];
     for (int k = 0; k < n_calls; k++) {
         int64_t done = (int64_t)k * rows_per_call;
@@ -641,10 +565,7 @@ static int reader_read(feature_reader *r, btrm_pairs *p, int64_t first, int64_t 
                        : (count - done < rows_per_call ? count - done : rows_per_call);
         hsize_t start[2] = { (hsize_t)(first + done), 0 };
         hsize_t shape[2] = { rows > 0 ? (hsize_t)rows : 1, dim };
-        float *dest = rows > 0 ? base + (size_t)(first + done) * dim : dummy;
-        void *buf = dest;
-        if (p->features_f16 && rows > 0)
-            buf = (unsigned char *)dest + (size_t)rows * dim * 2; /* see widen_halves */
+        void *dest = rows > 0 ? base + (size_t)(first + done) * dim * elem : (void *)dummy;
         hid_t mspace = H5Screate_simple(2, shape, NULL);
         herr_t sel = mspace < 0 ? -1
                      : rows > 0 ? H5Sselect_hyperslab(r->fspace, H5S_SELECT_SET, start, NULL,
@@ -658,7 +579,7 @@ static int reader_read(feature_reader *r, btrm_pairs *p, int64_t first, int64_t 
                 H5Sselect_none(mspace);
         }
         herr_t got = H5Dread(r->dset, r->mem_type, mspace >= 0 ? mspace : H5S_ALL, r->fspace,
-                             r->dxpl, buf);
+                             r->dxpl, dest);
         if (mspace >= 0)
             H5Sclose(mspace);
         if ((sel < 0 || got < 0) && !failed) {
@@ -666,8 +587,8 @@ static int reader_read(feature_reader *r, btrm_pairs *p, int64_t first, int64_t 
             failed = 1;
             continue;
         }
-        if (p->features_f16 && rows > 0 && !failed)
-            widen_halves_in_place(dest, (size_t)rows * dim, r->swap);
+        if (r->swap && rows > 0 && !failed)
+            swap_bytes16(dest, (size_t)rows * dim);
     }
     H5D_mpio_actual_io_mode_t mode;
     if (n_calls > 0 && H5Pget_mpio_actual_io_mode(r->dxpl, &mode) >= 0 &&
@@ -675,6 +596,34 @@ static int reader_read(feature_reader *r, btrm_pairs *p, int64_t first, int64_t 
         btrm_log_debug("%s: HDF5 read /features independently, not collectively",
                        p->path);
     return rc;
+}
+
+/* Whether element j of a row of dtype is NaN or Inf; sets *what. */
+static int not_finite(const void *row, int dtype, size_t j, const char **what)
+{
+    float v;
+    uint16_t h;
+    switch (dtype) {
+    case BTRM_DTYPE_F16:
+        memcpy(&h, (const uint16_t *)row + j, sizeof h);
+        if ((h & 0x7c00u) != 0x7c00u)
+            return 0;
+        v = btrm_half_to_float(h);
+        break;
+    case BTRM_DTYPE_BF16:
+        memcpy(&h, (const uint16_t *)row + j, sizeof h);
+        if ((h & 0x7f80u) != 0x7f80u)
+            return 0;
+        v = btrm_bf16_to_float(h);
+        break;
+    default:
+        memcpy(&v, (const float *)row + j, sizeof v);
+        if (isfinite(v))
+            return 0;
+        break;
+    }
+    *what = isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf";
+    return 1;
 }
 
 /* NaN/Inf in this rank's rows [first, first+count) where a pair uses them. */
@@ -690,13 +639,15 @@ static int check_finite(const btrm_pairs *p, int64_t first, int64_t count)
         if (p->rejected[i] >= first && p->rejected[i] < first + count)
             used[p->rejected[i] - first] = 1;
     }
-    const size_t dim = (size_t)p->dim;
+    const size_t dim = (size_t)p->dim, elem = btrm_dtype_size(p->features_dtype);
     for (int64_t r = 0; r < count && !rc; r++) {
         if (!used[r])
             continue;
-        const float *row = p->features + (size_t)(first + r) * dim;
+        const unsigned char *row = (const unsigned char *)p->features +
+                                   (size_t)(first + r) * dim * elem;
+        const char *what = NULL;
         for (size_t j = 0; j < dim; j++) {
-            if (isfinite(row[j]))
+            if (!not_finite(row, p->features_dtype, j, &what))
                 continue;
             int64_t row_index = first + r, pair = 0;
             while (pair < p->n_pairs - 1 && p->chosen[pair] != row_index &&
@@ -705,8 +656,7 @@ static int check_finite(const btrm_pairs *p, int64_t first, int64_t count)
             const char *side = p->chosen[pair] == row_index ? "chosen" : "rejected";
             rc = btrm_error_set(BTRM_EDATA, "%s: dataset /features row %lld column %zu: "
                                 "non-finite value (%s) in a row that pair %lld uses "
-                                "(/pairs/%s)", p->path, (long long)row_index, j,
-                                isnan(row[j]) ? "NaN" : row[j] > 0 ? "Inf" : "-Inf",
+                                "(/pairs/%s)", p->path, (long long)row_index, j, what,
                                 (long long)pair, side);
             break;
         }
@@ -718,7 +668,7 @@ static int check_finite(const btrm_pairs *p, int64_t first, int64_t count)
 static int load_features(btrm_pairs *p, const btrm_comm *c)
 {
     const size_t dim = (size_t)p->dim;
-    const size_t elem = p->features_f16 ? 2 : 4;
+    const size_t elem = btrm_dtype_size(p->features_dtype);
     int64_t first, count;
     btrm_comm_block(p->n_rows, c->node_size, c->node_rank, &first, &count);
     int64_t rows_per_call = (int64_t)(READ_BYTES_PER_CALL / (dim * elem));
@@ -727,8 +677,23 @@ static int load_features(btrm_pairs *p, const btrm_comm *c)
     int64_t calls = (count + rows_per_call - 1) / rows_per_call;
     int n_calls = calls > INT_MAX ? INT_MAX : (int)calls;
 
-    int rc = btrm_comm_shared_alloc(c, (size_t)p->n_rows * dim * sizeof(float),
-                                    &p->features_shm);
+    /* Refused before anything is allocated when it cannot fit: the kernel's
+     * OOM killer or the batch system's cgroup would end the job half-way. */
+    const uint64_t need = (uint64_t)p->n_rows * dim * elem;
+    uint64_t avail = UINT64_MAX;
+    char what[700];
+    int rc = 0;
+    if (c->node_rank == 0 && btrm_memory_available(&avail, what, sizeof what) == 0 &&
+        need > avail)
+        rc = btrm_error_set(BTRM_ENOMEM, "%s: /features needs %llu bytes of memory on each "
+                            "node (%lld rows x %d columns x %zu bytes) but %llu bytes are "
+                            "available (%s)", p->path, (unsigned long long)need,
+                            (long long)p->n_rows, p->dim, (size_t)elem,
+                            (unsigned long long)avail, what);
+    rc = btrm_comm_agree(c, rc);
+    if (rc)
+        return rc;
+    rc = btrm_comm_shared_alloc(c, (size_t)p->n_rows * dim * elem, &p->features_shm);
     if (!rc)
         p->features = p->features_shm.base;
     rc = btrm_comm_agree(c, rc);
@@ -751,6 +716,13 @@ static int load_features(btrm_pairs *p, const btrm_comm *c)
     if (btrm_comm_shared_sync(c, &p->features_shm) != 0)
         btrm_comm_abort(c, BTRM_EMPI, "reading %s: %s", p->path, btrm_error_msg());
     return btrm_comm_agree(c, rc);
+}
+
+void btrm_pairs_feature_row(const btrm_pairs *p, int64_t row, void *out, int out_dtype)
+{
+    const size_t dim = (size_t)p->dim, elem = btrm_dtype_size(p->features_dtype);
+    const unsigned char *src = (const unsigned char *)p->features + (size_t)row * dim * elem;
+    btrm_dtype_convert(out, out_dtype, src, p->features_dtype, dim);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -780,9 +752,9 @@ int btrm_pairs_open(btrm_pairs *p, const char *path, const btrm_comm *c, unsigne
         btrm_pairs_close(p);
         return rc;
     }
-    btrm_log_debug("%s: %lld pairs, %lld rows, dim %d%s, crc32 %08x", p->path,
+    btrm_log_debug("%s: %lld pairs, %lld rows, dim %d, %s features, crc32 %08x", p->path,
                    (long long)p->n_pairs, (long long)p->n_rows, p->dim,
-                   p->features_f16 ? " (float16)" : "", (unsigned)p->crc32);
+                   btrm_dtype_name(p->features_dtype), (unsigned)p->crc32);
     return 0;
 }
 
@@ -809,48 +781,44 @@ static int write_column(hid_t group, const char *path, const char *name, hid_t f
     return btrm_h5_write_dataset(group, path, name, file_type, mem_type, 1, dims, data);
 }
 
-/* /features, contiguous (read in row blocks by MPI-IO); float16 is converted
- * in blocks of rows so no second full copy is needed. */
+/* /features, contiguous (read in row blocks by MPI-IO); float16 and bfloat16
+ * are rounded here in blocks of rows (so no second full copy is needed) and
+ * written with a memory type equal to the file type. */
 static int write_features(hid_t file, const char *path, const btrm_pairs_data *d)
 {
     int rc = 0;
     hid_t space = -1, dcpl = -1, dset = -1, ftype = -1, mtype = -1, mspace = -1;
-    uint16_t *halves = NULL;
+    uint16_t *narrow = NULL;
     const size_t dim = (size_t)d->dim;
+    const int dtype = d->features_dtype;
     hsize_t dims[2] = { (hsize_t)d->n_rows, dim };
     BTRM_CHECK_H5(space = H5Screate_simple(2, dims, NULL), path);
     BTRM_CHECK_H5(dcpl = btrm_h5_dcpl(), path);
-    if (d->features_f16) {
-        BTRM_CHECK_H5(ftype = btrm_h5_half_type(H5T_IEEE_F32LE), path);
-        BTRM_CHECK_H5(mtype = btrm_h5_half_type(H5T_NATIVE_FLOAT), path);
-    } else {
-        BTRM_CHECK_H5(ftype = H5Tcopy(H5T_IEEE_F32LE), path);
-        BTRM_CHECK_H5(mtype = H5Tcopy(H5T_NATIVE_FLOAT), path);
-    }
+    BTRM_CHECK_H5(ftype = btrm_h5_float_type(dtype, H5T_IEEE_F32LE), path);
+    BTRM_CHECK_H5(mtype = btrm_h5_float_type(dtype, H5T_NATIVE_FLOAT), path);
     BTRM_CHECK_H5(dset = H5Dcreate2(file, "features", ftype, space, H5P_DEFAULT, dcpl,
                                     H5P_DEFAULT), path);
-    if (d->n_rows > 0 && !d->features_f16)
+    if (d->n_rows > 0 && dtype == BTRM_DTYPE_F32)
         BTRM_CHECK_H5(H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, d->features),
                       path);
-    if (d->n_rows > 0 && d->features_f16) {
+    if (d->n_rows > 0 && dtype != BTRM_DTYPE_F32) {
         int64_t block = (int64_t)((1 << 22) / dim);
         if (block < 1)
             block = 1;
         if (block > d->n_rows)
             block = d->n_rows;
-        rc = BTRM_MALLOC(halves, (size_t)block * dim);
+        rc = BTRM_MALLOC(narrow, (size_t)block * dim);
         if (rc)
             goto fail;
         for (int64_t row = 0; row < d->n_rows; row += block) {
             int64_t rows = d->n_rows - row < block ? d->n_rows - row : block;
-            const float *src = d->features + (size_t)row * dim;
-            for (size_t i = 0; i < (size_t)rows * dim; i++)
-                halves[i] = btrm_float_to_half(src[i]);
+            btrm_dtype_from_f32(narrow, dtype, d->features + (size_t)row * dim,
+                                (size_t)rows * dim);
             hsize_t start[2] = { (hsize_t)row, 0 }, shape[2] = { (hsize_t)rows, dim };
             BTRM_CHECK_H5(mspace = H5Screate_simple(2, shape, NULL), path);
             BTRM_CHECK_H5(H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, shape, NULL),
                           path);
-            BTRM_CHECK_H5(H5Dwrite(dset, mtype, mspace, space, H5P_DEFAULT, halves), path);
+            BTRM_CHECK_H5(H5Dwrite(dset, mtype, mspace, space, H5P_DEFAULT, narrow), path);
             H5Sclose(mspace);
             mspace = -1;
         }
@@ -859,7 +827,7 @@ static int write_features(hid_t file, const char *path, const btrm_pairs_data *d
     if (!rc)
         rc = btrm_h5_write_attr_int(dset, "dim", d->dim);
 fail:
-    free(halves);
+    free(narrow);
     BTRM_H5_CLOSE(mspace, dset, mtype, ftype, dcpl, space);
     return rc;
 }
@@ -873,6 +841,9 @@ static int check_data(const char *path, const btrm_pairs_data *d)
         bad = "no chosen/rejected indices";
     else if (d->features && d->dim <= 0)
         bad = "features without a positive dim";
+    else if (d->features_dtype != BTRM_DTYPE_F32 && d->features_dtype != BTRM_DTYPE_F16 &&
+             d->features_dtype != BTRM_DTYPE_BF16)
+        bad = "an unknown features dtype";
     else if (d->category && (!d->categories || d->n_categories <= 0))
         bad = "category codes without category names";
     else if (d->subset && (!d->subsets || d->n_subsets <= 0))
@@ -884,6 +855,31 @@ static int check_data(const char *path, const btrm_pairs_data *d)
     return 0;
 }
 
+/* The bytes the store will take (btrm_h5_reserve_bytes): each string is a
+ * 16-byte reference in its dataset and its bytes plus a 16-byte header,
+ * aligned to 8, in a global heap. */
+static uint64_t strings_bytes(const char *const *s, int64_t n)
+{
+    uint64_t total = 0;
+    for (int64_t i = 0; s && i < n; i++)
+        total += 32 + ((s[i] ? strlen(s[i]) : 0) + 7) / 8 * 8;
+    return total;
+}
+
+static uint64_t store_bytes(const btrm_pairs_data *d)
+{
+    uint64_t n = (uint64_t)d->n_pairs, bytes = 0;
+    if (d->features)
+        bytes += (uint64_t)d->n_rows * (uint64_t)d->dim * btrm_dtype_size(d->features_dtype);
+    bytes += strings_bytes(d->texts, d->n_rows) + strings_bytes(d->ids, d->n_pairs);
+    bytes += strings_bytes(d->categories, d->category ? d->n_categories : 0);
+    bytes += strings_bytes(d->subsets, d->subset ? d->n_subsets : 0);
+    bytes += n * 16 + (d->category ? n * 4 : 0) + (d->subset ? n * 4 : 0) +
+             (d->margin ? n * 4 : 0);
+    bytes += d->provenance ? strlen(d->provenance) : 0;
+    return btrm_h5_reserve_bytes(bytes, 16);
+}
+
 int btrm_pairs_write(const char *path, const btrm_pairs_data *d)
 {
     btrm_h5_atomic a = { .file = -1 };
@@ -892,6 +888,8 @@ int btrm_pairs_write(const char *path, const btrm_pairs_data *d)
     if (rc)
         return rc;
     rc = btrm_h5_create_atomic(&a, path);
+    if (!rc)
+        rc = btrm_h5_reserve_atomic(&a, store_bytes(d));
     if (rc)
         return rc;
     rc = btrm_h5_write_format(a.file, &btrm_format_pairs);
@@ -959,4 +957,62 @@ int btrm_pairs_read_backbone(const char *path, char *label, size_t size)
     btrm_h5_close(dset);
     btrm_h5_close(file);
     return rc;
+}
+
+/* The chat template btrm prep rendered the texts with: its provenance's
+ * "chat_template" object, as compact JSON with sorted keys ("" when the
+ * store has none: made by another tool, or before prep recorded it). */
+static int read_chat_template(hid_t file, const char *path, char *out, size_t size)
+{
+    enum { PROVENANCE_MAX = 1 << 16 };
+    char *prov = NULL;
+    out[0] = '\0';
+    int rc = btrm_h5_has_attr(file, "provenance");
+    if (rc != 1 || (rc = BTRM_MALLOC(prov, PROVENANCE_MAX)))
+        return rc;
+    /* a provenance btrm did not write (too long, not JSON) says nothing */
+    if (btrm_h5_read_attr_string(file, "provenance", prov, PROVENANCE_MAX) != 0) {
+        btrm_error_clear();
+    } else {
+        json_t *j = json_loads(prov, 0, NULL);
+        json_t *tpl = json_object_get(j, "chat_template");
+        char *text = json_is_object(tpl) ? json_dumps(tpl, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        if (text && strlen(text) >= size)
+            rc = btrm_error_set(BTRM_EDATA, "%s: the chat template in /provenance is longer "
+                                "than %zu bytes", path, size - 1);
+        else if (text)
+            memcpy(out, text, strlen(text) + 1);
+        free(text);
+        json_decref(j);
+    }
+    free(prov);
+    return rc;
+}
+
+int btrm_pairs_read_features(const char *path, btrm_feature_record *rec)
+{
+    btrm_feature_record_clear(rec);
+    hid_t file = btrm_h5_open_read(path), dset = -1, space = -1;
+    if (file < 0)
+        return btrm_error_set(BTRM_EDATA, "%s: not an HDF5 file btrm can open", path);
+    int rc = btrm_h5_exists(file, "/features");
+    if (rc <= 0)
+        goto fail; /* no features: nothing recorded */
+    rc = 0;
+    BTRM_CHECK_H5(dset = H5Dopen2(file, "features", H5P_DEFAULT), path);
+    if ((rc = btrm_feature_record_read_h5(dset, rec))) {
+        rc = btrm_error_wrap(rc, "%s: /features", path);
+        goto fail;
+    }
+    hsize_t dims[2] = { 0, 0 };
+    BTRM_CHECK_H5(space = H5Dget_space(dset), path);
+    if (H5Sget_simple_extent_ndims(space) == 2)
+        BTRM_CHECK_H5(H5Sget_simple_extent_dims(space, dims, NULL), path);
+    rec->dim = (int)dims[1];
+    rc = read_chat_template(file, path, rec->chat_template, sizeof rec->chat_template);
+fail:
+    BTRM_H5_CLOSE(space, dset, file);
+    if (rc < 0)
+        rec->present = 0;
+    return rc < 0 ? rc : 0;
 }

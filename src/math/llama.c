@@ -4,6 +4,7 @@
  * loops, each one pass over its rows. */
 #include "llama.h"
 
+#include "dtype.h"
 #include "error.h"
 #include "gemm.h"
 #include "qgemm.h"
@@ -70,7 +71,7 @@ static int check_matrix(const btrm_llama_matrix *m, const char *name, int layer,
     return 0;
 }
 
-int btrm_llama_check(const btrm_llama_hparams *hp, const btrm_llama_weights *w)
+int btrm_llama_check_hparams(const btrm_llama_hparams *hp)
 {
     if (hp->dim < 1 || hp->hidden_dim < 1 || hp->n_layers < 1 || hp->n_heads < 1 ||
         hp->n_kv_heads < 1 || hp->head_dim < 1 || hp->vocab_size < 1 || hp->context < 1)
@@ -79,6 +80,13 @@ int btrm_llama_check(const btrm_llama_hparams *hp, const btrm_llama_weights *w)
                               "context %d)", hp->dim, hp->hidden_dim, hp->n_layers,
                               hp->n_heads, hp->n_kv_heads, hp->head_dim, hp->vocab_size,
                               hp->context);
+    const int lim = BTRM_LLAMA_MAX_WIDTH;
+    if (hp->dim > lim || hp->hidden_dim > lim || hp->head_dim > lim ||
+        hp->n_heads > lim / hp->head_dim || hp->vocab_size > (1 << 30) || hp->n_layers > 4096)
+        return btrm_error_set(BTRM_EDATA, "implausible hyperparameters (dim %d, hidden %d, "
+                              "layers %d, heads %d x head dim %d, vocab %d): widths are at most "
+                              "%d", hp->dim, hp->hidden_dim, hp->n_layers, hp->n_heads,
+                              hp->head_dim, hp->vocab_size, lim);
     if (hp->n_heads % hp->n_kv_heads)
         return btrm_error_set(BTRM_EDATA, "%d attention heads are not a multiple of %d "
                               "key/value heads", hp->n_heads, hp->n_kv_heads);
@@ -98,8 +106,16 @@ int btrm_llama_check(const btrm_llama_hparams *hp, const btrm_llama_weights *w)
                               (double)hp->embed_scale);
     if (hp->ffn_act != BTRM_FFN_SILU && hp->ffn_act != BTRM_FFN_GELU_TANH)
         return btrm_error_set(BTRM_EDATA, "unknown feed-forward activation %d", hp->ffn_act);
+    return 0;
+}
+
+int btrm_llama_check(const btrm_llama_hparams *hp, const btrm_llama_weights *w)
+{
+    int rc = btrm_llama_check_hparams(hp);
+    if (rc)
+        return rc;
     int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
-    int rc = check_matrix(&w->token_embd, "token embedding", -1, hp->vocab_size, hp->dim);
+    rc = check_matrix(&w->token_embd, "token embedding", -1, hp->vocab_size, hp->dim);
     if (!rc)
         rc = check_matrix(&w->output, "output (classifier)", -1, hp->vocab_size, hp->dim);
     if (!rc && !w->output_norm)
@@ -167,6 +183,7 @@ void btrm_llama_ws_free(btrm_llama_ws *ws)
     }
     btrm_qgemm_ws_free(ws->qws);
     free(ws->qws);
+    free(ws->x16);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -187,6 +204,8 @@ static void each_matrix(const btrm_llama_hparams *hp, const btrm_llama_weights *
 
 typedef struct needs {
     int kernel;
+    int prec;         /* the GEMM input precision: BF16 matrices need no
+                       * dequantising in bf16, F32 ones none in fp32 */
     int dequant;      /* some product dequantises */
     int qclass[3];    /* the int8 path needs this activation layout */
     int qcols[3];     /* ... for inputs of up to this width */
@@ -199,9 +218,21 @@ static void note_matrix(const btrm_llama_matrix *m, void *user)
     if (n->kernel == BTRM_KERNEL_INT8 && c >= 0) {
         n->qclass[c] = 1;
         n->qcols[c] = max_int(n->qcols[c], m->cols);
-    } else if (m->type != BTRM_Q_F32) {
+    } else if (m->type != (n->prec == BTRM_PREC_BF16 ? BTRM_Q_BF16 : BTRM_Q_F32)) {
         n->dequant = 1;
     }
+}
+
+/* Rows per dequantisation block for elements of elem bytes: WBUF_FLOATS *
+ * 4 bytes, at least 32 rows, at most the largest matrix's rows. */
+static int wbuf_rows(const btrm_llama_hparams *hp, size_t elem)
+{
+    int q_dim = hp->n_heads * hp->head_dim, kv_dim = hp->n_kv_heads * hp->head_dim;
+    int max_cols = max_int(max_int(hp->dim, hp->hidden_dim), q_dim);
+    int max_rows = max_int(max_int(hp->dim, 2 * hp->hidden_dim),
+                           max_int(q_dim + 2 * kv_dim, hp->vocab_size));
+    int rows = (int)((size_t)WBUF_FLOATS * sizeof(float) / elem / (size_t)max_cols);
+    return rows < 32 ? 32 : rows > max_rows ? max_rows : rows;
 }
 
 static void rope_table(float *cs, float *sn, int max_seq, int rope_dim, double theta,
@@ -232,22 +263,14 @@ int btrm_llama_ws_init(btrm_llama_ws *ws, const btrm_llama_hparams *hp,
     size_t q_dim = (size_t)hp->n_heads * (size_t)hp->head_dim;
     size_t kv_dim = (size_t)hp->n_kv_heads * (size_t)hp->head_dim;
     int max_cols = max_int(max_int(hp->dim, hp->hidden_dim), (int)q_dim);
-    int max_rows = max_int(max_int(hp->dim, 2 * hp->hidden_dim),
-                           max_int((int)(q_dim + 2 * kv_dim), hp->vocab_size));
-    needs nd = { .kernel = ws->kernel, .dequant = !w };
+    needs nd = { .kernel = ws->kernel, .prec = BTRM_PREC_FP32, .dequant = !w };
     if (w) {
         each_matrix(hp, w, note_matrix, &nd);
     } else if (ws->kernel == BTRM_KERNEL_INT8) {
         for (int c = 0; c < 3; c++)
             nd.qclass[c] = 1, nd.qcols[c] = max_cols;
     }
-    ws->wbuf_rows = WBUF_FLOATS / max_cols;
-    if (ws->wbuf_rows < 32)
-        ws->wbuf_rows = 32;
-    if (ws->wbuf_rows > max_rows)
-        ws->wbuf_rows = max_rows;
-    if (!nd.dequant)
-        ws->wbuf_rows = 0;
+    ws->wbuf_rows = nd.dequant ? wbuf_rows(hp, sizeof(float)) : 0;
     ws->max_tokens = max_tokens;
     ws->max_seq = max_seq;
     ws->rope_dim = hp->rope_dim;
@@ -305,15 +328,44 @@ fail:
     return btrm_error_wrap(rc, "llama work buffers for %d tokens", max_tokens);
 }
 
+int btrm_llama_ws_set_precision(btrm_llama_ws *ws, const btrm_llama_hparams *hp,
+                                const btrm_llama_weights *w, int precision)
+{
+    int rc = btrm_gemm_supports(precision);
+    if (rc)
+        return rc;
+    int max_cols = max_int(max_int(hp->dim, hp->hidden_dim), hp->n_heads * hp->head_dim);
+    needs nd = { .kernel = ws->kernel, .prec = precision, .dequant = !w };
+    if (w)
+        each_matrix(hp, w, note_matrix, &nd);
+    /* the dequantisation buffer for this precision (none when every product
+     * multiplies its weights as stored) */
+    size_t elem = precision == BTRM_PREC_BF16 ? sizeof(uint16_t) : sizeof(float);
+    free(ws->wbuf);
+    ws->wbuf = NULL;
+    ws->wbuf_rows = nd.dequant ? wbuf_rows(hp, elem) : 0;
+    if (ws->wbuf_rows && (rc = btrm_alloc_checked(&ws->wbuf, (size_t)ws->wbuf_rows *
+                                                  (size_t)max_cols, elem, 0, __FILE__, __LINE__)))
+        return btrm_error_wrap(rc, "llama dequantisation buffer");
+    if (precision == BTRM_PREC_BF16 && !ws->x16 &&
+        (rc = BTRM_MALLOC(ws->x16, (size_t)ws->max_tokens * (size_t)max_cols)))
+        return btrm_error_wrap(rc, "llama bf16 activations for %d tokens", ws->max_tokens);
+    ws->prec = precision;
+    ws->x16_src = NULL;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Kernels */
 
 /* y[N, W.rows] (row stride ldy) = x[N, W.cols] . W^T + beta * y; x is
- * ws->gen's version of that buffer (the int8 path quantises it once). */
+ * ws->gen's version of that buffer (the int8 path quantises it once, the
+ * bf16 path rounds it once). */
 static int matmul(btrm_llama_ws *ws, const float *x, int N, const btrm_llama_matrix *W,
                   float *y, int ldy, float beta)
 {
-    if (W->type == BTRM_Q_F32)
+    const int bf16 = ws->prec == BTRM_PREC_BF16;
+    if (W->type == BTRM_Q_F32 && !bf16)
         return btrm_gemm(BTRM_PREC_FP32, 0, 1, N, W->rows, W->cols, 1.0f, x, W->cols,
                          (const float *)W->data, W->cols, beta, y, ldy);
     int c = qclass(W->type);
@@ -330,7 +382,24 @@ static int matmul(btrm_llama_ws *ws, const float *x, int N, const btrm_llama_mat
                    ldy, beta);
         return 0;
     }
-    size_t elem = ws->prec == BTRM_PREC_BF16 ? 2 : 4;
+    /* the input as the product takes it: float32, or rounded to bf16 once */
+    btrm_gemm_operand ox = { x, BTRM_DTYPE_F32, 0, W->cols };
+    if (bf16) {
+        size_t len = (size_t)N * (size_t)W->cols;
+        if (ws->x16_src != x || ws->x16_gen != ws->gen || ws->x16_len != len) {
+            btrm_dtype_from_f32(ws->x16, BTRM_DTYPE_BF16, x, len);
+            ws->x16_src = x;
+            ws->x16_gen = ws->gen;
+            ws->x16_len = len;
+        }
+        ox = (btrm_gemm_operand){ ws->x16, BTRM_DTYPE_BF16, 0, W->cols };
+        if (W->type == BTRM_Q_BF16) {
+            btrm_gemm_operand ow = { W->data, BTRM_DTYPE_BF16, 1, W->cols };
+            return btrm_gemm_ex(BTRM_PREC_BF16, N, W->rows, W->cols, 1.0f, &ox, &ow, beta, y,
+                                ldy);
+        }
+    }
+    size_t elem = bf16 ? 2 : 4;
     size_t row_bytes = btrm_quant_row_bytes(W->type, W->cols);
     for (int r0 = 0; r0 < W->rows; r0 += ws->wbuf_rows) {
         int nr = W->rows - r0 < ws->wbuf_rows ? W->rows - r0 : ws->wbuf_rows;
@@ -339,8 +408,8 @@ static int matmul(btrm_llama_ws *ws, const float *x, int N, const btrm_llama_mat
                                W->cols, ws->prec,
                                (unsigned char *)ws->wbuf + (size_t)r * (size_t)W->cols * elem);
         /* y[:, r0:r0+nr] = x . wbuf[nr, cols]^T + beta y */
-        int rc = btrm_gemm(ws->prec, 0, 1, N, nr, W->cols, 1.0f, x, W->cols, ws->wbuf, W->cols,
-                           beta, y + r0, ldy);
+        btrm_gemm_operand ow = { ws->wbuf, bf16 ? BTRM_DTYPE_BF16 : BTRM_DTYPE_F32, 1, W->cols };
+        int rc = btrm_gemm_ex(ws->prec, N, nr, W->cols, 1.0f, &ox, &ow, beta, y + r0, ldy);
         if (rc)
             return rc;
     }

@@ -31,9 +31,9 @@
  * Prefill works on a batch of whole sequences at once: every linear layer is
  * one btrm_gemm over all the batch's tokens [N, dim] (weights stored in a
  * quantised or half type are dequantised one block of rows at a time into
- * the GEMM's input precision), or with kernel int8 one integer product
- * (qgemm.h) on the weights as stored; attention is done per sequence and
- * head with btrm_gemm on causal row blocks. A sequence's result does not
+ * the GEMM's input precision, btrm_llama_ws_set_precision), or with kernel
+ * int8 one integer product (qgemm.h) on the weights as stored; attention is
+ * done per sequence and head with float32 btrm_gemm on causal row blocks. A sequence's result does not
  * depend on the other sequences of its batch except through BLAS's blocking
  * (in practice it is bitwise the same; the tests check 1e-6). */
 #ifndef BTRM_LLAMA_H
@@ -108,6 +108,13 @@ typedef struct btrm_llama_weights {
  * every matrix has its expected shape and a supported type. 0 or BTRM_EDATA
  * naming the first inconsistency. */
 int btrm_llama_check(const btrm_llama_hparams *hp, const btrm_llama_weights *w);
+/* The hyperparameters alone (what btrm_llama_check checks first): sizes
+ * positive, every width (dim, hidden, heads x head dim) at most
+ * BTRM_LLAMA_MAX_WIDTH, so that no product of them overflows an int;
+ * heads a multiple of key/value heads; an even rope dimension within the
+ * head. A model file's reader calls it before it sizes anything. */
+#define BTRM_LLAMA_MAX_WIDTH (1 << 20)
+int btrm_llama_check_hparams(const btrm_llama_hparams *hp);
 
 /* Work buffers for batches of up to max_tokens tokens in total and
  * sequences of up to max_seq tokens, allocated once (btrm_llama_ws_init),
@@ -118,7 +125,9 @@ int btrm_llama_check(const btrm_llama_hparams *hp, const btrm_llama_weights *w);
 typedef struct btrm_llama_ws {
     int max_tokens, max_seq;
     int kernel;              /* BTRM_KERNEL_DEQUANT or _INT8 (auto resolved) */
-    int prec;                /* GEMM input precision (gemm.h), BTRM_PREC_FP32 */
+    int prec;                /* GEMM input precision of the linear layers (gemm.h):
+                              * BTRM_PREC_FP32, or BTRM_PREC_BF16 through
+                              * btrm_llama_ws_set_precision */
     float *x, *xb;           /* [max_tokens, dim] */
     float *q, *att;          /* [max_tokens, q_dim] */
     float *k, *v;            /* [max_tokens, kv_dim] */
@@ -140,12 +149,31 @@ typedef struct btrm_llama_ws {
     unsigned qact_gen[3];
     unsigned gen;            /* bumped whenever a product's input changes */
     void *qws;               /* btrm_qgemm_ws * */
+    /* precision bf16: a linear layer's input rounded to bf16 once
+     * [max_tokens, max cols]: x16_len values of x16_src at x16_gen's
+     * version of it */
+    uint16_t *x16;
+    const float *x16_src;
+    unsigned x16_gen;
+    size_t x16_len;
     double flops;            /* floating-point operations since init (counted) */
 } btrm_llama_ws;
 
 int btrm_llama_ws_init(btrm_llama_ws *ws, const btrm_llama_hparams *hp,
                        const btrm_llama_weights *w, int max_tokens, int max_seq, int kernel);
 void btrm_llama_ws_free(btrm_llama_ws *ws); /* zeroed or NULL: no-op */
+/* Sets the input precision of the linear layers' products (embed.precision).
+ * BTRM_PREC_BF16: every product of a linear layer multiplies bf16 weights by
+ * the layer's input rounded to bf16 once (q, k, v share it; so do gate and
+ * up), accumulating in float32; BF16 matrices are multiplied as they are,
+ * any other is dequantised a block of rows at a time into bf16 as it is used
+ * (btrm_quant_dequant: exactly to float32, then rounded to nearest even),
+ * except the products that kernel int8 takes (Q8_0 and K-quants), which stay
+ * integer. Attention, norms and activations stay float32. The work buffers
+ * are resized for w (NULL: any weights). 0, BTRM_EUSAGE (this build has no
+ * bf16 GEMM: the message names the library) or BTRM_ENOMEM. */
+int btrm_llama_ws_set_precision(btrm_llama_ws *ws, const btrm_llama_hparams *hp,
+                                const btrm_llama_weights *w, int precision);
 
 /* Forward of n_seqs sequences, their token ids back to back in ids
  * (lens[s] tokens each, sum <= ws->max_tokens, each in [1, ws->max_seq],

@@ -7,13 +7,13 @@
  * dtype; the element math is float, like torch's float32 CPU kernels. */
 #include "optim.h"
 
+#include "dtype.h"
 #include "types.h"
 
 #include <math.h>
+#include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
-#elif defined(__SSE__)
-#include <xmmintrin.h>
 #endif
 
 /* AdamW's per-step constants, rounded to float once per step. */
@@ -25,50 +25,150 @@ typedef struct adamw_k {
     float step;     /* lr / (1 - b1^t) */
     float bc2_sqrt; /* sqrt(1 - b2^t) */
     float eps;
+    float scale;    /* the gradient's factor (clipping), applied first */
 } adamw_k;
 
-/* sqrt of OPTIM_BLOCK floats. sqrtf alone keeps GCC from vectorizing at -O2
- * (its errno path is a call in the loop); sqrtps is IEEE correctly rounded
- * like sqrtf, so both paths give the same bits. */
-#define OPTIM_BLOCK 16
-static inline void sqrt_block(float *x)
+/* The element update, in this order for every element and every clone:
+ *   g = scale g;  m = m + w1 (g - m);  v = v b2 + w2 g g;
+ *   p = p decay - step (m / (sqrt(v) / bc2_sqrt + eps))
+ * Each operation is one IEEE float operation (no fused multiply-add: C11
+ * mode keeps -ffp-contract off; sqrtf is the correctly rounded instruction
+ * under -fno-math-errno), so the vector clones give the bits of this scalar
+ * code. */
+static inline void adamw_one(const adamw_k *k, float *p, float g, float *m, float *v)
 {
-#if defined(__SSE__)
-    for (int j = 0; j < OPTIM_BLOCK; j += 4)
-        _mm_storeu_ps(x + j, _mm_sqrt_ps(_mm_loadu_ps(x + j)));
-#else
-    for (int j = 0; j < OPTIM_BLOCK; j++)
-        x[j] = sqrtf(x[j]);
-#endif
-}
-
-/* OPTIM_BLOCK elements; the fixed trip count lets -O2 vectorize each loop.
- * The element math is exactly adamw_one's (same operations, same order). */
-static inline void adamw_block(const adamw_k *k, float *restrict p, const float *restrict g,
-                               float *restrict m, float *restrict v)
-{
-    float root[OPTIM_BLOCK];
-    for (int j = 0; j < OPTIM_BLOCK; j++) {
-        m[j] = m[j] + k->w1 * (g[j] - m[j]);
-        v[j] = v[j] * k->b2 + k->w2 * g[j] * g[j];
-        root[j] = v[j];
-    }
-    sqrt_block(root);
-    for (int j = 0; j < OPTIM_BLOCK; j++)
-        p[j] = p[j] * k->decay - k->step * (m[j] / (root[j] / k->bc2_sqrt + k->eps));
-}
-
-static inline void adamw_one(const adamw_k *k, float *p, const float *g, float *m, float *v)
-{
-    *m = *m + k->w1 * (*g - *m);
-    *v = *v * k->b2 + k->w2 * *g * *g;
+    g = g * k->scale;
+    *m = *m + k->w1 * (g - *m);
+    *v = *v * k->b2 + k->w2 * g * g;
     *p = *p * k->decay - k->step * (*m / (sqrtf(*v) / k->bc2_sqrt + k->eps));
 }
 
-void btrm_optim_adamw(float *restrict param, const float *restrict grad,
-                      float *restrict exp_avg, float *restrict exp_avg_sq, size_t n,
-                      double lr, double beta1, double beta2, double eps,
-                      double weight_decay, int64_t t)
+/* One pass over the four arrays (memory bound: p, g, m, v read, p, m, v
+ * written once), in blocks of OPTIM_BLOCK elements whose fixed trip count
+ * lets -O2 vectorize them: 16 floats, one AVX-512 register in the clone that
+ * runs on such CPUs (BTRM_TARGET_CLONES, dtype.h). What the pass adds (the
+ * sum of squares, the bf16 copy of p) is computed on the block in registers,
+ * hidden behind the memory traffic; each combination is its own loop
+ * (constant flags, inlined). Sum of squares lanes: lane = index mod
+ * SUMSQ_LANES, each in index order, added pairwise at the end. */
+#define OPTIM_BLOCK 16
+enum { SUMSQ_LANES = 8 };
+static double lanes_total(double *acc)
+{
+    for (int w = SUMSQ_LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            acc[j] += acc[j + w];
+    return acc[0];
+}
+
+static inline __attribute__((always_inline)) void
+adamw_loop(const adamw_k *k, float *restrict p, const float *restrict g, float *restrict m,
+           float *restrict v, size_t n, double *restrict acc, uint16_t *restrict p16,
+           const int with_sumsq, const int with_bf16)
+{
+    double a[SUMSQ_LANES] = { 0 };
+    size_t i = 0;
+    for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK) {
+        if (with_sumsq)
+            for (int h = 0; h < OPTIM_BLOCK; h += SUMSQ_LANES)
+                for (int j = 0; j < SUMSQ_LANES; j++) { /* index i + h + j: lane j */
+                    float gs = g[i + h + j] * k->scale;
+                    a[j] += (double)gs * (double)gs;
+                }
+        for (int j = 0; j < OPTIM_BLOCK; j++)
+            adamw_one(k, p + i + j, g[i + j], m + i + j, v + i + j);
+        if (with_bf16)
+            btrm_bf16_block16(p16 + i, p + i);
+    }
+    for (int j = 0; i < n; i++, j++) {
+        if (with_sumsq) {
+            float gs = g[i] * k->scale;
+            a[j % SUMSQ_LANES] += (double)gs * (double)gs;
+        }
+        adamw_one(k, p + i, g[i], m + i, v + i);
+        if (with_bf16)
+            p16[i] = btrm_float_to_bf16(p[i]);
+    }
+    if (with_sumsq)
+        memcpy(acc, a, sizeof a);
+}
+
+BTRM_TARGET_CLONES
+static void adamw_run(const adamw_k *k, float *restrict p, const float *restrict g,
+                      float *restrict m, float *restrict v, size_t n, double *restrict acc,
+                      uint16_t *restrict p16)
+{
+    if (acc && p16)
+        adamw_loop(k, p, g, m, v, n, acc, p16, 1, 1);
+    else if (acc)
+        adamw_loop(k, p, g, m, v, n, acc, NULL, 1, 0);
+    else if (p16)
+        adamw_loop(k, p, g, m, v, n, NULL, p16, 0, 1);
+    else
+        adamw_loop(k, p, g, m, v, n, NULL, NULL, 0, 0);
+}
+
+/* SGD over len elements. mode 0: no momentum; 1: first step, buf = d;
+ * 2: buf = momentum buf + d. g = scale g, d = g + wd p, then p -= lr d
+ * (torch's order). */
+typedef struct sgd_k {
+    float scale, lr, wd, mom;
+    int mode;
+} sgd_k;
+static inline void sgd_span(const sgd_k *k, float *restrict p, const float *restrict g,
+                            float *restrict buf, size_t len)
+{
+    for (size_t j = 0; j < len; j++) {
+        float d = g[j] * k->scale + k->wd * p[j];
+        if (k->mode == 2)
+            d = buf[j] * k->mom + d;
+        if (k->mode != 0)
+            buf[j] = d;
+        p[j] = p[j] - k->lr * d;
+    }
+}
+
+/* Fixed-size blocks so that -O2 vectorizes, then the tail. */
+BTRM_TARGET_CLONES
+static void sgd_run(const sgd_k *k, float *restrict p, const float *restrict g,
+                    float *restrict buf, size_t n)
+{
+    size_t i = 0;
+    for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK)
+        sgd_span(k, p + i, g + i, buf ? buf + i : NULL, OPTIM_BLOCK);
+    sgd_span(k, p + i, g + i, buf ? buf + i : NULL, n - i);
+}
+
+/* acc[lane] += (scale x)^2 over x[len] (len a multiple of SUMSQ_LANES except
+ * at the very end), continuing the lanes of earlier calls */
+BTRM_TARGET_CLONES
+static void lanes_add(double *restrict acc, const float *restrict x, size_t len, float scale)
+{
+    double a[SUMSQ_LANES];
+    memcpy(a, acc, sizeof a);
+    size_t i = 0;
+    for (; i + SUMSQ_LANES <= len; i += SUMSQ_LANES)
+        for (int j = 0; j < SUMSQ_LANES; j++) {
+            float s = x[i + j] * scale;
+            a[j] += (double)s * (double)s;
+        }
+    for (int j = 0; i < len; i++, j++) {
+        float s = x[i] * scale;
+        a[j] += (double)s * (double)s;
+    }
+    memcpy(acc, a, sizeof a);
+}
+
+/* SGD's pass runs in chunks small enough to stay in cache, so that the sum
+ * of squares (which reads the chunk's gradient first) and the bf16 copy of
+ * the updated parameters (which reads them after) cost no second trip to
+ * memory. */
+enum { PASS_CHUNK = 2048 }; /* a multiple of OPTIM_BLOCK and SUMSQ_LANES */
+
+double btrm_optim_adamw_pass(float *param, const float *grad, float *exp_avg,
+                             float *exp_avg_sq, size_t n, double lr, double beta1, double beta2,
+                             double eps, double weight_decay, int64_t t,
+                             const btrm_optim_pass *pass)
 {
     /* torch: p *= 1 - lr wd; m = m + (1-b1)(g - m); v = b2 v + (1-b2) g g;
      * p -= lr/(1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
@@ -80,63 +180,64 @@ void btrm_optim_adamw(float *restrict param, const float *restrict grad,
         .step = (float)(lr / (1.0 - pow(beta1, (double)t))),
         .bc2_sqrt = (float)sqrt(1.0 - pow(beta2, (double)t)),
         .eps = (float)eps,
+        .scale = pass ? pass->grad_scale : 1.0f,
     };
-    size_t i = 0;
-    for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK)
-        adamw_block(&k, param + i, grad + i, exp_avg + i, exp_avg_sq + i);
-    for (; i < n; i++)
-        adamw_one(&k, param + i, grad + i, exp_avg + i, exp_avg_sq + i);
+    double acc[SUMSQ_LANES] = { 0 };
+    const int want = pass && pass->want_sumsq;
+    adamw_run(&k, param, grad, exp_avg, exp_avg_sq, n, want ? acc : NULL,
+              pass ? pass->param_bf16 : NULL);
+    return want ? lanes_total(acc) : 0.0;
 }
 
-/* SGD over len elements. mode 0: no momentum; 1: first step, buf = d;
- * 2: buf = momentum buf + d. d = g + wd p, then p -= lr d (torch's order). */
-static inline void sgd_span(float *restrict p, const float *restrict g, float *restrict buf,
-                            size_t len, float lr, float wd, float mom, int mode)
+void btrm_optim_adamw(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                      size_t n, double lr, double beta1, double beta2, double eps,
+                      double weight_decay, int64_t t)
 {
-    for (size_t j = 0; j < len; j++) {
-        float d = g[j] + wd * p[j];
-        if (mode == 2)
-            d = buf[j] * mom + d;
-        if (mode != 0)
-            buf[j] = d;
-        p[j] = p[j] - lr * d;
+    btrm_optim_adamw_pass(param, grad, exp_avg, exp_avg_sq, n, lr, beta1, beta2, eps,
+                          weight_decay, t, NULL);
+}
+
+double btrm_optim_sgd_pass(float *param, const float *grad, float *momentum_buf, size_t n,
+                           double lr, double momentum, double weight_decay, int64_t t,
+                           const btrm_optim_pass *pass)
+{
+    /* torch: the momentum buffer starts as a copy of the first gradient */
+    const sgd_k k = { .scale = pass ? pass->grad_scale : 1.0f, .lr = (float)lr,
+                      .wd = (float)weight_decay, .mom = (float)momentum,
+                      .mode = momentum == 0.0 ? 0 : t <= 1 ? 1 : 2 };
+    const float scale = k.scale;
+    float *buf = k.mode ? momentum_buf : NULL;
+    double acc[SUMSQ_LANES] = { 0 };
+    for (size_t off = 0; off < n; off += PASS_CHUNK) {
+        size_t len = n - off < PASS_CHUNK ? n - off : PASS_CHUNK;
+        if (pass && pass->want_sumsq)
+            lanes_add(acc, grad + off, len, scale);
+        sgd_run(&k, param + off, grad + off, buf ? buf + off : NULL, len);
+        if (pass && pass->param_bf16)
+            btrm_dtype_from_f32(pass->param_bf16 + off, BTRM_DTYPE_BF16, param + off, len);
     }
+    return pass && pass->want_sumsq ? lanes_total(acc) : 0.0;
 }
 
-/* Fixed-size blocks so that -O2 vectorizes, then the tail. */
-static inline void sgd_run(float *restrict p, const float *restrict g, float *restrict buf,
-                           size_t n, float lr, float wd, float mom, int mode)
+void btrm_optim_sgd(float *param, const float *grad, float *momentum_buf, size_t n, double lr,
+                    double momentum, double weight_decay, int64_t t)
 {
-    size_t i = 0;
-    for (; i + OPTIM_BLOCK <= n; i += OPTIM_BLOCK)
-        sgd_span(p + i, g + i, buf ? buf + i : NULL, OPTIM_BLOCK, lr, wd, mom, mode);
-    sgd_span(p + i, g + i, buf ? buf + i : NULL, n - i, lr, wd, mom, mode);
+    btrm_optim_sgd_pass(param, grad, momentum_buf, n, lr, momentum, weight_decay, t, NULL);
 }
 
-void btrm_optim_sgd(float *restrict param, const float *restrict grad,
-                    float *restrict momentum_buf, size_t n, double lr, double momentum,
-                    double weight_decay, int64_t t)
+static double adamw_step(const btrm_optim_hparams *hp, int64_t t, float *param,
+                         const float *grad, float *const *state, size_t n,
+                         const btrm_optim_pass *pass)
 {
-    const float lrf = (float)lr, wd = (float)weight_decay, mom = (float)momentum;
-    if (momentum == 0.0)
-        sgd_run(param, grad, NULL, n, lrf, wd, mom, 0);
-    else if (t <= 1) /* torch: the buffer starts as a copy of the first gradient */
-        sgd_run(param, grad, momentum_buf, n, lrf, wd, mom, 1);
-    else
-        sgd_run(param, grad, momentum_buf, n, lrf, wd, mom, 2);
+    return btrm_optim_adamw_pass(param, grad, state[0], state[1], n, hp->lr, hp->beta1,
+                                 hp->beta2, hp->eps, hp->weight_decay, t, pass);
 }
 
-static void adamw_step(const btrm_optim_hparams *hp, int64_t t, float *param,
-                       const float *grad, float *const *state, size_t n)
+static double sgd_step(const btrm_optim_hparams *hp, int64_t t, float *param, const float *grad,
+                       float *const *state, size_t n, const btrm_optim_pass *pass)
 {
-    btrm_optim_adamw(param, grad, state[0], state[1], n, hp->lr, hp->beta1, hp->beta2, hp->eps,
-                     hp->weight_decay, t);
-}
-
-static void sgd_step(const btrm_optim_hparams *hp, int64_t t, float *param, const float *grad,
-                     float *const *state, size_t n)
-{
-    btrm_optim_sgd(param, grad, state[0], n, hp->lr, hp->momentum, hp->weight_decay, t);
+    return btrm_optim_sgd_pass(param, grad, state[0], n, hp->lr, hp->momentum, hp->weight_decay,
+                               t, pass);
 }
 
 static const btrm_optim_ops optim_table[] = {
@@ -151,13 +252,11 @@ const btrm_optim_ops *btrm_optim_lookup(int type)
     return &optim_table[type];
 }
 
-/* Sum of squares in double over SUMSQ_LANES partial sums, lane = index mod
- * SUMSQ_LANES, added pairwise at the end: a fixed order (deterministic), not
- * serialised on one addition chain. With SSE2 the lanes live in vector
+/* Sum of squares in double over SUMSQ_LANES partial sums (lanes_total's
+ * order, as the optimizer passes compute it): a fixed order (deterministic),
+ * not serialised on one addition chain. With SSE2 the lanes live in vector
  * registers (2 doubles each); elsewhere the same lanes are plain doubles, so
  * both give the same bits. */
-enum { SUMSQ_LANES = 8 };
-
 double btrm_optim_sumsq(const float *x, size_t n)
 {
     double acc[SUMSQ_LANES] = { 0 };
@@ -184,10 +283,7 @@ double btrm_optim_sumsq(const float *x, size_t n)
 #endif
     for (int j = 0; i < n; i++, j++)
         acc[j] += (double)x[i] * (double)x[i];
-    for (int w = SUMSQ_LANES / 2; w > 0; w /= 2)
-        for (int j = 0; j < w; j++)
-            acc[j] += acc[j + w];
-    return acc[0];
+    return lanes_total(acc);
 }
 
 double btrm_optim_clip_coef(double total_norm, double max_norm)

@@ -21,6 +21,29 @@ void btrm_optim_adamw(float *param, const float *grad, float *exp_avg,
 void btrm_optim_sgd(float *param, const float *grad, float *momentum_buf, size_t n,
                     double lr, double momentum, double weight_decay, int64_t t);
 
+/* What an optimizer pass does besides the update, in the same pass over
+ * memory (the arrays are walked in cache-sized chunks). */
+typedef struct btrm_optim_pass {
+    float grad_scale;      /* the gradient is multiplied by it first (the clipping
+                            * coefficient; a float multiply per element), 1 = none */
+    int want_sumsq;        /* return the scaled gradient's sum of squares
+                            * (btrm_optim_sumsq's bits) */
+    uint16_t *param_bf16;  /* NULL, or [n]: the updated parameters rounded to bf16
+                            * (btrm_float_to_bf16), for bf16 GEMMs */
+} btrm_optim_pass;
+
+/* btrm_optim_adamw / btrm_optim_sgd with a pass (NULL = the plain update).
+ * The updates run vectorised for the CPU they run on (baseline, AVX2 or
+ * AVX-512, picked at load time) and give the same bits on each. Return the
+ * sum of squares when asked, else 0. */
+double btrm_optim_adamw_pass(float *param, const float *grad, float *exp_avg,
+                             float *exp_avg_sq, size_t n, double lr, double beta1, double beta2,
+                             double eps, double weight_decay, int64_t t,
+                             const btrm_optim_pass *pass);
+double btrm_optim_sgd_pass(float *param, const float *grad, float *momentum_buf, size_t n,
+                           double lr, double momentum, double weight_decay, int64_t t,
+                           const btrm_optim_pass *pass);
+
 /* One step's hyperparameters (optim.* keys; lr already multiplied by the
  * schedule factor). */
 typedef struct btrm_optim_hparams {
@@ -36,8 +59,10 @@ typedef struct btrm_optim_ops {
     int n_state;                   /* 2 (adamw) | 1 (sgd; unused without momentum) */
     const char *state_names[BTRM_OPTIM_MAX_STATE]; /* "exp_avg", "exp_avg_sq" |
                                                     * "momentum_buffer" */
-    void (*step)(const btrm_optim_hparams *hp, int64_t t, float *param, const float *grad,
-                 float *const *state, size_t n);
+    /* btrm_optim_<name>_pass on the state buffers (pass NULL: the plain
+     * update); the sum of squares when the pass asks for it, else 0 */
+    double (*step)(const btrm_optim_hparams *hp, int64_t t, float *param, const float *grad,
+                   float *const *state, size_t n, const btrm_optim_pass *pass);
 } btrm_optim_ops;
 
 /* The ops of BTRM_OPTIM_ADAMW | BTRM_OPTIM_SGD; NULL for another value. */

@@ -3,6 +3,7 @@
  * that picks an instruction set's kernel at run time. */
 #include "qgemm_impl.h"
 
+#include "dtype.h"
 #include "error.h"
 #include "quant.h"
 
@@ -148,7 +149,7 @@ void btrm_qact_quantize(btrm_qact *a, const float *x, int rows, int ldx)
              * that the int8 path computes what llama.cpp computes */
             float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
             ((float *)qg_act_d(a, tile, b))[t] =
-                a->wtype == BTRM_Q_Q8_0 ? btrm_f16_to_f32(btrm_f32_to_f16(d)) : d;
+                a->wtype == BTRM_Q_Q8_0 ? btrm_half_to_float(btrm_float_to_half(d)) : d;
             for (int j = 0; j < a->sb; j++) {
                 int e = b * a->sb + j;
                 long q = lrintf(xb[j] * id);
@@ -176,7 +177,7 @@ static float f16_at(const uint8_t *p)
 {
     uint16_t h;
     memcpy(&h, p, 2);
-    return btrm_f16_to_f32(h);
+    return btrm_half_to_float(h);
 }
 
 /* Q8_0: v = q (int8), or q + 128 with m = 128 for the kernels that want

@@ -5,6 +5,7 @@
  * those of dequantize_row_*. */
 #include "quant.h"
 
+#include "dtype.h"
 #include "gemm.h"
 
 #include <math.h>
@@ -73,79 +74,13 @@ const char *btrm_quant_supported_names(void)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Half precision */
-
-float btrm_f16_to_f32(uint16_t h)
-{
-    /* Exact, branch-light (after Maratos' FP16 library, as ggml does):
-     * normals by rescaling the shifted bits, subnormals through a magic
-     * bias, Inf/NaN by the exponent offset. */
-    uint32_t w = (uint32_t)h << 16;
-    uint32_t sign = w & UINT32_C(0x80000000);
-    uint32_t two_w = w + w;
-    uint32_t bits = (two_w >> 4) + (UINT32_C(0xE0) << 23);
-    float normalized, denormalized;
-    memcpy(&normalized, &bits, 4);
-    normalized *= 0x1.0p-112f;
-    bits = (two_w >> 17) | (UINT32_C(126) << 23);
-    memcpy(&denormalized, &bits, 4);
-    denormalized -= 0.5f;
-    uint32_t nb, db;
-    memcpy(&nb, &normalized, 4);
-    memcpy(&db, &denormalized, 4);
-    uint32_t out = sign | (two_w < (UINT32_C(1) << 27) ? db : nb);
-    float f;
-    memcpy(&f, &out, 4);
-    return f;
-}
-
-float btrm_bf16_to_f32(uint16_t h)
-{
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-uint16_t btrm_f32_to_f16(float f)
-{
-    /* Round to nearest even through float arithmetic (Maratos' method, as
-     * ggml's GGML_COMPUTE_FP32_TO_FP16 does without F16C). */
-    const float scale_to_inf = 0x1.0p+112f, scale_to_zero = 0x1.0p-110f;
-    float base = (fabsf(f) * scale_to_inf) * scale_to_zero;
-    uint32_t w, bias;
-    memcpy(&w, &f, 4);
-    uint32_t shl1_w = w + w;
-    uint32_t sign = w & UINT32_C(0x80000000);
-    bias = shl1_w & UINT32_C(0xFF000000);
-    if (bias < UINT32_C(0x71000000))
-        bias = UINT32_C(0x71000000);
-    uint32_t bb = (bias >> 1) + UINT32_C(0x07800000);
-    float b;
-    memcpy(&b, &bb, 4);
-    base = b + base;
-    uint32_t bits;
-    memcpy(&bits, &base, 4);
-    uint32_t exp_bits = (bits >> 13) & UINT32_C(0x00007C00);
-    uint32_t mantissa_bits = bits & UINT32_C(0x00000FFF);
-    uint32_t nonsign = exp_bits + mantissa_bits;
-    return (uint16_t)((sign >> 16) | (shl1_w > UINT32_C(0xFF000000) ? UINT16_C(0x7E00) : nonsign));
-}
-
-uint16_t btrm_f32_to_bf16(float f)
-{
-    uint32_t bits;
-    memcpy(&bits, &f, 4);
-    if ((bits & UINT32_C(0x7fffffff)) > UINT32_C(0x7f800000))
-        return (uint16_t)((bits >> 16) | 64); /* quiet NaN */
-    return (uint16_t)((bits + (UINT32_C(0x7fff) + ((bits >> 16) & 1))) >> 16);
-}
+/* Half precision (dtype.h's conversions) */
 
 static float f16_at(const uint8_t *p)
 {
     uint16_t h;
     memcpy(&h, p, 2);
-    return btrm_f16_to_f32(h);
+    return btrm_half_to_float(h);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -387,15 +322,10 @@ void btrm_quant_dequant_f32(int type, const void *src, int64_t n, float *dst)
         memcpy(dst, src, (size_t)n * sizeof *dst);
         return;
     case BTRM_Q_F16:
-        for (int64_t i = 0; i < n; i++)
-            dst[i] = f16_at(p + 2 * i);
+        btrm_dtype_to_f32(dst, src, BTRM_DTYPE_F16, (size_t)n);
         return;
     case BTRM_Q_BF16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            dst[i] = btrm_bf16_to_f32(h);
-        }
+        btrm_dtype_to_f32(dst, src, BTRM_DTYPE_BF16, (size_t)n);
         return;
     default:
         break;
@@ -430,7 +360,6 @@ void btrm_quant_dequant(int type, const void *src, int64_t n, int prec, void *ds
     for (int64_t i = 0; i < n; i += chunk) {
         int64_t m = n - i < chunk ? n - i : chunk;
         btrm_quant_dequant_f32(type, p + (size_t)(i / chunk) * stride, m, tmp);
-        for (int64_t j = 0; j < m; j++)
-            out[i + j] = btrm_f32_to_bf16(tmp[j]);
+        btrm_dtype_from_f32(out + i, BTRM_DTYPE_BF16, tmp, (size_t)m);
     }
 }

@@ -74,12 +74,7 @@ const char *btrm_quant_name(int type, char *buf, size_t size);
 /* "F32, F16, BF16, Q4_0, ..." the types btrm reads, for messages. */
 const char *btrm_quant_supported_names(void);
 
-/* IEEE binary16 / bfloat16 <-> float32. The widening conversions are exact;
- * the narrowing ones round to nearest even (NaN stays NaN). */
-float btrm_f16_to_f32(uint16_t h);
-float btrm_bf16_to_f32(uint16_t h);
-uint16_t btrm_f32_to_f16(float f);
-uint16_t btrm_f32_to_bf16(float f);
+/* IEEE binary16 and bfloat16 fields convert with dtype.h's functions. */
 
 /* Dequantisation of n values (a multiple of the type's block) starting at
  * src into the GEMM input precision prec (gemm.h: BTRM_PREC_FP32 -> float

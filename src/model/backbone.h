@@ -31,7 +31,11 @@ typedef struct btrm_backbone_ops {
     int (*dim)(const btrm_backbone *bb);
     /* label: the /features `backbone` attribute ("hash-4096"); attrs: a JSON
      * object the backend fills with its own attributes (strings, integers,
-     * reals), which embed writes next to `backbone` and `dim`. */
+     * reals), which embed writes next to `backbone` and `dim`. Among them
+     * those of feature_record.h: backbone_spec, the spec that makes the same
+     * features again from any directory (its model file's path absolute,
+     * the settings that shape features written out with their effective
+     * values, nothing else), and the settings themselves. */
     int (*describe)(const btrm_backbone *bb, char *label, size_t label_size,
                     json_t *attrs);
     void (*close)(btrm_backbone *bb);
@@ -54,6 +58,7 @@ typedef struct btrm_backbone_handle {
     const btrm_backbone_ops *ops;
     btrm_backbone *bb;
     int dim;
+    char *spec;  /* the spec it was opened with (malloc'ed) */
 } btrm_backbone_handle;
 
 /* True when the backbone reports per-text costs. */
@@ -76,6 +81,27 @@ int btrm_backbone_encode(btrm_backbone_handle *h, const char *const *texts, size
                          float *out);
 int btrm_backbone_describe(const btrm_backbone_handle *h, char *label, size_t label_size,
                            json_t *attrs);
+/* How this backbone makes features (describe's attributes, its spec and
+ * width), as stores and model files record it. */
+struct btrm_feature_record;
+int btrm_backbone_record(const btrm_backbone_handle *h, struct btrm_feature_record *rec);
+/* The spec that makes a model's features again, in out: NAME:FIRST of
+ * user_spec (NULL: the recorded spec, btrm_feature_record_spec; BTRM_EUSAGE
+ * naming model_path when there is none), the config's options, the
+ * recorded settings (pool, max_tokens, bos, kernel, precision; when it is the recorded
+ * backbone), then the spec's own options. So the recorded settings win over
+ * the config, which sets what does not shape features (threads,
+ * max_batch_tokens), and what the user writes wins over both and is then
+ * checked by btrm_backbone_open_checked. cfg may be NULL. */
+int btrm_backbone_spec_for(const struct btrm_feature_record *rec, const char *model_path,
+                           const char *user_spec, const struct btrm_config *cfg, char *out,
+                           size_t size);
+/* Opens spec and refuses it (BTRM_EUSAGE naming model_path and what, the
+ * backbone as the user knows it) when its features are not made the way
+ * rec says. dim as for btrm_backbone_open. */
+int btrm_backbone_open_checked(btrm_backbone_handle *h, const char *spec, int dim,
+                               const struct btrm_feature_record *rec, const char *model_path,
+                               const char *what);
 /* No-op on a zeroed handle. */
 void btrm_backbone_close(btrm_backbone_handle *h);
 /* "hash, ..." for help texts and messages. */

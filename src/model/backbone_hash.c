@@ -259,7 +259,8 @@ static int hash_describe(const btrm_backbone *bb, char *label, size_t label_size
     snprintf(seed, sizeof seed, "0x%llx", (unsigned long long)BTRM_HASH_SEED);
     char utf8proc[32];
     snprintf(utf8proc, sizeof utf8proc, "%s", utf8proc_version());
-    if (json_object_set_new(attrs, "hash_function", json_string("XXH3-64")) ||
+    if (json_object_set_new(attrs, "backbone_spec", json_string("hash")) ||
+        json_object_set_new(attrs, "hash_function", json_string("XXH3-64")) ||
         json_object_set_new(attrs, "hash_seed", json_string(seed)) ||
         json_object_set_new(attrs, "tokenizer",
                             json_string("utf8proc NFKC+casefold; words = runs of L*/N* (+M*)")) ||

@@ -6,6 +6,8 @@
 #include "backbone.h"
 
 #include "error.h"
+#include "fileutil.h"
+#include "gemm.h"
 #include "llama_model.h"
 #include "qgemm.h"
 
@@ -138,17 +140,34 @@ static int llama_describe(const btrm_backbone *bb, char *label, size_t label_siz
     const char *pool = o->pool == BTRM_POOL_MEAN ? "mean" : "last";
     const char *base = strrchr(o->path, '/');
     base = base ? base + 1 : o->path;
-    snprintf(label, label_size, "%s:%s,pool=%s,max_tokens=%d", format, base, pool,
-             b->e.max_tokens);
+    snprintf(label, label_size, "%s:%s,pool=%s,max_tokens=%d%s", format, base, pool,
+             b->e.max_tokens, o->precision == BTRM_PREC_BF16 ? ",precision=bf16" : "");
     const btrm_llama_hparams *hp = &m->hp;
-    /* the kernel that ran: int8 with the instruction set of its integer products */
+    /* the kernel that ran: int8 with the instruction set of its integer
+     * products, when some matrix takes that path (not float32 or F16 ones) */
+    const btrm_llama_ws *ws = &b->e.ws;
+    int int8 = ws->kernel == BTRM_KERNEL_INT8 && (ws->qact[0] || ws->qact[1] || ws->qact[2]);
     char kernel[32];
-    if (b->e.ws.kernel == BTRM_KERNEL_INT8)
+    if (int8)
         snprintf(kernel, sizeof kernel, "int8-%s", btrm_qgemm_isa_name(btrm_qgemm_isa()));
     else
         snprintf(kernel, sizeof kernel, "dequant");
+    /* the spec that makes these features again (feature_record.h) */
+    char path[BTRM_PATH_MAX], tokenizer[BTRM_PATH_MAX + 16] = "", spec[3 * BTRM_PATH_MAX];
+    int rc = btrm_path_absolute(o->path, path, sizeof path);
+    if (!rc && m->tokenizer_path[0]) {
+        char abs_tok[BTRM_PATH_MAX];
+        rc = btrm_path_absolute(m->tokenizer_path, abs_tok, sizeof abs_tok);
+        snprintf(tokenizer, sizeof tokenizer, ",tokenizer=%s", abs_tok);
+    }
+    if (rc)
+        return rc;
+    snprintf(spec, sizeof spec, "%s:%s,pool=%s,max_tokens=%d,bos=%d,kernel=%s,precision=%s%s",
+             format, path, pool, b->e.max_tokens, btrm_llama_embedder_bos(&b->e),
+             int8 ? "int8" : "dequant", btrm_precision_name(o->precision), tokenizer);
     json_t *obj = attrs;
-    int bad = json_object_set_new(obj, "model_file", json_string(o->path)) ||
+    int bad = json_object_set_new(obj, "backbone_spec", json_string(spec)) ||
+              json_object_set_new(obj, "model_file", json_string(o->path)) ||
               json_object_set_new(obj, "model_format", json_string(format)) ||
               json_object_set_new(obj, "model_name", json_string(m->name)) ||
               json_object_set_new(obj, "model_hash", json_string(btrm_llama_model_hash(m))) ||
@@ -156,6 +175,8 @@ static int llama_describe(const btrm_backbone *bb, char *label, size_t label_siz
               json_object_set_new(obj, "architecture", json_string(m->arch)) ||
               json_object_set_new(obj, "weight_types", json_string(m->weight_types)) ||
               json_object_set_new(obj, "dequantized", json_integer(m->dequantized)) ||
+              json_object_set_new(obj, "precision",
+                                  json_string(btrm_precision_name(o->precision))) ||
               json_object_set_new(obj, "n_layers", json_integer(hp->n_layers)) ||
               json_object_set_new(obj, "vocab_size", json_integer(hp->vocab_size)) ||
               json_object_set_new(obj, "pool", json_string(pool)) ||

@@ -14,12 +14,12 @@
 #include "analyze.h"
 
 #include "error.h"
+#include "gemm.h"
 #include "eval.h"
 #include "fileutil.h"
 #include "log.h"
 #include "loss.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +42,14 @@ static int build_rows(const btrm_pairs *data, const btrm_head *head, const float
 {
     if (!head) {
         const size_t dim = (size_t)data->dim;
+        float *xc = NULL;
+        int rc = BTRM_MALLOC(xc, 2 * dim);
+        if (rc)
+            return rc;
+        float *xr = xc + dim;
         for (int64_t k = 0; k < count; k++) {
-            const float *xc = data->features + (size_t)data->chosen[first + k] * dim;
-            const float *xr = data->features + (size_t)data->rejected[first + k] * dim;
+            btrm_pairs_feature_row(data, data->chosen[first + k], xc, BTRM_DTYPE_F32);
+            btrm_pairs_feature_row(data, data->rejected[first + k], xr, BTRM_DTYPE_F32);
             double *zk = z + (size_t)k * dim, sq = 0.0;
             for (size_t j = 0; j < dim; j++) {
                 zk[j] = (double)xc[j] - (double)xr[j];
@@ -53,6 +58,7 @@ static int build_rows(const btrm_pairs *data, const btrm_head *head, const float
             out[2 * k] = sqrt(sq);
             out[2 * k + 1] = 0.5; /* w = 0: dr = 0 */
         }
+        free(xc);
         return 0;
     }
     btrm_head_ws ws = { 0 };
@@ -66,7 +72,8 @@ static int build_rows(const btrm_pairs *data, const btrm_head *head, const float
         int n = (int)(count - done < chunk ? count - done : chunk);
         btrm_eval_gather(data, NULL, first + done, n, x);
         /* reward[2n] = head(x[2n, D]); h[2n, rep] its representation */
-        btrm_head_forward(head, params, x, 2 * n, &ws);
+        if ((rc = btrm_head_forward(head, params, x, 2 * n, &ws)))
+            break;
         const float *h = btrm_head_rep(head, &ws, x);
         for (int k = 0; k < n; k++) {
             double *zk = z + (size_t)(done + k) * rep, sq = 0.0;
@@ -241,8 +248,7 @@ static int pca(btrm_analyze_result *res, const btrm_pairs *data, const btrm_comm
     }
     /* y[count, k] = Z[count, dim] V[k, dim]^T */
     if (count > 0)
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)count, k, dim, 1.0, z, dim,
-                    res->components, dim, 0.0, y, k);
+        btrm_gemm_f64(0, 1, (int)count, k, dim, 1.0, z, dim, res->components, dim, 0.0, y, k);
     for (int64_t i = 0; i < count; i++) {
         int64_t pair = first + i;
         int g = data->category && res->n_categories > 0 ? data->category[pair] : -1;
@@ -255,8 +261,7 @@ static int pca(btrm_analyze_result *res, const btrm_pairs *data, const btrm_comm
     }
     /* cz[dim, k] = Z^T y: C v_j = (1/N) sum_r Z_r^T (Z_r v_j) */
     if (count > 0)
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, dim, k, (int)count, 1.0, z, dim,
-                    y, k, 0.0, cz, k);
+        btrm_gemm_f64(1, 0, dim, k, (int)count, 1.0, z, dim, y, k, 0.0, cz, k);
     else
         memset(cz, 0, (size_t)dim * k * sizeof *cz);
     rc = btrm_comm_allreduce_sum_f64(c, cz, (size_t)dim * k);

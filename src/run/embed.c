@@ -5,6 +5,8 @@
 #include "embed.h"
 
 #include "backbone.h"
+#include "compute.h"
+#include "dtype.h"
 #include "error.h"
 #include "embedfile.h"
 #include "fileutil.h"
@@ -117,7 +119,7 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
     btrm_texts_reader *reader = NULL;
     btrm_features_writer *ff = NULL;
     float *rows_f32 = NULL;
-    uint16_t *rows_f16 = NULL;
+    uint16_t *rows_16 = NULL; /* float16 or bfloat16 rows */
     int64_t *bounds = NULL;
     double *prefix = NULL;
     char tmp[BTRM_PATH_MAX + 64] = "";
@@ -148,8 +150,8 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
         goto fail;
     size_t dim = (size_t)bb.dim;
     rc = BTRM_MALLOC(rows_f32, (size_t)batch * dim);
-    if (!rc && opts->f16)
-        rc = BTRM_MALLOC(rows_f16, (size_t)batch * dim);
+    if (!rc && opts->features_dtype != BTRM_DTYPE_F32)
+        rc = BTRM_MALLOC(rows_16, (size_t)batch * dim);
     if (!rc)
         rc = BTRM_MALLOC(bounds, c->size + 1);
     rc = btrm_comm_agree(c, rc);
@@ -172,7 +174,7 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
                    : btrm_error_set(BTRM_ENOMEM, "out of memory");
         if (!rc)
             rc = btrm_features_create(opts->in_path, tmp, opts->out_path, n_rows, bb.dim,
-                                      opts->f16, label, attrs);
+                                      opts->features_dtype, label, attrs);
         json_decref(attrs);
         tmp_made = 1;
     }
@@ -186,7 +188,7 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
                    btrm_comm_wtime() - t0);
 
     /* 3. every rank: its block of rows, batch by batch, collective writes */
-    rc = btrm_features_open(&ff, tmp, opts->out_path, opts->f16, c);
+    rc = btrm_features_open(&ff, tmp, opts->out_path, opts->features_dtype, c);
     if (rc)
         goto fail;
     int64_t first = bounds[c->rank], count = bounds[c->rank + 1] - first, largest = 0;
@@ -215,16 +217,15 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
                 }
             }
         }
-        if (!rc && opts->f16)
-            for (size_t i = 0; i < (size_t)rows * dim; i++)
-                rows_f16[i] = btrm_float_to_half(rows_f32[i]);
+        if (!rc && rows_16)
+            btrm_dtype_from_f32(rows_16, opts->features_dtype, rows_f32, (size_t)rows * dim);
         double t_encoded = btrm_comm_wtime();
         t_encode += t_encoded - t_round;
         rc = btrm_comm_agree(c, rc);
         if (rc)
             break;
         rc = btrm_features_write(ff, first + off, rows, bb.dim,
-                                 opts->f16 ? (const void *)rows_f16 : (const void *)rows_f32);
+                                 rows_16 ? (const void *)rows_16 : (const void *)rows_f32);
         rc = btrm_comm_agree(c, rc);
         double t = btrm_comm_wtime();
         t_write += t - t_encoded;
@@ -297,18 +298,19 @@ int btrm_embed_run(const btrm_embed_opts *opts, const btrm_comm *c)
                      seconds > 0 ? prefix[n_rows] / seconds : 0.0);
         btrm_log_info("embed: wrote %s: /features [%lld, %d] %s, backbone %s, %d rank%s, "
                       "%.2f s, %.0f texts/s%s", opts->out_path, (long long)n_rows, bb.dim,
-                      opts->f16 ? "float16" : "float32", label, c->size,
+                      btrm_dtype_name(opts->features_dtype), label, c->size,
                       c->size == 1 ? "" : "s", seconds,
                       seconds > 0 ? (double)n_rows / seconds : 0.0, tokens);
     }
     json_decref(scratch);
+    btrm_compute_log(); /* -v: each GEMM shape of the backbone, its implementation, speed */
 fail:
     /* every rank has it open here, or none (btrm_features_open): close collectively */
     btrm_features_close(ff);
     btrm_texts_close(reader);
     if (rc && tmp_made && tmp[0] && c->rank == 0)
         unlink(tmp);
-    BTRM_FREE(rows_f32, rows_f16, bounds, prefix);
+    BTRM_FREE(rows_f32, rows_16, bounds, prefix);
     btrm_backbone_close(&bb);
     return rc;
 }

@@ -31,7 +31,7 @@ typedef struct btrm_embed_opts {
     const char *backbone; /* NAME[:ARGS], see backbone.h (cli_embed has already put
                            * the config's embed.* options in) */
     int dim;              /* 0: the backbone's default */
-    int f16;              /* store /features as IEEE float16 */
+    int features_dtype;   /* /features as BTRM_DTYPE_F32 | F16 | BF16 (dtype.h) */
     int64_t batch;        /* texts per rank per collective write; 0: about
                            * 16 MiB of features, in [16, 4096] rows (at most
                            * 64 for a backbone that reports costs) */

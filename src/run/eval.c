@@ -7,6 +7,7 @@
 #include "eval.h"
 
 #include "error.h"
+#include "feature_record.h"
 #include "fileutil.h"
 #include "format.h"
 #include "textrep.h"
@@ -18,18 +19,23 @@
 
 #define EVAL_CHUNK 512 /* pairs per forward pass */
 
+void btrm_eval_gather_typed(const btrm_pairs *data, const int64_t *order, int64_t first,
+                            int64_t count, void *x, int dtype)
+{
+    const size_t row = (size_t)data->dim * btrm_dtype_size(dtype);
+    unsigned char *out = x;
+    for (int64_t k = 0; k < count; k++) {
+        int64_t pair = order ? order[first + k] : first + k;
+        btrm_pairs_feature_row(data, data->chosen[pair], out + (size_t)k * row, dtype);
+        btrm_pairs_feature_row(data, data->rejected[pair], out + (size_t)(count + k) * row,
+                               dtype);
+    }
+}
 
 void btrm_eval_gather(const btrm_pairs *data, const int64_t *order, int64_t first,
                       int64_t count, float *x)
 {
-    const size_t dim = (size_t)data->dim;
-    for (int64_t k = 0; k < count; k++) {
-        int64_t pair = order ? order[first + k] : first + k;
-        memcpy(x + (size_t)k * dim, data->features + (size_t)data->chosen[pair] * dim,
-               dim * sizeof *x);
-        memcpy(x + (size_t)(count + k) * dim,
-               data->features + (size_t)data->rejected[pair] * dim, dim * sizeof *x);
-    }
+    btrm_eval_gather_typed(data, order, first, count, x, BTRM_DTYPE_F32);
 }
 
 double btrm_eval_percentile(const double *sorted, int64_t n, double q)
@@ -68,7 +74,8 @@ static int eval_local(const btrm_head *head, const float *params, const btrm_pai
         int n = (int)(count - done < chunk ? count - done : chunk);
         btrm_eval_gather(data, NULL, first + done, n, x);
         /* reward[2n] = head(x[2n, D]) */
-        btrm_head_forward(head, params, x, 2 * n, &ws);
+        if ((rc = btrm_head_forward(head, params, x, 2 * n, &ws)))
+            break;
         btrm_head_pair_distance(head, &ws, x, n, dist);
         for (int k = 0; k < n; k++) {
             int64_t pair = first + done + k;
@@ -233,6 +240,21 @@ json_t *btrm_eval_to_json(const btrm_eval_result *res, const btrm_pairs *data)
     return doc;
 }
 
+/* The store's features are made the way the model's were (the backbone, its
+ * file, the settings and the chat template, where both record them). */
+static int same_features(const char *model_path, const char *data_path)
+{
+    btrm_feature_record *rec = calloc(2, sizeof *rec);
+    int rc = rec ? btrm_model_read_features(model_path, &rec[0])
+                 : btrm_error_set(BTRM_ENOMEM, "out of memory");
+    if (!rc)
+        rc = btrm_pairs_read_features(data_path, &rec[1]);
+    if (!rc)
+        rc = btrm_feature_record_compare(&rec[0], model_path, &rec[1], data_path, 1);
+    free(rec);
+    return rc;
+}
+
 int btrm_eval_inputs_open(btrm_eval_inputs *in, const char *model_path,
                           const char *data_path, const btrm_comm *c)
 {
@@ -259,6 +281,7 @@ int btrm_eval_inputs_open(btrm_eval_inputs *in, const char *model_path,
                                        in->features);
         in->data.features = in->features;
         in->data.dim = (int)dim;
+        in->data.features_dtype = BTRM_DTYPE_F32;
     } else if (!rc) {
         rc = btrm_pairs_open(&in->data, data_path, c,
                              BTRM_PAIRS_FEATURES | BTRM_PAIRS_REQUIRE_FEATURES);
@@ -266,6 +289,8 @@ int btrm_eval_inputs_open(btrm_eval_inputs *in, const char *model_path,
     if (!rc && in->has_model && in->data.dim != in->head.dim)
         rc = btrm_error_set(BTRM_EDATA, "%s: /features has dim %d but the model %s expects %d",
                             data_path, in->data.dim, model_path, in->head.dim);
+    if (!rc && in->has_model && c->rank == 0)
+        rc = same_features(model_path, data_path);
     return btrm_comm_agree(c, rc);
 }
 
@@ -299,27 +324,153 @@ static void print_table(const btrm_eval_result *r, const btrm_pairs *data)
     }
 }
 
+static void print_sections(const btrm_eval_sections *s)
+{
+    printf("  RewardBench sections (fractions; - = no pairs)\n");
+    for (int k = 0; k < BTRM_RB_N; k++) {
+        if (s->defined[k])
+            printf("  section  %-20s n %-7lld score %.4f\n", btrm_rewardbench_names[k],
+                   (long long)s->n[k], s->score[k]);
+        else
+            printf("  section  %-20s n %-7lld score -\n", btrm_rewardbench_names[k],
+                   (long long)s->n[k]);
+    }
+    for (int i = 0; i < s->n_ignored; i++)
+        printf("  ignored subset %s (not a RewardBench subset)\n", s->ignored[i]);
+}
+
 int btrm_eval_command(const char *model_path, const char *data_path, const char *json_path,
-                      int quiet, const btrm_comm *c)
+                      int rewardbench, int quiet, const btrm_comm *c)
 {
     btrm_eval_inputs in;
     btrm_eval_result res;
     memset(&res, 0, sizeof res);
+    btrm_eval_sections sec;
+    memset(&sec, 0, sizeof sec);
     int rc = btrm_eval_inputs_open(&in, model_path, data_path, c);
     if (!rc)
         rc = btrm_eval_run(&in.head, in.params, &in.meta, &in.data, c, &res);
+    if (!rc && rewardbench)
+        rc = btrm_eval_sections_rewardbench(&res, &in.data, &sec);
     if (!rc && c->rank == 0) {
         if (!quiet)
             print_table(&res, &in.data);
+        if (!quiet && rewardbench)
+            print_sections(&sec);
         if (json_path) {
             json_t *j = btrm_eval_to_json(&res, &in.data);
             json_object_set_new(j, "model", json_string(model_path));
+            if (rewardbench) {
+                json_t *ignored = json_array();
+                for (int i = 0; i < sec.n_ignored; i++)
+                    json_array_append_new(ignored, json_string(sec.ignored[i]));
+                json_object_set_new(j, "sections", btrm_eval_sections_json(&sec));
+                json_object_set_new(j, "sections_ignored", ignored);
+            }
             rc = btrm_json_write_atomic(json_path, j);
             json_decref(j);
         }
     }
     rc = btrm_comm_agree(c, rc);
+    btrm_eval_sections_free(&sec);
     btrm_eval_result_free(&res);
     btrm_eval_inputs_close(&in);
     return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* RewardBench sections: its own subset names (rewardbench/constants.py's
+ * SUBSET_MAPPING; configs/categories/rewardbench.yaml lists the same). */
+
+const char *const btrm_rewardbench_names[BTRM_RB_N] = { "Chat", "Chat Hard", "Safety",
+                                                        "Reasoning", "overall" };
+static const char *const rb_chat[] = { "alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard",
+                                       "mt-bench-easy", "mt-bench-med", NULL };
+static const char *const rb_chat_hard[] = { "mt-bench-hard", "llmbar-natural",
+                                            "llmbar-adver-neighbor", "llmbar-adver-GPTInst",
+                                            "llmbar-adver-GPTOut", "llmbar-adver-manual", NULL };
+static const char *const rb_safety[] = { "refusals-dangerous", "refusals-offensive",
+                                         "xstest-should-refuse", "xstest-should-respond",
+                                         "donotanswer", NULL };
+static const char *const rb_math[] = { "math-prm", NULL };
+static const char *const rb_code[] = { "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python",
+                                       "hep-rust", NULL };
+
+static int in_list(const char *const *list, const char *name)
+{
+    for (int i = 0; list[i]; i++)
+        if (!strcmp(list[i], name))
+            return 1;
+    return 0;
+}
+
+/* Pairs and correct pairs (ties 1/2) over the store's subsets in list. */
+static void pool_subsets(const btrm_eval_result *res, const btrm_pairs *data,
+                         const char *const *list, int64_t *n, double *correct)
+{
+    *n = 0;
+    *correct = 0;
+    for (int g = 0; g < res->n_subsets; g++)
+        if (in_list(list, data->subsets[g])) {
+            *n += res->by_subset[g].n;
+            *correct += res->by_subset[g].correct;
+        }
+}
+
+int btrm_eval_sections_rewardbench(const btrm_eval_result *res, const btrm_pairs *data,
+                                   btrm_eval_sections *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *const *weighted[3] = { rb_chat, rb_chat_hard, rb_safety };
+    for (int k = 0; k < 3; k++) {
+        double correct;
+        pool_subsets(res, data, weighted[k], &out->n[k], &correct);
+        out->defined[k] = out->n[k] > 0;
+        out->score[k] = out->defined[k] ? correct / (double)out->n[k] : 0.0;
+    }
+    int64_t n_math, n_code;
+    double c_math, c_code;
+    pool_subsets(res, data, rb_math, &n_math, &c_math);
+    pool_subsets(res, data, rb_code, &n_code, &c_code);
+    out->n[BTRM_RB_REASONING] = n_math + n_code;
+    out->defined[BTRM_RB_REASONING] = n_math + n_code > 0;
+    if (n_math > 0 && n_code > 0)
+        out->score[BTRM_RB_REASONING] = 0.5 * (c_math / (double)n_math) +
+                                        0.5 * (c_code / (double)n_code);
+    else if (n_math + n_code > 0)
+        out->score[BTRM_RB_REASONING] = (c_math + c_code) / (double)(n_math + n_code);
+    out->defined[BTRM_RB_OVERALL] = 1;
+    for (int k = 0; k < BTRM_RB_OVERALL; k++) {
+        out->defined[BTRM_RB_OVERALL] &= out->defined[k];
+        out->score[BTRM_RB_OVERALL] += 0.25 * out->score[k];
+        out->n[BTRM_RB_OVERALL] += out->n[k];
+    }
+    if (!out->defined[BTRM_RB_OVERALL])
+        out->score[BTRM_RB_OVERALL] = 0.0;
+    int rc = BTRM_CALLOC(out->ignored, res->n_subsets > 0 ? res->n_subsets : 1);
+    for (int g = 0; !rc && g < res->n_subsets; g++) {
+        const char *name = data->subsets[g];
+        if (res->by_subset[g].n > 0 && !in_list(rb_chat, name) && !in_list(rb_chat_hard, name) &&
+            !in_list(rb_safety, name) && !in_list(rb_math, name) && !in_list(rb_code, name))
+            out->ignored[out->n_ignored++] = name;
+    }
+    return rc;
+}
+
+void btrm_eval_sections_free(btrm_eval_sections *s)
+{
+    if (!s)
+        return;
+    free(s->ignored);
+    s->ignored = NULL;
+    s->n_ignored = 0;
+}
+
+json_t *btrm_eval_sections_json(const btrm_eval_sections *s)
+{
+    json_t *obj = json_object();
+    for (int k = 0; obj && k < BTRM_RB_N; k++)
+        json_object_set_new(obj, btrm_rewardbench_names[k],
+                            s->defined[k] ? json_real(s->score[k]) : json_null());
+    return obj;
 }

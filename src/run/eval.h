@@ -47,6 +47,10 @@ typedef struct btrm_eval_result {
  * layout). order == NULL means the identity (pair k is pair first + k). */
 void btrm_eval_gather(const btrm_pairs *data, const int64_t *order, int64_t first,
                       int64_t count, float *x);
+/* The same into rows of dtype (BTRM_DTYPE_F32, or BTRM_DTYPE_BF16 for a bf16
+ * GEMM input), converted from the store's type as they are copied. */
+void btrm_eval_gather_typed(const btrm_pairs *data, const int64_t *order, int64_t first,
+                            int64_t count, void *x, int dtype);
 
 /* Collective: evaluates head/params on data (every rank takes a contiguous
  * block of pairs). meta gives the loss the model was trained with (for the
@@ -58,6 +62,30 @@ void btrm_eval_result_free(btrm_eval_result *res);
 
 /* The JSON object of docs/format.md ("eval result"); caller owns it. */
 json_t *btrm_eval_to_json(const btrm_eval_result *res, const btrm_pairs *data);
+
+/* RewardBench's section scores (Lambert et al. 2024; docs/format.md) from
+ * the accuracy of each subset named as RewardBench names them: Chat, Chat
+ * Hard and Safety are the accuracies of their subsets weighted by the
+ * store's pair counts; Reasoning is 1/2 math-prm + 1/2 the count-weighted
+ * accuracy of the six hep-* subsets (the half that has pairs alone, when
+ * the other has none); overall is the mean of the four (undefined unless
+ * all four are). A section without pairs is undefined. Subsets of the store
+ * outside the four sections are ignored and listed. */
+enum { BTRM_RB_CHAT = 0, BTRM_RB_CHAT_HARD, BTRM_RB_SAFETY, BTRM_RB_REASONING,
+       BTRM_RB_OVERALL, BTRM_RB_N };
+extern const char *const btrm_rewardbench_names[BTRM_RB_N]; /* "Chat", ..., "overall" */
+typedef struct btrm_eval_sections {
+    double score[BTRM_RB_N];
+    int defined[BTRM_RB_N];
+    int64_t n[BTRM_RB_N];          /* pairs counted (overall: all four) */
+    const char **ignored;          /* subsets with pairs outside the sections */
+    int n_ignored;
+} btrm_eval_sections;
+int btrm_eval_sections_rewardbench(const btrm_eval_result *res, const btrm_pairs *data,
+                                   btrm_eval_sections *out);
+void btrm_eval_sections_free(btrm_eval_sections *s);
+/* {"Chat": x, ..., "overall": x} (null where undefined); caller owns it. */
+json_t *btrm_eval_sections_json(const btrm_eval_sections *s);
 
 /* A model file and a pair store opened for evaluation: the model on every
  * rank (when model_path is not NULL), the store with its features; for a
@@ -79,17 +107,20 @@ typedef struct btrm_eval_inputs {
 } btrm_eval_inputs;
 /* Collective: opens both; BTRM_EDATA when the store's dim is not the
  * model's (or it has no /texts for a model with a backbone), or when the
- * backbone's base file changed since training. Every rank returns the same
- * code; close in any case. */
+ * backbone's base file changed since training; BTRM_EUSAGE (naming both)
+ * when the model records that its features were made another way than the
+ * store's (feature_record.h). Every rank returns the same code; close in
+ * any case. */
 int btrm_eval_inputs_open(btrm_eval_inputs *in, const char *model_path,
                           const char *data_path, const btrm_comm *c);
 void btrm_eval_inputs_close(btrm_eval_inputs *in);
 
 /* `btrm eval`: evaluates model_path on data_path; rank 0 prints the table
- * (unless quiet) and writes the JSON result to json_path (when not NULL).
- * Collective; every rank returns the same code. */
+ * (unless quiet) and writes the JSON result to json_path (when not NULL),
+ * with RewardBench's sections when rewardbench is set. Collective; every
+ * rank returns the same code. */
 int btrm_eval_command(const char *model_path, const char *data_path, const char *json_path,
-                      int quiet, const btrm_comm *c);
+                      int rewardbench, int quiet, const btrm_comm *c);
 
 /* Percentile of sorted values with linear interpolation (numpy's default). */
 double btrm_eval_percentile(const double *sorted, int64_t n, double q);

@@ -5,6 +5,7 @@
 
 #include "ckpt.h"
 #include "error.h"
+#include "feature_record.h"
 #include "format.h"
 #include "gguf_inspect.h"
 #include "modelfile.h"
@@ -53,7 +54,19 @@ static int describe_model(const char *path)
         printf("  /model/%s/weight [%d, %d]  /model/%s/bias [%d]\n", head.layer[l].name,
                head.layer[l].out, head.layer[l].in, head.layer[l].name, head.layer[l].out);
     free(params);
-    return 0;
+    btrm_feature_record *rec = malloc(sizeof *rec);
+    char text[1024];
+    rc = rec ? btrm_model_read_features(path, rec) : btrm_error_set(BTRM_ENOMEM, "out of memory");
+    if (!rc) {
+        btrm_feature_record_describe(rec, text, sizeof text);
+        printf("  features: %s\n", text);
+        if (rec->spec[0])
+            printf("  backbone spec: %s\n", rec->spec);
+        if (rec->chat_template[0])
+            printf("  chat template: %s\n", rec->chat_template);
+    }
+    free(rec);
+    return rc;
 }
 
 static int inspect_pairs(const char *path, const btrm_comm *c)
@@ -65,7 +78,8 @@ static int inspect_pairs(const char *path, const btrm_comm *c)
         printf("  %lld pairs over %lld rows; ", (long long)p.n_pairs, (long long)p.n_rows);
         if (p.dim)
             printf("features [%lld, %d] %s, backbone %s\n", (long long)p.n_rows, p.dim,
-                   p.features_f16 ? "float16" : "float32", p.backbone);
+                   p.features_dtype == BTRM_DTYPE_F16 ? "float16"
+                   : p.features_dtype == BTRM_DTYPE_BF16 ? "bfloat16" : "float32", p.backbone);
         else
             printf("no /features (run btrm embed)\n");
         for (int g = 0; g < p.n_categories; g++)

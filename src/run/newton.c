@@ -18,11 +18,11 @@
 #include "newton.h"
 
 #include "error.h"
+#include "gemm.h"
 #include "log.h"
 #include "loss.h"
 #include "scalapack.h"
 
-#include <cblas.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -71,10 +71,15 @@ static int build_rows(solver *sv, const btrm_pairs *data, double *dbar)
     const btrm_config *cfg = sv->cfg;
     const size_t dim = (size_t)sv->dim;
     double dist_sum = 0.0;
+    float *xc = NULL;
+    int rc = BTRM_MALLOC(xc, 2 * dim);
+    if (rc)
+        return rc;
+    float *xr = xc + dim;
     for (int64_t k = 0; k < sv->count; k++) {
         int64_t pair = sv->first + k;
-        const float *xc = data->features + (size_t)data->chosen[pair] * dim;
-        const float *xr = data->features + (size_t)data->rejected[pair] * dim;
+        btrm_pairs_feature_row(data, data->chosen[pair], xc, BTRM_DTYPE_F32);
+        btrm_pairs_feature_row(data, data->rejected[pair], xr, BTRM_DTYPE_F32);
         double *zk = sv->z + (size_t)k * dim, sq = 0.0;
         for (size_t j = 0; j < dim; j++) {
             zk[j] = (double)xc[j] - (double)xr[j]; /* exact: two floats */
@@ -85,7 +90,8 @@ static int build_rows(solver *sv, const btrm_pairs *data, double *dbar)
         if (sv->margin)
             sv->margin[k] = data->margin[pair];
     }
-    int rc = btrm_comm_allreduce_sum_f64(sv->c, &dist_sum, 1);
+    free(xc);
+    rc = btrm_comm_allreduce_sum_f64(sv->c, &dist_sum, 1);
     if (rc)
         return rc;
     *dbar = dist_sum / (double)sv->n_pairs;
@@ -103,7 +109,7 @@ static int evaluate(solver *sv, const double *w, double *loss, double *g, double
     double local = 0.0, correct = 0.0;
     if (n > 0) {
         /* u[n] = Z[n, D] w[D] */
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, n, dim, 1.0, sv->z, dim, w, 1, 0.0, sv->u, 1);
+        btrm_gemm_f64(0, 0, n, 1, dim, 1.0, sv->z, dim, w, 1, 0.0, sv->u, 1);
         for (int i = 0; i < n; i++) {
             double dr = sv->u[i]; /* r_c - r_r */
             correct += dr > 0.0 ? 1.0 : dr == 0.0 ? 0.5 : 0.0;
@@ -113,8 +119,7 @@ static int evaluate(solver *sv, const double *w, double *loss, double *g, double
             sv->coef[i] = -sv->omega[i] * btrm_sigmoid(-sv->u[i]) * sv->inv_n;
         }
         /* reduce[D] = Z[n, D]^T coef[n] */
-        cblas_dgemv(CblasRowMajor, CblasTrans, n, dim, 1.0, sv->z, dim, sv->coef, 1, 0.0,
-                    sv->reduce, 1);
+        btrm_gemm_f64(1, 0, dim, 1, n, 1.0, sv->z, dim, sv->coef, 1, 0.0, sv->reduce, 1);
     } else {
         memset(sv->reduce, 0, (size_t)dim * sizeof *sv->reduce);
     }
@@ -352,8 +357,7 @@ int btrm_newton_solve_opts(const btrm_config *cfg, const btrm_pairs *data, const
         }
         if (sv.count > 0)
             /* v[n] = Z[n, D] p[D] */
-            cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)sv.count, dim, 1.0, sv.z, dim, sv.p,
-                        1, 0.0, sv.v, 1);
+            btrm_gemm_f64(0, 0, (int)sv.count, 1, dim, 1.0, sv.z, dim, sv.p, 1, 0.0, sv.v, 1);
         int accepted = -dg <= ROUNDING_DECREASE * fabs(loss);
         for (int h = 0; !accepted && h <= MAX_HALVINGS; h++) {
             rc = btrm_comm_agree(c, loss_along(&sv, step, &trial_loss));

@@ -368,6 +368,56 @@ static int template_find(const btrm_prep_template *t, const char *role, size_t l
     return -1;
 }
 
+int btrm_prep_template_render_pair(const btrm_prep_template *t, const char *prompt,
+                                   const char *response, char **out)
+{
+    *out = NULL;
+    int user = template_find(t, "user", 4), assistant = template_find(t, "assistant", 9);
+    if (user < 0 || assistant < 0)
+        return btrm_error_set(BTRM_ECONFIG, "the template has no '%s' role",
+                              user < 0 ? "user" : "assistant");
+    *out = btrm_strdup_printf("%s%s%s%s%s%s", t->before[user], prompt, t->after[user],
+                              t->before[assistant], response, t->after[assistant]);
+    return *out ? 0 : btrm_error_set(BTRM_ENOMEM, "out of memory rendering a pair");
+}
+
+json_t *btrm_prep_template_json(const btrm_prep_template *t)
+{
+    json_t *obj = json_object();
+    for (int i = 0; obj && i < t->n_roles; i++) {
+        char *spec = btrm_strdup_printf("%s{content}%s", t->before[i], t->after[i]);
+        if (!spec || json_object_set_new(obj, t->role[i], json_string(spec))) {
+            free(spec);
+            json_decref(obj);
+            return NULL;
+        }
+        free(spec);
+    }
+    return obj;
+}
+
+int btrm_prep_template_from_json(btrm_prep_template *t, const char *json_text,
+                                 const char *where)
+{
+    memset(t, 0, sizeof *t);
+    json_t *obj = json_loads(json_text, 0, NULL);
+    int rc = json_is_object(obj) ? 0 : btrm_error_set(BTRM_ECONFIG, "%s: the chat template is "
+                                                      "not a JSON object", where);
+    const char *role;
+    json_t *value;
+    json_object_foreach(obj, role, value) {
+        if (rc)
+            break;
+        rc = json_is_string(value) ? template_add(t, role, json_string_value(value), where)
+                                   : btrm_error_set(BTRM_ECONFIG, "%s: the template of role "
+                                                    "'%s' is not a string", where, role);
+    }
+    json_decref(obj);
+    if (rc)
+        btrm_prep_template_free(t);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Category maps */
 
@@ -1013,6 +1063,8 @@ typedef struct reader {
     int is_gzip;
     char *buf;
     size_t cap, len, pos;
+    size_t chunk;        /* bytes per read: 64 KiB, doubling to READ_CHUNK */
+    int filled;          /* the last read got all it asked for */
     int eof;             /* no more bytes */
     char error[256];     /* set when the stream ended badly */
 } reader;
@@ -1055,10 +1107,22 @@ static int reader_fill(reader *r, btrm_prep_stats *stats)
         r->len -= r->pos;
         r->pos = 0;
     }
-    int rc = grow_array((void **)&r->buf, &r->cap, r->len + READ_CHUNK + 1, 1);
-    if (rc)
-        return rc;
-    int n = gzread(r->gz, r->buf + r->len, READ_CHUNK);
+    /* small files get a small buffer; large ones reach READ_CHUNK reads: the
+     * chunk doubles after each read that filled it, and the buffer grows
+     * only when less than half a chunk is free */
+    if (r->chunk == 0)
+        r->chunk = READ_CHUNK / 16;
+    else if (r->filled && r->chunk < READ_CHUNK)
+        r->chunk *= 2;
+    if (r->cap - r->len < r->chunk / 2 + 1) {
+        int rc = grow_array((void **)&r->buf, &r->cap, r->len + r->chunk, 1);
+        if (rc)
+            return rc;
+    }
+    size_t room = r->cap - r->len - 1;
+    unsigned ask = room < READ_CHUNK ? (unsigned)room : READ_CHUNK;
+    int n = gzread(r->gz, r->buf + r->len, ask);
+    r->filled = n > 0 && (unsigned)n == ask;
     if (n > 0) {
         r->len += (size_t)n;
         stats->bytes += n;
@@ -1425,6 +1489,7 @@ static char *provenance(const btrm_prep *p, const char *side)
     json_object_set_new(j, "format", json_string(formats[p->opts.format & 3]));
     json_object_set_new(j, "template", json_string(p->opts.template_path
                                                        ? p->opts.template_path : "built-in"));
+    json_object_set_new(j, "chat_template", btrm_prep_template_json(&p->tpl));
     if (p->opts.category_map_path)
         json_object_set_new(j, "category_map", json_string(p->opts.category_map_path));
     if (p->opts.valid_path) {

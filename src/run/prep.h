@@ -10,6 +10,7 @@
 #ifndef BTRM_PREP_H
 #define BTRM_PREP_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,19 @@ int btrm_prep_template_default(btrm_prep_template *t);
  * FILE:LINE. */
 int btrm_prep_template_load(btrm_prep_template *t, const char *path);
 void btrm_prep_template_free(btrm_prep_template *t);
+/* *out (malloc'ed) = the text prep stores for a record with a prompt string
+ * and a response string: the prompt as one user turn, the response as one
+ * assistant turn (what `btrm serve` renders for {"prompt", "response"}). */
+int btrm_prep_template_render_pair(const btrm_prep_template *t, const char *prompt,
+                                   const char *response, char **out);
+/* The template as a JSON object {"role": "before{content}after", ...}; caller
+ * owns it. Its compact form with sorted keys is what stores and model files
+ * record (feature_record.h). */
+json_t *btrm_prep_template_json(const btrm_prep_template *t);
+/* The template back from that JSON text (what a model file records); where
+ * names it in messages. BTRM_ECONFIG when it is not such an object. */
+int btrm_prep_template_from_json(btrm_prep_template *t, const char *json_text,
+                                 const char *where);
 
 /* A category map (YAML mapping subset -> category). */
 typedef struct btrm_prep_category_map {

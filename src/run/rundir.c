@@ -1,6 +1,7 @@
 /* rundir.c: a training run's outputs (see rundir.h). */
 #include "rundir.h"
 
+#include "compute.h"
 #include "error.h"
 #include "fileutil.h"
 #include "format.h"
@@ -150,6 +151,7 @@ void btrm_rundir_summary(btrm_rundir *r, const btrm_run_summary *s)
     json_object_set_new(doc, "dist_ema", json_real(s->dist_ema));
     json_object_set_new(doc, "loss", json_string(btrm_config_enum_name("loss.type", cfg->loss.type)));
     json_object_set_new(doc, "seed", json_integer((json_int_t)cfg->run.seed));
+    json_object_set_new(doc, "compute", btrm_compute_json(cfg->train.precision, cfg->run.threads));
     char path[BTRM_PATH_MAX + 64];
     btrm_path_join(path, sizeof path, r->dir, "summary.json");
     int saved_code = btrm_error_code();

@@ -34,8 +34,12 @@
 #include "train.h"
 
 #include "ckpt.h"
+#include "compute.h"
+#include "dtype.h"
 #include "error.h"
 #include "eval.h"
+#include "fault.h"
+#include "feature_record.h"
 #include "fileutil.h"
 #include "gemm.h"
 #include "head.h"
@@ -49,7 +53,6 @@
 #include "rundir.h"
 #include "textrep.h"
 
-#include <cblas.h>
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -57,10 +60,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-void openblas_set_num_threads(int num_threads);
-#endif
 
 enum { STAT_LOSS, STAT_CORRECT, STAT_WEIGHT, STAT_MARGIN, STAT_BT_LOSS, STAT_NEAR_FLOOR,
        STAT_TOKENS, STAT_GFLOP, N_STATS };
@@ -88,6 +87,8 @@ typedef struct trainer {
         int n_eval;
         int64_t n_pairs, batch, steps_per_epoch, total_steps;
         int64_t *perm, perm_epoch; /* the permutation of epoch perm_epoch */
+        btrm_feature_record *features; /* rank 0: how the training store's features were
+                                        * made, what final.h5 records */
     } data;
     /* the model: a head over a flat parameter vector [head | backbone], and its
      * loss */
@@ -115,6 +116,10 @@ typedef struct trainer {
     struct {
         btrm_head_ws ws;
         float *x, *dist, *g_diff, *g_sum, *margin;
+        int x_dtype;           /* of x: bf16 when x is only a bf16 GEMM input (mlp, bf16)
+                                * or a linear head reads bf16 features as stored */
+        uint16_t *params_bf16; /* train.precision bf16, unsharded: the parameters rounded
+                                * to bf16, written by the optimizer's pass (head.h) */
     } work;
     /* the gradient exchange: this rank's slice [lo, hi) of the flat vector */
     struct {
@@ -124,6 +129,8 @@ typedef struct trainer {
         int *rs_counts;        /* reduce-scatter blocks (rank 0's holds the sums) */
         float *fused, *grad;   /* fused = [N_STATS loss sums | n_params gradient] */
         float *shard_grad;     /* sharded: [N_STATS (rank 0) | hi - lo] */
+        btrm_comm_reducer reducer; /* 2+ ranks: [loss sums | gradient] reduced in regions
+                                    * as backward finishes them (region 0: the loss sums) */
     } dp;
     /* the optimizer (NULL ops for optim.type newton) and its state buffers,
      * [hi - lo] sharded, [n_params] otherwise */
@@ -143,6 +150,23 @@ typedef struct trainer {
     char ckpt_dir[BTRM_PATH_MAX];
     int64_t last_ckpt_step;    /* -1 before the first checkpoint */
 } trainer;
+
+/* How the training store's features were made (what final.h5 records), and
+ * that every evaluation store's were made the same way. Rank 0. */
+static int same_features(const btrm_config *cfg, btrm_feature_record *train)
+{
+    btrm_feature_record *other = malloc(sizeof *other);
+    int rc = other ? btrm_pairs_read_features(cfg->data.train, train)
+                   : btrm_error_set(BTRM_ENOMEM, "out of memory");
+    for (int e = 0; !rc && e < cfg->data.n_eval; e++) {
+        rc = btrm_pairs_read_features(cfg->data.eval[e], other);
+        if (!rc)
+            rc = btrm_feature_record_compare(train, cfg->data.train, other, cfg->data.eval[e],
+                                             1);
+    }
+    free(other);
+    return rc;
+}
 
 static int open_data(trainer *tr)
 {
@@ -168,7 +192,10 @@ static int open_data(trainer *tr)
                                   "file %s has dim %d", cfg->data.eval[e], tr->data.eval[e].dim,
                                   cfg->data.train, tr->data.train.dim);
     }
-    return 0;
+    if (tr->c->rank != 0)
+        return 0;
+    rc = BTRM_MALLOC(tr->data.features, 1);
+    return rc ? rc : same_features(cfg, tr->data.features);
 }
 
 /* The stores' representations with the backbone's current parameters:
@@ -181,6 +208,7 @@ static int backbone_features(trainer *tr, int k)
     int rc = btrm_textrep_features(&tr->bb.fm, params, &tr->bb.tokens[k], tr->c,
                                    tr->bb.features[k]);
     p->features = tr->bb.features[k];
+    p->features_dtype = BTRM_DTYPE_F32;
     p->dim = btrm_ftmodel_dim(&tr->bb.fm);
     return rc;
 }
@@ -239,6 +267,7 @@ static int open_backbone(trainer *tr)
 }
 
 static int initial_params(trainer *tr, const btrm_train_opts *opts);
+static int setup_reducer(trainer *tr);
 
 /* The optimizer's state: n floats per buffer, zero before step 1. */
 static size_t state_len(const trainer *tr)
@@ -375,6 +404,22 @@ static int alloc_work(trainer *tr)
         rc = btrm_head_ws_init(&tr->work.ws, &tr->head, (int)rows);
     tr->work.ws.dx = tr->bb.dx;
     if (!rc)
+        rc = btrm_head_ws_set_precision(&tr->work.ws, &tr->head, cfg->train.precision);
+    /* x in bf16 where that loses nothing: an mlp in bf16 (x is only a GEMM
+     * input), or a linear head on bf16 features (read as stored) */
+    int linear_bf16 = tr->head.n_layers == 1 &&
+                      tr->data.train.features_dtype == BTRM_DTYPE_BF16;
+    tr->work.x_dtype = !tr->bb.trains && ((cfg->train.precision == BTRM_PREC_BF16 &&
+                                           tr->head.n_layers > 1) || linear_bf16)
+                           ? BTRM_DTYPE_BF16 : BTRM_DTYPE_F32; /* the backbone's rows: fp32 */
+    /* one micro-batch: backward writes the gradient; several accumulate */
+    tr->work.ws.grad_overwrite = !tr->bb.trains;
+    if (!rc)
+        rc = setup_reducer(tr);
+    /* bf16 weights kept by the optimizer's pass (unsharded: it updates them all) */
+    if (!rc && cfg->train.precision == BTRM_PREC_BF16 && !tr->dp.shard)
+        rc = BTRM_MALLOC(tr->work.params_bf16, tr->n_params); /* the optimizer's n */
+    if (!rc)
         rc = BTRM_MALLOC(tr->work.x, (size_t)rows * tr->data.train.dim);
     rows = 2 * (max_local > 0 ? max_local : 1); /* distances and loss terms: every local pair */
     if (!rc)
@@ -394,12 +439,14 @@ static int alloc_work(trainer *tr)
 
 /* The forward of pairs [off, off + m) of this rank's slice, which starts at
  * position base of the epoch's permutation: x[2m, D] (the chosen rows, then
- * the rejected ones: from /features, or from the backbone's forward), the
- * head's forward, and the pairs' distances into dist + off. */
+ * the rejected ones: from /features as work.x_dtype, or from the backbone's
+ * forward in fp32), the head's forward, and the pairs' distances into
+ * dist + off. */
 static int forward_pairs(trainer *tr, int64_t base, int off, int m)
 {
     if (!tr->bb.trains) {
-        btrm_eval_gather(&tr->data.train, tr->data.perm, base + off, m, tr->work.x);
+        btrm_eval_gather_typed(&tr->data.train, tr->data.perm, base + off, m, tr->work.x,
+                               tr->work.x_dtype);
     } else {
         const btrm_token_ids *t = &tr->bb.tokens[0];
         for (int k = 0; k < m; k++) {
@@ -418,26 +465,84 @@ static int forward_pairs(trainer *tr, int64_t base, int off, int m)
             return rc;
     }
     /* reward[2m] = head(x[2m, D]) */
-    btrm_head_forward(&tr->head, tr->params, tr->work.x, 2 * m, &tr->work.ws);
+    int rc = btrm_head_forward_typed(&tr->head, tr->params, tr->work.x, tr->work.x_dtype,
+                                     2 * m, &tr->work.ws);
+    if (rc)
+        return rc;
     btrm_head_pair_distance(&tr->head, &tr->work.ws, tr->work.x, m, tr->work.dist + off);
     return 0;
 }
 
-/* The loss and backward of pairs [off, off + m) after their forward: the
- * head's gradient and, for a backbone that trains, its input gradient dL/dx
- * (ws.dx) back through the backbone. */
-static int backward_pairs(trainer *tr, int off, int m, const float *margin, double scale,
-                          btrm_loss_stats *st)
+/* The loss of pairs [off, off + m) after their forward: g_diff, g_sum. */
+static void loss_pairs(trainer *tr, int off, int m, const float *margin, double scale,
+                       btrm_loss_stats *st)
 {
     float *r = tr->work.ws.reward;
     btrm_loss_pairs(&tr->lp, m, r, r + m, tr->work.dist + off, margin ? margin + off : NULL,
                     tr->dbar, scale, tr->work.g_diff + off, tr->work.g_sum + off, NULL, st);
-    btrm_head_pair_backward(&tr->head, tr->params, tr->work.x, m, tr->work.g_diff + off,
-                            tr->work.g_sum + off, &tr->work.ws, tr->dp.grad);
-    if (!tr->bb.trains)
-        return 0;
+}
+
+/* The backward of pairs [off, off + m) after their loss: the head's gradient
+ * and, for a backbone that trains, its input gradient dL/dx (ws.dx) back
+ * through the backbone, into the fused buffer after the head's. */
+static int grad_pairs(trainer *tr, int off, int m)
+{
+    int rc = btrm_head_pair_backward_typed(&tr->head, tr->params, tr->work.x, tr->work.x_dtype,
+                                           m, tr->work.g_diff + off, tr->work.g_sum + off,
+                                           &tr->work.ws, tr->dp.grad);
+    if (rc || !tr->bb.trains)
+        return rc;
     return btrm_ftmodel_backward(&tr->bb.fm, tr->params + tr->head.n_params, tr->bb.dx,
                                  tr->dp.grad + tr->head.n_params);
+}
+
+/* A non-finite global gradient norm (every rank sees the same one: a
+ * collective decision) ends the run. */
+static int check_norm(const trainer *tr, double sumsq)
+{
+    double norm = sqrt(sumsq);
+    if (isfinite(norm))
+        return 0;
+    return btrm_error_set(BTRM_EDATA, "step %lld: the gradient norm is %g: the loss diverged "
+                          "(lower optim.lr or set optim.grad_clip)", (long long)tr->step + 1,
+                          norm);
+}
+
+/* backward finished gradient region `region` (head.h): reduce it now */
+static int grad_ready(void *ctx, int region)
+{
+    trainer *tr = ctx;
+    return btrm_comm_reducer_start(&tr->dp.reducer, region + 1);
+}
+
+/* 2+ ranks: the regions of [loss sums | gradient] reduced as backward
+ * finishes them; each weight gradient in GRAD_BLOCKS row blocks. */
+enum { GRAD_BLOCKS = 8 };
+static int setup_reducer(trainer *tr)
+{
+    /* a backbone that trains accumulates micro-batches into [head | backbone]:
+     * one fused collective after the last (train_step, 4.) */
+    if (tr->c->size < 2 || tr->bb.trains)
+        return 0;
+    int n = btrm_head_grad_regions(&tr->head, GRAD_BLOCKS, NULL, NULL, 0);
+    size_t *first = NULL, *count = NULL;
+    int rc = BTRM_MALLOC(first, n + 1);
+    if (!rc)
+        rc = BTRM_MALLOC(count, n + 1);
+    if (!rc) {
+        btrm_head_grad_regions(&tr->head, GRAD_BLOCKS, first + 1, count + 1, n);
+        first[0] = 0; /* the loss sums */
+        count[0] = N_STATS;
+        for (int k = 1; k <= n; k++)
+            first[k] += N_STATS;
+        rc = btrm_comm_reducer_init(&tr->dp.reducer, tr->c, tr->dp.fused, first, count, n + 1,
+                                    tr->dp.shard ? tr->dp.rs_counts : NULL, tr->dp.shard_grad);
+    }
+    BTRM_FREE(first, count);
+    tr->work.ws.grad_ready = grad_ready;
+    tr->work.ws.grad_ready_ctx = tr;
+    tr->work.ws.grad_blocks = GRAD_BLOCKS;
+    return rc;
 }
 
 /* One optimizer step on the global batch of step tr->step, accumulated into
@@ -454,6 +559,7 @@ static int train_step(trainer *tr, int *stop)
         btrm_rng_permutation(cfg->run.seed, epoch, tr->data.n_pairs, tr->data.perm);
         tr->data.perm_epoch = epoch;
     }
+    btrm_fault_point("step", c->rank);
     int64_t batch_first = in_epoch * tr->data.batch;
     int64_t batch_size = tr->data.n_pairs - batch_first < tr->data.batch ? tr->data.n_pairs - batch_first
                                                                : tr->data.batch;
@@ -473,7 +579,10 @@ static int train_step(trainer *tr, int *stop)
             tr->work.margin[i] = tr->data.train.margin[tr->data.perm[base + i]];
         margin = tr->work.margin;
     }
-    memset(tr->dp.fused, 0, (n_params + N_STATS) * sizeof *tr->dp.fused);
+    /* with ws.grad_overwrite (one micro-batch) backward writes the whole
+     * gradient; otherwise micro-batches accumulate into zeros */
+    memset(tr->dp.fused, 0, (tr->work.ws.grad_overwrite && n > 0 ? 0 : n_params) *
+                                sizeof *tr->dp.fused + sizeof(float) * N_STATS);
     btrm_loss_stats st = { 0 };
     int rc = 0;
     double t_step = btrm_comm_wtime();
@@ -485,8 +594,10 @@ static int train_step(trainer *tr, int *stop)
     for (int off = 0; off < n && !rc; off += micro) {
         int m = n - off < micro ? n - off : micro;
         rc = forward_pairs(tr, base, off, m);
-        if (!rc && !early)
-            rc = backward_pairs(tr, off, m, margin, scale, &st);
+        if (!rc && !early) {
+            loss_pairs(tr, off, m, margin, scale, &st);
+            rc = grad_pairs(tr, off, m);
+        }
     }
     if (rc)
         return rc;
@@ -504,13 +615,18 @@ static int train_step(trainer *tr, int *stop)
     tr->dbar = btrm_loss_dbar_update(tr->dbar, tr->step == 0, mu, cfg->loss.normbt_ema);
 
     /* 3. loss and backward on the local pairs (the forward again when it
-     * ran on several micro-batches) */
+     * ran on several micro-batches). With the overlapped reducer (2+ ranks,
+     * one micro-batch) the loss sums come first: their reduction starts, then
+     * each region backward finishes (4.) */
+    btrm_comm_reducer *red = tr->dp.reducer.n_regions ? &tr->dp.reducer : NULL;
     for (int off = 0; early && off < n && !rc; off += micro) {
         int m = n - off < micro ? n - off : micro;
         if (!keep)
             rc = forward_pairs(tr, base, off, m);
         if (!rc)
-            rc = backward_pairs(tr, off, m, margin, scale, &st);
+            loss_pairs(tr, off, m, margin, scale, &st);
+        if (!rc && !red)
+            rc = grad_pairs(tr, off, m);
     }
     if (rc)
         return rc;
@@ -536,48 +652,68 @@ static int train_step(trainer *tr, int *stop)
         tr->dp.fused[STAT_GFLOP] =
             (float)((tr->bb.fm.ws.flops_forward + tr->bb.fm.ws.flops_backward - flops0) * 1e-9);
     }
+    if (red && (rc = btrm_comm_reducer_start(red, 0)))
+        return rc;
+    if (red && n > 0)
+        rc = grad_pairs(tr, 0, n); /* one micro-batch (red: no backbone that trains) */
+    for (int k = 1; red && n == 0 && !rc && k < red->n_regions; k++)
+        rc = btrm_comm_reducer_start(red, k); /* no pairs here: zeros, in the same order */
+    if (rc)
+        return rc;
 
-    /* 4. one collective over [loss sums | gradient] */
+    /* 4. the collective over [loss sums | gradient]: all-reduce, or
+     * reduce-scatter to each rank's slice */
+    btrm_fault_point("grad-reduce", c->rank);
     const float *sums;  /* the summed loss sums: rank 0 always has them */
     float *grad;        /* the summed gradient of [lo, hi), or of everything */
     size_t update_n;
-    double sumsq;
-    if (tr->dp.shard) {
+    if (red)
+        rc = btrm_comm_reducer_wait(red);
+    else if (tr->dp.shard)
         rc = btrm_comm_reduce_scatter_f32(c, tr->dp.fused, tr->dp.shard_grad, tr->dp.rs_counts);
-        if (rc)
-            return rc;
+    else
+        rc = btrm_comm_allreduce_sum_f32(c, tr->dp.fused, n_params + N_STATS);
+    if (rc)
+        return rc;
+    if (tr->dp.shard) {
         sums = tr->dp.shard_grad;
         grad = tr->dp.shard_grad + (c->rank == 0 ? N_STATS : 0);
         update_n = (size_t)(tr->dp.hi - tr->dp.lo);
-        sumsq = btrm_optim_sumsq(grad, update_n);
-        rc = btrm_comm_allreduce_sum_f64(c, &sumsq, 1);
-        if (rc)
-            return rc;
     } else {
-        rc = btrm_comm_allreduce_sum_f32(c, tr->dp.fused, n_params + N_STATS);
-        if (rc)
-            return rc;
         sums = tr->dp.fused;
         grad = tr->dp.grad;
         update_n = n_params;
-        sumsq = btrm_optim_sumsq(grad, n_params);
     }
 
-    /* 5. clip by the global norm, schedule, update (the slice or everything) */
-    double norm = sqrt(sumsq);
-    if (!isfinite(norm)) /* every rank sees the same norm: a collective decision */
-        return btrm_error_set(BTRM_EDATA, "step %lld: the gradient norm is %g: the loss "
-                              "diverged (lower optim.lr or set optim.grad_clip)",
-                              (long long)tr->step + 1, norm);
-    double coef = btrm_optim_clip_coef(norm, cfg->optim.grad_clip);
-    if (coef < 1.0)
-        cblas_sscal((int)update_n, (float)coef, grad, 1);
+    /* 5. clip by the global norm, schedule, update (the slice or everything).
+     * Without clipping, the optimizer's pass also gives the norm (logged, and
+     * checked after the update: a non-finite one still ends the run). */
+    int norm_after = cfg->optim.grad_clip <= 0.0;
+    double sumsq = norm_after ? 0.0 : btrm_optim_sumsq(grad, update_n), coef = 1.0;
+    if (!norm_after) {
+        if (tr->dp.shard && (rc = btrm_comm_allreduce_sum_f64(c, &sumsq, 1)))
+            return rc;
+        if ((rc = check_norm(tr, sumsq)))
+            return rc;
+        coef = btrm_optim_clip_coef(sqrt(sumsq), cfg->optim.grad_clip);
+    }
     double lr = cfg->optim.lr * btrm_sched_factor(cfg->optim.schedule, tr->step,
                                                   cfg->optim.warmup_steps, tr->data.total_steps);
     float *params = tr->params + (tr->dp.shard ? tr->dp.lo : 0);
     btrm_optim_hparams hp = tr->optim.hp;
     hp.lr = lr;
-    tr->optim.ops->step(&hp, tr->step + 1, params, grad, tr->optim.state, update_n);
+    btrm_optim_pass pass = { .grad_scale = (float)coef, .want_sumsq = norm_after,
+                             .param_bf16 = tr->work.params_bf16 };
+    double s2 = tr->optim.ops->step(&hp, tr->step + 1, params, grad, tr->optim.state, update_n,
+                                    &pass);
+    if (norm_after) {
+        sumsq = s2;
+        if (tr->dp.shard && (rc = btrm_comm_allreduce_sum_f64(c, &sumsq, 1)))
+            return rc;
+        if ((rc = check_norm(tr, sumsq)))
+            return rc;
+    }
+    double norm = sqrt(sumsq);
     if (tr->dp.shard) {
         rc = btrm_comm_allgatherv_f32(c, tr->params, tr->dp.counts, tr->dp.displs);
         if (rc)
@@ -683,6 +819,8 @@ static btrm_model_meta model_meta(const trainer *tr)
 {
     btrm_model_meta meta = btrm_model_meta_of(&tr->lp, tr->dbar);
     meta.backbone = tr->bb.on ? &tr->bb.ref : NULL;
+    /* how the stored features were made: none used with model.backbone */
+    meta.features = tr->bb.on ? NULL : tr->data.features;
     return meta;
 }
 
@@ -872,10 +1010,12 @@ static void trainer_free(trainer *tr)
     for (int e = 0; e < tr->data.n_eval; e++)
         btrm_pairs_close(&tr->data.eval[e]);
     free(tr->data.perm);
+    free(tr->data.features);
     btrm_head_ws_free(&tr->work.ws);
+    btrm_comm_reducer_free(&tr->dp.reducer);
     BTRM_FREE(tr->work.x, tr->work.dist, tr->work.g_diff, tr->work.g_sum, tr->work.margin,
               tr->params, tr->dp.fused, tr->dp.shard_grad, tr->dp.counts, tr->dp.displs,
-              tr->dp.rs_counts);
+              tr->dp.rs_counts, tr->work.params_bf16);
     for (int k = 0; k < BTRM_OPTIM_MAX_STATE; k++)
         free(tr->optim.state[k]);
     for (int k = 0; k <= BTRM_MAX_EVAL; k++) {
@@ -896,14 +1036,15 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     tr.c = c;
     tr.last_ckpt_step = -1;
     int rc = btrm_config_checkpoint_dir(cfg, tr.ckpt_dir, sizeof tr.ckpt_dir);
-#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
-    openblas_set_num_threads(cfg->run.threads);
-#endif
     /* SIGUSR1 (Slurm's --signal lead time, forwarded by mpirun) and SIGTERM:
-     * checkpoint at the next step boundary and exit for a requeue. */
+     * checkpoint at the next step boundary and exit for a requeue. SA_RESTART:
+     * a signal arriving inside a blocking system call (a write to a network
+     * file system, a wait inside MPI or HDF5) restarts the call instead of
+     * failing it with EINTR in a library that may not retry. */
     struct sigaction stop_action, old_usr1, old_term;
     memset(&stop_action, 0, sizeof stop_action);
     stop_action.sa_handler = on_stop_signal;
+    stop_action.sa_flags = SA_RESTART;
     sigemptyset(&stop_action.sa_mask);
     stop_signal = 0;
     sigaction(SIGUSR1, &stop_action, &old_usr1);
@@ -911,6 +1052,9 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
 
     int64_t resumed = -1;
     rc = btrm_comm_agree(c, rc);
+    if (!rc)
+        rc = btrm_comm_agree(c, btrm_compute_setup("train.precision", cfg->train.precision,
+                                                   cfg->run.threads));
     if (!rc)
         rc = btrm_rundir_init(&tr.out, cfg, c);
     tr.bb.on = cfg->model.backbone[0] != '\0';
@@ -930,15 +1074,19 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     if (rc)
         goto done;
     btrm_log_info("training %s head (%zu parameters)%s%s with %s on %s: %lld pairs, dim %d, "
-                  "global batch %lld, %lld steps, %d rank%s%s",
+                  "global batch %lld, %lld steps, %d rank%s on %d node%s%s",
                   btrm_config_enum_name("model.head", cfg->model.head), tr.head.n_params,
                   tr.bb.trains ? " and the backbone's " : "",
                   tr.bb.trains ? btrm_config_enum_name("model.finetune.type",
                                                        cfg->model.finetune.type) : "",
                   btrm_config_enum_name("loss.type", cfg->loss.type), cfg->data.train,
                   (long long)tr.data.n_pairs, tr.data.train.dim, (long long)tr.data.batch,
-                  (long long)tr.data.total_steps, c->size, c->size > 1 ? "s" : "",
-                  tr.dp.shard ? ", optimizer sharded" : "");
+                  (long long)tr.data.total_steps, c->size, c->size > 1 ? "s" : "", c->n_nodes,
+                  c->n_nodes > 1 ? "s" : "", tr.dp.shard ? ", optimizer sharded" : "");
+    if (tr.work.params_bf16) { /* from here on the optimizer keeps them in step */
+        btrm_dtype_from_f32(tr.work.params_bf16, BTRM_DTYPE_BF16, tr.params, tr.head.n_params);
+        tr.work.ws.params_bf16 = tr.work.params_bf16;
+    }
     tr.win.t0 = btrm_comm_wtime();
     if (resumed < 0 && cfg->checkpoint.save_initial)
         rc = save_checkpoint(&tr, opts);
@@ -981,6 +1129,7 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     if (!rc)
         btrm_log_info("done: %lld steps in %.1f s; model in %s/final.h5", (long long)tr.step,
                       btrm_comm_wtime() - tr.out.t_start, tr.out.dir);
+    btrm_compute_log();
 done:
     btrm_rundir_summary(&tr.out, &(btrm_run_summary){
                                      .status_rc = rc, .config_text = opts->config_text,
