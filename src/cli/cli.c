@@ -76,6 +76,20 @@ int btrm_cli_verbosity(const char *arg, int *verbosity)
     return 1;
 }
 
+int btrm_cli_config_option(int argc, char **argv, int *i, const char **config_path,
+                           btrm_cli_sets *sets, int *verbosity)
+{
+    const char *a = argv[*i];
+    int has_value = *i + 1 < argc;
+    if (!strcmp(a, "--config") && has_value)
+        *config_path = argv[++*i];
+    else if (!strcmp(a, "--set") && has_value)
+        btrm_cli_sets_add(sets, argv[++*i]);
+    else
+        return btrm_cli_verbosity(a, verbosity);
+    return 1;
+}
+
 void btrm_cli_comm_init(btrm_comm *comm, MPI_Comm world, int verbosity)
 {
     int rc = btrm_comm_init(comm, world);

@@ -66,6 +66,13 @@ int btrm_cli_usage_error(const char *cmd, const char *fmt, ...)
  * one of them, with *verbosity set; 0 otherwise. */
 int btrm_cli_verbosity(const char *arg, int *verbosity);
 
+/* The options most commands share: --config PATH, --set KEY=VALUE (repeated)
+ * and -v/-q. 1 when argv[*i] is one of them (*i then moved past its value),
+ * 0 otherwise (an option missing its value included: the caller's "unknown or
+ * incomplete option" then names it). */
+int btrm_cli_config_option(int argc, char **argv, int *i, const char **config_path,
+                           btrm_cli_sets *sets, int *verbosity);
+
 /* The start of an MPI command: comm over world (the job is aborted with the
  * message when it cannot be made) and logging at verbosity on its rank. */
 void btrm_cli_comm_init(btrm_comm *comm, MPI_Comm world, int verbosity);

@@ -68,11 +68,7 @@ int btrm_generate_main(int argc, char **argv, MPI_Comm world)
             tokenize = 1;
         } else if (!strcmp(a, "--hidden") && has_value) {
             hidden_path = argv[++i];
-        } else if (!strcmp(a, "--config") && has_value) {
-            config_path = argv[++i];
-        } else if (!strcmp(a, "--set") && has_value) {
-            btrm_cli_sets_add(&sets, argv[++i]);
-        } else if (btrm_cli_verbosity(a, &verbosity)) {
+        } else if (btrm_cli_config_option(argc, argv, &i, &config_path, &sets, &verbosity)) {
         } else if (a[0] == '-') {
             code = btrm_cli_usage_error("generate", "unknown or incomplete option '%s'", a);
             goto out;

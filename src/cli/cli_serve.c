@@ -106,11 +106,7 @@ int btrm_serve_main(int argc, char **argv, MPI_Comm world)
             o.port_file = argv[++i];
         } else if (!strcmp(a, "--template") && has_value) {
             o.template_path = argv[++i];
-        } else if (!strcmp(a, "--config") && has_value) {
-            config_path = argv[++i];
-        } else if (!strcmp(a, "--set") && has_value) {
-            btrm_cli_sets_add(&sets, argv[++i]);
-        } else if (btrm_cli_verbosity(a, &verbosity)) {
+        } else if (btrm_cli_config_option(argc, argv, &i, &config_path, &sets, &verbosity)) {
         } else if (a[0] == '-' && a[1]) {
             code = btrm_cli_usage_error("serve", "unknown or incomplete option '%s'", a);
             goto out;
