@@ -5,9 +5,9 @@
 # (tokens_per_s, gflop_per_s: btrm_llama_train_flops of each step's micro-
 # batches over the step's wall time, so the head, the loss, the collective
 # and the optimizer count as overhead), for LoRA r = 16 on all seven
-# projections and top_k 1, on 1 and 2 ranks, next to the sgemm peak of the
-# same BLAS (bench/sgemm-peak, 1 thread, times the rank count). Prints a
-# markdown table for docs/performance.md.
+# projections and top_k 1, on 1 and 2 ranks, next to the GEMM peak of the
+# same backend and precision (1 thread, times the rank count; see below).
+# Prints a markdown table for docs/performance.md.
 #
 # Model: a synthetic 2-block Llama GGUF (bench/make-llama-gguf.py, F32, random
 # weights) of width DIM (2048: TinyLlama's block, hidden 5632, 32 heads, 4 kv
@@ -22,8 +22,8 @@
 # stories260K), DIMS ("2048"), MODES ("lora top_k"), RANKS ("1 2"), BATCH
 # (global batch in pairs, 8), MICRO (train.micro_batch, 2), STEPS (6),
 # LOG_EVERY (2), TOKENS (embed.max_tokens, 128), PAIRS (64), PRECISION
-# (train.precision when the build has it; default unset = fp32), PEAK
-# (GFLOP/s of one core; measured with bench/sgemm-peak when unset), WORK
+# (train.precision: fp32 or bf16; default unset = fp32), PEAK (GFLOP/s of
+# one core; measured when unset), WORK
 # (scratch directory; default a new one under TMPDIR, removed at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,14 +52,31 @@ calc() { awk "BEGIN { print $* }"; }
 
 echo "# finetune-bench: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p')), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
+# the GEMM peak of the backend and precision the run uses, 1 thread: with
+# oneDNN, bench/gemm-peak at a dim-4096 prefill's shapes (q: 512 x 4096 x 4096,
+# ffn: 512 x 11008 x 4096), dnnl_sgemm for fp32 and dnnl_gemm_bf16bf16f32 on
+# plain layouts for bf16 (the compute-engine issue's definition); without
+# oneDNN, the sgemm peak of the BLAS (bench/sgemm-peak)
 if [ -z "${PEAK:-}" ]; then
-    [ -x bench/sgemm-peak ] || make -C bench sgemm-peak >&2
-    log bench/sgemm-peak --threads 1 --min-time 1
-    bench/sgemm-peak --threads 1 --min-time 1 >"$WORK/peak.txt"
-    PEAK=$(awk '!/^#/ && $(NF-2) == 1 && $(NF-1) > best { best = $(NF-1) } END { print best }' \
-        "$WORK/peak.txt")
+    if "$BTRM" --version | grep -q oneDNN; then
+        route=dnnl_sgemm
+        [ "$PRECISION" = bf16 ] && route=dnnl_bf16
+        [ -x bench/gemm-peak ] || make -C bench gemm-peak >&2
+        log bench/gemm-peak --min-time 1 --shapes q,ffn
+        bench/gemm-peak --min-time 1 --shapes q,ffn >"$WORK/peak.txt"
+        cat "$WORK/peak.txt" >&2
+        PEAK=$(awk -v r="$route" '!/^#/ && $10 == r { for (i = 1; i <= NF; i++) if ($i == "best") v = $(i + 1)
+                   if (v > best) best = v } END { print best + 0 }' "$WORK/peak.txt")
+    else
+        route=sgemm
+        [ -x bench/sgemm-peak ] || make -C bench sgemm-peak >&2
+        log bench/sgemm-peak --threads 1 --min-time 1
+        bench/sgemm-peak --threads 1 --min-time 1 >"$WORK/peak.txt"
+        PEAK=$(awk '!/^#/ && $(NF-2) == 1 && $(NF-1) > best { best = $(NF-1) } END { print best }' \
+            "$WORK/peak.txt")
+    fi
 fi
-echo "# sgemm peak, 1 thread: $PEAK GFLOP/s" >&2
+echo "# GEMM peak (${route:-given}), 1 thread: $PEAK GFLOP/s" >&2
 
 # texts long enough to fill TOKENS tokens: the synthetic pairs, each repeated
 if [ ! -s "$WORK/pairs.h5" ]; then
@@ -73,8 +90,8 @@ for line in sys.stdin:
     "$BTRM" prep -q "$WORK/pairs.jsonl" -o "$WORK/pairs.h5" >&2
 fi
 
-printf '| dim | mode | ranks | tokens/s | GFLOP/s | GEMM peak GFLOP/s | %% of peak | 1-min load |\n'
-printf '| --- | --- | --- | --- | --- | --- | --- | --- |\n'
+printf '| dim | mode | precision | ranks | tokens/s | GFLOP/s | GEMM peak GFLOP/s | %% of peak | 1-min load |\n'
+printf '| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n'
 for dim in $DIMS; do
     if [ "$dim" -ge 4096 ]; then ffn=11008 kv=32; else ffn=$((dim * 11 / 4)) kv=4; fi
     model="$WORK/llama-$dim.gguf"
@@ -110,8 +127,9 @@ print(hm("tokens_per_s"), hm("gflop_per_s"))
 PY
 )
             peak=$(calc "$PEAK * $np")
-            printf '| %s | %s | %s | %.0f | %.1f | %.1f | %.0f%% | %s |\n' "$dim" \
-                "$([ "$mode" = lora ] && echo "LoRA r=16" || echo "top_k 1")" "$np" "$tps" "$gfs" \
+            printf '| %s | %s | %s | %s | %.0f | %.1f | %.1f | %.0f%% | %s |\n' "$dim" \
+                "$([ "$mode" = lora ] && echo "LoRA r=16" || echo "top_k 1")" "${PRECISION:-fp32}" \
+                "$np" "$tps" "$gfs" \
                 "$peak" "$(calc "100 * $gfs / $peak")" "$load"
         done
     done
