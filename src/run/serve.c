@@ -14,6 +14,7 @@
 #include "fileutil.h"
 #include "log.h"
 #include "reward.h"
+#include "stopsig.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -221,12 +222,10 @@ typedef struct server {
     long long requests, texts, batches, busy, refused;
 } server;
 
+/* SIGTERM or SIGINT received (polled by the engine, stopsig.h), or SIGTERM
+ * set by the engine itself when it cannot run */
 static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig)
-{
-    stop_signal = sig;
-}
+static btrm_stopsig stop_signals;
 
 static double seconds_since(const struct timespec *t0)
 {
@@ -579,8 +578,13 @@ static void engine(server *s)
     const int slow = fault && !strcmp(fault, "serve-slow");
     for (;;) {
         pthread_mutex_lock(&s->lock);
-        while (!s->head && !stop_signal && !s->stopping)
+        for (;;) { /* a signal is seen within 50 ms or one batch */
+            if (!stop_signal)
+                stop_signal = btrm_stopsig_poll(&stop_signals);
+            if (s->head || stop_signal || s->stopping)
+                break;
             wait_cond(s, 0.05);
+        }
         if (stop_signal && !s->stopping) {
             s->stopping = 1;
             deadline = now_seconds() + STOP_SECONDS;
@@ -781,27 +785,20 @@ int btrm_serve_run(const btrm_serve_opts *o)
         rc = load_template(&s.tpl, o->template_path, &s.rm.record, o->model_path);
     if (!rc)
         rc = build_info(&s);
-    /* libmicrohttpd's threads inherit this mask: the signals reach the
-     * handler below in this thread (or a BLAS thread), never an I/O thread
-     * in the middle of a system call. */
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGPIPE);
-    struct sigaction sa, old_term, old_int, old_pipe;
+    /* SIGTERM and SIGINT stay blocked in every thread (libmicrohttpd's
+     * inherit the mask): the engine polls them between batches, so no
+     * handler runs inside a GEMM kernel (stopsig.h) or an I/O thread's
+     * system call. SIGPIPE is ignored: a client that hung up is an error on
+     * its connection only. */
+    struct sigaction sa, old_pipe;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    stop_signal = 0;
-    sigaction(SIGTERM, &sa, &old_term);
-    sigaction(SIGINT, &sa, &old_int);
     sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
     sigaction(SIGPIPE, &sa, &old_pipe);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
+    stop_signal = 0;
+    btrm_stopsig_begin(&stop_signals, (const int[]){ SIGTERM, SIGINT }, 2);
     if (!rc)
         rc = start(&s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!rc) {
         engine(&s);
         btrm_log_info("serve: stopped after %lld request(s), %lld text(s) in %lld batch(es); "
@@ -809,8 +806,7 @@ int btrm_serve_run(const btrm_serve_opts *o)
     }
     if (s.daemon)
         MHD_stop_daemon(s.daemon);
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGINT, &old_int, NULL);
+    btrm_stopsig_end(&stop_signals);
     sigaction(SIGPIPE, &old_pipe, NULL);
     json_decref(s.info);
     btrm_reward_close(&s.rm);

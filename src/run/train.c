@@ -51,6 +51,7 @@
 #include "pairs.h"
 #include "rng.h"
 #include "rundir.h"
+#include "stopsig.h"
 #include "textrep.h"
 
 #include <jansson.h>
@@ -74,10 +75,9 @@ typedef struct window {
 _Static_assert(offsetof(window, t0) == BTRM_CKPT_WINDOW * sizeof(double),
                "the checkpointed window is the doubles before t0");
 
-static volatile sig_atomic_t stop_signal;
-static void on_stop_signal(int sig) { stop_signal = sig; }
 
 typedef struct trainer {
+    btrm_stopsig stopsig;  /* SIGUSR1/SIGTERM, polled once a step */
     const btrm_config *cfg;
     const btrm_comm *c;
     /* the pair stores and the schedule of global batches */
@@ -601,7 +601,7 @@ static int train_step(trainer *tr, int *stop)
     }
     if (rc)
         return rc;
-    btrm_comm_step_reduce agreed = { .sum = 0.0, .min = HUGE_VAL, .flag = stop_signal };
+    btrm_comm_step_reduce agreed = { .sum = 0.0, .min = HUGE_VAL, .flag = btrm_stopsig_poll(&tr->stopsig) };
     for (int i = 0; i < n; i++) {
         agreed.sum += tr->work.dist[i];
         if (tr->work.dist[i] < agreed.min)
@@ -1037,18 +1037,10 @@ int btrm_train_run(const btrm_config *cfg, const btrm_train_opts *opts, const bt
     tr.last_ckpt_step = -1;
     int rc = btrm_config_checkpoint_dir(cfg, tr.ckpt_dir, sizeof tr.ckpt_dir);
     /* SIGUSR1 (Slurm's --signal lead time, forwarded by mpirun) and SIGTERM:
-     * checkpoint at the next step boundary and exit for a requeue. SA_RESTART:
-     * a signal arriving inside a blocking system call (a write to a network
-     * file system, a wait inside MPI or HDF5) restarts the call instead of
-     * failing it with EINTR in a library that may not retry. */
-    struct sigaction stop_action, old_usr1, old_term;
-    memset(&stop_action, 0, sizeof stop_action);
-    stop_action.sa_handler = on_stop_signal;
-    stop_action.sa_flags = SA_RESTART;
-    sigemptyset(&stop_action.sa_mask);
-    stop_signal = 0;
-    sigaction(SIGUSR1, &stop_action, &old_usr1);
-    sigaction(SIGTERM, &stop_action, &old_term);
+     * checkpoint at the next step boundary and exit for a requeue. Blocked in
+     * this thread (and the OpenMP threads it starts) and polled once a step:
+     * a handler inside oneDNN's JIT GEMM corrupts the heap (stopsig.h). */
+    btrm_stopsig_begin(&tr.stopsig, (const int[]){ SIGUSR1, SIGTERM }, 2);
 
     int64_t resumed = -1;
     rc = btrm_comm_agree(c, rc);
@@ -1136,8 +1128,7 @@ done:
                                      .train = &tr.data.train, .eval = tr.data.eval,
                                      .steps = tr.step, .total_steps = tr.data.total_steps,
                                      .dist_ema = tr.dbar });
+    btrm_stopsig_end(&tr.stopsig);
     trainer_free(&tr);
-    sigaction(SIGUSR1, &old_usr1, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     return rc;
 }
