@@ -16,7 +16,7 @@
 . "${BTRM_SRCDIR:-.}/tests/lib.sh"
 PY=/usr/bin/python3
 "$PY" -c 'import numpy' 2>/dev/null || skip_all "python3 numpy not installed (tools/install-deps.sh --with-python)"
-plan 30
+plan 41
 cd "$WORK" || exit 1
 CHECK="$PY $BTRM_SRCDIR/tests/safetensors_check.py"
 have_h5py() { "$PY" -c 'import h5py' 2>/dev/null; }
@@ -68,6 +68,58 @@ if [ -f "$M/stories260K.gguf" ]; then
             skip "python3 torch not installed (tools/install-deps.sh --with-python)"
         fi
     done
+    # --- fine-tuned models (model.backbone on f32.gguf): LoRA in PEFT's layout, top_k blocks
+    "$PY" "$BTRM_SRCDIR/tests/make_text_pairs.py" 48 1 > pairs.jsonl
+    "$BTRM" prep -q pairs.jsonl -o pairs.h5 >prep.log 2>&1
+    cat > ft.yaml <<YAML
+run: {name: ft, seed: 4}
+data: {train: pairs.h5}
+model: {backbone: "gguf:f32.gguf", finetune: {type: lora, rank: 4, alpha: 8, layers: 2, targets: [q, k, v, o, gate, up, down]}}
+embed: {max_tokens: 64}
+optim: {type: adamw, lr: 0.01}
+train: {global_batch: 16, steps: 10, micro_batch: 8}
+YAML
+    run_cmd ft.log "$BTRM" train ft.yaml --set run.out_dir=lora
+    run_cmd ft-top.log "$BTRM" train ft.yaml --set run.out_dir=top --set model.finetune.type=top_k
+    pass_if "train a LoRA model (r 4, alpha 8, every projection of the top 2 blocks) and a top-2 model" \
+        test -s lora/final.h5 -a -s top/final.h5
+    run_cmd export-lora.log "$BTRM" export lora/final.h5 -o exp-lora
+    expect_rc 0 "LoRA: export in PEFT's layout"
+    run_cmd layout-lora.log sh -c "$CHECK layout exp-lora/adapter_model.safetensors && $CHECK layout exp-lora/model.safetensors"
+    expect_rc 0 "LoRA: adapter_model.safetensors and model.safetensors follow the layout rules"
+    if have_h5py; then
+        run_cmd peft.log $CHECK peft exp-lora lora/final.h5 --head-dim 8
+        expect_rc 0 "LoRA: adapter_config.json and every lora_A/lora_B equal the model file's (q/k lora_B rows unpermuted)"
+    else
+        skip "python3 h5py not installed"
+    fi
+    if have_h5py; then
+        hash=$("$PY" "$BTRM_SRCDIR/tests/h5tool.py" attr lora/final.h5 /backbone model_hash)
+        pass_if "LoRA: README.md and the adapter's metadata name the base file's XXH3-128 ($hash)" \
+            sh -c "[ ${#hash} -eq 32 ] && grep -q '$hash' exp-lora/README.md &&
+                   grep -q '\"btrm_backbone_base_model_hash\":\"$hash\"' exp-lora/adapter_model.safetensors"
+    else
+        skip "python3 h5py not installed"
+    fi
+    "$BTRM" score lora/final.h5 texts.jsonl > rewards-lora.jsonl 2>score.log
+    "$BTRM" score top/final.h5 texts.jsonl > rewards-top.jsonl 2>>score.log
+    run_cmd export-top.log "$BTRM" export top/final.h5 -o exp-top
+    expect_rc 0 "top_k: export the trained blocks"
+    if have_torch; then
+        run_cmd forward-lora.log $CHECK forward exp-f32 ids.jsonl rewards-lora.jsonl --adapter exp-lora --tol 1e-5
+        expect_rc 0 "LoRA: W + (alpha/r) B A on the exported base, float64 forward = btrm score of the fine-tuned model ($(tail -n 1 forward-lora.log))"
+        run_cmd forward-nolora.log $CHECK forward exp-f32 ids.jsonl rewards-lora.jsonl --tol 1e-5
+        expect_rc 1 "... and the base without the adapter does not give them ($(tail -n 1 forward-nolora.log))"
+        run_cmd forward-top.log $CHECK forward exp-f32 ids.jsonl rewards-top.jsonl --replace exp-top/model.safetensors --tol 1e-5
+        expect_rc 0 "top_k: the exported blocks in place of the base's, float64 forward = btrm score ($(tail -n 1 forward-top.log))"
+    else
+        for _ in 1 2 3; do skip "python3 torch not installed (tools/install-deps.sh --with-python)"; done
+    fi
+    run_cmd wb.log "$BTRM" export lora/final.h5 -o exp-wb --with-backbone
+    expect_rc 2 "--with-backbone on a fine-tuned model: usage error"
+    run_cmd retop.log "$BTRM" export top/final.h5 -o exp-lora
+    pass_if "a top_k export into a LoRA export's folder removes its adapter files" \
+        test ! -e exp-lora/adapter_model.safetensors -a ! -e exp-lora/adapter_config.json -a -s exp-lora/model.safetensors
     expect_grep '"torch_dtype": "bfloat16"' exp-bf16/config.json "bf16: config.json says bfloat16"
     run_cmd q8.log "$BTRM" export llm/final.h5 -o exp-q8 --with-backbone --backbone "gguf:$WORK/q8_0.gguf,pool=last"
     expect_rc 2 "Q8_0 weights: refused"
@@ -83,7 +135,7 @@ if [ -f "$M/stories260K.gguf" ]; then
     run_cmd reexp.log "$BTRM" export llm/final.h5 -o exp-f32
     pass_if "a head-only export into that folder removes its config.json" test ! -e exp-f32/config.json
 else
-    for _ in $(seq 20); do skip "stories260K not found in $M (data-prep/fetch.sh --models fetches it)"; done
+    for _ in $(seq 31); do skip "stories260K not found in $M (data-prep/fetch.sh --models fetches it)"; done
 fi
 run_cmd hashbb.log "$BTRM" export linear/final.h5 -o exp-h --with-backbone --backbone hash
 expect_grep "hash backbone has none" hashbb.log "the hash backbone has no weights to export: said so"

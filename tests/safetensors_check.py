@@ -26,6 +26,21 @@ forward pass), for tests/export.sh.
       the last token) in float64 on each line's "ids"; reward + score.bias
       must match REWARDS.jsonl ({"reward": r}) within T times the largest
       |reward| (default 1e-5).
+      --adapter ADIR: first applies a PEFT LoRA export (ADIR/adapter_model.safetensors
+      and adapter_config.json, as PEFT's LoraModel reads them): W += (lora_alpha / r)
+      lora_B.weight @ lora_A.weight on every target module of every layer in
+      layers_to_transform (all layers when null), and takes the score layer
+      from base_model.model.score.weight (modules_to_save) and score.bias from
+      the adapter's __metadata__; every adapter tensor must be used.
+      --replace FILE: the model.* and score.* tensors of FILE (a top_k export)
+      replace DIR's, score.bias from FILE's __metadata__.
+  safetensors_check.py peft ADIR MODEL.h5 --head-dim HD
+      a LoRA export against the fine-tuned model file (h5py): adapter_config.json
+      (peft_type LORA, task_type SEQ_CLS, r, lora_alpha, target_modules,
+      layers_to_transform, base_model_name_or_path, bias none, lora_dropout 0),
+      every lora_A = /backbone/blk.N.<proj>.weight.lora_a and every lora_B = its
+      lora_b with the rows of q and k put back in Hugging Face's order (numpy's
+      reshape, as for the base), and the base model's hash in the metadata.
 """
 import json
 import math
@@ -219,6 +234,16 @@ def cmd_forward(argv):
     H, KV = config["num_attention_heads"], config["num_key_value_heads"]
     hd = config["head_dim"]
     eps, theta = config["rms_norm_eps"], config["rope_theta"]
+    bias = float(meta["score.bias"])
+    if "--adapter" in argv:
+        bias = apply_adapter(w, argv[argv.index("--adapter") + 1], config["num_hidden_layers"])
+    if "--replace" in argv:
+        rmeta, rraw = read(argv[argv.index("--replace") + 1])
+        for k, (d, s, buf) in rraw.items():
+            if k not in w or tuple(w[k].shape) != s:
+                fail("--replace: %s %s is not a tensor of the base" % (k, s))
+            w[k] = torch.frombuffer(bytearray(buf), dtype=tdt[d]).reshape(s).to(torch.float64)
+        bias = float(rmeta["score.bias"])
 
     def rms(x, g):
         return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * g
@@ -253,7 +278,7 @@ def cmd_forward(argv):
             x = x + (torch.nn.functional.silu(g) * (h @ w[p + "mlp.up_proj.weight"].T)) @ \
                 w[p + "mlp.down_proj.weight"].T
         x = rms(x, w["model.norm.weight"])
-        return float(w["score.weight"][0] @ x[-1]) + float(meta["score.bias"])
+        return float(w["score.weight"][0] @ x[-1]) + bias
 
     ids = [json.loads(l)["ids"] for l in open(ids_path)]
     want = [json.loads(l)["reward"] for l in open(rewards_path)]
@@ -264,8 +289,93 @@ def cmd_forward(argv):
     return 0 if worst <= tol and len(got) == len(want) else 1
 
 
+HF_PROJ = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn",
+           "o_proj": "self_attn", "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
+
+
+def apply_adapter(w, adir, n_layers):
+    """W += (alpha / r) B A for every adapted module, as PEFT's LoRA merges;
+    returns the score bias. w: {name: float64 torch tensor}."""
+    import torch
+    ameta, raw = read(os.path.join(adir, "adapter_model.safetensors"))
+    cfg = json.load(open(os.path.join(adir, "adapter_config.json")))
+    if cfg["peft_type"] != "LORA" or cfg.get("bias", "none") != "none" or cfg.get("lora_dropout", 0):
+        fail("adapter_config.json: %s" % cfg)
+    scale = cfg["lora_alpha"] / cfg["r"]
+    layers = cfg.get("layers_to_transform") or list(range(n_layers))
+    used = set()
+    for l in layers:
+        for t in cfg["target_modules"]:
+            pre = "base_model.model.model.layers.%d.%s.%s." % (l, HF_PROJ[t], t)
+            (da, sa, ba), (db, sb, bb) = raw[pre + "lora_A.weight"], raw[pre + "lora_B.weight"]
+            a = torch.tensor(as_f64(da, sa, ba))
+            b = torch.tensor(as_f64(db, sb, bb))
+            base = "model.layers.%d.%s.%s.weight" % (l, HF_PROJ[t], t)
+            out, inp = w[base].shape
+            if sa != (cfg["r"], inp) or sb != (out, cfg["r"]):
+                fail("%s: lora_A %s, lora_B %s for a [%d, %d] weight" % (pre, sa, sb, out, inp))
+            w[base] = w[base] + scale * (b @ a)
+            used |= {pre + "lora_A.weight", pre + "lora_B.weight"}
+    if "base_model.model.score.weight" in raw:
+        d, s, buf = raw["base_model.model.score.weight"]
+        w["score.weight"] = torch.tensor(as_f64(d, s, buf))
+        used.add("base_model.model.score.weight")
+    if set(raw) != used:
+        fail("adapter tensors not used: %s" % sorted(set(raw) - used))
+    return float(ameta["score.bias"])
+
+
+def cmd_peft(argv):
+    import h5py
+    adir, model = argv[:2]
+    hd = int(argv[argv.index("--head-dim") + 1])  # rows per attention head
+    meta, raw = read(os.path.join(adir, "adapter_model.safetensors"))
+    cfg = json.load(open(os.path.join(adir, "adapter_config.json")))
+    f = h5py.File(model, "r")
+    bb = f["backbone"]
+    at = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in bb.attrs.items()}
+    gguf_of = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output",
+               "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down"}
+    targets = at["targets"].split(",")
+    blocks = sorted({int(k.split(".")[1]) for k in bb.keys()})
+    want = {"peft_type": "LORA", "task_type": "SEQ_CLS", "r": int(at["rank"]),
+            "lora_alpha": float(at["alpha"]), "lora_dropout": 0.0, "bias": "none",
+            "target_modules": [t + "_proj" for t in targets],
+            "base_model_name_or_path": at["model_file"]}
+    for k, v in want.items():
+        if cfg.get(k) != v:
+            fail("adapter_config.json %s = %r, want %r" % (k, cfg.get(k), v))
+    n_layers = blocks[-1] + 1  # the top blocks train
+    layers = cfg.get("layers_to_transform")
+    if (layers or list(range(n_layers))) != blocks or (layers is not None and int(at["layers"]) == 0):
+        fail("layers_to_transform %r, the model trains blocks %r" % (layers, blocks))
+    if meta.get("btrm_backbone_base_model_hash") != at["model_hash"]:
+        fail("metadata base hash %r, the model records %r" % (meta.get("btrm_backbone_base_model_hash"), at["model_hash"]))
+    seen = set()
+    for l in blocks:
+        for t in targets:
+            pre = "base_model.model.model.layers.%d.%s.%s_proj." % (l, HF_PROJ[t + "_proj"], t)
+            for part, suffix in (("A", "lora_a"), ("B", "lora_b")):
+                ref = bb["blk.%d.%s.weight.%s" % (l, gguf_of[t], suffix)][()].astype("<f4")
+                if part == "B" and t in ("q", "k"):
+                    # the GGUF rows of a head are HF's [2, hd/2] halves interleaved: [hd/2, 2]
+                    heads = ref.shape[0] // hd
+                    ref = ref.reshape(heads, hd // 2, 2, -1).swapaxes(1, 2).reshape(ref.shape)
+                dtype, shape, buf = raw[pre + "lora_%s.weight" % part]
+                if dtype != "F32" or shape != ref.shape or buf != np.ascontiguousarray(ref).tobytes():
+                    fail("%slora_%s.weight differs from the model file's" % (pre, part))
+                seen.add(pre + "lora_%s.weight" % part)
+    extra = set(raw) - seen - {"base_model.model.score.weight"}
+    if extra:
+        fail("unexpected tensors %s" % sorted(extra))
+    print("ok: %d LoRA tensors equal the model file's (q/k lora_B rows unpermuted), "
+          "adapter_config.json agrees" % len(seen))
+    return 0
+
+
 if __name__ == "__main__":
-    cmds = {"layout": cmd_layout, "head": cmd_head, "backbone": cmd_backbone, "forward": cmd_forward}
+    cmds = {"layout": cmd_layout, "head": cmd_head, "backbone": cmd_backbone, "forward": cmd_forward,
+            "peft": cmd_peft}
     if len(sys.argv) < 3 or sys.argv[1] not in cmds:
         print(__doc__)
         sys.exit(2)

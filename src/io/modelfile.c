@@ -11,6 +11,7 @@
 #include "h5util.h"
 
 #include <hdf5.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -592,4 +593,34 @@ int btrm_model_read_features(const char *path, btrm_feature_record *rec)
 fail:
     BTRM_H5_CLOSE(group, file);
     return rc < 0 ? rc : 0;
+}
+
+json_t *btrm_model_backbone_to_json(const btrm_model_backbone *bb)
+{
+    const char *ft = name_of(finetune_names, COUNT(finetune_names), bb->ft.type);
+    const char *pool = name_of(pool_names, COUNT(pool_names), bb->pool);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:s}",
+                          "spec", bb->spec, "base_model", bb->model_file,
+                          "base_model_hash", bb->model_hash, "hash_function", "XXH3-128",
+                          "tokenizer_hash", bb->tokenizer_hash,
+                          "architecture", bb->architecture, "pool", pool ? pool : "unknown",
+                          "bos", bb->bos, "max_tokens", bb->max_tokens, "dim", bb->dim,
+                          "finetune", ft ? ft : "unknown");
+    json_t *targets = json_array();
+    for (int p = 0; targets && p < BTRM_N_PROJ; p++)
+        if (bb->ft.targets & BTRM_LORA_TARGET(p))
+            json_array_append_new(targets, json_string(btrm_llama_train_proj_name(p)));
+    if (j && targets && bb->ft.type != BTRM_FT_NONE)
+        json_object_set_new(j, "layers", json_integer(bb->ft.layers));
+    if (j && targets && bb->ft.type == BTRM_FT_LORA) {
+        json_object_set_new(j, "rank", json_integer(bb->ft.rank));
+        json_object_set_new(j, "alpha", json_real(bb->ft.alpha));
+        json_object_set(j, "targets", targets);
+    }
+    if (!targets) {
+        json_decref(j);
+        j = NULL;
+    }
+    json_decref(targets);
+    return j;
 }

@@ -85,6 +85,13 @@ int btrm_model_read_backbone(const char *path, btrm_model_backbone *bb, int *pre
 /* Serial: the trained tensors of /backbone into params at offset, laid out
  * as lt (the base model opened again and btrm_llama_train_init'ed from
  * bb->ft). A missing tensor or another shape is BTRM_EDATA. */
+/* bb as JSON (a new reference, NULL when out of memory): spec, base_model
+ * (the path), base_model_hash, hash_function, tokenizer_hash,
+ * architecture, pool, bos, max_tokens, dim, finetune (none|lora|top_k);
+ * layers for lora and top_k (0: every block); rank, alpha and targets
+ * (["q", ...]) for lora. For `btrm serve`'s /info
+ * and `btrm export`'s metadata. */
+json_t *btrm_model_backbone_to_json(const btrm_model_backbone *bb);
 int btrm_model_read_backbone_tensors(const char *path, const btrm_llama_train *lt,
                                      float *params, size_t offset);
 

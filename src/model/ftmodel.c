@@ -202,3 +202,45 @@ int btrm_ftmodel_encode(btrm_ftmodel *f, const float *params, const int32_t *con
     }
     return rc;
 }
+
+int btrm_ftmodel_open_model(const char *model_path, btrm_model_backbone *ref,
+                            btrm_ftmodel *fm, float **params, int max_seqs, int *present)
+{
+    *params = NULL;
+    memset(fm, 0, sizeof *fm);
+    int rc = btrm_model_read_backbone(model_path, ref, present);
+    if (rc || !*present)
+        return rc;
+    btrm_config *cfg = NULL; /* the recorded spec carries every option */
+    rc = BTRM_MALLOC(cfg, 1);
+    if (rc)
+        return rc;
+    btrm_config_defaults(cfg);
+    rc = btrm_ftmodel_open(fm, ref->spec, cfg, &ref->ft);
+    free(cfg);
+    if (rc)
+        return btrm_error_wrap(rc, "%s: its backbone", model_path);
+    if (strcmp(btrm_ftmodel_hash(fm), ref->model_hash))
+        rc = btrm_error_set(BTRM_EDATA, "%s was trained on %s with XXH3-128 %s; that file now "
+                            "has %s: the base model changed (restore it, or train again)",
+                            model_path, ref->model_file, ref->model_hash, btrm_ftmodel_hash(fm));
+    else if (strcmp(fm->tok_hash, ref->tokenizer_hash))
+        rc = btrm_error_set(BTRM_EDATA, "%s: the tokenizer of %s is not the one the model was "
+                            "trained with", model_path, ref->spec);
+    else if (btrm_ftmodel_dim(fm) != ref->dim)
+        rc = btrm_error_set(BTRM_EDATA, "%s: its backbone has dim %d, the model records %d",
+                            model_path, btrm_ftmodel_dim(fm), ref->dim);
+    if (!rc)
+        rc = btrm_ftmodel_ws_init(fm, max_seqs, 0, 0);
+    size_t n = btrm_ftmodel_n_params(fm);
+    if (!rc && n > 0)
+        rc = BTRM_MALLOC(*params, n);
+    if (!rc && n > 0)
+        rc = btrm_model_read_backbone_tensors(model_path, &fm->lt, *params, 0);
+    if (rc) {
+        free(*params);
+        *params = NULL;
+        btrm_ftmodel_close(fm);
+    }
+    return rc;
+}

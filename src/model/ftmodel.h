@@ -18,6 +18,7 @@
 #include "config.h"
 #include "llama_model.h"
 #include "llama_train.h"
+#include "modelfile.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -93,5 +94,15 @@ int btrm_ftmodel_backward(btrm_ftmodel *f, const float *params, const float *dpo
 #define BTRM_FTMODEL_ENCODE_SEQS 16
 int btrm_ftmodel_encode(btrm_ftmodel *f, const float *params, const int32_t *const *ids,
                         const int *lens, size_t n, float *out);
+
+/* Serial: the backbone of a model file (its /backbone, read into *ref
+ * through io/modelfile.h; `btrm eval`, `score` and `serve` use it) opened
+ * again from the recorded spec, checked against the recorded content hashes
+ * of the base file and its tokenizer (BTRM_EDATA when the file at that path
+ * changed), with work buffers for max_seqs sequences and its trained tensors
+ * in *params (malloc'ed; NULL for type none). *present = 0 (nothing opened,
+ * 0 returned) for a model without a backbone. */
+int btrm_ftmodel_open_model(const char *model_path, btrm_model_backbone *ref,
+                            btrm_ftmodel *fm, float **params, int max_seqs, int *present);
 
 #endif

@@ -7,6 +7,57 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The model's own backbone (its /backbone): the base model with the
+ * trained tensors, checked against the recorded hashes. */
+static int open_own(btrm_reward *r, const char *model_path, const char *spec, int max_texts)
+{
+    if (spec)
+        return btrm_error_set(BTRM_EUSAGE, "%s was trained with its own backbone (%s): drop "
+                              "--backbone", model_path, r->ref.spec);
+    int present = 0;
+    int rc = btrm_ftmodel_open_model(model_path, &r->ref, &r->fm, &r->fm_params,
+                                     BTRM_FTMODEL_ENCODE_SEQS, &present);
+    if (!rc && btrm_ftmodel_dim(&r->fm) != r->head.dim)
+        rc = btrm_error_set(BTRM_EDATA, "%s takes %d features; its backbone %s gives %d",
+                            model_path, r->head.dim, r->ref.spec, btrm_ftmodel_dim(&r->fm));
+    if (!rc)
+        rc = BTRM_CALLOC(r->ids, max_texts);
+    if (!rc)
+        rc = BTRM_MALLOC(r->lens, max_texts);
+    if (!rc)
+        rc = btrm_head_ws_init(&r->ws, &r->head, 1);
+    if (!rc)
+        rc = BTRM_MALLOC(r->features, (size_t)max_texts * (size_t)r->head.dim);
+    return rc;
+}
+
+/* features[n, dim] of texts through the model's own backbone: tokenized,
+ * then forwards of BTRM_FTMODEL_ENCODE_SEQS (invariant: one text each). */
+static int own_features(btrm_reward *r, const char *const *texts, size_t n)
+{
+    const size_t dim = (size_t)r->head.dim;
+    int rc = 0;
+    size_t made = 0;
+    for (; made < n && !rc; made++)
+        if ((rc = btrm_ftmodel_tokenize(&r->fm, texts[made], &r->ids[made], &r->lens[made])) &&
+            n > 1)
+            rc = btrm_error_wrap(rc, "text %zu of the batch", made);
+    const int32_t *const *ids = (const int32_t *const *)r->ids;
+    if (!rc && r->invariant) {
+        for (size_t i = 0; i < n && !rc; i++)
+            if ((rc = btrm_ftmodel_encode(&r->fm, r->fm_params, ids + i, r->lens + i, 1,
+                                          r->features + i * dim)) && n > 1)
+                rc = btrm_error_wrap(rc, "text %zu of the batch", i);
+    } else if (!rc) {
+        rc = btrm_ftmodel_encode(&r->fm, r->fm_params, ids, r->lens, n, r->features);
+    }
+    for (size_t i = 0; i < made; i++) {
+        free(r->ids[i]);
+        r->ids[i] = NULL;
+    }
+    return rc;
+}
+
 int btrm_reward_open(btrm_reward *r, const char *model_path, const char *spec,
                      const struct btrm_config *cfg, int max_texts)
 {
@@ -18,6 +69,17 @@ int btrm_reward_open(btrm_reward *r, const char *model_path, const char *spec,
     int rc = btrm_model_read(model_path, &r->head, &r->params, &r->meta);
     if (!rc)
         rc = btrm_model_read_features(model_path, &r->record);
+    if (!rc)
+        rc = btrm_model_read_backbone(model_path, &r->ref, &r->own);
+    if (!rc && r->own) {
+        rc = open_own(r, model_path, spec, max_texts);
+        if (rc) {
+            btrm_reward_close(r);
+            return rc;
+        }
+        r->max_texts = max_texts;
+        return 0;
+    }
     if (!rc)
         rc = btrm_backbone_spec_for(&r->record, model_path, spec, cfg, full, sizeof full);
     if (!rc && spec && r->record.present && !btrm_feature_record_runnable(&r->record))
@@ -55,7 +117,9 @@ int btrm_reward_texts(btrm_reward *r, const char *const *texts, size_t n, float 
         return 0;
     const size_t dim = (size_t)r->head.dim;
     int rc = 0;
-    if (r->invariant) {
+    if (r->own) {
+        rc = own_features(r, texts, n);
+    } else if (r->invariant) {
         for (size_t i = 0; i < n && !rc; i++)
             if ((rc = btrm_backbone_encode(&r->bb, texts + i, 1, r->features + i * dim)) &&
                 n > 1)
@@ -75,6 +139,17 @@ int btrm_reward_texts(btrm_reward *r, const char *const *texts, size_t n, float 
 
 int btrm_reward_cost(btrm_reward *r, const char *const *texts, size_t n, int64_t *cost)
 {
+    for (size_t i = 0; r->own && i < n; i++) {
+        int32_t *ids = NULL;
+        int len = 0;
+        int rc = btrm_ftmodel_tokenize(&r->fm, texts[i], &ids, &len);
+        free(ids);
+        if (rc)
+            return rc;
+        cost[i] = len;
+    }
+    if (r->own)
+        return 0;
     if (btrm_backbone_has_cost(&r->bb))
         return btrm_backbone_cost(&r->bb, texts, n, cost);
     for (size_t i = 0; i < n; i++)
@@ -87,8 +162,17 @@ void btrm_reward_close(btrm_reward *r)
     if (!r)
         return;
     btrm_backbone_close(&r->bb);
+    btrm_ftmodel_close(&r->fm);
     btrm_head_ws_free(&r->ws);
     free(r->params);
     free(r->features);
+    free(r->fm_params);
+    free(r->ids);
+    free(r->lens);
     memset(r, 0, sizeof *r);
+}
+
+const char *btrm_reward_spec(const btrm_reward *r)
+{
+    return r->own ? r->ref.spec : r->bb.spec;
 }

@@ -12,12 +12,19 @@
  * (faster), and then a text's representation changes with its batch by
  * float32 rounding (about 1e-6 relative on stories260K). With `invariant`
  * set, each text goes through the backbone on its own: its reward is the
- * same bits whatever else is scored with it. */
+ * same bits whatever else is scored with it.
+ *
+ * A model trained with its own backbone (model.backbone: a fine-tuned or
+ * frozen LLM whose file has a /backbone group) computes its representations
+ * through ftmodel.h, the base model opened from the recorded spec with the
+ * trained LoRA adapters or top-k weights applied (the forward of `btrm
+ * eval`), in forwards of BTRM_FTMODEL_ENCODE_SEQS texts in call order. */
 #ifndef BTRM_REWARD_H
 #define BTRM_REWARD_H
 
 #include "backbone.h"
 #include "feature_record.h"
+#include "ftmodel.h"
 #include "head.h"
 #include "modelfile.h"
 
@@ -33,9 +40,19 @@ typedef struct btrm_reward {
     int max_texts;
     int invariant;        /* one backbone call per text (set after open) */
     btrm_feature_record record; /* how the model's features were made (its file) */
+    /* own: the model's own backbone (its /backbone); bb is then unused */
+    int own;
+    btrm_model_backbone ref;  /* what /backbone records (base path, hash, finetune) */
+    btrm_ftmodel fm;
+    float *fm_params;         /* the trained tensors (NULL: frozen) */
+    int32_t **ids;            /* [max_texts] one call's token ids */
+    int *lens;                /* [max_texts] */
 } btrm_reward;
 
-/* Reads the model file and opens its backbone: spec NULL means the one the
+/* Reads the model file and opens its backbone: a model with its own
+ * backbone (/backbone) opens that one (a spec given is refused, BTRM_EUSAGE;
+ * a base file whose content hash is not the recorded one is BTRM_EDATA
+ * naming both hashes); otherwise spec NULL means the one the
  * model records (btrm_backbone_spec_for); a spec given gets the recorded
  * settings (pool, max_tokens, bos, kernel, precision) unless it sets them itself, and
  * is refused (BTRM_EUSAGE, naming both) when its features are not made the
@@ -53,5 +70,7 @@ int btrm_reward_texts(btrm_reward *r, const char *const *texts, size_t n, float 
  * the bytes). */
 int btrm_reward_cost(btrm_reward *r, const char *const *texts, size_t n, int64_t *cost);
 void btrm_reward_close(btrm_reward *r); /* zeroed or NULL: no-op */
+/* The backbone spec the rewards come from (the recorded one for own). */
+const char *btrm_reward_spec(const btrm_reward *r);
 
 #endif

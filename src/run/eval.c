@@ -264,7 +264,7 @@ int btrm_eval_inputs_open(btrm_eval_inputs *in, const char *model_path,
         rc = btrm_comm_agree(c, btrm_model_read(model_path, &in->head, &in->params, &in->meta));
         in->has_model = !rc;
         if (!rc)
-            rc = btrm_comm_agree(c, btrm_textrep_open_model(model_path, &in->backbone, &in->fm,
+            rc = btrm_comm_agree(c, btrm_ftmodel_open_model(model_path, &in->backbone, &in->fm,
                                                             &in->backbone_params,
                                                             BTRM_FTMODEL_ENCODE_SEQS,
                                                             &in->has_backbone));

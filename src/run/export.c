@@ -5,6 +5,7 @@
 #include "error.h"
 #include "feature_record.h"
 #include "fileutil.h"
+#include "ftmodel.h"
 #include "gguf.h"
 #include "head.h"
 #include "llama_model.h"
@@ -132,25 +133,39 @@ static int add_head(tensor_list *l, const btrm_head *head, const float *params,
     return rc;
 }
 
-/* How the features were made, as the model file records it: each field as
- * btrm_features_<attribute> (metadata values are strings). */
-static int add_record(json_t *md, const btrm_feature_record *rec)
+/* Each field of a JSON object as metadata <prefix><key> (metadata values
+ * are strings; arrays are written comma-separated). Steals fields. */
+static int add_fields(json_t *md, const char *prefix, json_t *fields)
 {
-    json_t *fields = rec->present ? btrm_feature_record_to_json(rec) : json_object();
     const char *key;
     json_t *value;
     int rc = fields ? 0 : btrm_error_set(BTRM_ENOMEM, "out of memory writing metadata");
     json_object_foreach(fields, key, value) {
-        char name[64];
-        snprintf(name, sizeof name, "btrm_features_%s", key);
-        rc = json_is_integer(value)
-                 ? set_string(md, name, "%lld", (long long)json_integer_value(value))
-                 : set_string(md, name, "%s", json_string_value(value));
+        char name[64], list[256] = "";
+        snprintf(name, sizeof name, "%s%s", prefix, key);
+        size_t i;
+        json_t *item;
+        json_array_foreach(value, i, item)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? "," : "",
+                     json_string_value(item));
+        rc = json_is_integer(value) ? set_string(md, name, "%lld",
+                                                 (long long)json_integer_value(value))
+             : json_is_real(value)  ? set_string(md, name, "%.9g", json_real_value(value))
+             : json_is_array(value) ? set_string(md, name, "%s", list)
+                                    : set_string(md, name, "%s", json_string_value(value));
         if (rc)
             break;
     }
     json_decref(fields);
     return rc;
+}
+
+/* How the features were made, as the model file records it: each field as
+ * btrm_features_<attribute>. */
+static int add_record(json_t *md, const btrm_feature_record *rec)
+{
+    return add_fields(md, "btrm_features_",
+                      rec->present ? btrm_feature_record_to_json(rec) : json_object());
 }
 
 /* ------------------------------------------------------------------------ */
@@ -164,6 +179,26 @@ static const char *st_dtype(int ggml_type)
     case BTRM_Q_BF16: return "BF16";
     default: return NULL;
     }
+}
+
+/* Puts t's rows (n_heads heads of head_dim rows: a query or key matrix, or
+ * a LoRA B on one) back in Hugging Face's rotary order. */
+static int unpermute(tensor_list *l, btrm_st_tensor *t, int n_heads, int head_dim,
+                     const char *file)
+{
+    int64_t *perm = NULL;
+    if (t->n_dims != 2 || t->shape[0] != (uint64_t)n_heads * (uint64_t)head_dim)
+        return btrm_error_set(BTRM_EDATA, "%s: %s has %llu rows, not %d heads of %d", file,
+                              t->name, (unsigned long long)t->shape[0], n_heads, head_dim);
+    if (l->n_perms == (int)(sizeof l->perms / sizeof l->perms[0]))
+        return btrm_error_set(BTRM_EUSAGE, "%s: too many layers to export", file);
+    int rc = BTRM_MALLOC(perm, t->shape[0]);
+    if (rc)
+        return rc;
+    l->perms[l->n_perms++] = perm;
+    btrm_export_unpermute_rows(n_heads, head_dim, perm);
+    t->row_perm = perm;
+    return 0;
 }
 
 /* GGUF tensor gname -> Hugging Face name hname; unperm_heads > 0 puts the
@@ -188,23 +223,7 @@ static int add_gguf(tensor_list *l, const btrm_gguf *g, const char *gname, const
     btrm_st_tensor *t = add(l, hname, dtype, gt->n_dims, shape, gt->data);
     if (!t)
         return BTRM_ENOMEM;
-    if (unperm_heads > 0) {
-        int64_t *perm = NULL;
-        if (gt->n_dims != 2 || shape[0] != (uint64_t)unperm_heads * (uint64_t)head_dim)
-            return btrm_error_set(BTRM_EDATA, "%s: %s has %llu rows, not %d heads of %d",
-                                  btrm_gguf_path(g), gname, (unsigned long long)shape[0],
-                                  unperm_heads, head_dim);
-        if (l->n_perms == (int)(sizeof l->perms / sizeof l->perms[0]))
-            return btrm_error_set(BTRM_EUSAGE, "%s: too many layers to export",
-                                  btrm_gguf_path(g));
-        int rc = BTRM_MALLOC(perm, shape[0]);
-        if (rc)
-            return rc;
-        l->perms[l->n_perms++] = perm;
-        btrm_export_unpermute_rows(unperm_heads, head_dim, perm);
-        t->row_perm = perm;
-    }
-    return 0;
+    return unperm_heads > 0 ? unpermute(l, t, unperm_heads, head_dim, btrm_gguf_path(g)) : 0;
 }
 
 static int64_t gguf_int_or(const btrm_gguf *g, const char *key, int64_t dflt)
@@ -418,6 +437,242 @@ done:
 }
 
 /* ------------------------------------------------------------------------ */
+/* A model trained with its own backbone (model.backbone): its trained
+ * tensors under Hugging Face names; LoRA in PEFT's layout */
+
+/* Removes DIR/name left by an earlier export of another kind. */
+static int remove_stale(const char *dir, const char *name)
+{
+    char path[BTRM_PATH_MAX + 32];
+    btrm_path_join(path, sizeof path, dir, name);
+    if (unlink(path) == 0) {
+        btrm_log_info("export: removed %s of an earlier export", path);
+        return 0;
+    }
+    return errno == ENOENT ? 0 : btrm_error_set(BTRM_EIO, "cannot remove the stale %s: %s",
+                                                path, strerror(errno));
+}
+
+/* The trained tensors of lt (in params) under their Hugging Face names:
+ * LoRA A [r, in] and B [out, r] as PEFT saves them for a Llama (B's rows of
+ * q and k back in Hugging Face's rotary order, as the base's q and k rows:
+ * (P W + s B A) = P (W + s (P^T B) A) for the row permutation P), top_k
+ * weights and norms as LlamaForSequenceClassification names them. */
+static int add_trained(tensor_list *l, const btrm_llama_train *lt, const float *params,
+                       const char *file)
+{
+    const btrm_llama_hparams *hp = &lt->hp;
+    static const char *const norms[] = { [BTRM_NORM_ATTN] = "input_layernorm",
+                                         [BTRM_NORM_FFN] = "post_attention_layernorm" };
+    for (int i = 0; i < lt->n_tensors; i++) {
+        const btrm_llama_train_tensor *tt = &lt->tensors[i];
+        const char *proj = btrm_llama_train_proj_hf(tt->proj);
+        char name[160];
+        uint64_t shape[2] = { (uint64_t)tt->rows, (uint64_t)tt->cols };
+        int n_dims = 2, heads = 0;
+        if (tt->kind == BTRM_LT_LORA_A || tt->kind == BTRM_LT_LORA_B)
+            snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.lora_%c.weight",
+                     tt->layer, proj, tt->kind == BTRM_LT_LORA_A ? 'A' : 'B');
+        else if (tt->kind == BTRM_LT_WEIGHT)
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", tt->layer, proj);
+        else if (tt->proj == BTRM_NORM_OUTPUT)
+            snprintf(name, sizeof name, "model.norm.weight");
+        else
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", tt->layer,
+                     norms[tt->proj]);
+        if (tt->kind == BTRM_LT_NORM) {
+            n_dims = 1; /* [dim], as torch's RMSNorm weight */
+            shape[0] = (uint64_t)tt->rows * (uint64_t)tt->cols;
+        }
+        if (tt->kind == BTRM_LT_LORA_B || tt->kind == BTRM_LT_WEIGHT)
+            heads = tt->proj == BTRM_PROJ_Q ? hp->n_heads
+                    : tt->proj == BTRM_PROJ_K ? hp->n_kv_heads : 0;
+        btrm_st_tensor *t = add(l, name, "F32", n_dims, shape, params + tt->offset);
+        if (!t)
+            return BTRM_ENOMEM;
+        int rc = heads ? unpermute(l, t, heads, hp->head_dim, file) : 0;
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* adapter_config.json: PEFT's LoraConfig for sequence classification. */
+static json_t *peft_config(const btrm_model_backbone *ref, const btrm_llama_train *lt,
+                           int linear_head)
+{
+    json_t *targets = json_array(), *layers = json_null();
+    for (int p = 0; targets && p < BTRM_N_PROJ; p++)
+        if (ref->ft.targets & BTRM_LORA_TARGET(p)) {
+            const char *hf = strchr(btrm_llama_train_proj_hf(p), '.') + 1; /* q_proj */
+            json_array_append_new(targets, json_string(hf));
+        }
+    if (ref->ft.layers > 0 && ref->ft.layers < lt->hp.n_layers) {
+        layers = json_array();
+        for (int b = lt->first_layer; layers && b < lt->hp.n_layers; b++)
+            json_array_append_new(layers, json_integer(b));
+    }
+    json_t *c = json_pack("{s:s, s:s, s:s, s:i, s:f, s:f, s:o, s:o, s:s, s:s, s:b, s:b, s:b, "
+                          "s:b, s:o, s:n}",
+                          "peft_type", "LORA", "task_type", "SEQ_CLS",
+                          "base_model_name_or_path", ref->model_file, "r", ref->ft.rank,
+                          "lora_alpha", short_float(ref->ft.alpha), "lora_dropout", 0.0,
+                          "target_modules", targets, "layers_to_transform", layers,
+                          "layers_pattern", "layers", "bias", "none", "fan_in_fan_out", 0,
+                          "inference_mode", 1, "use_rslora", 0, "use_dora", 0,
+                          "modules_to_save", linear_head ? json_pack("[s]", "score")
+                                                         : json_null(),
+                          "revision");
+    return c;
+}
+
+static int write_readme(const char *dir, const btrm_export_opts *o, const char *model_hash,
+                        const btrm_model_backbone *ref, const btrm_head *head)
+{
+    char path[BTRM_PATH_MAX + 32], *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f)
+        return btrm_error_set(BTRM_ENOMEM, "out of memory writing README.md");
+    const int lora = ref->ft.type == BTRM_FT_LORA;
+    fprintf(f, "# btrm reward model: %s\n\n", lora ? "LoRA adapter (PEFT)" : "top-k blocks");
+    fprintf(f, "Exported by btrm %s from `%s` (XXH3-128 %s).\n\n", PACKAGE_VERSION,
+            o->model_path, model_hash);
+    fprintf(f, "Base model: `%s`, XXH3-128 `%s` (%s, %d features, pool %s, BOS %s, at most "
+            "%d tokens). The files here hold only what trained; they apply to exactly that "
+            "base file's weights (in Hugging Face layout: `btrm export --with-backbone` of "
+            "a model on it, or the checkpoint it was converted from).\n\n",
+            ref->model_file, ref->model_hash, ref->architecture, ref->dim,
+            ref->pool == BTRM_POOL_MEAN ? "mean" : "last", ref->bos ? "yes" : "no",
+            ref->max_tokens);
+    if (lora)
+        fprintf(f, "- `adapter_model.safetensors`, `adapter_config.json`: LoRA r = %d, "
+                "alpha = %g on the projections listed in target_modules%s, W' = W + "
+                "(alpha / r) lora_B lora_A, as PEFT loads it:\n\n"
+                "      base = LlamaForSequenceClassification.from_pretrained(BASE, "
+                "num_labels=1)\n      model = PeftModel.from_pretrained(base, \"%s\")\n\n",
+                ref->ft.rank, (double)ref->ft.alpha,
+                ref->ft.layers > 0 ? " of the blocks in layers_to_transform" : "", o->out_dir);
+    else
+        fprintf(f, "- `model.safetensors`: the float32 weights of the top %d block(s) and "
+                "the final norm (model.* names), which replace the base's "
+                "(`load_state_dict(..., strict=False)`), with the reward head.\n",
+                ref->ft.layers);
+    fprintf(f, "- `model.safetensors`: the reward head (%s%s), its bias in __metadata__ as "
+            "score.bias.\n", head->kind == BTRM_HEAD_MLP ? "mlp: score.fc0 ... score.out"
+                                                         : "linear: score.weight [1, D]",
+            lora && head->kind == BTRM_HEAD_LINEAR
+                ? "; also in the adapter as base_model.model.score.weight (modules_to_save)"
+                : "");
+    fclose(f);
+    btrm_path_join(path, sizeof path, dir, "README.md");
+    int rc = text ? btrm_write_atomic(path, text, size)
+                  : btrm_error_set(BTRM_ENOMEM, "out of memory writing README.md");
+    free(text);
+    return rc;
+}
+
+static int export_own(const btrm_export_opts *o, const btrm_head *head, const float *params,
+                      const btrm_model_meta *meta, json_t *md, const char *model_hash)
+{
+    btrm_model_backbone *ref = NULL;
+    btrm_ftmodel fm;
+    memset(&fm, 0, sizeof fm);
+    float *trained = NULL;
+    tensor_list adapter, main;
+    memset(&adapter, 0, sizeof adapter);
+    memset(&main, 0, sizeof main);
+    json_t *config = NULL, *amd = NULL;
+    char path[BTRM_PATH_MAX + 32];
+    int present = 0, rc = BTRM_MALLOC(ref, 1);
+    if (!rc && (o->with_backbone || o->backbone))
+        rc = btrm_error_set(BTRM_EUSAGE, "%s was trained with its own backbone: export writes "
+                            "its trained tensors for the base model it records; drop %s",
+                            o->model_path, o->with_backbone ? "--with-backbone" : "--backbone");
+    if (!rc)
+        rc = btrm_ftmodel_open_model(o->model_path, ref, &fm, &trained, 1, &present);
+    if (rc)
+        goto done;
+    const btrm_llama_hparams *hp = &fm.lt.hp;
+    if (ref->ft.type == BTRM_FT_NONE) {
+        rc = btrm_error_set(BTRM_EUSAGE, "%s trained a head on the frozen %s: nothing of the "
+                            "backbone trained (export the head, with --backbone %s "
+                            "--with-backbone for the base's weights)", o->model_path,
+                            ref->model_file, ref->spec);
+        goto done;
+    }
+    if (strcmp(ref->architecture, "llama") || hp->rope_dim != hp->head_dim || hp->head_dim % 2) {
+        rc = btrm_error_set(BTRM_EUSAGE, "%s: a %s base with rotary embedding on %d of %d "
+                            "dimensions per head has no Hugging Face Llama equivalent",
+                            o->model_path, ref->architecture, hp->rope_dim, hp->head_dim);
+        goto done;
+    }
+    if (ref->pool == BTRM_POOL_MEAN)
+        btrm_log_warn("%s pools by the mean; LlamaForSequenceClassification scores the last "
+                      "token: the exported tensors need btrm's mean pooling to give its "
+                      "rewards", o->model_path);
+    rc = add_fields(md, "btrm_backbone_", btrm_model_backbone_to_json(ref));
+    if (!rc)
+        rc = btrm_mkdir_p(o->out_dir);
+    if (rc)
+        goto done;
+    const int lora = ref->ft.type == BTRM_FT_LORA;
+    if (lora) {
+        amd = json_deep_copy(md);
+        rc = amd ? add_trained(&adapter, &fm.lt, trained, o->model_path)
+                 : btrm_error_set(BTRM_ENOMEM, "out of memory");
+        if (!rc && head->kind == BTRM_HEAD_LINEAR) {
+            /* PEFT saves modules_to_save without their wrapper's infix */
+            uint64_t shape[2] = { 1, (uint64_t)head->dim };
+            if (!add(&adapter, "base_model.model.score.weight", "F32", 2, shape,
+                     params + head->layer[0].weight_off))
+                rc = BTRM_ENOMEM;
+            if (!rc)
+                rc = set_string(amd, "score.bias", "%.9g",
+                                (double)params[head->layer[0].bias_off]);
+        }
+        if (!rc && !(config = peft_config(ref, &fm.lt, head->kind == BTRM_HEAD_LINEAR)))
+            rc = btrm_error_set(BTRM_ENOMEM, "out of memory writing adapter_config.json");
+        btrm_path_join(path, sizeof path, o->out_dir, "adapter_model.safetensors");
+        if (!rc)
+            rc = btrm_safetensors_write(path, adapter.t, adapter.n, amd);
+        if (!rc)
+            btrm_log_info("export: wrote %s (%d tensors: LoRA r %d on %d block(s))", path,
+                          adapter.n, ref->ft.rank, hp->n_layers - fm.lt.first_layer);
+        btrm_path_join(path, sizeof path, o->out_dir, "adapter_config.json");
+        if (!rc)
+            rc = btrm_json_write_atomic(path, config);
+    } else {
+        rc = add_trained(&main, &fm.lt, trained, o->model_path);
+        if (!rc)
+            rc = remove_stale(o->out_dir, "adapter_model.safetensors");
+        if (!rc)
+            rc = remove_stale(o->out_dir, "adapter_config.json");
+    }
+    if (!rc)
+        rc = add_head(&main, head, params, meta, md);
+    btrm_path_join(path, sizeof path, o->out_dir, "model.safetensors");
+    if (!rc)
+        rc = btrm_safetensors_write(path, main.t, main.n, md);
+    if (!rc)
+        btrm_log_info("export: wrote %s (%d tensors%s)", path, main.n,
+                      lora ? ": the head" : ": the top blocks and the head");
+    if (!rc)
+        rc = remove_stale(o->out_dir, "config.json");
+    if (!rc)
+        rc = write_readme(o->out_dir, o, model_hash, ref, head);
+done:
+    btrm_ftmodel_close(&fm);
+    list_free(&adapter);
+    list_free(&main);
+    json_decref(config);
+    json_decref(amd);
+    free(trained);
+    free(ref);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 
 int btrm_export_run(const btrm_export_opts *o)
 {
@@ -449,6 +704,17 @@ int btrm_export_run(const btrm_export_opts *o)
         rc = set_string(md, "btrm_model_xxh3_128", "%s", hash);
     if (!rc)
         rc = add_record(md, rec);
+    int own = 0;
+    btrm_model_backbone *ref = NULL;
+    if (!rc)
+        rc = BTRM_MALLOC(ref, 1);
+    if (!rc)
+        rc = btrm_model_read_backbone(o->model_path, ref, &own);
+    free(ref);
+    if (!rc && own) {
+        rc = export_own(o, &head, params, &meta, md, hash);
+        goto done;
+    }
     if (rc)
         goto done;
     if (o->with_backbone) {
@@ -480,11 +746,14 @@ int btrm_export_run(const btrm_export_opts *o)
         rc = btrm_json_write_atomic(path, config);
         if (!rc)
             btrm_log_info("export: wrote %s", path);
-    } else if (unlink(path) == 0) {
-        btrm_log_info("export: removed %s of an earlier export with a backbone", path);
-    } else if (errno != ENOENT) {
-        rc = btrm_error_set(BTRM_EIO, "cannot remove the stale %s: %s", path, strerror(errno));
+    } else {
+        rc = remove_stale(o->out_dir, "config.json");
     }
+    /* a fine-tuned model's adapter, from an earlier export into DIR */
+    if (!rc)
+        rc = remove_stale(o->out_dir, "adapter_model.safetensors");
+    if (!rc)
+        rc = remove_stale(o->out_dir, "adapter_config.json");
 done:
     free(rec);
     list_free(&l);

@@ -14,7 +14,13 @@
  *   - with the backbone (a GGUF Llama in F32, F16 or BF16, pooled at the last
  *     token), also the `model.*` tensors of LlamaForSequenceClassification,
  *     the query and key rows put back in Hugging Face's order, and
- *     DIR/config.json. */
+ *     DIR/config.json.
+ * A model trained with its own backbone (model.backbone) writes what
+ * trained, for the base it records (opened again and checked by hash):
+ * LoRA as PEFT's DIR/adapter_model.safetensors + adapter_config.json (the q
+ * and k lora_B rows reordered as the base's), top_k as the blocks' model.*
+ * tensors in DIR/model.safetensors; the head in DIR/model.safetensors, and
+ * DIR/README.md naming the base and its hash. */
 #ifndef BTRM_EXPORT_H
 #define BTRM_EXPORT_H
 

@@ -4,9 +4,7 @@
 #include "error.h"
 #include "fileutil.h"
 #include "log.h"
-#include "modelfile.h"
 #include "reward.h"
-#include "textrep.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -29,51 +27,12 @@ static void batch_clear(score_batch *b)
     b->n = 0;
 }
 
-/* Where the rewards come from: the backbone the model records or one named
- * on the command line (reward.h), or the model file's own (trained)
- * backbone (model.backbone): its representations, then the head. */
-typedef struct score_source {
-    int own;                /* the model file's /backbone */
-    btrm_reward rm;         /* !own */
-    btrm_head head;         /* own: */
-    btrm_head_ws ws;
-    float *params;
-    btrm_ftmodel fm;
-    float *fm_params;
-    float *features;        /* [batch, dim] */
-    int32_t **ids;          /* [batch] */
-    int *lens;
-} score_source;
-
-static int own_rewards(score_source *src, char *const *texts, int n, float *rewards)
-{
-    int rc = 0, made = 0;
-    for (; made < n && !rc; made++)
-        rc = btrm_ftmodel_tokenize(&src->fm, texts[made], &src->ids[made], &src->lens[made]);
-    if (rc)
-        rc = btrm_error_wrap(rc, "text %d of the batch", made - 1);
-    if (!rc)
-        rc = btrm_ftmodel_encode(&src->fm, src->fm_params, (const int32_t *const *)src->ids,
-                                 src->lens, (size_t)n, src->features);
-    for (int i = 0; i < made; i++) {
-        free(src->ids[i]);
-        src->ids[i] = NULL;
-    }
-    if (!rc)
-        rc = btrm_head_forward(&src->head, src->params, src->features, n, &src->ws);
-    for (int i = 0; !rc && i < n; i++)
-        rewards[i] = src->ws.reward[i];
-    return rc;
-}
-
 /* Scores the batch and writes its lines. */
-static int flush(score_batch *b, score_source *src, float *rewards, FILE *out)
+static int flush(score_batch *b, btrm_reward *rm, float *rewards, FILE *out)
 {
     if (b->n == 0)
         return 0;
-    int rc = src->own ? own_rewards(src, b->texts, b->n, rewards)
-                      : btrm_reward_texts(&src->rm, (const char *const *)b->texts,
-                                          (size_t)b->n, rewards);
+    int rc = btrm_reward_texts(rm, (const char *const *)b->texts, (size_t)b->n, rewards);
     if (rc)
         return rc;
     for (int i = 0; i < b->n && !rc; i++) {
@@ -91,41 +50,19 @@ static int flush(score_batch *b, score_source *src, float *rewards, FILE *out)
 }
 
 /* The reward of each line of texts_path, through backbone spec (NULL: the
- * model's) with the config's embed.* options under the recorded ones. */
+ * model's, or its own trained backbone) with the config's embed.* options
+ * under the recorded ones. */
 static int score(const char *model_path, const char *spec, const btrm_config *cfg,
                  const char *texts_path, const char *out_path, int batch, int invariant)
 {
-    score_source src;
-    btrm_model_backbone ref;
-    btrm_model_meta meta;
+    btrm_reward rm;
     float *rewards = NULL;
     score_batch b = { 0 };
     FILE *in = NULL, *out = stdout;
     char *line = NULL;
     size_t line_cap = 0, line_no = 0;
-    memset(&src, 0, sizeof src);
-    int rc = btrm_model_read_backbone(model_path, &ref, &src.own);
-    if (!rc && src.own && spec)
-        rc = btrm_error_set(BTRM_EUSAGE, "%s was trained with its own backbone (%s): drop "
-                            "--backbone", model_path, ref.spec);
-    if (!rc && !src.own) {
-        rc = btrm_reward_open(&src.rm, model_path, spec, cfg, batch);
-        src.rm.invariant = invariant;
-    }
-    if (!rc && src.own) {
-        int has_own = 0;
-        rc = btrm_model_read(model_path, &src.head, &src.params, &meta);
-        if (!rc)
-            rc = btrm_textrep_open_model(model_path, &ref, &src.fm, &src.fm_params,
-                                         BTRM_FTMODEL_ENCODE_SEQS, &has_own);
-        if (!rc && btrm_ftmodel_dim(&src.fm) != src.head.dim)
-            rc = btrm_error_set(BTRM_EDATA, "%s takes %d features; its backbone %s gives %d",
-                                model_path, src.head.dim, ref.spec, btrm_ftmodel_dim(&src.fm));
-        if (!rc && ((rc = BTRM_CALLOC(src.ids, batch)) || (rc = BTRM_MALLOC(src.lens, batch)) ||
-                    (rc = btrm_head_ws_init(&src.ws, &src.head, batch)) ||
-                    (rc = BTRM_MALLOC(src.features, (size_t)batch * (size_t)src.head.dim))))
-            goto fail;
-    }
+    int rc = btrm_reward_open(&rm, model_path, spec, cfg, batch);
+    rm.invariant = invariant;
     if (rc)
         goto fail;
     if ((rc = BTRM_MALLOC(rewards, batch)) || (rc = BTRM_CALLOC(b.texts, batch)) ||
@@ -164,13 +101,13 @@ static int score(const char *model_path, const char *spec, const btrm_config *cf
             goto fail;
         }
         b.n++;
-        if (b.n == b.cap && (rc = flush(&b, &src, rewards, out))) {
+        if (b.n == b.cap && (rc = flush(&b, &rm, rewards, out))) {
             rc = btrm_error_wrap(rc, "%s: lines %zu..%zu", texts_path, line_no - b.cap + 1,
                                  line_no);
             goto fail;
         }
     }
-    if ((rc = flush(&b, &src, rewards, out)))
+    if ((rc = flush(&b, &rm, rewards, out)))
         rc = btrm_error_wrap(rc, "%s: the last %d lines", texts_path, b.n);
     btrm_log_debug("score: %zu texts", line_no);
 fail:
@@ -183,13 +120,7 @@ fail:
     if (out && out != stdout && fclose(out) != 0 && !rc)
         rc = btrm_error_set(BTRM_EIO, "cannot write %s", out_path);
     free(rewards);
-    if (src.own) {
-        btrm_head_ws_free(&src.ws);
-        btrm_ftmodel_close(&src.fm);
-        BTRM_FREE(src.params, src.fm_params, src.features, src.ids, src.lens);
-    } else {
-        btrm_reward_close(&src.rm);
-    }
+    btrm_reward_close(&rm);
     return rc;
 }
 

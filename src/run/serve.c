@@ -667,24 +667,37 @@ static int build_info(server *s)
     char model_hash[33], label[512];
     json_t *attrs = json_object();
     int rc = btrm_file_xxh128(o->model_path, model_hash);
-    if (!rc)
+    if (!rc && !s->rm.own)
         rc = btrm_backbone_describe(&s->rm.bb, label, sizeof label, attrs);
     if (rc) {
         json_decref(attrs);
         return rc;
     }
+    /* the model's own backbone: the base file and what of it trained */
+    json_t *own = s->rm.own ? btrm_model_backbone_to_json(&s->rm.ref) : json_null();
+    if (s->rm.own) {
+        const btrm_model_backbone *ref = &s->rm.ref;
+        const char *base = strrchr(ref->model_file, '/');
+        int n = snprintf(label, sizeof label, "%s ", base ? base + 1 : ref->model_file);
+        if (ref->ft.type == BTRM_FT_LORA)
+            snprintf(label + n, sizeof label - (size_t)n, "lora r%d", ref->ft.rank);
+        else if (ref->ft.type == BTRM_FT_TOP_K)
+            snprintf(label + n, sizeof label - (size_t)n, "top_k %d", ref->ft.layers);
+        else
+            snprintf(label + n, sizeof label - (size_t)n, "frozen");
+    }
     /* how the model's features were made, as its file records it */
     json_t *features = s->rm.record.present ? btrm_feature_record_to_json(&s->rm.record)
                                               : json_null();
-    s->info = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:o, s:o, s:o, s:b, s:{s:I, "
+    s->info = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:o, s:o, s:o, s:o, s:b, s:{s:I, "
                         "s:i, s:i, s:i, s:i, s:i, s:i}}",
                         "btrm_version", PACKAGE_VERSION,
                         "model", o->model_path, "model_hash", model_hash,
                         "model_hash_function", "XXH3-128",
                         "head", s->rm.head.kind == BTRM_HEAD_MLP ? "mlp" : "linear",
                         "dim", s->rm.head.dim,
-                        "backbone", s->rm.bb.spec, "backbone_label", label,
-                        "backbone_attrs", attrs, "features", features,
+                        "backbone", btrm_reward_spec(&s->rm), "backbone_label", label,
+                        "backbone_attrs", attrs, "features", features, "trained_backbone", own,
                         "template", btrm_prep_template_json(&s->tpl), "invariant", o->invariant,
                         "limits", "max_body", (json_int_t)o->max_body,
                         "max_texts", o->max_texts, "queue", o->queue,
@@ -749,7 +762,7 @@ static int start(server *s)
                                                            MHD_DAEMON_INFO_BIND_PORT);
     int port = info ? (int)info->port : o->port;
     btrm_log_info("serve: %s on %s (head %s, %d features) at http://%s%s%s:%d/score",
-                  o->model_path, s->rm.bb.spec, s->rm.head.kind == BTRM_HEAD_MLP ? "mlp" : "linear",
+                  o->model_path, btrm_reward_spec(&s->rm), s->rm.head.kind == BTRM_HEAD_MLP ? "mlp" : "linear",
                   s->rm.head.dim, ipv6 ? "[" : "", o->host, ipv6 ? "]" : "", port);
     if (o->port_file) {
         char text[32];

@@ -34,13 +34,4 @@ int btrm_textrep_tokens(const char *store, int64_t n_rows, btrm_ftmodel *fm,
 int btrm_textrep_features(btrm_ftmodel *fm, const float *params, const btrm_token_ids *t,
                           const btrm_comm *c, float *features);
 
-/* Serial: the backbone of a model file (its /backbone, read into *ref) opened
- * again from the recorded spec, checked against the recorded content hashes
- * of the base file and its tokenizer (BTRM_EDATA when the file at that path
- * changed), with work buffers for max_seqs sequences and its trained tensors
- * in *params (malloc'ed; NULL for type none). *present = 0 (nothing opened,
- * 0 returned) for a model without a backbone. */
-int btrm_textrep_open_model(const char *model_path, btrm_model_backbone *ref,
-                            btrm_ftmodel *fm, float **params, int max_seqs, int *present);
-
 #endif
