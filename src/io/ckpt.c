@@ -4,6 +4,7 @@
  * creation, collective transfers) is made by every rank in the same order.
  * Rank-local failures inside a phase are agreed on (btrm_comm_agree) before
  * the next collective call, so a failing rank never leaves the others waiting. */
+#define _GNU_SOURCE /* O_DIRECT */
 #include "ckpt.h"
 
 #include "error.h"
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -131,11 +133,168 @@ static uint32_t crc_of(const float *x, size_t n)
     return btrm_crc32_update((uint32_t)crc32(0L, Z_NULL, 0), x, n * sizeof *x);
 }
 
-/* Creates dataset name [dims] under loc, writes the slice [a, b) of the flat
- * range from buf (buf[0] is element a) collectively, and its crc32 attribute. */
-static int write_dataset(const btrm_comm *c, hid_t loc, const char *name, int nd,
-                         const hsize_t *dims, hsize_t a, hsize_t b, float *buf,
-                         const char *path)
+/* Raw data go between the file and memory with plain pread/pwrite in blocks
+ * of BULK_BLOCK bytes; writes go through O_DIRECT where the file system
+ * allows it (docs/performance.md, "Checkpoint bandwidth: the cause"). */
+#define BULK_BLOCK ((size_t)16 << 20)
+#define BULK_ALIGN ((uint64_t)4096)
+
+/* One rank's part of a dataset: bytes at file offset `offset` from buf. */
+typedef struct slab {
+    uint64_t offset;
+    const float *buf;
+    size_t bytes;
+} slab;
+
+/* pwrite or pread of all bytes at offset (short transfers continue). */
+static int io_all(int writing, int fd, char *p, size_t bytes, uint64_t offset,
+                  const char *path)
+{
+    while (bytes > 0) {
+        size_t n = bytes < BULK_BLOCK ? bytes : BULK_BLOCK;
+        ssize_t r = writing ? pwrite(fd, p, n, (off_t)offset) : pread(fd, p, n, (off_t)offset);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return btrm_error_set(BTRM_EIO, "cannot %s %s: %s", writing ? "write" : "read",
+                                  path, r < 0 ? strerror(errno) : "unexpected end of file");
+        p += r;
+        bytes -= (size_t)r;
+        offset += (uint64_t)r;
+    }
+    return 0;
+}
+
+/* Transfers a slab between memory and the file: the BULK_ALIGN-aligned
+ * middle through dfd (the file opened with O_DIRECT, -1 when it could not
+ * be) by way of the aligned bounce buffer, the unaligned ends (shared with a
+ * neighbouring rank's slab or HDF5's metadata) through fd. Where the file
+ * system refuses an O_DIRECT transfer (EINVAL), the rest goes through fd
+ * and *dfd becomes -1. */
+static int io_slab(int writing, int fd, int *dfd, char *bounce, const slab *s,
+                   const char *path)
+{
+    char *p = (char *)s->buf;
+    uint64_t a = s->offset, b = s->offset + s->bytes;
+    uint64_t mid_a = (a + BULK_ALIGN - 1) / BULK_ALIGN * BULK_ALIGN;
+    uint64_t mid_b = b / BULK_ALIGN * BULK_ALIGN;
+    if (*dfd < 0 || mid_b <= mid_a)
+        return io_all(writing, fd, p, s->bytes, a, path);
+    int rc = io_all(writing, fd, p, (size_t)(mid_a - a), a, path);
+    uint64_t off = mid_a;
+    while (!rc && off < mid_b) {
+        size_t n = (size_t)(mid_b - off < BULK_BLOCK ? mid_b - off : BULK_BLOCK);
+        if (writing)
+            memcpy(bounce, p + (off - a), n);
+        ssize_t r = writing ? pwrite(*dfd, bounce, n, (off_t)off)
+                            : pread(*dfd, bounce, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && errno == EINVAL) { /* no O_DIRECT here after all */
+            close(*dfd);
+            *dfd = -1;
+            break;
+        }
+        if (r <= 0)
+            return btrm_error_set(BTRM_EIO, "cannot %s %s: %s", writing ? "write" : "read",
+                                  path, r < 0 ? strerror(errno) : "unexpected end of file");
+        if (!writing)
+            memcpy(p + (off - a), bounce, (size_t)r);
+        off += (uint64_t)r;
+        if ((uint64_t)r % BULK_ALIGN) /* short: the rest through fd */
+            break;
+    }
+    if (!rc)
+        rc = io_all(writing, fd, p + (off - a), (size_t)(b - off), off, path);
+    return rc;
+}
+
+/* Opens path for the transfers of io_slab: *fd buffered, *dfd with O_DIRECT
+ * (-1 where the file system refuses it), *bounce aligned. */
+static int open_bulk(int writing, const char *path, int *fd, int *dfd, char **bounce)
+{
+    int flags = writing ? O_WRONLY : O_RDONLY;
+    *dfd = -1;
+    *bounce = NULL;
+    *fd = open(path, flags);
+    if (*fd < 0)
+        return btrm_error_set(BTRM_EIO, "cannot open %s: %s", path, strerror(errno));
+    if (posix_memalign((void **)bounce, BULK_ALIGN, BULK_BLOCK) != 0)
+        *bounce = NULL; /* buffered transfers only */
+    else
+        *dfd = open(path, flags | O_DIRECT);
+    return 0;
+}
+
+static void close_bulk(int dfd, char *bounce)
+{
+    if (dfd >= 0)
+        close(dfd);
+    free(bounce);
+}
+
+/* Every rank writes its slabs of the (closed) HDF5 file path and flushes
+ * them; `midway` is the number of slabs before the ckpt-midway fault point. */
+static int write_slabs(const btrm_comm *c, const char *path, const slab *slabs, int n,
+                       int midway)
+{
+    char *bounce = NULL;
+    int fd = -1, dfd = -1;
+    int rc = open_bulk(1, path, &fd, &dfd, &bounce);
+    for (int i = 0; i < n && !rc; i++) {
+        if (i == midway)
+            btrm_fault_point("ckpt-midway", c->rank);
+        btrm_fault_point("ckpt-write", c->rank);
+        rc = io_slab(1, fd, &dfd, bounce, &slabs[i], path);
+    }
+    if (!rc && fdatasync(fd) != 0)
+        rc = btrm_error_set(BTRM_EIO, "cannot flush %s: %s", path, strerror(errno));
+    close_bulk(dfd, bounce);
+    if (fd >= 0 && close(fd) != 0 && !rc)
+        rc = btrm_error_set(BTRM_EIO, "cannot write %s: %s", path, strerror(errno));
+    return rc;
+}
+
+/* Reads the flat range [a, b) of dset straight from the file with pread
+ * when its data are one contiguous, unfiltered run of little-endian float32
+ * inside the file; returns 1 when it cannot (the caller reads through HDF5),
+ * 0 when read, or an error code. */
+static int read_raw(hid_t dset, const char *path, hsize_t a, hsize_t b, float *buf)
+{
+    hid_t dcpl = H5Dget_create_plist(dset), type = H5Dget_type(dset);
+    int raw = dcpl >= 0 && type >= 0 && H5Pget_layout(dcpl) == H5D_CONTIGUOUS &&
+              H5Pget_nfilters(dcpl) == 0 && H5Pget_external_count(dcpl) == 0 &&
+              H5Tequal(type, H5T_IEEE_F32LE) > 0;
+    BTRM_H5_CLOSE(type, dcpl);
+    haddr_t at = raw ? H5Dget_offset(dset) : HADDR_UNDEF;
+    if (at == HADDR_UNDEF)
+        return 1;
+    slab sl = { .offset = (uint64_t)at + (uint64_t)a * sizeof(float), .buf = buf,
+                .bytes = b > a ? (size_t)(b - a) * sizeof(float) : 0 };
+    char *bounce = NULL;
+    int fd = -1, dfd = -1;
+    int rc = open_bulk(0, path, &fd, &dfd, &bounce);
+    struct stat sb;
+    if (!rc && (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size < sl.offset + sl.bytes))
+        rc = btrm_error_set(BTRM_EDATA, "%s: truncated: a dataset ends at byte %llu, the file "
+                            "has %lld", path, (unsigned long long)(sl.offset + sl.bytes),
+                            (long long)sb.st_size);
+    if (!rc)
+        rc = io_slab(0, fd, &dfd, bounce, &sl, path);
+    close_bulk(dfd, bounce);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* Creates the contiguous dataset name [dims] under loc with its space
+ * allocated now and never filled, writes its crc32 attribute (from every
+ * rank's slice [a, b) of the flat range, buf[0] being element a) and
+ * describes this rank's slice in *out; the data are written later
+ * (write_slabs), after the file is closed. */
+static int create_dataset(const btrm_comm *c, hid_t loc, const char *name, int nd,
+                          const hsize_t *dims, hsize_t a, hsize_t b, const float *buf,
+                          const char *path, slab *out)
 {
     int rc = 0;
     hid_t space = -1, dcpl = -1, dset = -1;
@@ -143,10 +302,19 @@ static int write_dataset(const btrm_comm *c, hid_t loc, const char *name, int nd
     dcpl = btrm_h5_dcpl();
     BTRM_CHECK_H5(space, path);
     BTRM_CHECK_H5(dcpl, path);
+    BTRM_CHECK_H5(H5Pset_layout(dcpl, H5D_CONTIGUOUS), path);
+    BTRM_CHECK_H5(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), path);
+    BTRM_CHECK_H5(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), path);
     dset = H5Dcreate2(loc, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     BTRM_CHECK_H5(dset, path);
-    btrm_fault_point("ckpt-write", c->rank);
-    BTRM_CHECK_H5(transfer(dset, 1, a, b, buf), path);
+    haddr_t at = H5Dget_offset(dset);
+    if (at == HADDR_UNDEF) {
+        rc = btrm_error_set(BTRM_EIO, "%s: dataset %s has no storage after creation", path,
+                            name);
+        goto fail;
+    }
+    *out = (slab){ .offset = (uint64_t)at + (uint64_t)a * sizeof(float), .buf = buf,
+                   .bytes = b > a ? (size_t)(b - a) * sizeof(float) : 0 };
     uint32_t crc = 0;
     rc = combine_crc(c, b > a ? crc_of(buf, b - a) : 0, b > a ? (b - a) * sizeof(float) : 0,
                      &crc);
@@ -225,20 +393,25 @@ int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *
     else
         snprintf(tmp, sizeof tmp, ".%s.tmp", path);
     btrm_h5_quiet();
-    int rc = 0;
+    int rc = 0, n_slabs = 0;
     hid_t file = -1, model = -1, group = -1, optim = -1, gcpl = -1;
     const btrm_head *head = d->head;
-    file = open_parallel(tmp, c, 1);
-    BTRM_CHECK_H5(file, tmp);
-    /* The disk space first, decided together: a write that fails for lack of
-     * space inside libhdf5 fails on some ranks only, and the others wait in
-     * the next collective call forever (the 2-rank hang on a full tmpfs). */
     int n_state = d->optim ? d->optim->n_state : 0;
     /* the flat vector: the head's and, with a fine-tuned backbone, its
      * trained tensors (one dataset each) */
     uint64_t n_flat = d->n_params ? (uint64_t)d->n_params : (uint64_t)head->n_params;
     uint64_t n_bb = d->meta.backbone && d->meta.backbone->lt
                         ? (uint64_t)d->meta.backbone->lt->n_tensors : 0;
+    slab *slabs = NULL;
+    rc = btrm_comm_agree(c, BTRM_CALLOC(slabs, 2 * (size_t)head->n_layers + (size_t)n_bb +
+                                                   (size_t)n_state));
+    if (rc)
+        return rc;
+    file = open_parallel(tmp, c, 1);
+    BTRM_CHECK_H5(file, tmp);
+    /* The disk space first, decided together: a write that fails for lack of
+     * space inside libhdf5 fails on some ranks only, and the others wait in
+     * the next collective call forever (the 2-rank hang on a full tmpfs). */
     if (c->rank == 0)
         rc = btrm_file_reserve(tmp, btrm_h5_reserve_bytes(
                                         4 * n_flat * (uint64_t)(1 + n_state) +
@@ -248,6 +421,8 @@ int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *
     rc = btrm_comm_agree(c, rc);
     if (rc)
         goto fail;
+    /* HDF5 writes the structure (datasets with their space, crc32s, /state);
+     * the data follow once it is closed (write_slabs). */
     BTRM_CHECK_H5(gcpl = btrm_h5_gcpl(), tmp);
     rc = btrm_h5_write_format(file, &btrm_format_checkpoint);
     if (!rc)
@@ -272,8 +447,8 @@ int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *
             hsize_t a = max_u((hsize_t)d->lo, off), b = min_u((hsize_t)d->hi, off + size);
             if (b < a)
                 b = a;
-            rc = write_dataset(c, group, parts[k].name, parts[k].nd, parts[k].dims, a - off,
-                               b - off, d->params + a, tmp);
+            rc = create_dataset(c, group, parts[k].name, parts[k].nd, parts[k].dims, a - off,
+                                b - off, d->params + a, tmp, &slabs[n_slabs++]);
             if (rc)
                 goto fail;
         }
@@ -290,27 +465,36 @@ int btrm_ckpt_write(const char *path, const btrm_comm *c, const btrm_ckpt_data *
             hsize_t a = max_u((hsize_t)d->lo, off), b = min_u((hsize_t)d->hi, off + size);
             if (b < a)
                 b = a;
-            rc = write_dataset(c, group, t->name, 2, dims, a - off, b - off, d->params + a, tmp);
+            rc = create_dataset(c, group, t->name, 2, dims, a - off, b - off, d->params + a,
+                                tmp, &slabs[n_slabs++]);
         }
         if (rc)
             goto fail;
         H5Gclose(group);
         group = -1;
     }
-    btrm_fault_point("ckpt-midway", c->rank);
-
+    int midway = n_slabs;
     optim = H5Gcreate2(file, "optim", H5P_DEFAULT, gcpl, H5P_DEFAULT);
     BTRM_CHECK_H5(optim, tmp);
-    hsize_t n = d->n_params ? d->n_params : head->n_params;
-    for (int k = 0; d->optim && k < d->optim->n_state && !rc; k++)
-        rc = write_dataset(c, optim, d->optim->state_names[k], 1, &n, (hsize_t)d->lo,
-                           (hsize_t)d->hi, d->state[k], tmp);
+    hsize_t n = n_flat;
+    for (int k = 0; k < n_state && !rc; k++)
+        rc = create_dataset(c, optim, d->optim->state_names[k], 1, &n, (hsize_t)d->lo,
+                            (hsize_t)d->hi, d->state[k], tmp, &slabs[n_slabs++]);
     if (!rc)
         rc = write_state(file, st, tmp);
+    BTRM_H5_CLOSE(gcpl, optim, model);
+    gcpl = optim = model = -1;
+    if (H5Fclose(file) < 0 && !rc)
+        rc = btrm_h5_error(tmp, "H5Fclose", __FILE__, __LINE__);
+    file = -1;
+    rc = btrm_comm_agree(c, rc);
+    if (!rc)
+        rc = write_slabs(c, tmp, slabs, n_slabs, midway);
 fail:
     BTRM_H5_CLOSE(gcpl, optim, group, model);
     if (file >= 0 && H5Fclose(file) < 0 && !rc)
         rc = btrm_h5_error(tmp, "H5Fclose", __FILE__, __LINE__);
+    free(slabs);
     rc = btrm_comm_agree(c, rc);
     if (c->rank == 0) {
         /* durable before it becomes visible under its final name */
@@ -357,7 +541,14 @@ static int read_dataset(const btrm_comm *c, hid_t loc, const char *name, hsize_t
                             (unsigned long long)n, (unsigned long long)want_n);
         goto fail;
     }
-    BTRM_CHECK_H5(transfer(dset, 0, a, b, buf), path);
+    /* the same answer on every rank: it depends on the file's metadata only */
+    rc = read_raw(dset, path, a, b, buf);
+    if (rc == 1) {
+        rc = 0;
+        BTRM_CHECK_H5(transfer(dset, 0, a, b, buf), path);
+    }
+    if (rc)
+        goto fail;
     uint32_t stored = 0, crc = 0;
     rc = btrm_h5_read_attr_u32(dset, "crc32", &stored);
     if (rc)
