@@ -25,7 +25,7 @@
 M="$BTRM_SHARED/models/stories260K"
 [ -f "$M/stories260K.gguf" ] || skip_all "stories260K not found in $M"
 have_python_h5py || skip_all "python3 h5py/numpy not installed (tools/install-deps.sh --with-python)"
-plan 44
+plan 48
 cd "$WORK" || exit 1
 PY=/usr/bin/python3
 t120() { timeout 120 "$@"; }
@@ -126,6 +126,37 @@ run_cmd lora-2b.log tmpi 2 "$BTRM" train base.yaml --set run.out_dir=lora-2b
 pass_if "same config on 2 ranks twice: bitwise-identical final.h5" cmp -s lora-2/final.h5 lora-2b/final.h5
 pass_if "... and identical metrics.jsonl and eval.jsonl (timing fields aside)" \
     eval 'same_metrics lora-2 lora-2b && cmp -s lora-2/eval.jsonl lora-2b/eval.jsonl'
+# --- train.precision: bf16: the backbone's forward and backward GEMMs in bf16
+if "$BTRM" --version | grep -q 'bf16 yes'; then
+    for r in a b; do
+        run_cmd bf-$r.log tmpi 2 "$BTRM" train base.yaml --set train.precision=bf16 \
+            --set run.out_dir=bf-$r
+    done
+    expect_rc 0 "LoRA under train.precision: bf16 trains on 2 ranks"
+    pass_if "... its backbone GEMMs ran in bf16 (summary.json: the backbone's shapes in bf16 through oneDNN)" \
+        "$PY" -c '
+import json, sys
+c = json.load(open("bf-a/summary.json"))["compute"]
+g = [s for s in c["gemm"] if s["precision"] == "bf16"]
+# the stories260K backbone: dim 64, hidden 172; the head is linear (fp32 gemv)
+bb = [s for s in g if 64 in (s["m"], s["n"], s["k"]) or 172 in (s["m"], s["n"], s["k"])]
+# (the evaluations at eval_every run the frozen forward, in fp32)
+sys.exit(not (c["precision"] == "bf16" and len(bb) >= 4 and
+              all(s["impl"].startswith(("brg:", "gemm:")) for s in bb)))'
+    d=$(reldiff lora-2/final.h5 bf-a/final.h5)
+    # 0.10 measured: 50 steps of lr 1e-3 let bf16-rounded GEMM inputs move the
+    # trajectory; a wrong bf16 gradient gives O(1) (tests/test-llama-train.c
+    # checks the gradients themselves in fp32)
+    acc=$("$PY" "$BTRM_SRCDIR/tests/h5tool.py" json bf-a/eval.jsonl accuracy)
+    pass_if "... near the fp32 run after 50 steps but not equal to it (relative difference $d in (0, 0.25]; accuracy $acc >= 0.9)" \
+        eval "le $d 0.25 && ! le $d 0 && le 0.9 $acc"
+    pass_if "... bitwise repeatable on 2 ranks" \
+        eval 'cmp -s bf-a/final.h5 bf-b/final.h5 && same_metrics bf-a bf-b'
+else
+    for i in 1 2 3 4; do
+        skip "built without oneDNN: train.precision bf16 is refused (tests/train-bf16.sh checks the refusal)"
+    done
+fi
 expect_grep '"bt_loss":.*"near_floor":.*"tokens_per_s":.*"gflop_per_s"' lora-1/metrics.jsonl \
     "metrics log the plain BT loss, the near-floor share and the throughput"
 "$PY" - lora-1/eval.jsonl > ee.log 2>&1 <<'PY'

@@ -386,7 +386,8 @@ static int alloc_work(trainer *tr)
         int64_t micro = cfg->train.micro_batch;
         tr->bb.micro = (int)(micro > 0 && micro < max_local ? micro : rows / 2);
         int seqs = 2 * tr->bb.micro;
-        rc = btrm_ftmodel_ws_init(&tr->bb.fm, seqs, cfg->train.recompute, BTRM_PREC_FP32);
+        rc = btrm_ftmodel_ws_init(&tr->bb.fm, seqs, cfg->train.recompute,
+                                   cfg->train.precision);
         if (!rc)
             rc = BTRM_MALLOC(tr->bb.ids, seqs);
         if (!rc)
