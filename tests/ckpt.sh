@@ -49,9 +49,11 @@ train: {steps: 4000, log_every: 50}
 checkpoint: {every: 0}
 YAML
 run_cmd longref.log mpi 2 "$BTRM" train long.yaml --set run.out_dir=longref
-"$BTRM_MPIRUN" 2 "$BTRM" train long.yaml --set run.out_dir=sig >sig.log 2>&1 &
+# rank 0 waits at step 50 until the signal lands (src/core/fault.h)
+BTRM_FAULT=step,step=50,action=wait "$BTRM_MPIRUN" 2 "$BTRM" train long.yaml \
+    --set run.out_dir=sig >sig.log 2>&1 &
 pid=$!
-for i in $(seq 1 300); do [ -s sig/metrics.jsonl ] && break; sleep 0.1; done
+for i in $(seq 1 600); do grep -q 'fault injection at step' sig.log && break; sleep 0.1; done
 kill -USR1 $pid
 wait $pid; rc=$?
 expect_rc 75 "SIGUSR1 to mpirun: the ranks checkpoint and exit 75"

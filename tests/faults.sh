@@ -64,10 +64,12 @@ expect_rc 0 "the step-10 checkpoint verifies"
 resume_matches kill-write 10
 
 # 3. SIGUSR1 twice to the launcher, which forwards both
-"$BTRM_MPIRUN" 2 "$BTRM" train run.yaml --set run.out_dir=usr1-twice --set train.steps=4000 \
-    --set checkpoint.every=0 >usr1-twice.log 2>&1 &
+BTRM_FAULT=step,step=50,action=wait "$BTRM_MPIRUN" 2 "$BTRM" train run.yaml \
+    --set run.out_dir=usr1-twice --set train.steps=4000 --set checkpoint.every=0 \
+    >usr1-twice.log 2>&1 &
 pid=$!
-for i in $(seq 1 600); do [ -s usr1-twice/metrics.jsonl ] && break; sleep 0.1; done
+# rank 0 waits at step 50 until the signals land (src/core/fault.h)
+for i in $(seq 1 600); do grep -q 'fault injection at step' usr1-twice.log && break; sleep 0.1; done
 kill -USR1 $pid; kill -USR1 $pid
 ( sleep $LIMIT; kill -9 $pid 2>/dev/null ) & guard=$!
 wait $pid; rc=$?

@@ -215,9 +215,11 @@ base: base.yaml
 train: {steps: 24, log_every: 2}
 YAML
 run_cmd ref.log tmpi 2 "$BTRM" train long.yaml --set run.out_dir=ref
-"$BTRM_MPIRUN" 2 "$BTRM" train long.yaml --set run.out_dir=sig >sig.log 2>&1 &
+# rank 0 waits at step 3 until the signal lands (src/core/fault.h)
+BTRM_FAULT=step,step=3,action=wait "$BTRM_MPIRUN" 2 "$BTRM" train long.yaml \
+    --set run.out_dir=sig >sig.log 2>&1 &
 pid=$!
-for i in $(seq 1 600); do [ -s sig/metrics.jsonl ] && break; sleep 0.05; done
+for i in $(seq 1 600); do grep -q 'fault injection at step' sig.log && break; sleep 0.05; done
 kill -USR1 $pid
 wait $pid; rc=$?
 expect_rc 75 "SIGUSR1: the ranks checkpoint and exit 75"

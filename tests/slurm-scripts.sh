@@ -25,35 +25,37 @@ YAML
 run_cmd ref.log mpi 2 "$BTRM" train long.yaml --set run.out_dir=ref -q
 expect_rc 0 "the uninterrupted reference run"
 
-# wait_metrics DIR N: until DIR/metrics.jsonl has N lines (at most 60 s)
-wait_metrics() {
+# wait_line PATTERN LOG: until LOG has a line matching PATTERN (at most 60 s)
+wait_line() {
     local i
     for ((i = 0; i < 600; i++)); do
-        [ -f "$1/metrics.jsonl" ] && [ "$(wc -l < "$1/metrics.jsonl")" -ge "$2" ] && return 0
+        grep -q "$1" "$2" 2>/dev/null && return 0
         sleep 0.1
     done
     return 1
 }
-# interrupt SIGNAL LOG: runs train.sbatch in the background, sends SIGNAL to
-# the script (not to btrm) once training is under way, sets rc
+# interrupt SIGNAL LOG STEP: runs train.sbatch in the background, sends
+# SIGNAL to the script (not to btrm) once training is under way, sets rc.
+# Rank 0 waits at step STEP for the signal (BTRM_FAULT action=wait,
+# src/core/fault.h): the run cannot end first, however loaded the machine.
 interrupt() {
-    local lines=3 pid
-    [ -f run/metrics.jsonl ] && lines=$(( $(wc -l < run/metrics.jsonl) + 3 ))
-    bash "$train_sbatch" long.yaml --set run.out_dir=run > "$2" 2>&1 &
+    local pid
+    BTRM_FAULT=step,step=$3,action=wait bash "$train_sbatch" long.yaml --set run.out_dir=run \
+        > "$2" 2>&1 &
     pid=$!
-    wait_metrics run "$lines" || diag "no progress in run/metrics.jsonl"
+    wait_line 'fault injection at step' "$2" || diag "rank 0 never reached step $3"
     kill -"$1" "$pid"
     rc=0
     wait "$pid" || rc=$?
 }
-interrupt USR1 usr1.log
+interrupt USR1 usr1.log 30
 expect_rc 75 "SIGUSR1 to train.sbatch: btrm checkpoints and the script exits with 75"
 expect_grep 'got SIGUSR1: sending SIGUSR1 to the launcher' usr1.log "the script forwards SIGUSR1 to mpirun"
 expect_grep '^.* btrm-slurm: \+ mpirun -np 2 .*btrm train long\.yaml --resume auto --set run\.out_dir=run$' \
     usr1.log "the script prints the command it runs"
 expect_grep 'run the same command again to resume \(exit 75\)' usr1.log "outside a job it does not requeue"
 pass_if "a checkpoint was written" test -n "$(ls run/checkpoints/)"
-interrupt TERM term.log
+interrupt TERM term.log 100
 expect_rc 75 "SIGTERM: checkpoint and exit 75 as well"
 expect_grep 'resuming from run/checkpoints/step-' term.log "the second start resumed (--resume auto)"
 expect_grep 'checkpointed after SIGTERM: Slurm is ending the job; not requeueing' term.log \

@@ -50,6 +50,19 @@ int btrm_stopsig_poll(btrm_stopsig *s)
     return received;
 }
 
+int btrm_stopsig_peek(void)
+{
+    if (received)
+        return received;
+    static const int stops[] = { SIGUSR1, SIGTERM, SIGINT };
+    sigset_t pending;
+    if (!sigpending(&pending))
+        for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
+            if (sigismember(&pending, stops[i]))
+                return stops[i];
+    return 0;
+}
+
 void btrm_stopsig_end(btrm_stopsig *s)
 {
     /* a signal still pending reaches on_stop when unblocked: harmless */

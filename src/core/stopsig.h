@@ -34,6 +34,10 @@ void btrm_stopsig_begin(btrm_stopsig *s, const int *sigs, int n);
 /* The first stop signal received since begin (taken from the pending set
  * when it is pending), or 0. Cheap: one sigpending call. */
 int btrm_stopsig_poll(btrm_stopsig *s);
+/* The first stop signal received since begin or pending now (any of
+ * SIGUSR1, SIGTERM, SIGINT), without taking it: poll still reports it. For
+ * the fault-injection point that waits for a signal (fault.h). */
+int btrm_stopsig_peek(void);
 /* Restores the calling thread's mask and the previous handlers. */
 void btrm_stopsig_end(btrm_stopsig *s);
 

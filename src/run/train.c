@@ -560,7 +560,7 @@ static int train_step(trainer *tr, int *stop)
         btrm_rng_permutation(cfg->run.seed, epoch, tr->data.n_pairs, tr->data.perm);
         tr->data.perm_epoch = epoch;
     }
-    btrm_fault_point("step", c->rank);
+    btrm_fault_point_at("step", c->rank, (long)tr->step);
     int64_t batch_first = in_epoch * tr->data.batch;
     int64_t batch_size = tr->data.n_pairs - batch_first < tr->data.batch ? tr->data.n_pairs - batch_first
                                                                : tr->data.batch;

@@ -20,13 +20,15 @@ run_cmd ref.log mpi 2 "$BTRM" train long.yaml --set run.out_dir=ref -q
 expect_rc 0 "the uninterrupted reference run (2 ranks)"
 
 t0=$SECONDS
-job=$(BTRM_LAUNCHER=mpirun submit --ntasks=2 --time=5 --output=job.out \
-    "$BTRM_SRCDIR/slurm/train.sbatch" long.yaml --set run.out_dir=run)
+# rank 0 waits at step 60 until the signal lands (src/core/fault.h), so the
+# run cannot end first on a loaded machine; the requeued job starts past it
+job=$(BTRM_LAUNCHER=mpirun BTRM_FAULT=step,step=60,action=wait submit --ntasks=2 --time=5 \
+    --output=job.out "$BTRM_SRCDIR/slurm/train.sbatch" long.yaml --set run.out_dir=run)
 ok $? "train.sbatch submitted (job ${job:-none})"
 # without a job every check below must fail, quickly: no waiting for nothing
 [ -n "$job" ] || diag "the submission failed: every check that needs the job fails"
-for ((i = 0; i < 1200 && ${#job}; i++)); do [ -s run/metrics.jsonl ] && break; sleep 0.1; done
-pass_if "training is under way (metrics.jsonl after $((SECONDS - t0)) s)" test -s run/metrics.jsonl
+for ((i = 0; i < 1200 && ${#job}; i++)); do grep -q 'fault injection at step' job.out 2>/dev/null && break; sleep 0.1; done
+pass_if "training is under way (step 60 after $((SECONDS - t0)) s)" grep -q 'fault injection at step' job.out
 [ -z "$job" ] || scancel --signal=USR1 --batch "$job"
 # the script requeues the job; skip the requeue delay (cred_expire) once it pends
 requeued=1
