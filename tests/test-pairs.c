@@ -15,6 +15,7 @@
 #include "comm.h"
 #include "error.h"
 #include "feature_record.h"
+#include "fileutil.h"
 #include "h5util.h"
 #include "head.h"
 #include "modelfile.h"
@@ -971,6 +972,29 @@ static void test_synth_open(void)
     btrm_pairs_close(&p);
 }
 
+/* btrm_crc32_update (libdeflate) gives zlib's crc32, whole or in pieces. */
+static void test_crc32(void)
+{
+    enum { N = (3 << 20) + 13 };
+    unsigned char *b = malloc(N);
+    uint64_t s = 42;
+    for (size_t i = 0; i < N; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        b[i] = (unsigned char)(s >> 56);
+    }
+    uint32_t want = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, N);
+    is_int(btrm_crc32_update(0, b, N), want, "crc32 of 3 MiB + 13 bytes equals zlib's");
+    size_t cuts[] = { 0, 1, 7, 64, 4095, 65537, 1 << 20, N - 1, N };
+    uint32_t c = 0;
+    for (size_t k = 0; k + 1 < sizeof cuts / sizeof cuts[0]; k++)
+        c = btrm_crc32_update(c, b + cuts[k], cuts[k + 1] - cuts[k]);
+    is_int(c, want, "... and in 8 pieces of odd sizes");
+    is_int(btrm_crc32_update(0, b, 0), 0, "crc32 of nothing is 0");
+    is_int(btrm_crc32_update(0, "123456789", 9), 0xCBF43926u,
+           "crc32(\"123456789\") is the CRC-32 check value cbf43926");
+    free(b);
+}
+
 int main(int argc, char **argv)
 {
     test_mpi_begin(&argc, &argv, "pairs");
@@ -981,6 +1005,7 @@ int main(int argc, char **argv)
     test_writer();
     test_validation();
     if (world.rank == 0) {
+        test_crc32();
         test_model();
         test_feature_record();
         test_synth_memory();

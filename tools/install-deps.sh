@@ -29,9 +29,9 @@
 #     pkg-config --libs scalapack-openmpi -> -lscalapack-openmpi -lmpi -llapack -lblas
 #     (BLAS/LAPACK are OpenBLAS through Debian alternatives). C prototypes for
 #     Cblacs_gridinit, descinit_, numroc_, pdgemm_ are not shipped: declare them.
-#   libyaml 0.2.5: yaml-0.1; jansson 2.14: jansson; zlib 1.2.13: zlib; xxHash 0.8.1: libxxhash; utf8proc: libutf8proc; PCRE2: libpcre2-8.
+#   libyaml 0.2.5: yaml-0.1; jansson 2.14: jansson; zlib 1.2.13: zlib; libdeflate 1.14: libdeflate; xxHash 0.8.1: libxxhash; utf8proc: libutf8proc; PCRE2: libpcre2-8.
 #   One line for everything:
-#     mpicc ... $(pkg-config --cflags --libs hdf5-openmpi scalapack-openmpi yaml-0.1 jansson zlib libxxhash libutf8proc libpcre2-8)
+#     mpicc ... $(pkg-config --cflags --libs hdf5-openmpi scalapack-openmpi yaml-0.1 jansson zlib libdeflate libxxhash libutf8proc libpcre2-8)
 #   Running MPI as root (containers, CI) needs
 #     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 #   and more ranks than cores (3 ranks on 2 cores) needs mpirun --oversubscribe.
@@ -43,7 +43,7 @@ base_pkgs=(
     libopenmpi-dev openmpi-bin
     libhdf5-openmpi-dev hdf5-tools
     libscalapack-openmpi-dev libopenblas-dev liblapack-dev
-    libyaml-dev libjansson-dev zlib1g-dev libxxhash-dev libutf8proc-dev libpcre2-dev
+    libyaml-dev libjansson-dev zlib1g-dev libdeflate-dev libxxhash-dev libutf8proc-dev libpcre2-dev
     libdnnl-dev libmicrohttpd-dev help2man clang libclang-rt-14-dev curl
 )
 python_pkgs=(python3-numpy python3-h5py python3-matplotlib python3-torch python3-regex)
@@ -128,6 +128,7 @@ show "ScaLAPACK" pkg-config --modversion scalapack-openmpi
 show "libyaml" pkg-config --modversion yaml-0.1
 show "jansson" pkg-config --modversion jansson
 show "zlib" pkg-config --modversion zlib
+show "libdeflate" pkg-config --modversion libdeflate
 show "xxHash" pkg-config --modversion libxxhash
 show "utf8proc" pkg-config --modversion libutf8proc
 show "PCRE2" pkg-config --modversion libpcre2-8

@@ -51,8 +51,8 @@ int btrm_path_join(char *out, size_t size, const char *dir, const char *name);
  * (symbolic links kept). BTRM_EIO when it does not fit. */
 int btrm_path_absolute(const char *path, char *out, size_t size);
 
-/* zlib's crc32 of bytes, continuing from crc (crc32(0, NULL, 0) to start),
- * for any size (zlib takes at most 2^32 - 1 bytes per call). */
+/* zlib's crc32 of bytes (CRC-32/ISO-HDLC), continuing from crc (0 to
+ * start), for any size; computed by libdeflate (faster, the same values). */
 uint32_t btrm_crc32_update(uint32_t crc, const void *bytes, size_t size);
 
 #endif

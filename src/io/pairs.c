@@ -29,6 +29,7 @@
 
 #include "error.h"
 #include "feature_record_h5.h"
+#include "fileutil.h"
 #include "h5util.h"
 #include "log.h"
 #include "memory.h"
@@ -41,7 +42,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 /* File bytes per collective H5Dread call: keeps every MPI-IO request far
  * below 2 GiB (the int count limit) whatever the store's size. */
@@ -69,10 +69,10 @@ static int file_crc32(const char *path, uint32_t *crc_out)
         return btrm_error_set(BTRM_EDATA, "cannot open pair store %s: %s", path,
                               strerror(errno));
     int rc = BTRM_MALLOC(buf, CHUNK);
-    uLong crc = crc32(0L, Z_NULL, 0);
+    uint32_t crc = 0;
     size_t got;
     while (!rc && (got = fread(buf, 1, CHUNK, f)) > 0)
-        crc = crc32(crc, buf, (uInt)got);
+        crc = btrm_crc32_update(crc, buf, got);
     if (!rc && ferror(f))
         rc = btrm_error_set(BTRM_EIO, "cannot read %s: %s", path, strerror(errno));
     fclose(f);
