@@ -28,6 +28,7 @@
 #include "comm.h"
 #include "error.h"
 #include "head.h"
+#include "memory.h"
 
 #include <fcntl.h>
 #include <mpi.h>
@@ -68,6 +69,7 @@ static void drop_cache(const char *path)
 
 int main(int argc, char **argv)
 {
+    btrm_keep_heap(); /* as btrm's main does */
     int provided = 0;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";

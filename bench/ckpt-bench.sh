@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # bench/ckpt-bench.sh: checkpoint write/read bandwidth (bench/ckpt-bench, a
 # ~98 M-parameter AdamW state = 3 x 393 MB) on 1 and 2 ranks, next to dd
-# writing (conv=fsync) and reading (page cache dropped first) a file of the
+# writing (conv=fsync) and reading (page cache dropped first; and with
+# O_DIRECT, as btrm reads) a file of the
 # same size in the same directory. Each repetition runs dd, then ckpt-bench
 # on every rank count, so that all see the same disk conditions; the table
-# gives the best and the median repetition. Prints what it runs and the raw
+# gives the best and the median repetition, and the median over repetitions
+# of btrm / dd in that repetition (the disk of a VM varies 2x from one
+# minute to the next: a ratio taken side by side is steadier). Prints what it runs and the raw
 # outputs on stderr, the markdown table on stdout.
 #
 # Environment: DIR (directory on the disk to measure; default TMPDIR or /tmp),
@@ -37,9 +40,14 @@ for rep in $(seq 1 "$REPEAT"); do
     echo "+ dd if=$DIR/ckpt-bench-dd.bin of=/dev/null bs=1M" >&2
     r=$(dd if="$DIR/ckpt-bench-dd.bin" of=/dev/null bs=1M 2>&1 |
         awk '/copied/ { print $1 / $(NF-3) / 1e6 }')
+    # the same bytes read with O_DIRECT, as btrm reads (the host of a VM may
+    # serve the buffered read above from its own cache)
+    echo "+ dd if=$DIR/ckpt-bench-dd.bin of=/dev/null bs=8M iflag=direct" >&2
+    rd=$(dd if="$DIR/ckpt-bench-dd.bin" of=/dev/null bs=8M iflag=direct 2>&1 |
+        awk '/copied/ { print $1 / $(NF-3) / 1e6 }')
     rm -f "$DIR/ckpt-bench-dd.bin"
-    echo "# rep $rep dd: write $w MB/s, read (cold) $r MB/s" >&2
-    echo "dd 1 $(awk "BEGIN { print $mib * 1.048576 }") $w $r -" >>"$res"
+    echo "# rep $rep dd: write $w MB/s, read (cold) $r MB/s, read O_DIRECT $rd MB/s" >&2
+    echo "dd 1 $(awk "BEGIN { print $mib * 1.048576 }") $w $r - $rd" >>"$res"
     for np in $RANKS; do
         echo "+ $BTRM_MPIRUN $np bench/ckpt-bench --dir $DIR --dim $DIM --hidden $HIDDEN --repeat 1" >&2
         "$BTRM_MPIRUN" "$np" bench/ckpt-bench --dir "$DIR" --dim "$DIM" --hidden "$HIDDEN" \
@@ -50,8 +58,8 @@ for rep in $(seq 1 "$REPEAT"); do
     done
 done
 
-echo "| what | ranks | size MB | write MB/s best (median) | read MB/s, cold, best (median) | read MB/s, page cache, best (median) |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| what | ranks | size MB | write MB/s best (median) | read MB/s, cold, best (median) | read MB/s, page cache, best (median) | write, read cold, read cold O_DIRECT: % of dd (median of the repetitions' ratios) |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
 for key in "dd 1" $(for np in $RANKS; do echo "btrm_$np"; done); do
     what=${key%% *}; np=${key##* }
     [ "$what" = dd ] || { np=${key#btrm_}; what=btrm; }
@@ -60,11 +68,17 @@ for key in "dd 1" $(for np in $RANKS; do echo "btrm_$np"; done); do
                                             if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
                                         return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
         function best(a, n,   i, b) { b = a[1]; for (i = 2; i <= n; i++) if (a[i] > b) b = a[i]; return b }
-        $1 == what && $2 == np { n++; mb = $3; w[n] = $4; c[n] = $5; h[n] = $6 }
+        $1 == "dd" { d++; dw[d] = $4; dr[d] = $5; dd[d] = $7 }
+        $1 == what && $2 == np { n++; mb = $3; w[n] = $4; c[n] = $5; h[n] = $6
+                                 rw[n] = 100 * $4 / dw[d]; rc[n] = 100 * $5 / dr[d]
+                                 rd[n] = 100 * $5 / (what == "dd" ? $5 : dd[d])
+                                 if (what == "dd") o[n] = $7 }
         END {
             label = what == "dd" ? "dd bs=1M (write conv=fsync)" : "btrm_ckpt_write / btrm_ckpt_read"
             hot = what == "dd" ? "-" : sprintf("%.0f (%.0f)", best(h, n), med(h, n))
-            printf "| %s | %s | %.0f | %.0f (%.0f) | %.0f (%.0f) | %s |\n", label, np, mb,
-                   best(w, n), med(w, n), best(c, n), med(c, n), hot }' "$res"
+            ratio = what == "dd" ? sprintf("O_DIRECT read (bs=8M): %.0f (%.0f) MB/s", best(o, n), med(o, n)) \
+                                 : sprintf("%.0f%%, %.0f%%, %.0f%%", med(rw, n), med(rc, n), med(rd, n))
+            printf "| %s | %s | %.0f | %.0f (%.0f) | %.0f (%.0f) | %s | %s |\n", label, np, mb,
+                   best(w, n), med(w, n), best(c, n), med(c, n), hot, ratio }' "$res"
 done
 echo "# load at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >&2

@@ -3,15 +3,12 @@
 #include "cli.h"
 #include "error.h"
 #include "gemm.h"
+#include "memory.h"
 
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
-
 
 typedef struct command {
     const char *name;
@@ -52,29 +49,9 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
-/* Keep freed heap memory mapped. glibc returns large blocks to the kernel
- * (mmap/munmap above a threshold that adapts, heap trimming above 128 KiB
- * free at the top), so a buffer that MPI or a step allocates and frees every
- * step is faulted in again every step. Under a memory balloon that reclaims
- * freed pages (these VMs) first touch runs at about 0.3 GB/s: the 2-rank bf16
- * mlp step ran at 3,700 pairs/s with glibc's defaults and 10,400 with these
- * (docs/performance.md). Blocks above 32 MiB (the feature store, whole
- * checkpoints) are still mapped on their own; the environment's
- * MALLOC_*_THRESHOLD_ or GLIBC_TUNABLES take precedence. */
-static void keep_heap(void)
-{
-#ifdef __GLIBC__
-    if (getenv("MALLOC_MMAP_THRESHOLD_") || getenv("MALLOC_TRIM_THRESHOLD_") ||
-        getenv("GLIBC_TUNABLES"))
-        return;
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
-#endif
-}
-
 int main(int argc, char **argv)
 {
-    keep_heap();
+    btrm_keep_heap();
     if (argc < 2) {
         usage(stderr);
         return BTRM_EXIT_USAGE;

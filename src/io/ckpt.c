@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,7 +137,7 @@ static uint32_t crc_of(const float *x, size_t n)
 /* Raw data go between the file and memory with plain pread/pwrite in blocks
  * of BULK_BLOCK bytes; writes go through O_DIRECT where the file system
  * allows it (docs/performance.md, "Checkpoint bandwidth: the cause"). */
-#define BULK_BLOCK ((size_t)16 << 20)
+#define BULK_BLOCK ((size_t)8 << 20)
 #define BULK_ALIGN ((uint64_t)4096)
 
 /* One rank's part of a dataset: bytes at file offset `offset` from buf. */
@@ -165,12 +166,77 @@ static int io_all(int writing, int fd, char *p, size_t bytes, uint64_t offset,
     return 0;
 }
 
+/* Four threads move the O_DIRECT blocks of a slab (32 MiB of bounce
+ * buffers per rank): with one request in flight at a time the virtual disk
+ * measured here read 0.9-1.1 GB/s, with four 1.6-1.9 GB/s, and wrote 10-30%
+ * faster (docs/performance.md). */
+#define BULK_THREADS 4
+
+/* One thread's share of a slab's aligned middle [mid_a, mid_b): the blocks
+ * part, part + BULK_THREADS, ... Failures are recorded, not reported: the
+ * error message is the calling thread's (error.c keeps it per thread). */
+typedef struct bulk_part {
+    int writing, fd, dfd, part;
+    char *base;           /* memory of file offset `at` */
+    uint64_t at, mid_a, mid_b;
+    char *bounce;
+    int err;              /* errno of the first failure; -1: unexpected end of file */
+    int no_direct;        /* the file system refused O_DIRECT (EINVAL) */
+} bulk_part;
+
+/* pwrite or pread of all n bytes at offset through fd; 0, errno or -1 (end
+ * of file). */
+static int io_rest(int writing, int fd, char *p, size_t n, uint64_t offset)
+{
+    while (n > 0) {
+        ssize_t r = writing ? pwrite(fd, p, n, (off_t)offset) : pread(fd, p, n, (off_t)offset);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? errno : -1;
+        p += r;
+        n -= (size_t)r;
+        offset += (uint64_t)r;
+    }
+    return 0;
+}
+
+static void *bulk_run(void *arg)
+{
+    bulk_part *j = arg;
+    for (uint64_t off = j->mid_a + (uint64_t)j->part * BULK_BLOCK; off < j->mid_b && !j->err;
+         off += (uint64_t)BULK_THREADS * BULK_BLOCK) {
+        size_t n = (size_t)(j->mid_b - off < BULK_BLOCK ? j->mid_b - off : BULK_BLOCK);
+        char *mem = j->base + (off - j->at);
+        if (j->writing)
+            memcpy(j->bounce, mem, n);
+        ssize_t r;
+        do
+            r = j->writing ? pwrite(j->dfd, j->bounce, n, (off_t)off)
+                           : pread(j->dfd, j->bounce, n, (off_t)off);
+        while (r < 0 && errno == EINTR);
+        if (r < 0 && errno == EINVAL) {
+            j->no_direct = 1;
+            return NULL;
+        }
+        if (r <= 0) {
+            j->err = r < 0 ? errno : -1;
+            return NULL;
+        }
+        if (!j->writing)
+            memcpy(mem, j->bounce, (size_t)r);
+        if ((size_t)r < n) /* short (a full disk, the end of the file): the rest buffered */
+            j->err = io_rest(j->writing, j->fd, mem + r, n - (size_t)r, off + (uint64_t)r);
+    }
+    return NULL;
+}
+
 /* Transfers a slab between memory and the file: the BULK_ALIGN-aligned
  * middle through dfd (the file opened with O_DIRECT, -1 when it could not
- * be) by way of the aligned bounce buffer, the unaligned ends (shared with a
- * neighbouring rank's slab or HDF5's metadata) through fd. Where the file
- * system refuses an O_DIRECT transfer (EINVAL), the rest goes through fd
- * and *dfd becomes -1. */
+ * be) by way of the aligned bounce buffers (BULK_THREADS of BULK_BLOCK
+ * bytes), the unaligned ends (shared with a neighbouring rank's slab or
+ * HDF5's metadata) through fd. Where the file system refuses an O_DIRECT
+ * transfer (EINVAL), the middle goes through fd and *dfd becomes -1. */
 static int io_slab(int writing, int fd, int *dfd, char *bounce, const slab *s,
                    const char *path)
 {
@@ -181,36 +247,44 @@ static int io_slab(int writing, int fd, int *dfd, char *bounce, const slab *s,
     if (*dfd < 0 || mid_b <= mid_a)
         return io_all(writing, fd, p, s->bytes, a, path);
     int rc = io_all(writing, fd, p, (size_t)(mid_a - a), a, path);
-    uint64_t off = mid_a;
-    while (!rc && off < mid_b) {
-        size_t n = (size_t)(mid_b - off < BULK_BLOCK ? mid_b - off : BULK_BLOCK);
-        if (writing)
-            memcpy(bounce, p + (off - a), n);
-        ssize_t r = writing ? pwrite(*dfd, bounce, n, (off_t)off)
-                            : pread(*dfd, bounce, n, (off_t)off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && errno == EINVAL) { /* no O_DIRECT here after all */
-            close(*dfd);
-            *dfd = -1;
-            break;
-        }
-        if (r <= 0)
-            return btrm_error_set(BTRM_EIO, "cannot %s %s: %s", writing ? "write" : "read",
-                                  path, r < 0 ? strerror(errno) : "unexpected end of file");
-        if (!writing)
-            memcpy(p + (off - a), bounce, (size_t)r);
-        off += (uint64_t)r;
-        if ((uint64_t)r % BULK_ALIGN) /* short: the rest through fd */
-            break;
+    if (rc)
+        return rc;
+    bulk_part parts[BULK_THREADS];
+    pthread_t threads[BULK_THREADS];
+    int started[BULK_THREADS] = { 0 };
+    for (int t = 0; t < BULK_THREADS; t++) {
+        parts[t] = (bulk_part){ .writing = writing, .fd = fd, .dfd = *dfd, .part = t, .base = p,
+                                .at = a, .mid_a = mid_a, .mid_b = mid_b,
+                                .bounce = bounce + (size_t)t * BULK_BLOCK };
+        /* the caller takes part 0, and any part whose thread did not start */
+        if (t > 0 && mid_a + (uint64_t)t * BULK_BLOCK < mid_b)
+            started[t] = pthread_create(&threads[t], NULL, bulk_run, &parts[t]) == 0;
     }
-    if (!rc)
-        rc = io_all(writing, fd, p + (off - a), (size_t)(b - off), off, path);
-    return rc;
+    for (int t = 0; t < BULK_THREADS; t++)
+        if (!started[t])
+            bulk_run(&parts[t]);
+    int no_direct = 0, err = 0;
+    for (int t = 0; t < BULK_THREADS; t++) {
+        if (started[t])
+            pthread_join(threads[t], NULL);
+        no_direct |= parts[t].no_direct;
+        if (!err)
+            err = parts[t].err;
+    }
+    if (no_direct && !err) { /* no O_DIRECT here after all: all of the middle buffered */
+        close(*dfd);
+        *dfd = -1;
+        return io_all(writing, fd, p, s->bytes, a, path);
+    }
+    if (err)
+        return btrm_error_set(BTRM_EIO, "cannot %s %s: %s", writing ? "write" : "read", path,
+                              err > 0 ? strerror(err) : "unexpected end of file");
+    return io_all(writing, fd, p + (mid_b - a), (size_t)(b - mid_b), mid_b, path);
 }
 
 /* Opens path for the transfers of io_slab: *fd buffered, *dfd with O_DIRECT
- * (-1 where the file system refuses it), *bounce aligned. */
+ * (-1 where the file system refuses it), *bounce aligned (BULK_THREADS
+ * blocks). */
 static int open_bulk(int writing, const char *path, int *fd, int *dfd, char **bounce)
 {
     int flags = writing ? O_WRONLY : O_RDONLY;
@@ -219,7 +293,7 @@ static int open_bulk(int writing, const char *path, int *fd, int *dfd, char **bo
     *fd = open(path, flags);
     if (*fd < 0)
         return btrm_error_set(BTRM_EIO, "cannot open %s: %s", path, strerror(errno));
-    if (posix_memalign((void **)bounce, BULK_ALIGN, BULK_BLOCK) != 0)
+    if (posix_memalign((void **)bounce, BULK_ALIGN, BULK_THREADS * BULK_BLOCK) != 0)
         *bounce = NULL; /* buffered transfers only */
     else
         *dfd = open(path, flags | O_DIRECT);
