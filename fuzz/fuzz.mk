@@ -22,6 +22,10 @@ FUZZ_TIMEOUT ?= 25
 FUZZ_RSS_MB ?= 2048
 FUZZ_ARGS ?=
 FUZZ_RUNS ?=
+# oneDNN's GEMM layer calls the OpenMP runtime (omp_set_num_threads); clang
+# compiles the layers without -fopenmp, so link GCC's runtime, which
+# Debian's oneDNN uses, when the project was configured with OpenMP
+FUZZ_OPENMP_LIBS = $(if $(FUZZ_OPENMP),-lgomp)
 # The HDF5 harnesses run in fork mode: libhdf5 1.10 itself crashes, hangs or
 # allocates what a crafted file claims (upstream findings, kept in
 # fuzz/findings/<name>/ and sorted by fuzz/triage.sh); fork mode keeps
@@ -76,7 +80,7 @@ fuzz/build/libbtrm-fuzz.a: $(OBJS)
 fuzz/bin/fuzz-%: $(srcdir)/fuzz/fuzz-%.c $(srcdir)/fuzz/fuzz.h fuzz/build/fuzz.o fuzz/build/libbtrm-fuzz.a
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(srcdir)/fuzz -fsanitize=fuzzer -o $@ $< fuzz/build/fuzz.o \
-	    fuzz/build/libbtrm-fuzz.a $(FUZZ_LIBS) $(FUZZ_MPI_LIBS)
+	    fuzz/build/libbtrm-fuzz.a $(FUZZ_LIBS) $(FUZZ_MPI_LIBS) $(FUZZ_OPENMP_LIBS)
 
 # One campaign per harness, one after the other; the summary at the end: the
 # executions (libFuzzer's "Done N runs" line, or the last status line in fork
