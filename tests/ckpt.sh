@@ -5,7 +5,7 @@
 # sharded vs replicated optimizer state, datasets of several O_DIRECT blocks.
 . "${BTRM_SRCDIR:-.}/tests/lib.sh"
 have_python_h5py || skip_all "python3 h5py/numpy not installed (tools/install-deps.sh --with-python)"
-plan 45
+plan 46
 cd "$WORK"
 h5tool() { /usr/bin/python3 "$BTRM_SRCDIR/tests/h5tool.py" "$@"; }
 strip() { sed 's/"pairs_per_s":[^,}]*//' "$1"; }
@@ -154,4 +154,11 @@ off=$(/usr/bin/python3 -c "import h5py; print(h5py.File('big-1/checkpoints/step-
 printf '\x5a' | dd of=big-1/checkpoints/step-00000002.h5 bs=1 seek=$((off + 20971520 + 3)) conv=notrunc 2>/dev/null
 run_cmd big-bad.log mpi 2 "$BTRM" inspect big-1/checkpoints/step-00000002.h5
 expect_grep "/optim/exp_avg_sq.*BAD" big-bad.log "a byte changed in its third block is found"
+# the parameters are read 1/P per rank and all-gathered: a byte in rank 1's half
+cp -r big-2 bigbad-2
+rm bigbad-2/final.h5 bigbad-2/checkpoints/step-00000004.h5
+off=$(/usr/bin/python3 -c "import h5py; print(h5py.File('bigbad-2/checkpoints/step-00000002.h5')['model/fc0/weight'].id.get_offset())")
+printf '\x5a' | dd of=bigbad-2/checkpoints/step-00000002.h5 bs=1 seek=$((off + 30000000)) conv=notrunc 2>/dev/null
+run_cmd bigbad-2.log mpi 2 "$BTRM" train big.yaml --set run.out_dir=bigbad-2 --resume bigbad-2/checkpoints/step-00000002.h5
+expect_grep "fc0/weight is corrupt: crc32" bigbad-2.log "2 ranks: a byte changed in rank 1's half of the replicated weight is found"
 done_testing

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -615,26 +616,59 @@ static int read_dataset(const btrm_comm *c, hid_t loc, const char *name, hsize_t
                             (unsigned long long)n, (unsigned long long)want_n);
         goto fail;
     }
+    /* A replicated dataset (every rank wants all of it) is read in 1/P
+     * pieces and all-gathered: the disk then delivers the file's size, not
+     * P times the parameters. The choice depends on metadata only. */
+    int split = replicated && c->size > 1 && n <= (hsize_t)INT_MAX;
+    hsize_t ra = a, rb = b;
+    if (split) {
+        int64_t first = 0, count = 0;
+        btrm_comm_block((int64_t)n, c->size, c->rank, &first, &count);
+        ra = (hsize_t)first;
+        rb = (hsize_t)(first + count);
+    }
     /* the same answer on every rank: it depends on the file's metadata only */
-    rc = read_raw(dset, path, a, b, buf);
+    rc = read_raw(dset, path, ra, rb, buf + (ra - a));
     if (rc == 1) {
         rc = 0;
+        split = 0;
+        ra = a;
+        rb = b;
         BTRM_CHECK_H5(transfer(dset, 0, a, b, buf), path);
     }
+    /* a failed read is this rank's alone: agree before the collectives below */
+    rc = btrm_comm_agree(c, rc);
     if (rc)
         goto fail;
     uint32_t stored = 0, crc = 0;
     rc = btrm_h5_read_attr_u32(dset, "crc32", &stored);
     if (rc)
         goto fail;
-    if (replicated) /* every rank read the whole dataset */
+    if (replicated && !split) /* every rank read the whole dataset */
         crc = crc_of(buf, n);
     else
-        rc = combine_crc(c, b > a ? crc_of(buf, b - a) : 0,
-                         b > a ? (b - a) * sizeof(float) : 0, &crc);
+        rc = combine_crc(c, rb > ra ? crc_of(buf + (ra - a), rb - ra) : 0,
+                         rb > ra ? (rb - ra) * sizeof(float) : 0, &crc);
     if (!rc && crc != stored)
         rc = btrm_error_set(BTRM_EDATA, "%s: %s is corrupt: crc32 %08x, stored %08x", path,
                             what, (unsigned)crc, (unsigned)stored);
+    if (!rc && split) {
+        int *counts = NULL, *displs = NULL;
+        rc = BTRM_MALLOC(counts, (size_t)c->size);
+        if (!rc)
+            rc = BTRM_MALLOC(displs, (size_t)c->size);
+        for (int r = 0; !rc && r < c->size; r++) {
+            int64_t first = 0, count = 0;
+            btrm_comm_block((int64_t)n, c->size, r, &first, &count);
+            counts[r] = (int)count;
+            displs[r] = (int)first;
+        }
+        rc = btrm_comm_agree(c, rc);
+        if (!rc)
+            rc = btrm_comm_allgatherv_f32(c, buf, counts, displs);
+        free(counts);
+        free(displs);
+    }
 fail:
     if (space >= 0)
         H5Sclose(space);
