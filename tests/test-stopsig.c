@@ -63,5 +63,15 @@ int main(void)
     btrm_stopsig_begin(&ss, (const int[]){ SIGUSR1 }, 1);
     ok(btrm_stopsig_poll(&ss) == 0, "a new begin starts with nothing received");
     btrm_stopsig_end(&ss);
+
+    /* peek (fault.h's action=wait) sees a pending signal without taking it */
+    btrm_stopsig_begin(&ss, (const int[]){ SIGUSR1, SIGTERM }, 2);
+    ok(btrm_stopsig_peek() == 0, "peek: nothing pending, nothing received");
+    raise(SIGTERM);
+    ok(btrm_stopsig_peek() == SIGTERM, "peek sees a pending SIGTERM");
+    ok(pending(SIGTERM), "... and leaves it pending");
+    ok(btrm_stopsig_poll(&ss) == SIGTERM, "poll still takes it");
+    ok(btrm_stopsig_peek() == SIGTERM, "after poll, peek reports the received signal");
+    btrm_stopsig_end(&ss);
     return done_testing();
 }
