@@ -634,7 +634,8 @@ static int read_dataset(const btrm_comm *c, hid_t loc, const char *name, hsize_t
         split = 0;
         ra = a;
         rb = b;
-        BTRM_CHECK_H5(transfer(dset, 0, a, b, buf), path);
+        if (transfer(dset, 0, a, b, buf) < 0) /* no jump: the agreement below */
+            rc = btrm_h5_error(path, "H5Dread", __FILE__, __LINE__);
     }
     /* a failed read is this rank's alone: agree before the collectives below */
     rc = btrm_comm_agree(c, rc);
