@@ -34,6 +34,11 @@ pass_if "training is under way (step 60 after $((SECONDS - t0)) s)" grep -q 'fau
 requeued=1
 for ((i = 0; i < 120 && ${#job}; i++)); do
     if [ "$(job_field "$job" Restarts)" = 1 ] && [ "$(job_field "$job" JobState)" = PENDING ]; then
+        # not within the second of the requeue: slurmd refuses a launch whose
+        # credential is no newer (in whole seconds) than the revocation of the
+        # job's last one ("Killing non-startable batch JobId=N: Job credential
+        # revoked", seen once in 2026-12 when the start came 60 ms after it)
+        sleep 2
         scontrol update jobid="$job" starttime=now 2>/dev/null
         requeued=0
         break
