@@ -2,12 +2,12 @@
 # bench/ckpt-bench.sh: checkpoint write/read bandwidth (bench/ckpt-bench, a
 # ~98 M-parameter AdamW state = 3 x 393 MB) on 1 and 2 ranks, next to dd
 # writing (conv=fsync) and reading (page cache dropped first; and with
-# O_DIRECT, as btrm reads) a file of the
-# same size in the same directory. Each repetition runs dd, then ckpt-bench
-# on every rank count, so that all see the same disk conditions; the table
-# gives the best and the median repetition, and the median over repetitions
-# of btrm / dd in that repetition (the disk of a VM varies 2x from one
-# minute to the next: a ratio taken side by side is steadier). Prints what it runs and the raw
+# O_DIRECT, as btrm reads) a file of the same size in the same directory.
+# Each repetition runs dd, then ckpt-bench on every rank count, so that all
+# see the same disk conditions; the table gives the best and the median
+# repetition, and the median over repetitions of btrm / dd in that
+# repetition (the disk of a VM varies 2x from one minute to the next: a
+# ratio taken side by side is steadier). Prints what it runs and the raw
 # outputs on stderr, the markdown table on stdout.
 #
 # Environment: DIR (directory on the disk to measure; default TMPDIR or /tmp),
@@ -69,10 +69,9 @@ for key in "dd 1" $(for np in $RANKS; do echo "btrm_$np"; done); do
                                         return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
         function best(a, n,   i, b) { b = a[1]; for (i = 2; i <= n; i++) if (a[i] > b) b = a[i]; return b }
         $1 == "dd" { d++; dw[d] = $4; dr[d] = $5; dd[d] = $7 }
-        $1 == what && $2 == np { n++; mb = $3; w[n] = $4; c[n] = $5; h[n] = $6
+        $1 == what && $2 == np { n++; mb = $3; w[n] = $4; c[n] = $5; h[n] = $6; o[n] = $7
                                  rw[n] = 100 * $4 / dw[d]; rc[n] = 100 * $5 / dr[d]
-                                 rd[n] = 100 * $5 / (what == "dd" ? $5 : dd[d])
-                                 if (what == "dd") o[n] = $7 }
+                                 rd[n] = 100 * $5 / dd[d] }
         END {
             label = what == "dd" ? "dd bs=1M (write conv=fsync)" : "btrm_ckpt_write / btrm_ckpt_read"
             hot = what == "dd" ? "-" : sprintf("%.0f (%.0f)", best(h, n), med(h, n))

@@ -136,8 +136,8 @@ static uint32_t crc_of(const float *x, size_t n)
 }
 
 /* Raw data go between the file and memory with plain pread/pwrite in blocks
- * of BULK_BLOCK bytes; writes go through O_DIRECT where the file system
- * allows it (docs/performance.md, "Checkpoint bandwidth: the cause"). */
+ * of BULK_BLOCK bytes, through O_DIRECT where the file system allows it
+ * (docs/performance.md, "Checkpoint bandwidth: the cause"). */
 #define BULK_BLOCK ((size_t)8 << 20)
 #define BULK_ALIGN ((uint64_t)4096)
 
@@ -148,23 +148,37 @@ typedef struct slab {
     size_t bytes;
 } slab;
 
-/* pwrite or pread of all bytes at offset (short transfers continue). */
-static int io_all(int writing, int fd, char *p, size_t bytes, uint64_t offset,
-                  const char *path)
+/* pwrite or pread of all n bytes at offset through fd (short transfers
+ * continue); 0, errno, or -1 for an unexpected end of file. Sets no error
+ * message, so the I/O threads may call it (error.c keeps it per thread). */
+static int io_rest(int writing, int fd, char *p, size_t n, uint64_t offset)
 {
-    while (bytes > 0) {
-        size_t n = bytes < BULK_BLOCK ? bytes : BULK_BLOCK;
+    while (n > 0) {
         ssize_t r = writing ? pwrite(fd, p, n, (off_t)offset) : pread(fd, p, n, (off_t)offset);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
-            return btrm_error_set(BTRM_EIO, "cannot %s %s: %s", writing ? "write" : "read",
-                                  path, r < 0 ? strerror(errno) : "unexpected end of file");
+            return r < 0 ? errno : -1;
         p += r;
-        bytes -= (size_t)r;
+        n -= (size_t)r;
         offset += (uint64_t)r;
     }
     return 0;
+}
+
+/* The error of a failed transfer (io_rest's code). */
+static int io_error(int writing, const char *path, int err)
+{
+    return btrm_error_set(BTRM_EIO, "cannot %s %s: %s", writing ? "write" : "read", path,
+                          err > 0 ? strerror(err) : "unexpected end of file");
+}
+
+/* io_rest with the error message. */
+static int io_all(int writing, int fd, char *p, size_t bytes, uint64_t offset,
+                  const char *path)
+{
+    int err = io_rest(writing, fd, p, bytes, offset);
+    return err ? io_error(writing, path, err) : 0;
 }
 
 /* Four threads move the O_DIRECT blocks of a slab (32 MiB of bounce
@@ -184,23 +198,6 @@ typedef struct bulk_part {
     int err;              /* errno of the first failure; -1: unexpected end of file */
     int no_direct;        /* the file system refused O_DIRECT (EINVAL) */
 } bulk_part;
-
-/* pwrite or pread of all n bytes at offset through fd; 0, errno or -1 (end
- * of file). */
-static int io_rest(int writing, int fd, char *p, size_t n, uint64_t offset)
-{
-    while (n > 0) {
-        ssize_t r = writing ? pwrite(fd, p, n, (off_t)offset) : pread(fd, p, n, (off_t)offset);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? errno : -1;
-        p += r;
-        n -= (size_t)r;
-        offset += (uint64_t)r;
-    }
-    return 0;
-}
 
 static void *bulk_run(void *arg)
 {
@@ -278,8 +275,7 @@ static int io_slab(int writing, int fd, int *dfd, char *bounce, const slab *s,
         return io_all(writing, fd, p, s->bytes, a, path);
     }
     if (err)
-        return btrm_error_set(BTRM_EIO, "cannot %s %s: %s", writing ? "write" : "read", path,
-                              err > 0 ? strerror(err) : "unexpected end of file");
+        return io_error(writing, path, err);
     return io_all(writing, fd, p + (mid_b - a), (size_t)(b - mid_b), mid_b, path);
 }
 
@@ -588,6 +584,7 @@ static int read_dataset(const btrm_comm *c, hid_t loc, const char *name, hsize_t
                         int replicated, float *buf, const char *path, const char *what)
 {
     int rc = 0;
+    int *counts = NULL, *displs = NULL; /* a split read's pieces */
     hid_t dset = -1, space = -1;
     if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) {
         rc = btrm_error_set(BTRM_EDATA, "%s: checkpoint has no dataset %s", path, what);
@@ -621,12 +618,19 @@ static int read_dataset(const btrm_comm *c, hid_t loc, const char *name, hsize_t
      * P times the parameters. The choice depends on metadata only. */
     int split = replicated && c->size > 1 && n <= (hsize_t)INT_MAX;
     hsize_t ra = a, rb = b;
-    if (split) {
-        int64_t first = 0, count = 0;
-        btrm_comm_block((int64_t)n, c->size, c->rank, &first, &count);
-        ra = (hsize_t)first;
-        rb = (hsize_t)(first + count);
+    if (split && !(rc = BTRM_MALLOC(counts, (size_t)c->size)) &&
+        !(rc = BTRM_MALLOC(displs, (size_t)c->size))) {
+        for (int r = 0; r < c->size; r++) {
+            int64_t first = 0, count = 0;
+            btrm_comm_block((int64_t)n, c->size, r, &first, &count);
+            counts[r] = (int)count;
+            displs[r] = (int)first;
+        }
+        ra = (hsize_t)displs[c->rank];
+        rb = ra + (hsize_t)counts[c->rank];
     }
+    if (split && (rc = btrm_comm_agree(c, rc)) != 0) /* before a collective H5Dread */
+        goto fail;
     /* the same answer on every rank: it depends on the file's metadata only */
     rc = read_raw(dset, path, ra, rb, buf + (ra - a));
     if (rc == 1) {
@@ -653,24 +657,11 @@ static int read_dataset(const btrm_comm *c, hid_t loc, const char *name, hsize_t
     if (!rc && crc != stored)
         rc = btrm_error_set(BTRM_EDATA, "%s: %s is corrupt: crc32 %08x, stored %08x", path,
                             what, (unsigned)crc, (unsigned)stored);
-    if (!rc && split) {
-        int *counts = NULL, *displs = NULL;
-        rc = BTRM_MALLOC(counts, (size_t)c->size);
-        if (!rc)
-            rc = BTRM_MALLOC(displs, (size_t)c->size);
-        for (int r = 0; !rc && r < c->size; r++) {
-            int64_t first = 0, count = 0;
-            btrm_comm_block((int64_t)n, c->size, r, &first, &count);
-            counts[r] = (int)count;
-            displs[r] = (int)first;
-        }
-        rc = btrm_comm_agree(c, rc);
-        if (!rc)
-            rc = btrm_comm_allgatherv_f32(c, buf, counts, displs);
-        free(counts);
-        free(displs);
-    }
+    if (!rc && split)
+        rc = btrm_comm_allgatherv_f32(c, buf, counts, displs);
 fail:
+    free(counts);
+    free(displs);
     if (space >= 0)
         H5Sclose(space);
     if (dset >= 0)
