@@ -66,6 +66,8 @@ int main(int argc, char **argv)
         printf("GEMM: %s; bf16 %s%s%s\n", btrm_gemm_library(),
                btrm_gemm_supports(BTRM_PREC_BF16) == 0 ? "yes" : "no (built without oneDNN)",
                btrm_gemm_isa()[0] ? "; oneDNN ISA " : "", btrm_gemm_isa());
+        if (btrm_gemm_supports(BTRM_PREC_BF16) == 0)
+            printf("bf16 GEMMs: %s\n", btrm_gemm_bf16_route());
         return 0;
     }
     const command *cmd = NULL;

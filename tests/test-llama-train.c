@@ -802,14 +802,22 @@ static void test_recompute_accumulate(void)
         size_t want_b = 4 * ((size_t)N * (3 * 16 + blk - 16 + scratch) + fixed);
         ok(a.ws.bytes == want_a && b.ws.bytes == want_b,
            "%s: memory as documented: %zu bytes, %zu with recompute", what, want_a, want_b);
-        /* a second backward of the same micro-batch doubles the gradients exactly */
+        /* a second backward of the same micro-batch doubles the gradients: up to
+         * the fp32 rounding of the accumulating GEMMs (beta = 1), which add C
+         * where the kernel chooses (oneDNN's AVX2 sgemm splits K across its
+         * threads and adds each part to C: (g + p1) + p2, not g + g) */
         float *twice = malloc(a.lt.n_params * sizeof *twice);
         for (size_t i = 0; i < a.lt.n_params; i++)
             twice[i] = 2.0f * a.grads[i];
         rc = c_step(&a.ws, &pb, a.params, a.pooled, a.grads);
-        ok(!rc && !memcmp(twice, a.grads, a.lt.n_params * sizeof *twice),
-           "%s: backward accumulates into grads (twice the same micro-batch = 2 g, bitwise)",
-           what);
+        double dmax = 0, gmax = 0;
+        for (size_t i = 0; i < a.lt.n_params; i++) {
+            dmax = fmax(dmax, fabs((double)a.grads[i] - twice[i]));
+            gmax = fmax(gmax, fabs((double)twice[i]));
+        }
+        ok(!rc && gmax > 0 && dmax <= 1e-6 * gmax,
+           "%s: backward accumulates into grads (twice the same micro-batch = 2 g: max "
+           "difference %.2e of max |2 g| %.2e, <= 1e-6 of it)", what, dmax, gmax);
         /* micro-batches: the batch as two halves, gradients summed, = the whole batch
          * (the loss is a sum over sequences, pairs (0, 2) and (1, 3) kept whole) */
         memset(b.grads, 0, b.lt.n_params * sizeof *b.grads);

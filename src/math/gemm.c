@@ -322,9 +322,9 @@ fail:
         dnnl_post_ops_destroy(post);
     if (attr)
         dnnl_primitive_attr_destroy(attr);
-    mm_free(e);
     char shape[96];
     snprintf(shape, sizeof shape, "%s bf16 matmul %dx%dx%d", what, e->m, e->n, e->k);
+    mm_free(e);
     return dnnl_fail(st, shape);
 }
 
@@ -388,16 +388,78 @@ static int run_dnnl_sgemm(int ta, int tb, int m, int n, int k, float alpha, cons
                                   ldb, beta, c, ldc);
     return st == dnnl_success ? 0 : dnnl_fail(st, "dnnl_sgemm");
 }
+
+/* Whether oneDNN has a bf16 matmul for this CPU: oneDNN 2.6 implements bf16
+ * from AVX-512 (avx512_core) up, and answers "unimplemented" on AVX2. 1, 0,
+ * or a negative code when oneDNN cannot answer. Asked once. */
+static int bf16_native = -1;
+static int bf16_matmul_native(void)
+{
+    if (bf16_native >= 0)
+        return bf16_native;
+    int rc = dnnl_ready();
+    if (rc)
+        return rc;
+    dnnl_memory_desc_t src_md, wei_md, dst_md;
+    dnnl_matmul_desc_t desc;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st;
+    if ((st = plain_md(&src_md, 2, 2, 0, 2, dnnl_bf16)) ||
+        (st = plain_md(&wei_md, 2, 2, 0, 2, dnnl_bf16)) ||
+        (st = plain_md(&dst_md, 2, 2, 0, 2, dnnl_f32)) ||
+        (st = dnnl_matmul_desc_init(&desc, &src_md, &wei_md, NULL, &dst_md)))
+        return dnnl_fail(st, "describing a bf16 matmul");
+    st = dnnl_primitive_desc_create(&pd, &desc, NULL, engine, NULL);
+    if (st == dnnl_success) {
+        dnnl_primitive_desc_destroy(pd);
+        bf16_native = 1;
+    } else if (st == dnnl_unimplemented) {
+        bf16_native = 0;
+    } else {
+        return dnnl_fail(st, "asking for a bf16 matmul");
+    }
+    return bf16_native;
+}
 #endif /* HAVE_DNNL */
+
+const char *btrm_gemm_bf16_route(void)
+{
+#ifdef HAVE_DNNL
+    int native = bf16_matmul_native();
+    if (native == 1)
+        return "oneDNN bf16 matmul";
+    if (native == 0)
+        return "fp32 sgemm of bf16-rounded inputs (oneDNN has no bf16 matmul for this CPU)";
+    return "unknown (oneDNN failed to answer)";
+#else
+    return "none (built without oneDNN)";
+#endif
+}
 
 /* ------------------------------------------------------------------------ */
 /* bf16 work buffers: the rounded copies of fp32 operands */
 
 typedef struct work_buf {
-    uint16_t *data;
-    size_t cap;
+    void *data;
+    size_t cap; /* bytes */
 } work_buf;
 static work_buf work[2];
+
+/* w holding at least n elements of size bytes each (grown, never shrunk). */
+static int work_grow(work_buf *w, size_t n, size_t size)
+{
+    size_t need = n * size;
+    if (need <= w->cap)
+        return 0;
+    unsigned char *grown = NULL;
+    int rc = BTRM_MALLOC(grown, need);
+    if (rc)
+        return btrm_error_wrap(rc, "bf16 GEMM work buffer of %zu elements", n);
+    free(w->data);
+    w->data = grown;
+    w->cap = need;
+    return 0;
+}
 
 /* Rounds op's stored matrix [rows, cols] (leading dimension ld) into a
  * compact bf16 copy; *ld_out = cols. */
@@ -405,26 +467,75 @@ static int round_operand(work_buf *w, const float *x, int rows, int cols, int ld
                          const uint16_t **out, int *ld_out)
 {
     size_t need = (size_t)rows * (size_t)cols;
-    if (need > w->cap) {
-        uint16_t *grown = NULL;
-        int rc = BTRM_MALLOC(grown, need);
-        if (rc)
-            return btrm_error_wrap(rc, "bf16 GEMM work buffer of %zu elements", need);
-        free(w->data);
-        w->data = grown;
-        w->cap = need;
-    }
+    int rc = work_grow(w, need, sizeof(uint16_t));
+    if (rc)
+        return rc;
+    uint16_t *data = w->data;
     if (ld == cols) {
-        btrm_dtype_from_f32(w->data, BTRM_DTYPE_BF16, x, need);
+        btrm_dtype_from_f32(data, BTRM_DTYPE_BF16, x, need);
     } else {
         for (int r = 0; r < rows; r++)
-            btrm_dtype_from_f32(w->data + (size_t)r * cols, BTRM_DTYPE_BF16,
+            btrm_dtype_from_f32(data + (size_t)r * cols, BTRM_DTYPE_BF16,
                                 x + (size_t)r * (size_t)ld, (size_t)cols);
     }
-    *out = w->data;
+    *out = data;
     *ld_out = cols;
     return 0;
 }
+
+#ifdef HAVE_DNNL
+/* fp32 work buffers of the emulated bf16 route */
+static work_buf wide[2];
+
+/* op's stored matrix [rows, cols] (leading dimension ld, of type dtype)
+ * rounded to bf16 and widened back to fp32, compact: *ld_out = cols. */
+static int widen_operand(work_buf *w, const btrm_gemm_operand *x, int rows, int cols,
+                         const float **out, int *ld_out)
+{
+    int rc = work_grow(w, (size_t)rows * (size_t)cols, sizeof(float));
+    if (rc)
+        return rc;
+    float *data = w->data;
+    for (int r = 0; r < rows; r++) {
+        float *dst = data + (size_t)r * cols;
+        if (x->dtype == BTRM_DTYPE_BF16) {
+            btrm_dtype_to_f32(dst, (const uint16_t *)x->data + (size_t)r * (size_t)x->ld,
+                              BTRM_DTYPE_BF16, (size_t)cols);
+        } else {
+            const float *src = (const float *)x->data + (size_t)r * (size_t)x->ld;
+            for (int j = 0; j < cols; j++)
+                dst[j] = btrm_bf16_to_float(btrm_float_to_bf16(src[j]));
+        }
+    }
+    *out = data;
+    *ld_out = cols;
+    return 0;
+}
+
+/* A bf16 product where oneDNN has no bf16 matmul: the inputs rounded to bf16
+ * exactly as the native route rounds them, the products (exact in fp32: 8 by
+ * 8 significant bits) accumulated in fp32 by the fp32 backend. The same
+ * arithmetic up to summation order. */
+static int run_bf16_emulated(int ta, int tb, int m, int n, int k, float alpha,
+                             const btrm_gemm_operand *a, const btrm_gemm_operand *b, float beta,
+                             float *c, int ldc, const char **impl)
+{
+    const float *ad = NULL, *bd = NULL;
+    int lda = 0, ldb = 0;
+    int rc = widen_operand(&wide[0], a, ta ? k : m, ta ? m : k, &ad, &lda);
+    if (!rc)
+        rc = widen_operand(&wide[1], b, tb ? n : k, tb ? k : n, &bd, &ldb);
+    if (rc)
+        return rc;
+    if (current_backend() == BTRM_GEMM_ONEDNN) {
+        *impl = "dnnl_sgemm of bf16 inputs";
+        return run_dnnl_sgemm(ta, tb, m, n, k, alpha, ad, lda, bd, ldb, beta, c, ldc);
+    }
+    *impl = "cblas_sgemm of bf16 inputs";
+    run_cblas(ta, tb, m, n, k, alpha, ad, lda, bd, ldb, beta, c, ldc);
+    return 0;
+}
+#endif
 
 void btrm_gemm_release(void)
 {
@@ -432,6 +543,12 @@ void btrm_gemm_release(void)
         free(work[i].data);
         work[i] = (work_buf){ 0 };
     }
+#ifdef HAVE_DNNL
+    for (int i = 0; i < 2; i++) {
+        free(wide[i].data);
+        wide[i] = (work_buf){ 0 };
+    }
+#endif
 #ifdef HAVE_DNNL
     for (int i = 0; i < MM_CACHE; i++)
         mm_free(&mm_cache[i]);
@@ -522,6 +639,15 @@ int btrm_gemm_ex(int precision, int m, int n, int k, float alpha, const btrm_gem
             run_cblas(ta, tb, m, n, k, alpha, a->data, a->ld, b->data, b->ld, beta, c, ldc);
     } else {
 #ifdef HAVE_DNNL
+        int native = bf16_matmul_native();
+        if (native < 0)
+            return native;
+        if (!native) {
+            rc = run_bf16_emulated(ta, tb, m, n, k, alpha, a, b, beta, c, ldc, &impl);
+            if (!rc)
+                stat_add(precision, ta, tb, m, n, k, impl, wall_now() - t0);
+            return rc;
+        }
         /* stored shapes: A [m, k] or [k, m]; B [k, n] or [n, k] */
         const uint16_t *ad = a->data, *bd = b->data;
         int lda = a->ld, ldb = b->ld;

@@ -14,7 +14,10 @@
  *   bf16  A and B rounded to bfloat16 (round to nearest even, as
  *         btrm_float_to_bf16), products accumulated and C written in fp32:
  *         oneDNN matmul primitives on plain layouts, created once per shape
- *         and kept in a small cache. Without oneDNN, bf16 is refused.
+ *         and kept in a small cache; where oneDNN has no bf16 matmul for
+ *         the CPU, the rounded inputs widened back to fp32 and multiplied by
+ *         the fp32 backend ("dnnl_sgemm of bf16 inputs" in the statistics).
+ *         Without oneDNN, bf16 is refused.
  * fp32 operands of a bf16 product are rounded into work buffers that grow to
  * the largest operand seen and are kept (btrm_gemm_release frees them).
  *
@@ -62,6 +65,11 @@ int btrm_gemm_f64(int trans_a, int trans_b, int m, int n, int k, double alpha, c
 /* 0 when this build can run GEMMs in precision; otherwise BTRM_EUSAGE with a
  * message that names the missing library. */
 int btrm_gemm_supports(int precision);
+/* How bf16 products run in this process: "oneDNN bf16 matmul" (oneDNN 2.6:
+ * CPUs with AVX-512 and up), or fp32 sgemm of the bf16-rounded inputs where
+ * oneDNN has no bf16 matmul for the CPU (AVX2): the same rounding and fp32
+ * accumulation, without the speed. */
+const char *btrm_gemm_bf16_route(void);
 /* "fp32", "bf16" */
 const char *btrm_precision_name(int precision);
 

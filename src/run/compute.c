@@ -6,6 +6,7 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int btrm_compute_setup(const char *key, int precision, int threads)
 {
@@ -15,6 +16,9 @@ int btrm_compute_setup(const char *key, int precision, int threads)
                               btrm_error_msg());
     btrm_gemm_set_threads(threads);
     btrm_gemm_stats_reset();
+    if (precision == BTRM_PREC_BF16 && strncmp(btrm_gemm_bf16_route(), "oneDNN", 6) != 0)
+        btrm_log_info("compute: %s: bf16 GEMMs run as %s: the same rounding, no speed-up", key,
+                      btrm_gemm_bf16_route());
     btrm_log_debug("compute: %s GEMMs, fp32 backend %s, %s%s%s, %d thread%s", 
                    btrm_precision_name(precision), btrm_gemm_backend(), btrm_gemm_library(),
                    btrm_gemm_isa()[0] ? ", oneDNN ISA " : "", btrm_gemm_isa(), threads,
@@ -70,9 +74,11 @@ json_t *btrm_compute_json(int precision, int threads)
     int64_t calls;
     double seconds, flops;
     btrm_gemm_stats_other(&calls, &seconds, &flops);
-    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:o, s:{s:I, s:f, s:f}}", "backend",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:{s:I, s:f, s:f}}", "backend",
                      btrm_gemm_backend(), "libraries", btrm_gemm_library(), "isa",
-                     btrm_gemm_isa(), "precision", btrm_precision_name(precision), "threads",
+                     btrm_gemm_isa(), "precision", btrm_precision_name(precision),
+                     "bf16_route", precision == BTRM_PREC_BF16 ? btrm_gemm_bf16_route() : "",
+                     "threads",
                      threads, "gemm", shapes, "gemm_other", "calls", (json_int_t)calls,
                      "seconds", seconds, "gflops", gflops(flops, seconds));
 }
