@@ -5,14 +5,20 @@
  * crashed, hung or leaked) through LLVMFuzzerTestOneInput, one TAP line per
  * file. With file arguments it replays those. Built with the sanitizers when
  * configure enables them: an ASan/UBSan report aborts the test, and a leak
- * is checked after every input, so the failing input is named. */
+ * is checked after every input, so the failing input is named. An input
+ * still running after REPLAY_SECONDS (an endless loop: inputs that hung
+ * libhdf5 are kept too) fails the test, named, instead of hanging it. */
 #define _DEFAULT_SOURCE /* DT_REG */
 #include "fuzz.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+enum { REPLAY_SECONDS = 60 };
 
 #if defined(__SANITIZE_ADDRESS__)
 #define REPLAY_LSAN 1
@@ -29,6 +35,17 @@
 __attribute__((weak)) int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static int n_run, n_failed;
+
+/* The TAP line for an input that ran out of time, written by the handler. */
+static char hang_line[1024];
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    ssize_t w = write(STDOUT_FILENO, hang_line, strlen(hang_line));
+    (void)w;
+    _exit(1);
+}
 
 static int read_all(const char *path, uint8_t **data, size_t *size)
 {
@@ -78,7 +95,12 @@ static void replay_file(const char *path, const char *label)
         abort();
     memcpy(copy, data, size);
     free(data);
+    snprintf(hang_line, sizeof hang_line, "not ok %d - %s: still running after %d s (a "
+             "hang)\n", n_run, label, REPLAY_SECONDS);
+    signal(SIGALRM, on_alarm);
+    alarm(REPLAY_SECONDS);
     LLVMFuzzerTestOneInput(copy, size);
+    alarm(0);
     free(copy);
     int leaked = 0;
 #ifdef REPLAY_LSAN

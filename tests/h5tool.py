@@ -4,8 +4,8 @@
   h5tool.py reldiff A.h5 B.h5          max over tensors of max|a-b| / max|a| (/model/*)
   h5tool.py damage IN.h5 OUT.h5 KIND   a pair store broken in one way (see KINDS)
   h5tool.py inflate IN.h5 OUT.h5 ROWS DIM   a copy whose /features is float32 [ROWS, DIM]
-                                       with no storage written (a sparse file: the store
-                                       claims ROWS*DIM*4 bytes of features, the disk holds KB)
+                                       allocated but never written (a sparse file of
+                                       ROWS*DIM*4 bytes of features; the disk holds KB)
   h5tool.py json FILE KEY[.KEY...]     print one value of a JSON file (last line of JSONL)
   h5tool.py attr FILE OBJ NAME         print an attribute ("absent" when there is none)
   h5tool.py set-attr FILE OBJ NAME VALUE   set a string attribute
@@ -110,7 +110,13 @@ def inflate(src, dst, rows, dim):
     with h5py.File(dst, "r+") as f:
         attrs = dict(f["features"].attrs)
         del f["features"]
-        f.create_dataset("features", shape=(rows, dim), dtype="<f4")  # nothing written
+        # storage allocated but never written: the file's size covers it, the
+        # disk holds none of it
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+        space = h5py.h5s.create_simple((rows, dim))
+        h5py.h5d.create(f.id, b"features", h5py.h5t.IEEE_F32LE, space, dcpl=dcpl).close()
         for k, v in attrs.items():
             f["features"].attrs[k] = np.int64(dim) if k == "dim" else v
     return 0

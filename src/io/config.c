@@ -166,7 +166,8 @@ static const key_def keys[] = {
       AT(train.recompute) },
     { "train.precision", T_ENUM, "fp32", "input precision of the head's matrix products: `bf16` "
       "rounds their inputs to bfloat16 (fp32 accumulation, fp32 master weights, optimizer, "
-      "loss and NormBT distances); needs oneDNN", AT(train.precision), NAMES("fp32", "bf16") },
+      "loss and NormBT distances); needs oneDNN (below AVX-512: fp32 sgemm of the "
+      "rounded inputs, no speed-up)", AT(train.precision), NAMES("fp32", "bf16") },
     { "checkpoint.dir", T_PATH, "\"\"", "checkpoint directory; `\"\"` = "
       "`<run.out_dir>/checkpoints`", AT(checkpoint.dir) },
     { "checkpoint.every", T_I64, "0", "steps between checkpoints; 0 = only at the end",
@@ -196,7 +197,8 @@ static const key_def keys[] = {
       AT(embed.kernel), NAMES("auto", "dequant", "int8") },
     { "embed.precision", T_ENUM, "fp32", "input precision of the backbone's weight products: "
       "`bf16` keeps the weights once in bfloat16 and rounds the activations (fp32 "
-      "accumulation); needs oneDNN", AT(embed.precision), NAMES("fp32", "bf16") },
+      "accumulation); needs oneDNN (below AVX-512: fp32 sgemm of the rounded inputs, "
+      "no speed-up)", AT(embed.precision), NAMES("fp32", "bf16") },
 };
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 

@@ -3,6 +3,7 @@
 
 #include "error.h"
 #include "fileutil.h"
+#include "h5raw.h"
 #include "h5util.h"
 #include "log.h"
 
@@ -124,6 +125,9 @@ int btrm_features_create(const char *in_path, const char *tmp, const char *out_p
     }
     BTRM_CHECK_H5(in_root = H5Gopen2(in, "/", H5P_DEFAULT), in_path);
     BTRM_CHECK_H5(out_root = H5Gopen2(out, "/", H5P_DEFAULT), out_path);
+    rc = btrm_h5raw_check_attrs(in_root, in_path);
+    if (rc)
+        goto fail;
     copy_ctx ctx = { .dst = out_root, .path = out_path, .rc = 0 };
     hsize_t idx = 0;
     if (H5Aiterate2(in_root, H5_INDEX_NAME, H5_ITER_INC, &idx, copy_attr, &ctx) < 0) {

@@ -3,6 +3,7 @@
 
 #include "error.h"
 #include "fileutil.h"
+#include "h5raw.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -157,12 +158,15 @@ static hid_t vlen_string_type(H5T_cset_t cset)
 
 int btrm_h5_has_attr(hid_t obj, const char *name)
 {
+    char where[BTRM_PATH_MAX + 600];
+    describe(obj, where, sizeof where);
+    /* libhdf5 decodes every attribute message of obj here, unchecked */
+    int rc = btrm_h5raw_check_attrs(obj, where);
+    if (rc)
+        return rc;
     htri_t e = H5Aexists(obj, name);
-    if (e < 0) {
-        char where[BTRM_PATH_MAX + 600];
-        describe(obj, where, sizeof where);
+    if (e < 0)
         return btrm_error_set(BTRM_EIO, "%s: cannot look up attribute %s", where, name);
-    }
     return e > 0;
 }
 
@@ -484,6 +488,37 @@ fail:
     return rc;
 }
 
+int btrm_h5_check_stored(hid_t dset, const char *path, const char *name, uint64_t n_values,
+                         size_t value_bytes)
+{
+    int rc = 0;
+    hid_t dcpl = -1, file = -1;
+    BTRM_CHECK_H5(dcpl = H5Dget_create_plist(dset), path);
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    BTRM_CHECK_H5(layout, path);
+    if (layout != H5D_CONTIGUOUS || n_values == 0)
+        goto fail;
+    uint64_t bytes = n_values > UINT64_MAX / value_bytes ? UINT64_MAX : n_values * value_bytes;
+    haddr_t offset = H5Dget_offset(dset);
+    hsize_t file_size = 0;
+    BTRM_CHECK_H5(file = H5Iget_file_id(dset), path);
+    BTRM_CHECK_H5(H5Fget_filesize(file, &file_size), path);
+    if (offset == HADDR_UNDEF || offset > file_size || bytes > file_size - offset ||
+        H5Dget_storage_size(dset) < bytes)
+        rc = btrm_error_set(BTRM_EDATA, "%s: dataset %s: its shape holds %llu values of %zu "
+                            "bytes (%llu bytes), which the file (%llu bytes) does not hold%s: "
+                            "the file is truncated or damaged", path, name,
+                            (unsigned long long)n_values, value_bytes,
+                            (unsigned long long)bytes, (unsigned long long)file_size,
+                            offset == HADDR_UNDEF ? " (no values were ever written)" : "");
+fail:
+    if (file >= 0)
+        H5Fclose(file);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    return rc;
+}
+
 void btrm_h5_free_strings(char **strings, size_t n)
 {
     if (!strings)
@@ -504,6 +539,9 @@ int btrm_h5_read_strings(hid_t dset, char ***strings, size_t *n_out)
     *strings = NULL;
     *n_out = 0;
     describe(dset, where, sizeof where);
+    rc = btrm_h5raw_check_strings(dset, where); /* before H5Dread reads the global heap */
+    if (rc)
+        return rc;
     BTRM_CHECK_H5(type = H5Dget_type(dset), where);
     BTRM_CHECK_H5(space = H5Dget_space(dset), where);
     if (H5Tget_class(type) != H5T_STRING || H5Sget_simple_extent_ndims(space) != 1) {

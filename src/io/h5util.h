@@ -100,6 +100,14 @@ int btrm_h5_write_strings(hid_t loc, const char *name, const char *const *string
 int btrm_h5_read_strings(hid_t dset, char ***strings, size_t *n);
 void btrm_h5_free_strings(char **strings, size_t n);
 
+/* For a contiguous dataset (btrm's): n_values of value_bytes each must be
+ * stored inside the file, so that a truncated copy or a crafted shape is
+ * refused (BTRM_EDATA naming path, name, the bytes claimed and the file's
+ * size) before anything that size is allocated. Other layouts, whose stored
+ * bytes need not match the shape (compression), pass. */
+int btrm_h5_check_stored(hid_t dset, const char *path, const char *name, uint64_t n_values,
+                         size_t value_bytes);
+
 /* Creates dataset name [dims] (rank 1 or 2) under loc with file_type, writes
  * data (mem_type) serially, without timestamps. Errors name path. */
 int btrm_h5_write_dataset(hid_t loc, const char *path, const char *name, hid_t file_type,

@@ -108,6 +108,12 @@ static int open_checked(hid_t file, const char *path, const char *name, H5T_clas
         goto fail;
     }
     BTRM_CHECK_H5(H5Sget_simple_extent_dims(space, dims, NULL), path);
+    /* the values the shape claims must be in the file before anyone allocates
+     * them: a truncated copy, or a crafted shape of 2^31 rows */
+    uint64_t values = dims[0];
+    if (rank == 2 && dims[1] > 0)
+        values = dims[0] > UINT64_MAX / dims[1] ? UINT64_MAX : dims[0] * dims[1];
+    rc = btrm_h5_check_stored(*dset, path, name, values, H5Tget_size(type));
 fail:
     if (space >= 0)
         H5Sclose(space);
