@@ -7,6 +7,7 @@
 #include "tap.h"
 #include "mpi_fixture.h"
 
+#include "embedfile.h"
 #include "h5raw.h"
 
 #include <hdf5.h>
@@ -370,6 +371,29 @@ static void test_string_dataset(void)
        "a heap object longer than its string: refused before H5Dread (%s)", btrm_error_msg());
     H5Dclose(dset);
     H5Fclose(file);
+
+    /* /texts, which `btrm embed` reads in batches: checked when it opens */
+    hid_t out = H5Fcreate(good, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    rc = btrm_h5_write_strings(out, "texts", names, 3);
+    H5Fclose(out);
+    btrm_texts_reader *r = NULL;
+    int64_t rows = 0;
+    rc = rc ? rc : btrm_texts_open(&r, good, 2, &rows);
+    ok(rc == 0 && rows == 3, "/texts opens for embedding");
+    btrm_texts_close(r);
+    free(b);
+    b = slurp(good, &size);
+    obj = find(b, size, "code-review", 11);
+    r = NULL;
+    if (obj != SIZE_MAX && obj >= 16) {
+        put_le(b + obj - 8, 1 << 20, 8);
+        spill(bad, b, size);
+        rc = btrm_texts_open(&r, bad, 2, &rows);
+    }
+    ok(rc == BTRM_EDATA && strstr(btrm_error_msg(), "/texts: the dataset: object") && !r,
+       "/texts with a heap object past its collection: refused when it opens (%s)",
+       btrm_error_msg());
+    btrm_texts_close(r);
     free(b);
 }
 

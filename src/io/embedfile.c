@@ -219,6 +219,13 @@ int btrm_texts_open(btrm_texts_reader **out, const char *path, int64_t batch,
         goto fail;
     rc = 0;
     BTRM_CHECK_H5(r->dset = H5Dopen2(r->file, "/texts", H5P_DEFAULT), path);
+    {
+        char where[BTRM_PATH_MAX + 16];
+        snprintf(where, sizeof where, "%s: /texts", path);
+        rc = btrm_h5raw_check_strings(r->dset, where); /* before H5Dread reads the heap */
+        if (rc)
+            goto fail;
+    }
     BTRM_CHECK_H5(type = H5Dget_type(r->dset), path);
     BTRM_CHECK_H5(r->space = H5Dget_space(r->dset), path);
     if (H5Tget_class(type) != H5T_STRING || H5Sget_simple_extent_ndims(r->space) != 1) {

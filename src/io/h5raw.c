@@ -30,6 +30,8 @@ enum {
     MAX_CHUNK_BYTES = 16 << 20,     /* one chunk */
     MAX_HEAP_BYTES = 64 << 20,      /* one global heap collection */
     MAX_ATTR_VALUES = 1 << 20,      /* values of one attribute */
+    MAX_DATASET_STRINGS = 1 << 30,  /* strings of one dataset */
+    STRINGS_PER_READ = 1 << 16,     /* a dataset's strings checked per read */
     MSG_DATASPACE = 0x01,
     MSG_DATATYPE = 0x03,
     MSG_LAYOUT = 0x08,
@@ -206,7 +208,7 @@ static int check_dtype(const raw_file *f, const uint8_t *p, size_t n, int depth,
 
 /* *nelem: the number of values of the dataspace encoded in p[0..n). */
 static int check_dspace(const raw_file *f, const uint8_t *p, size_t n, const char *what,
-                        uint64_t *nelem)
+                        uint64_t max_values, uint64_t *nelem)
 {
     if (n < 4)
         return refuse(f, "%s: its dataspace is %zu bytes", what, n);
@@ -224,8 +226,8 @@ static int check_dspace(const raw_file *f, const uint8_t *p, size_t n, const cha
     uint64_t count = is_null ? 0 : 1;
     for (unsigned i = 0; i < rank; i++) {
         uint64_t dim = le(p + head + (size_t)i * f->ss, f->ss);
-        if (dim > MAX_ATTR_VALUES || count * dim > MAX_ATTR_VALUES)
-            return refuse(f, "%s: more than %d values", what, MAX_ATTR_VALUES);
+        if (dim > max_values || count * dim > max_values)
+            return refuse(f, "%s: more than %llu values", what, (unsigned long long)max_values);
         count *= dim;
     }
     *nelem = count;
@@ -385,7 +387,7 @@ static int check_attr(raw_file *f, const uint8_t *m, size_t n, unsigned msg_flag
     if (rc)
         return rc;
     uint64_t nelem = 0;
-    rc = check_dspace(f, m + ds_at, (size_t)ds_len, what, &nelem);
+    rc = check_dspace(f, m + ds_at, (size_t)ds_len, what, MAX_ATTR_VALUES, &nelem);
     if (rc)
         return rc;
     /* a variable-length value in the file: length, collection address, index;
@@ -616,7 +618,8 @@ static int check_dataset_strings(raw_file *f)
     if (rc || !dt.vlen_string)
         return rc; /* fixed-length strings: no global heap */
     uint64_t nelem = 0;
-    rc = check_dspace(f, f->msg[SAVED_DSPACE], f->msg_len[SAVED_DSPACE], "the dataset", &nelem);
+    rc = check_dspace(f, f->msg[SAVED_DSPACE], f->msg_len[SAVED_DSPACE], "the dataset",
+                      MAX_DATASET_STRINGS, &nelem);
     if (rc)
         return rc;
     uint64_t value_bytes = 4 + f->sa + 4, need = nelem * value_bytes;
@@ -643,17 +646,22 @@ static int check_dataset_strings(raw_file *f)
     if (undefined_addr(l + 2, f->sa))
         return 0; /* never written: the fill value, empty strings */
     uint64_t addr = le(l + 2, f->sa), size = le(l + 2 + f->sa, f->ss);
-    if (size < need || need > (uint64_t)MAX_ATTR_VALUES * value_bytes)
+    if (size < need)
         return refuse(f, "the dataset: %llu strings need %llu bytes, its storage holds %llu",
                       (unsigned long long)nelem, (unsigned long long)need,
                       (unsigned long long)size);
     uint8_t *values = NULL;
-    rc = BTRM_MALLOC(values, (size_t)need + 1);
+    uint64_t per_read = nelem < STRINGS_PER_READ ? nelem : STRINGS_PER_READ;
+    rc = BTRM_MALLOC(values, (size_t)(per_read * value_bytes) + 1);
     if (rc)
         return rc;
-    rc = raw_read(f, addr, values, (size_t)need, "the dataset's strings");
-    if (!rc)
-        rc = check_strings(f, values, nelem, "the dataset");
+    for (uint64_t at = 0; !rc && at < nelem; at += per_read) {
+        uint64_t k = nelem - at < per_read ? nelem - at : per_read;
+        rc = raw_read(f, addr + at * value_bytes, values, (size_t)(k * value_bytes),
+                      "the dataset's strings");
+        if (!rc)
+            rc = check_strings(f, values, k, "the dataset");
+    }
     free(values);
     return rc;
 }
