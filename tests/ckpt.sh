@@ -5,7 +5,7 @@
 # sharded vs replicated optimizer state, datasets of several O_DIRECT blocks.
 . "${BTRM_SRCDIR:-.}/tests/lib.sh"
 have_python_h5py || skip_all "python3 h5py/numpy not installed (tools/install-deps.sh --with-python)"
-plan 46
+plan 48
 cd "$WORK"
 h5tool() { /usr/bin/python3 "$BTRM_SRCDIR/tests/h5tool.py" "$@"; }
 strip() { sed 's/"pairs_per_s":[^,}]*//' "$1"; }
@@ -117,6 +117,22 @@ run_cmd resume-bad.log mpi 2 "$BTRM" train run.yaml --set run.out_dir=corrupt --
 expect_grep "corrupt.*crc32" resume-bad.log "resume from the corrupt file names the checksum failure"
 run_cmd inspect-ok.log "$BTRM" inspect full-2/checkpoints/step-00000060.h5
 expect_grep "step 60" inspect-ok.log "inspect prints the step"
+# a dataset of another type: libhdf5 would convert it through a buffer sized by
+# the type (a fuzzed 1.8 GB float type); btrm writes float32 and reads only that
+cp -r full-2 f64
+/usr/bin/python3 - <<'PY'
+import h5py
+with h5py.File("f64/checkpoints/step-00000060.h5", "r+") as f:
+    g = f["optim"]
+    x, attrs = g["exp_avg"][()], dict(g["exp_avg"].attrs)
+    del g["exp_avg"]
+    d = g.create_dataset("exp_avg", data=x.astype("<f8"))
+    for k, v in attrs.items():
+        d.attrs[k] = v
+PY
+run_cmd inspect-f64.log "$BTRM" inspect f64/checkpoints/step-00000060.h5
+expect_rc 1 "a float64 dataset in a checkpoint: inspect exits 1"
+expect_grep "/optim/exp_avg must be float32 \(found float64\)" inspect-f64.log "... naming the dataset and its type"
 
 # 7. a checkpoint that does not match the config is refused
 cp full-2/config.yaml config-before.yaml

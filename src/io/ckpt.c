@@ -592,6 +592,18 @@ static int read_dataset(const btrm_comm *c, hid_t loc, const char *name, hsize_t
     }
     dset = H5Dopen2(loc, name, H5P_DEFAULT);
     BTRM_CHECK_H5(dset, path);
+    /* btrm writes float32: any other type would be converted by libhdf5
+     * through a buffer sized by the type (a crafted 1.8 GB float) */
+    hid_t type = H5Dget_type(dset);
+    BTRM_CHECK_H5(type, path);
+    int is_f32 = H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 4;
+    char tname[32];
+    btrm_h5_type_name(type, tname, sizeof tname);
+    H5Tclose(type);
+    if (!is_f32) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: %s must be float32 (found %s)", path, what, tname);
+        goto fail;
+    }
     space = H5Dget_space(dset);
     BTRM_CHECK_H5(space, path);
     hsize_t dims[2] = { 0, 0 };
@@ -870,12 +882,15 @@ static int verify_dataset(const btrm_comm *c, hid_t loc, const char *name, const
     hsize_t dims[2] = { 0, 1 };
     int nd = H5Sget_simple_extent_dims(space, dims, NULL);
     H5Sclose(space);
-    H5Dclose(dset);
     hsize_t n = nd == 2 ? dims[0] * dims[1] : dims[0];
+    /* the values the shape claims are in the file before a buffer that size */
+    int rc = btrm_h5_check_stored(dset, path, what, n, sizeof(float));
+    H5Dclose(dset);
     int64_t first = 0, count = 0;
     btrm_comm_block((int64_t)n, c->size, c->rank, &first, &count);
     float *buf = NULL;
-    int rc = BTRM_MALLOC(buf, count > 0 ? count : 1);
+    if (!rc)
+        rc = BTRM_MALLOC(buf, count > 0 ? count : 1);
     rc = btrm_comm_agree(c, rc);
     if (!rc)
         rc = read_dataset(c, loc, name, n, nd, nd == 2 ? dims : NULL, (hsize_t)first,
