@@ -397,6 +397,52 @@ static void test_string_dataset(void)
     free(b);
 }
 
+/* btrm_h5_check_stored: a contiguous dataset's shape must lie in the file. */
+static void test_stored(void)
+{
+    const char *path = in_dir("stored.h5");
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t n = 4096;
+    hid_t space = H5Screate_simple(1, &n, NULL);
+    float *x = calloc(n, sizeof *x);
+    hid_t d = H5Dcreate2(file, "written", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                         H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+    H5Dclose(d);
+    H5Dclose(H5Dcreate2(file, "never", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                        H5P_DEFAULT));
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hsize_t chunk = 512;
+    H5Pset_chunk(dcpl, 1, &chunk);
+    H5Pset_deflate(dcpl, 6);
+    d = H5Dcreate2(file, "deflated", H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Fclose(file);
+    free(x);
+
+    file = btrm_h5_open_read(path);
+    d = H5Dopen2(file, "written", H5P_DEFAULT);
+    ok(btrm_h5_check_stored(d, path, "/written", n, 4) == 0, "a written dataset is in the file");
+    int rc = btrm_h5_check_stored(d, path, "/written", n * 1000, 4);
+    ok(rc == BTRM_EDATA && strstr(btrm_error_msg(), "/written: its shape holds 4096000 values "
+                                  "of 4 bytes (16384000 bytes), which the file"),
+       "a shape larger than the file: refused (%s)", btrm_error_msg());
+    H5Dclose(d);
+    d = H5Dopen2(file, "never", H5P_DEFAULT);
+    rc = btrm_h5_check_stored(d, path, "/never", n, 4);
+    ok(rc == BTRM_EDATA && strstr(btrm_error_msg(), "no values were ever written"),
+       "a dataset never written: refused");
+    H5Dclose(d);
+    d = H5Dopen2(file, "deflated", H5P_DEFAULT);
+    ok(btrm_h5_check_stored(d, path, "/deflated", n, 4) == 0,
+       "a compressed dataset (stored smaller than its shape) passes");
+    H5Dclose(d);
+    H5Fclose(file);
+}
+
 /* A file open for writing is btrm's own: nothing is read from disk. */
 static void test_writing(void)
 {
@@ -424,6 +470,7 @@ int main(int argc, char **argv)
         test_continuation_loop();
         test_dense();
         test_string_dataset();
+        test_stored();
         test_writing();
     }
     return test_mpi_end();

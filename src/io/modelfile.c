@@ -240,7 +240,9 @@ static int tensor_shape(hid_t model, const char *path, const char *tensor, const
     BTRM_CHECK_H5(type = H5Dget_type(dset), path);
     BTRM_CHECK_H5(space = H5Dget_space(dset), path);
     int got = H5Sget_simple_extent_ndims(space);
-    if (H5Tget_class(type) != H5T_FLOAT || got != rank) {
+    /* at most 8 bytes a value: libhdf5 converts through a buffer sized by the
+     * type (a crafted 1.8 GB float) */
+    if (H5Tget_class(type) != H5T_FLOAT || H5Tget_size(type) > 8 || got != rank) {
         char tname[32];
         btrm_h5_type_name(type, tname, sizeof tname);
         rc = btrm_error_set(BTRM_EDATA, "%s: dataset %s/%s must be a float dataset of "
@@ -248,6 +250,14 @@ static int tensor_shape(hid_t model, const char *path, const char *tensor, const
         goto fail;
     }
     BTRM_CHECK_H5(H5Sget_simple_extent_dims(space, dims, NULL), path);
+    {
+        uint64_t values = dims[0];
+        if (rank == 2)
+            values = dims[1] && dims[0] > UINT64_MAX / dims[1] ? UINT64_MAX : dims[0] * dims[1];
+        char what[160];
+        snprintf(what, sizeof what, "%s/%s", where, name);
+        rc = btrm_h5_check_stored(dset, path, what, values, H5Tget_size(type));
+    }
 fail:
     BTRM_H5_CLOSE(space, type, dset);
     return rc;
