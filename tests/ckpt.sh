@@ -132,7 +132,7 @@ with h5py.File("f64/checkpoints/step-00000060.h5", "r+") as f:
 PY
 run_cmd inspect-f64.log "$BTRM" inspect f64/checkpoints/step-00000060.h5
 expect_rc 1 "a float64 dataset in a checkpoint: inspect exits 1"
-expect_grep "/optim/exp_avg must be float32 \(found float64\)" inspect-f64.log "... naming the dataset and its type"
+expect_grep "/optim/exp_avg must be little-endian float32 \(found float64\)" inspect-f64.log "... naming the dataset and its type"
 
 # 7. a checkpoint that does not match the config is refused
 cp full-2/config.yaml config-before.yaml

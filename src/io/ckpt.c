@@ -592,16 +592,18 @@ static int read_dataset(const btrm_comm *c, hid_t loc, const char *name, hsize_t
     }
     dset = H5Dopen2(loc, name, H5P_DEFAULT);
     BTRM_CHECK_H5(dset, path);
-    /* btrm writes float32: any other type would be converted by libhdf5
-     * through a buffer sized by the type (a crafted 1.8 GB float) */
+    /* btrm writes little-endian float32, read without conversion: libhdf5
+     * converts other types through a buffer sized by the type (a crafted 1.8 GB
+     * float), and a fuzzed conversion read crashed inside H5Dread (SEGV in
+     * H5VM_memcpyvv, fuzz/regress/ckpt/conversion-read-1d6e09bb) */
     hid_t type = H5Dget_type(dset);
     BTRM_CHECK_H5(type, path);
-    int is_f32 = H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 4;
+    int is_f32 = H5Tequal(type, H5T_IEEE_F32LE) > 0;
     char tname[32];
     btrm_h5_type_name(type, tname, sizeof tname);
     H5Tclose(type);
     if (!is_f32) {
-        rc = btrm_error_set(BTRM_EDATA, "%s: %s must be float32 (found %s)", path, what, tname);
+        rc = btrm_error_set(BTRM_EDATA, "%s: %s must be little-endian float32 (found %s)", path, what, tname);
         goto fail;
     }
     space = H5Dget_space(dset);
