@@ -36,6 +36,10 @@ FUZZ_FORK_HARNESSES = pairs modelfile ckpt
 # whole timeout (a 10-minute `ckpt` campaign spent 14 x 25 s in them); a
 # store, model file or checkpoint the harnesses accept takes milliseconds.
 FUZZ_FORK_TIMEOUT ?= 5
+# A fork-mode job that used no CPU for FUZZ_STALL seconds is killed by
+# fuzz/watchdog.sh: libFuzzer's timeout handler can deadlock in ASan's
+# malloc, and the campaign would then wait for that job forever.
+FUZZ_STALL ?= 45
 # -malloc_limit_mb: malloc returns NULL above 2 GiB there, as in production
 # (FUZZ_HDF5_ALLOCATOR in fuzz/fuzz.h), instead of libFuzzer calling it an OOM.
 FUZZ_FORK_ARGS = -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 -malloc_limit_mb=1000000
@@ -103,8 +107,11 @@ run: $(BINS)
 	    ASAN_OPTIONS=$(FUZZ_ASAN_OPTIONS) LSAN_OPTIONS=$(FUZZ_LSAN_OPTIONS) TMPDIR=$(FUZZ_TMPDIR) \
 	    fuzz/bin/fuzz-$$h $$limit $$fork -timeout=$$timeout \
 	        -rss_limit_mb=$(FUZZ_RSS_MB) -print_final_stats=1 $$dict \
-	        -artifact_prefix=fuzz/findings/$$h/ $(FUZZ_ARGS) fuzz/work/$$h </dev/null >fuzz/$$h.log 2>&1; \
-	    rc=$$?; \
+	        -artifact_prefix=fuzz/findings/$$h/ $(FUZZ_ARGS) fuzz/work/$$h </dev/null >fuzz/$$h.log 2>&1 & \
+	    pid=$$!; rm -f fuzz/$$h-watchdog.log; \
+	    if [ -n "$$fork" ]; then $(srcdir)/fuzz/watchdog.sh $$pid $(FUZZ_STALL) fuzz/$$h-watchdog.log & fi; \
+	    wait $$pid; rc=$$?; \
+	    [ -s fuzz/$$h-watchdog.log ] && echo "$$h: $$(wc -l < fuzz/$$h-watchdog.log) job(s) killed by fuzz/watchdog.sh (fuzz/$$h-watchdog.log)"; \
 	    new=$$(( $$(ls fuzz/findings/$$h | wc -l) - before )); \
 	    done_line=$$(grep -a '^Done [0-9]* runs' fuzz/$$h.log | tail -n 1); \
 	    [ -n "$$done_line" ] || done_line=$$(grep -a '^#[0-9]*: cov' fuzz/$$h.log | tail -n 1 | \
