@@ -496,9 +496,26 @@ int btrm_h5_check_stored(hid_t dset, const char *path, const char *name, uint64_
     BTRM_CHECK_H5(dcpl = H5Dget_create_plist(dset), path);
     H5D_layout_t layout = H5Pget_layout(dcpl);
     BTRM_CHECK_H5(layout, path);
-    if (layout != H5D_CONTIGUOUS || n_values == 0)
+    if (value_bytes == 0) {
+        rc = btrm_error_set(BTRM_EDATA, "%s: dataset %s has a type of 0 bytes (the file is "
+                            "damaged or crafted)", path, name);
+        goto fail;
+    }
+    if ((layout != H5D_CONTIGUOUS && layout != H5D_COMPACT) || n_values == 0)
         goto fail;
     uint64_t bytes = n_values > UINT64_MAX / value_bytes ? UINT64_MAX : n_values * value_bytes;
+    if (layout == H5D_COMPACT) {
+        /* the values are inside the object header: libhdf5 1.10 reads what the
+         * shape claims from a smaller (even empty) compact buffer */
+        if (H5Dget_storage_size(dset) < bytes)
+            rc = btrm_error_set(BTRM_EDATA, "%s: dataset %s: its shape holds %llu values of "
+                                "%zu bytes (%llu bytes), but its compact storage has %llu "
+                                "(the file is damaged or crafted)", path, name,
+                                (unsigned long long)n_values, value_bytes,
+                                (unsigned long long)bytes,
+                                (unsigned long long)H5Dget_storage_size(dset));
+        goto fail;
+    }
     haddr_t offset = H5Dget_offset(dset);
     hsize_t file_size = 0;
     BTRM_CHECK_H5(file = H5Iget_file_id(dset), path);

@@ -103,8 +103,10 @@ void btrm_h5_free_strings(char **strings, size_t n);
 /* For a contiguous dataset (btrm's): n_values of value_bytes each must be
  * stored inside the file, so that a truncated copy or a crafted shape is
  * refused (BTRM_EDATA naming path, name, the bytes claimed and the file's
- * size) before anything that size is allocated. Other layouts, whose stored
- * bytes need not match the shape (compression), pass. */
+ * size) before anything that size is allocated. A compact dataset's storage
+ * must hold them too (libhdf5 1.10 reads past a short one), and a type of 0
+ * bytes is refused. Chunked layouts, whose stored bytes need not match the
+ * shape (compression), pass. */
 int btrm_h5_check_stored(hid_t dset, const char *path, const char *name, uint64_t n_values,
                          size_t value_bytes);
 
