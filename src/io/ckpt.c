@@ -907,7 +907,12 @@ static int verify_dataset(const btrm_comm *c, hid_t loc, const char *name, const
                      (unsigned long long)dims[1]);
         else
             snprintf(shape, sizeof shape, "[%llu]", (unsigned long long)dims[0]);
-        printf("  %-26s %-16s float32  crc32 %s\n", what, shape, rc ? "BAD" : "ok");
+        /* a refusal says why: a crc32 mismatch, or a type or size that is not a
+         * checkpoint's */
+        if (rc)
+            printf("  %-26s %-16s BAD: %s\n", what, shape, btrm_error_msg());
+        else
+            printf("  %-26s %-16s float32  crc32 ok\n", what, shape);
     }
     return rc;
 }
