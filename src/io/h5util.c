@@ -507,13 +507,13 @@ int btrm_h5_check_stored(hid_t dset, const char *path, const char *name, uint64_
     if (layout == H5D_COMPACT) {
         /* the values are inside the object header: libhdf5 1.10 reads what the
          * shape claims from a smaller (even empty) compact buffer */
-        if (H5Dget_storage_size(dset) < bytes)
+        hsize_t stored = H5Dget_storage_size(dset);
+        if (stored < bytes)
             rc = btrm_error_set(BTRM_EDATA, "%s: dataset %s: its shape holds %llu values of "
                                 "%zu bytes (%llu bytes), but its compact storage has %llu "
                                 "(the file is damaged or crafted)", path, name,
                                 (unsigned long long)n_values, value_bytes,
-                                (unsigned long long)bytes,
-                                (unsigned long long)H5Dget_storage_size(dset));
+                                (unsigned long long)bytes, (unsigned long long)stored);
         goto fail;
     }
     haddr_t offset = H5Dget_offset(dset);
