@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *in_dir(const char *name)
 {
@@ -443,6 +444,288 @@ static void test_stored(void)
     H5Fclose(file);
 }
 
+/* ------------------------------------------------------------------------ */
+/* btrm_h5raw_check_file: the whole file, before H5Fopen */
+
+enum { ENUM_NO = 1, ENUM_YES = 2 };
+static const int32_t FILL_MARK = 0x5aa5f00f, COMPACT_MARK = 0x3cc3e11e;
+
+/* A file with every kind of object and datatype btrm's users might write:
+ * groups nested and linked back, 300 links in one group (a B-tree of two
+ * levels in the default format; latest: 8 links, no dense storage),
+ * contiguous, compact and chunked datasets (deflate, shuffle, fletcher32),
+ * a fill value, compound, array, enum, opaque, string and sequence types,
+ * a soft link. userblock: 512 bytes before the superblock. */
+static void make_kinds(const char *path, int latest, int userblock)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), fcpl = H5Pcreate(H5P_FILE_CREATE);
+    if (latest)
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    if (userblock)
+        H5Pset_userblock(fcpl, 512);
+    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    hid_t g = H5Gcreate2(file, "g", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t h = H5Gcreate2(g, "h", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Lcreate_hard(file, "/", h, "up", H5P_DEFAULT, H5P_DEFAULT);
+    H5Lcreate_soft("/g/h/nowhere", g, "soft", H5P_DEFAULT, H5P_DEFAULT);
+    hid_t many = H5Gcreate2(file, "many", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    for (int i = 0; i < (latest ? 6 : 300); i++) {
+        char name[32];
+        snprintf(name, sizeof name, "link-%03d", i);
+        H5Lcreate_hard(file, "/g", many, name, H5P_DEFAULT, H5P_DEFAULT);
+    }
+    hsize_t n = 64;
+    hid_t space = H5Screate_simple(1, &n, NULL), scalar = H5Screate(H5S_SCALAR);
+    int32_t v[64];
+    for (int i = 0; i < 64; i++)
+        v[i] = i == 5 ? COMPACT_MARK : i;
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_fill_value(dcpl, H5T_NATIVE_INT32, &FILL_MARK);
+    hid_t d = H5Dcreate2(g, "contiguous", H5T_STD_I32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_layout(dcpl, H5D_COMPACT);
+    d = H5Dcreate2(file, "compact", H5T_STD_I32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hsize_t chunk = 16;
+    H5Pset_chunk(dcpl, 1, &chunk);
+    H5Pset_shuffle(dcpl);
+    H5Pset_deflate(dcpl, 6);
+    H5Pset_fletcher32(dcpl);
+    d = H5Dcreate2(file, "chunked", H5T_STD_I32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+
+    hsize_t three = 3;
+    hid_t arr = H5Tarray_create2(H5T_IEEE_F64LE, 1, &three);
+    hid_t cmp = H5Tcreate(H5T_COMPOUND, 4 + 24);
+    H5Tinsert(cmp, "compound_a", 0, H5T_STD_I32LE);
+    H5Tinsert(cmp, "compound_b", 4, arr);
+    hid_t en = H5Tenum_create(H5T_STD_I8LE);
+    signed char e0 = ENUM_NO, e1 = ENUM_YES;
+    H5Tenum_insert(en, "enum_no_member", &e0);
+    H5Tenum_insert(en, "enum_yes_member", &e1);
+    hid_t op = H5Tcreate(H5T_OPAQUE, 4);
+    H5Tset_tag(op, "opaque-tag");
+    hid_t str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, 12);
+    hid_t seq = H5Tvlen_create(H5T_STD_I16LE);
+    const hid_t types[5] = { cmp, en, op, str, seq };
+    const char *names[5] = { "compound", "enum", "opaque", "string", "sequence" };
+    for (int i = 0; i < 5; i++) {
+        d = H5Dcreate2(g, names[i], types[i], scalar, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dclose(d);
+        H5Tclose(types[i]);
+    }
+    H5Tclose(arr);
+    const char *const texts[2] = { "chat", "code" };
+    btrm_h5_write_strings(h, "texts", texts, 2);
+    H5Sclose(space);
+    H5Sclose(scalar);
+    H5Gclose(many);
+    H5Gclose(h);
+    H5Gclose(g);
+    H5Fclose(file);
+    H5Pclose(fcpl);
+    H5Pclose(fapl);
+}
+
+static void expect_file_refused(const char *path, const char *needle, const char *what)
+{
+    btrm_error_clear();
+    int rc = btrm_h5raw_check_file(path);
+    ok(rc == BTRM_EDATA && strstr(btrm_error_msg(), needle) != NULL, "%s: refused (\"%s\")",
+       what, needle);
+    if (rc != BTRM_EDATA || !strstr(btrm_error_msg(), needle))
+        diag("rc %d: %s", rc, btrm_error_msg());
+}
+
+/* b with value (width bytes, little-endian) written at byte at, into
+ * kinds-bad.h5: refused with needle in the message. */
+static void expect_damage_refused(const unsigned char *b, size_t size, size_t at, uint64_t value,
+                                  int width, const char *needle, const char *what)
+{
+    const char *bad = in_dir("kinds-bad.h5");
+    unsigned char *c = malloc(size);
+    memcpy(c, b, size);
+    put_le(c + at, value, width);
+    spill(bad, c, size);
+    free(c);
+    expect_file_refused(bad, needle, what);
+}
+
+/* The datatype message (version 1 header) that holds the encoding at enc:
+ * the end of its data. */
+static size_t message_end(const unsigned char *b, size_t enc)
+{
+    return enc + (size_t)(b[enc - 6] | b[enc - 5] << 8);
+}
+
+static void test_whole_file(void)
+{
+    const char *good = in_dir("kinds.h5"), *bad = in_dir("kinds-bad.h5");
+    for (int latest = 0; latest < 2; latest++)
+        for (int userblock = 0; userblock < 2; userblock++) {
+            make_kinds(good, latest, userblock);
+            btrm_error_clear();
+            int rc = btrm_h5raw_check_file(good);
+            hid_t file = rc ? -1 : btrm_h5_open_read(good);
+            hid_t d = file >= 0 ? H5Dopen2(file, "/many/link-005/h/up/compact", H5P_DEFAULT) : -1;
+            int32_t v[64] = { 0 };
+            herr_t read = d >= 0 ? H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v)
+                                 : -1;
+            ok(rc == 0 && read >= 0 && v[5] == COMPACT_MARK,
+               "%s format%s, every kind of object and type: passes, and reads through a "
+               "link cycle", latest ? "latest" : "default", userblock ? ", a user block" : "");
+            if (rc)
+                diag("%s", btrm_error_msg());
+            btrm_h5_close(d);
+            btrm_h5_close(file);
+        }
+    ok(btrm_h5raw_check_file(in_dir("no-such-file.h5")) == 0,
+       "a missing file is left to libhdf5 (which says so)");
+
+    make_kinds(good, 0, 0);
+    size_t size;
+    unsigned char *b = slurp(good, &size), *c = malloc(size);
+
+    /* the three structures that crashed libhdf5 1.10.8 under fuzzing */
+    size_t heap = find(b, size, "HEAP", 4);
+    expect_damage_refused(b, size, heap + 8, UINT64_MAX - 1, 8,
+                          "claims 18446744073709551614 bytes", "a local heap of 2^64 - 2 "
+                          "bytes (memcpy of a negative size in H5Lexists)");
+    btrm_error_clear();
+    ok(btrm_h5_open_read(bad) < 0 && strstr(btrm_error_msg(), "local heap"),
+       "  btrm_h5_open_read refuses it before H5Fopen, saying why");
+
+    size_t yes = find(b, size, "enum_yes_member", 15);
+    size_t enc = find(b, size, "enum_no_member", 14) - 20; /* header, base type */
+    memcpy(c, b, size);
+    memset(c + yes + 15, 'x', message_end(c, enc) - yes - 15);
+    spill(bad, c, size);
+    expect_file_refused(bad, "member 1 of an enum datatype: its name runs past the message",
+                        "an enum member's name without its NUL (heap-buffer-overflow in "
+                        "H5Dopen2)");
+    free(b);
+    make_file(good, 0, 40); /* the root header continues in a second chunk */
+    b = slurp(good, &size);
+    free(c);
+    c = malloc(size);
+    memcpy(c, b, size);
+    const unsigned char cont_head[4] = { 0x10, 0, 16, 0 };
+    size_t cont = find(c, size, cont_head, 4);
+    memset(c + cont + 8, 0xff, 8);
+    spill(bad, c, size);
+    expect_file_refused(bad, "an object header chunk at address 18446744073709551615",
+                        "the root header continued at the undefined address (SEGV in "
+                        "H5Fopen)");
+    free(b);
+    free(c);
+
+    /* the other structures the check reads */
+    make_kinds(good, 0, 0);
+    b = slurp(good, &size);
+    size_t snod = find(b, size, "SNOD", 4), tree = find(b, size, "TREE", 4);
+    expect_damage_refused(b, size, snod + 8, 1ull << 40, 8, "a link name at offset 1099511627776",
+                          "a link name past its heap");
+    expect_damage_refused(b, size, tree + 6, 1000, 2, "holds no group B-tree node",
+                          "a B-tree node of 1000 entries");
+    expect_damage_refused(b, size, tree + 5, 200, 1, "holds no group B-tree node",
+                          "a B-tree node of level 200");
+    expect_damage_refused(b, size, snod + 6, 1000, 2, "holds no symbol table node",
+                          "a symbol table node of 1000 entries");
+    size_t deflate = find(b, size, "deflate", 8); /* with its NUL */
+    expect_damage_refused(b, size, deflate + 7, 'X', 1, "a name of 8 bytes that runs past the "
+                          "message or has no NUL", "a filter name without its NUL");
+    size_t fill = find(b, size, &FILL_MARK, 4);
+    expect_damage_refused(b, size, fill - 4, 1000, 4, "a fill value of 1000 bytes runs past",
+                          "a fill value past its message");
+    size_t compact = SIZE_MAX; /* the layout message: version 3, compact, 256 bytes */
+    for (size_t at = 24; at + 4 <= size && compact == SIZE_MAX; at++)
+        if (!memcmp(b + at, &COMPACT_MARK, 4) && b[at - 24] == 3 && b[at - 23] == 0 &&
+            b[at - 22] == 0 && b[at - 21] == 1)
+            compact = at - 20;
+    expect_damage_refused(b, size, compact - 2, 60000, 2, "compact data of 60000 bytes",
+                          "compact data past the layout message");
+    size_t tag = find(b, size, "opaque-tag", 11);
+    expect_damage_refused(b, size, tag - 7, 248, 1, "an opaque datatype whose tag of 248 "
+                          "bytes runs past", "an opaque tag longer than its message");
+    size_t member = find(b, size, "compound_b", 11);
+    /* a group B-tree of 31 levels whose node has both children at one node
+     * below: 2^31 paths to one symbol table node (libhdf5 would iterate them
+     * all); the walk stops at its budget */
+    {
+        enum { LEVELS = 31, NODE = 8 + 16 + 32 * 8 + 33 * 8 }; /* K = 16, 8-byte fields */
+        unsigned char *big = malloc(size + LEVELS * NODE);
+        memcpy(big, b, size);
+        unsigned char stab[16];
+        memcpy(stab, b + 0x50, 16); /* the root's B-tree and heap, as its header says too */
+        for (int l = 0; l < LEVELS; l++) {
+            unsigned char *node = big + size + (size_t)l * NODE;
+            memset(node, 0, NODE);
+            memcpy(node, "TREE", 4);
+            node[5] = (unsigned char)(LEVELS - 1 - l);
+            put_le(node + 6, 2, 2);
+            memset(node + 8, 0xff, 16); /* no siblings */
+            uint64_t child = l + 1 < LEVELS ? size + (uint64_t)(l + 1) * NODE : snod;
+            put_le(node + 24 + 8, child, 8);      /* key 0 (offset 0: ""), child 0 */
+            put_le(node + 24 + 16 + 8, child, 8); /* key 1, child 1; key 2 */
+        }
+        for (size_t at = 0; at + 16 <= size; at++)
+            if (!memcmp(big + at, stab, 16))
+                put_le(big + at, size, 8);
+        spill(bad, big, size + LEVELS * NODE);
+        free(big);
+        alarm(60); /* without the budget, the walk would take years: fail, not hang */
+        expect_file_refused(bad, "structures shared many times over",
+                            "a B-tree of 31 levels that reaches one node 2^31 times");
+        alarm(0);
+    }
+    size_t array = member + 16; /* the member's type: an array (class 10) after its offset */
+    while (array < member + 48 && (b[array] & 0x0f) != 10)
+        array++;
+    expect_damage_refused(b, size, array + 8, 0, 1, "an array datatype of rank 0",
+                          "a compound member's array type of rank 0");
+    free(b);
+
+    /* what btrm does not read: refused, and named */
+    hid_t file = H5Fcreate(bad, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_external(dcpl, "elsewhere.bin", 0, 256);
+    hsize_t n = 64;
+    hid_t space = H5Screate_simple(1, &n, NULL);
+    H5Dclose(H5Dcreate2(file, "x", H5T_STD_I32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT));
+    H5Pclose(dcpl);
+    H5Fclose(file);
+    expect_file_refused(bad, "stored in external files", "a dataset in external files");
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    file = H5Fcreate(bad, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    for (int i = 0; i < 9; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "d%d", i);
+        H5Dclose(H5Dcreate2(file, name, H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                            H5P_DEFAULT));
+    }
+    H5Fclose(file);
+    expect_file_refused(bad, "links in dense storage", "latest format, 9 links in a group");
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_shared_mesg_nindexes(fcpl, 1);
+    H5Pset_shared_mesg_index(fcpl, 0, H5O_SHMESG_DTYPE_FLAG, 16);
+    file = H5Fcreate(bad, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Fclose(file);
+    expect_file_refused(bad, "a superblock extension", "shared object header messages");
+    H5Pclose(fcpl);
+    H5Pclose(fapl);
+    H5Sclose(space);
+}
+
 /* A file open for writing is btrm's own: nothing is read from disk. */
 static void test_writing(void)
 {
@@ -465,6 +748,7 @@ int main(int argc, char **argv)
     test_mpi_begin(&argc, &argv, "h5raw");
     if (world.rank == 0) {
         test_good_files();
+        test_whole_file();
         test_heap();
         test_messages();
         test_continuation_loop();

@@ -10,6 +10,7 @@
 #include "error.h"
 #include "fault.h"
 #include "fileutil.h"
+#include "h5raw.h"
 #include "h5util.h"
 #include "log.h"
 #include "modelfile_h5.h"
@@ -732,6 +733,11 @@ fail:
 static int open_checked(const char *path, const btrm_comm *c, hid_t *file,
                         btrm_ckpt_state *st)
 {
+    *file = -1;
+    /* rank 0 reads the file's structure once (btrm_h5raw_check_file) */
+    int checked = btrm_comm_agree(c, c->rank == 0 ? btrm_h5raw_check_file(path) : 0);
+    if (checked)
+        return checked;
     *file = open_parallel(path, c, 0);
     if (*file < 0)
         return btrm_comm_agree(c, btrm_error_set(BTRM_EDATA, "%s: cannot open as HDF5 "
@@ -988,7 +994,7 @@ int btrm_ckpt_read_config(const char *path, char **config_text)
     *config_text = NULL;
     hid_t file = btrm_h5_open_read(path);
     if (file < 0)
-        return btrm_error_set(BTRM_EDATA, "%s: cannot open", path);
+        return btrm_h5_open_error(path, "cannot open");
     size_t size = 1 << 20; /* config.c refuses larger config files */
     char *text = malloc(size);
     int rc = text ? btrm_h5_read_attr_string(file, "config", text, size)

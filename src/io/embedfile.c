@@ -106,6 +106,9 @@ int btrm_features_create(const char *in_path, const char *tmp, const char *out_p
     btrm_h5_quiet();
     BTRM_CHECK_H5(fapl = btrm_h5_fapl(), in_path);
     BTRM_CHECK_H5(fcpl = btrm_h5_fcpl(), out_path);
+    rc = btrm_h5raw_check_file(in_path);
+    if (rc)
+        goto fail;
     BTRM_CHECK_H5(in = H5Fopen(in_path, H5F_ACC_RDONLY, fapl), in_path);
     out = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
     if (out < 0) {
@@ -205,6 +208,9 @@ int btrm_texts_open(btrm_texts_reader **out, const char *path, int64_t batch,
         return rc;
     r->file = r->dset = r->space = r->mtype = r->mspace = -1;
     r->path = path;
+    rc = btrm_h5raw_check_file(path);
+    if (rc)
+        goto fail;
     BTRM_CHECK_H5(fapl = btrm_h5_fapl(), path);
     r->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (r->file < 0) {

@@ -91,8 +91,8 @@ int btrm_format_of_file(const char *path, char *tag, size_t tag_size, char *writ
     tag[0] = writer[0] = '\0';
     hid_t file = btrm_h5_open_read(path);
     if (file < 0)
-        return btrm_error_set(BTRM_EDATA, "%s: cannot open as HDF5 (missing, truncated or "
-                              "not HDF5)", path);
+        return btrm_h5_open_error(path, "cannot open as HDF5 (missing, truncated or not "
+                                  "HDF5)");
     int rc = btrm_h5_read_format(file, path, tag, tag_size, writer, writer_size);
     H5Fclose(file);
     return rc;

@@ -32,11 +32,22 @@ enum {
     MAX_ATTR_VALUES = 1 << 20,      /* values of one attribute */
     MAX_DATASET_STRINGS = 1 << 30,  /* strings of one dataset */
     STRINGS_PER_READ = 1 << 16,     /* a dataset's strings checked per read */
+    MAX_OBJECTS = 1 << 16,          /* objects of one file (btrm_h5raw_check_file) */
+    MAX_GROUP_DEPTH = 64,           /* nested groups, and B-tree levels */
+    MAX_LOCAL_HEAP_BYTES = 16 << 20, /* the link names of one group */
+    MAX_DTYPE_DEPTH = 16,           /* nested datatypes (compound, array, enum, vlen) */
     MSG_DATASPACE = 0x01,
+    MSG_LINK_INFO = 0x02,
     MSG_DATATYPE = 0x03,
+    MSG_FILL_OLD = 0x04,
+    MSG_FILL = 0x05,
+    MSG_LINK = 0x06,
+    MSG_EXTERNAL = 0x07,
     MSG_LAYOUT = 0x08,
+    MSG_PIPELINE = 0x0B,
     MSG_ATTRIBUTE = 0x0C,
     MSG_CONTINUATION = 0x10,
+    MSG_SYMBOL_TABLE = 0x11,
     MSG_ATTRIBUTE_INFO = 0x15,
     MSG_FLAG_SHARED = 0x02,
 };
@@ -56,6 +67,15 @@ typedef struct raw_file {
     /* a dataset's datatype, dataspace and layout messages, copied */
     uint8_t *msg[3];
     size_t msg_len[3];
+    /* btrm_h5raw_check_file: every object header reachable from the root,
+     * each walked once; attributes are left to btrm_h5raw_check_attrs */
+    int whole_file;
+    unsigned leaf_k, node_k;      /* symbol table node and group B-tree K */
+    uint64_t *seen;               /* object header addresses met, + 1 (hash set) */
+    size_t seen_cap, n_seen;
+    uint64_t *todo;               /* object headers still to walk */
+    size_t n_todo;
+    uint64_t spent;               /* bytes of structures read (spend) */
 } raw_file;
 
 enum { SAVED_DTYPE, SAVED_DSPACE, SAVED_LAYOUT };
@@ -87,7 +107,7 @@ static int refuse(const raw_file *f, const char *fmt, ...)
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     return btrm_error_set(BTRM_EDATA, "%s: %s (the file is damaged or crafted; btrm checks "
-                          "HDF5 attribute structures before libhdf5 reads them)",
+                          "HDF5 structures before libhdf5 reads them)",
                           f->where, what);
 }
 
@@ -226,7 +246,7 @@ static int check_dspace(const raw_file *f, const uint8_t *p, size_t n, const cha
     uint64_t count = is_null ? 0 : 1;
     for (unsigned i = 0; i < rank; i++) {
         uint64_t dim = le(p + head + (size_t)i * f->ss, f->ss);
-        if (dim > max_values || count * dim > max_values)
+        if (dim > max_values || (dim > 0 && count > max_values / dim))
             return refuse(f, "%s: more than %llu values", what, (unsigned long long)max_values);
         count *= dim;
     }
@@ -408,6 +428,503 @@ static int check_attr(raw_file *f, const uint8_t *m, size_t n, unsigned msg_flag
 }
 
 /* ------------------------------------------------------------------------ */
+/* Whole file (btrm_h5raw_check_file): what libhdf5 1.10 decodes when it
+ * opens the file, follows a link or opens a dataset */
+
+/* Counts bytes of structures read by the whole-file walk. A well-formed
+ * file reads each structure once (at most its size in all); crafted links
+ * or B-tree nodes shared many times over would read the same bytes again
+ * and again, so the walk stops at 64 MiB + 4 times the file's size. */
+static int spend(raw_file *f, uint64_t bytes)
+{
+    uint64_t limit = ((uint64_t)64 << 20) + 4 * f->eof;
+    f->spent += bytes;
+    if (f->spent > limit)
+        return refuse(f, "its groups and headers need more than %llu bytes read (structures "
+                      "shared many times over)", (unsigned long long)limit);
+    return 0;
+}
+
+/* Marks the object header at addr met; 1 if it was met before. */
+static int seen_before(raw_file *f, uint64_t addr, int *rc)
+{
+    *rc = 0;
+    if (f->n_seen * 2 >= f->seen_cap) {
+        if (f->n_seen >= MAX_OBJECTS) {
+            *rc = refuse(f, "more than %d objects", MAX_OBJECTS);
+            return 1;
+        }
+        size_t cap = f->seen_cap ? 2 * f->seen_cap : 64;
+        uint64_t *grown = calloc(cap, sizeof *grown);
+        if (!grown) {
+            *rc = btrm_error_set(BTRM_ENOMEM, "%s: out of memory", f->where);
+            return 1;
+        }
+        for (size_t i = 0; i < f->seen_cap; i++)
+            if (f->seen[i]) {
+                size_t j = (size_t)(f->seen[i] * 0x9E3779B97F4A7C15ull) & (cap - 1);
+                while (grown[j])
+                    j = (j + 1) & (cap - 1);
+                grown[j] = f->seen[i];
+            }
+        free(f->seen);
+        f->seen = grown;
+        f->seen_cap = cap;
+    }
+    uint64_t key = addr + 1;
+    size_t j = (size_t)(key * 0x9E3779B97F4A7C15ull) & (f->seen_cap - 1);
+    for (; f->seen[j]; j = (j + 1) & (f->seen_cap - 1))
+        if (f->seen[j] == key)
+            return 1;
+    f->seen[j] = key;
+    f->n_seen++;
+    return 0;
+}
+
+/* Queues the object header a link points to, unless it was met before. */
+static int push_object(raw_file *f, uint64_t addr)
+{
+    int rc = 0;
+    if (addr >= f->eof - f->base)
+        return refuse(f, "a link points to address %llu, past the end of the file (%llu "
+                      "bytes)", (unsigned long long)addr, (unsigned long long)f->eof);
+    if (seen_before(f, addr, &rc))
+        return rc;
+    uint64_t *grown = realloc(f->todo, (f->n_todo + 1) * sizeof *grown);
+    if (!grown)
+        return btrm_error_set(BTRM_ENOMEM, "%s: out of memory", f->where);
+    f->todo = grown;
+    f->todo[f->n_todo++] = addr;
+    return 0;
+}
+
+/* Any datatype encoding, p[0..n), as libhdf5 1.10's H5O_dtype_decode reads
+ * it without knowing n: every field, member name (strdup'd: it must hold
+ * its NUL), enum value and nested type inside n. *used: its bytes. */
+static int check_any_dtype(const raw_file *f, const uint8_t *p, size_t n, int depth,
+                           size_t *used)
+{
+    if (depth > MAX_DTYPE_DEPTH)
+        return refuse(f, "datatypes nested more than %d deep", MAX_DTYPE_DEPTH);
+    if (n < 8)
+        return refuse(f, "a datatype of %zu bytes, shorter than its header", n);
+    unsigned cls = p[0] & 0x0f, version = p[0] >> 4;
+    unsigned bits = (unsigned)le(p + 1, 3);
+    uint64_t size = le(p + 4, 4);
+    if (version < 1 || version > 4)
+        return refuse(f, "datatype version %u", version);
+    size_t at = 8, sub = 0;
+    int rc = 0;
+    switch (cls) {
+    case 0: case 4: at += 4; break;   /* integer, bitfield: offset, precision */
+    case 1: at += 12; break;          /* float: offset, precision, fields, bias */
+    case 2: at += 2; break;           /* time: precision */
+    case 3: case 7: break;            /* string, reference */
+    case 5: {                         /* opaque: a tag, padded to 8 (copied by length) */
+        size_t tag = bits & 0xff;
+        if (tag > n - at)
+            return refuse(f, "an opaque datatype whose tag of %zu bytes runs past its "
+                          "message", tag);
+        at += tag;
+        break;
+    }
+    case 6: case 8: {                 /* compound, enum */
+        unsigned members = bits & 0xffff;
+        if (cls == 8) {
+            rc = check_any_dtype(f, p + at, n - at, depth + 1, &sub);
+            if (rc)
+                return rc;
+            at += sub;
+        }
+        if (members == 0)
+            return refuse(f, "%s datatype with no members", cls == 6 ? "a compound" : "an enum");
+        for (unsigned i = 0; i < members; i++) {
+            const uint8_t *name_end = at < n ? memchr(p + at, '\0', n - at) : NULL;
+            if (!name_end)
+                return refuse(f, "member %u of %s datatype: its name runs past the message",
+                              i, cls == 6 ? "a compound" : "an enum");
+            size_t name_len = (size_t)(name_end - (p + at)) + 1;
+            at += version < 3 ? (size_t)pad8(name_len) : name_len;
+            if (cls == 8)
+                continue;
+            /* member offset: 4 bytes before version 3, else as many as the size needs */
+            size_t off_bytes = 4;
+            if (version >= 3)
+                for (off_bytes = 1; off_bytes < 4 && size >> (8 * off_bytes); off_bytes++)
+                    ;
+            if (version == 1)
+                off_bytes += 28; /* dimensionality, reserved, permutation, 4 dimensions */
+            if (at > n || off_bytes > n - at)
+                return refuse(f, "member %u of a compound datatype runs past the message", i);
+            at += off_bytes;
+            rc = check_any_dtype(f, p + at, n - at, depth + 1, &sub);
+            if (rc)
+                return rc;
+            at += sub;
+        }
+        if (cls == 8) {
+            uint64_t base_size = le(p + 12, 4); /* the base type's size field */
+            if (at > n || base_size > (n - at) / members)
+                return refuse(f, "an enum datatype's %u values of %llu bytes run past the "
+                              "message", members, (unsigned long long)base_size);
+            at += (size_t)(members * base_size);
+        }
+        break;
+    }
+    case 9:                           /* variable-length: the base type */
+        rc = check_any_dtype(f, p + at, n - at, depth + 1, &sub);
+        if (rc)
+            return rc;
+        at += sub;
+        break;
+    case 10: {                        /* array: rank, dimensions, [permutation], base */
+        if (n - at < 4)
+            return refuse(f, "an array datatype cut short");
+        unsigned rank = p[at];
+        size_t dims = version < 3 ? 4 + 8 * (size_t)rank : 1 + 4 * (size_t)rank;
+        if (rank == 0 || rank > 32 || dims > n - at)
+            return refuse(f, "an array datatype of rank %u", rank);
+        at += dims;
+        rc = check_any_dtype(f, p + at, n - at, depth + 1, &sub);
+        if (rc)
+            return rc;
+        at += sub;
+        break;
+    }
+    default:
+        return refuse(f, "a datatype of class %u", cls);
+    }
+    if (at > n)
+        return refuse(f, "a datatype of class %u needs %zu bytes, its message has %zu", cls, at,
+                      n);
+    *used = at;
+    return 0;
+}
+
+/* The fill value messages: a value of the size they claim, inside them. */
+static int check_fill(const raw_file *f, unsigned type, const uint8_t *m, size_t n)
+{
+    size_t at;
+    if (type == MSG_FILL_OLD) {
+        at = 0;
+    } else {
+        if (n < 1 || m[0] < 1 || m[0] > 3)
+            return refuse(f, "a fill value message of version %u", n ? m[0] : 0);
+        /* versions 1, 2: version, allocation time, write time, defined, [size, value];
+         * version 3: version, flags, [size, value] */
+        size_t head = m[0] < 3 ? 4 : 2;
+        if (n < head)
+            return refuse(f, "a fill value message of %zu bytes", n);
+        if (m[0] < 3 ? !m[3] : !(m[1] & 0x20))
+            return 0; /* no value stored */
+        at = head;
+    }
+    if (n < at + 4 || le(m + at, 4) > n - at - 4)
+        return refuse(f, "a fill value of %llu bytes runs past its message of %zu",
+                      n < at + 4 ? 0ull : (unsigned long long)le(m + at, 4), n);
+    return 0;
+}
+
+/* The layout message: versions 1 to 4, compact data inside the message,
+ * every field inside it. */
+static int check_layout(const raw_file *f, const uint8_t *m, size_t n)
+{
+    if (n < 2 || m[0] < 1 || m[0] > 4)
+        return refuse(f, "a layout message of version %u", n ? m[0] : 0);
+    unsigned version = m[0];
+    if (version < 3) { /* rank, class, 5 reserved, [address], dimensions, [compact data] */
+        if (n < 8 || m[1] == 0 || m[1] > 33 || m[2] > 2)
+            return refuse(f, "a version %u layout message of rank %u, class %u", version,
+                          n >= 2 ? m[1] : 0, n >= 3 ? m[2] : 0);
+        size_t at = 8 + (m[2] ? f->sa : 0) + 4 * (size_t)m[1];
+        if (at > n || (m[2] == 0 && (n - at < 4 || le(m + at, 4) > n - at - 4)))
+            return refuse(f, "a version %u layout message runs past its %zu bytes", version, n);
+        return 0;
+    }
+    unsigned cls = m[1];
+    size_t need;
+    switch (cls) {
+    case 0: /* compact: size, data */
+        if (n < 4 || le(m + 2, 2) > n - 4)
+            return refuse(f, "compact data of %llu bytes run past its layout message of %zu",
+                          n < 4 ? 0ull : (unsigned long long)le(m + 2, 2), n);
+        return 0;
+    case 1: need = 2 + f->sa + f->ss; break;
+    case 2:
+        if (version == 3) { /* rank, B-tree address, dimensions */
+            if (n < 3 || m[2] < 2 || m[2] > 33)
+                return refuse(f, "a chunked layout of rank %u", n >= 3 ? m[2] : 0);
+            need = 3 + f->sa + 4 * (size_t)m[2];
+        } else { /* flags, rank, dimension bytes, dimensions, index type, index, address */
+            if (n < 5 || m[3] < 2 || m[3] > 33 || m[4] < 1 || m[4] > 8)
+                return refuse(f, "a version 4 chunked layout message that btrm cannot check");
+            size_t at = 5 + (size_t)m[3] * m[4];
+            if (at >= n)
+                return refuse(f, "a version 4 chunked layout message of %zu bytes", n);
+            unsigned index = m[at++];
+            static const size_t index_bytes[6] = { 0, 0, 0, 1, 5, 6 };
+            if (index < 1 || index > 5)
+                return refuse(f, "a chunk index of type %u", index);
+            need = at + index_bytes[index] + f->sa;
+            if (index == 1 && (m[2] & 0x02))
+                need += f->ss + 4; /* a single filtered chunk: its size and filter mask */
+        }
+        break;
+    default:
+        return refuse(f, "a layout of class %u, which btrm does not read", cls);
+    }
+    if (need > n)
+        return refuse(f, "a layout message of class %u needs %zu bytes, it has %zu", cls, need,
+                      n);
+    return 0;
+}
+
+/* The filter pipeline: at most 32 filters, each name NUL-terminated inside
+ * its field (libhdf5 strlen's it), every value inside the message. */
+static int check_pipeline(const raw_file *f, const uint8_t *m, size_t n)
+{
+    if (n < 2 || m[0] < 1 || m[0] > 2 || m[1] > 32)
+        return refuse(f, "a filter pipeline of version %u with %u filters", n ? m[0] : 0,
+                      n >= 2 ? m[1] : 0);
+    unsigned version = m[0], filters = m[1];
+    size_t at = version == 1 ? 8 : 2;
+    for (unsigned i = 0; i < filters; i++) {
+        /* id, [name length], flags, number of values */
+        unsigned id = at <= n && n - at >= 2 ? (unsigned)le(m + at, 2) : 0;
+        if (at > n || n - at < (version == 1 || id >= 256 ? 8u : 6u))
+            return refuse(f, "filter %u runs past the filter pipeline message", i);
+        size_t name_len = 0;
+        if (version == 1 || id >= 256) {
+            name_len = (size_t)le(m + at + 2, 2);
+            at += 2;
+        }
+        size_t values = (size_t)le(m + at + 4, 2);
+        at += 6;
+        size_t name_field = version == 1 ? (size_t)pad8(name_len) : name_len;
+        if (name_field > n - at || (name_len > 0 && !memchr(m + at, '\0', name_len)))
+            return refuse(f, "filter %u: a name of %zu bytes that runs past the message or "
+                          "has no NUL", i, name_len);
+        at += name_field;
+        size_t value_bytes = 4 * values + (version == 1 && (values & 1) ? 4 : 0);
+        if (value_bytes > n - at)
+            return refuse(f, "filter %u: %zu values run past the message", i, values);
+        at += value_bytes;
+    }
+    return 0;
+}
+
+/* A group's local heap (the names of its links): in the file, and its data
+ * segment loaded into *data (the caller frees it). */
+static int load_local_heap(raw_file *f, uint64_t addr, uint8_t **data, uint64_t *size)
+{
+    uint8_t prefix[32];
+    size_t head = 8 + 2 * (size_t)f->ss + f->sa;
+    *data = NULL;
+    int rc = raw_read(f, addr, prefix, head, "a group's local heap");
+    if (rc)
+        return rc;
+    if (memcmp(prefix, "HEAP", 4) != 0 || prefix[4] != 0)
+        return refuse(f, "address %llu holds no local heap", (unsigned long long)addr);
+    uint64_t dsize = le(prefix + 8, f->ss), free_at = le(prefix + 8 + f->ss, f->ss);
+    uint64_t daddr = le(prefix + 8 + 2 * f->ss, f->sa);
+    if (dsize == 0 || dsize > MAX_LOCAL_HEAP_BYTES)
+        return refuse(f, "the local heap at address %llu claims %llu bytes",
+                      (unsigned long long)addr, (unsigned long long)dsize);
+    rc = spend(f, dsize);
+    if (rc)
+        return rc;
+    rc = BTRM_MALLOC(*data, (size_t)dsize + 1);
+    if (rc)
+        return rc;
+    rc = raw_read(f, daddr, *data, (size_t)dsize, "a local heap's data");
+    /* the free list: inside the data, no loop (libhdf5 follows it to the end) */
+    uint64_t steps = 0;
+    while (!rc && free_at != 1 && !(f->ss == 8 && free_at == UINT64_MAX)) {
+        if (free_at > dsize || dsize - free_at < 2 * (uint64_t)f->ss ||
+            ++steps > dsize / (2 * f->ss))
+            rc = refuse(f, "the free list of the local heap at address %llu leaves its data "
+                        "or loops", (unsigned long long)addr);
+        else
+            free_at = le(*data + free_at, f->ss);
+    }
+    if (rc) {
+        free(*data);
+        *data = NULL;
+        return rc;
+    }
+    *size = dsize;
+    return 0;
+}
+
+/* A NUL-terminated name at offset off of a local heap's data. */
+static int heap_name(const raw_file *f, const uint8_t *heap, uint64_t size, uint64_t off)
+{
+    if (off >= size || !memchr(heap + off, '\0', (size_t)(size - off)))
+        return refuse(f, "a link name at offset %llu of a local heap of %llu bytes runs past "
+                      "it", (unsigned long long)off, (unsigned long long)size);
+    return 0;
+}
+
+/* One symbol table entry (a link of an old-style group). */
+static int check_entry(raw_file *f, const uint8_t *e, const uint8_t *heap, uint64_t heap_size)
+{
+    int rc = heap_name(f, heap, heap_size, le(e, f->ss));
+    if (rc)
+        return rc;
+    uint64_t addr = le(e + f->ss, f->sa);
+    unsigned cache = (unsigned)le(e + f->ss + f->sa, 4);
+    if (cache > 2)
+        return refuse(f, "a symbol table entry of cache type %u", cache);
+    if (cache == 2) /* a soft link: its value in the heap */
+        return heap_name(f, heap, heap_size, le(e + f->ss + f->sa + 8, 4));
+    return push_object(f, addr);
+}
+
+/* A group's B-tree (version 1, type 0) node at addr, of the given level
+ * (-1: the root, any level up to MAX_GROUP_DEPTH), its keys' names, and
+ * below it the symbol table nodes and their entries. */
+static int check_group_btree(raw_file *f, uint64_t addr, int level, const uint8_t *heap,
+                             uint64_t heap_size)
+{
+    size_t k2 = 2 * (size_t)f->node_k;
+    size_t head = 8 + 2 * (size_t)f->sa, size = head + k2 * f->sa + (k2 + 1) * f->ss;
+    uint8_t *node = NULL;
+    int rc = spend(f, size);
+    if (rc)
+        return rc;
+    rc = BTRM_MALLOC(node, size);
+    if (rc)
+        return rc;
+    rc = raw_read(f, addr, node, size, "a group B-tree node");
+    if (rc)
+        goto done;
+    unsigned entries = (unsigned)le(node + 6, 2);
+    if (memcmp(node, "TREE", 4) != 0 || node[4] != 0 ||
+        (level >= 0 && node[5] != level) || node[5] >= MAX_GROUP_DEPTH || entries > k2) {
+        rc = refuse(f, "address %llu holds no group B-tree node of level %d with at most %zu "
+                    "entries", (unsigned long long)addr, level, k2);
+        goto done;
+    }
+    level = node[5];
+    for (unsigned i = 0; i <= entries && !rc; i++) {
+        const uint8_t *key = node + head + (size_t)i * (f->ss + f->sa);
+        rc = heap_name(f, heap, heap_size, le(key, f->ss)); /* libhdf5 compares with each */
+        if (rc || i == entries)
+            break;
+        uint64_t child = le(key + f->ss, f->sa);
+        if (level > 0) {
+            rc = check_group_btree(f, child, level - 1, heap, heap_size);
+            continue;
+        }
+        /* a symbol table node: SNOD, version 1, its entries */
+        size_t entry = (size_t)f->ss + f->sa + 24, snod = 8 + 2 * (size_t)f->leaf_k * entry;
+        uint8_t *s = NULL;
+        rc = BTRM_MALLOC(s, snod);
+        if (rc)
+            break;
+        rc = raw_read(f, child, s, snod, "a symbol table node");
+        unsigned symbols = rc ? 0 : (unsigned)le(s + 6, 2);
+        if (!rc && (memcmp(s, "SNOD", 4) != 0 || s[4] != 1 || symbols > 2 * f->leaf_k))
+            rc = refuse(f, "address %llu holds no symbol table node of at most %u entries",
+                        (unsigned long long)child, 2 * f->leaf_k);
+        if (!rc)
+            rc = spend(f, snod);
+        for (unsigned j = 0; j < symbols && !rc; j++)
+            rc = check_entry(f, s + 8 + (size_t)j * entry, heap, heap_size);
+        free(s);
+    }
+done:
+    free(node);
+    return rc;
+}
+
+/* An old-style group: its B-tree and local heap. */
+static int check_symbol_table(raw_file *f, uint64_t btree, uint64_t heap_addr)
+{
+    uint8_t *heap = NULL;
+    uint64_t heap_size = 0;
+    int rc = load_local_heap(f, heap_addr, &heap, &heap_size);
+    if (!rc)
+        rc = check_group_btree(f, btree, -1, heap, heap_size);
+    free(heap);
+    return rc;
+}
+
+/* A link message (a new-style compact group): name and value inside it; a
+ * hard link's object is queued. */
+static int check_link(raw_file *f, const uint8_t *m, size_t n)
+{
+    if (n < 2 || m[0] != 1)
+        return refuse(f, "a link message of version %u", n ? m[0] : 0);
+    unsigned flags = m[1];
+    size_t at = 2;
+    unsigned type = 0;
+    if (flags & 0x08) {
+        if (at >= n)
+            return refuse(f, "a link message cut short");
+        type = m[at++];
+    }
+    at += (flags & 0x04 ? 8 : 0) + (flags & 0x10 ? 1 : 0);
+    size_t len_bytes = (size_t)1 << (flags & 3);
+    if (at > n || len_bytes > n - at)
+        return refuse(f, "a link message cut short");
+    uint64_t name_len = le(m + at, (unsigned)len_bytes);
+    at += len_bytes;
+    if (name_len == 0 || name_len > n - at)
+        return refuse(f, "a link name of %llu bytes in a link message of %zu",
+                      (unsigned long long)name_len, n);
+    at += (size_t)name_len;
+    if (type == 0) {
+        if (f->sa > n - at)
+            return refuse(f, "a hard link message cut short");
+        return push_object(f, le(m + at, f->sa));
+    }
+    if (n - at < 2 || le(m + at, 2) > n - at - 2)
+        return refuse(f, "a link of type %u whose value runs past its message", type);
+    return 0;
+}
+
+/* One message of an object header in the whole-file walk. */
+static int check_file_message(raw_file *f, unsigned type, const uint8_t *m, size_t n,
+                              unsigned flags)
+{
+    size_t used = 0;
+    if ((flags & MSG_FLAG_SHARED) &&
+        (type == MSG_DATATYPE || type == MSG_DATASPACE || type == MSG_FILL ||
+         type == MSG_PIPELINE))
+        return refuse(f, "a shared header message (type %u), which btrm's files never hold",
+                      type);
+    switch (type) {
+    case MSG_DATATYPE: return check_any_dtype(f, m, n, 0, &used);
+    case MSG_DATASPACE: {
+        uint64_t nelem = 0;
+        return check_dspace(f, m, n, "a dataset", UINT64_MAX, &nelem);
+    }
+    case MSG_FILL_OLD:
+    case MSG_FILL: return check_fill(f, type, m, n);
+    case MSG_LAYOUT: return check_layout(f, m, n);
+    case MSG_PIPELINE: return check_pipeline(f, m, n);
+    case MSG_EXTERNAL:
+        return refuse(f, "a dataset stored in external files, which btrm does not read");
+    case MSG_LINK: return check_link(f, m, n);
+    case MSG_SYMBOL_TABLE:
+        if (n < 2 * (size_t)f->sa)
+            return refuse(f, "a symbol table message of %zu bytes", n);
+        return check_symbol_table(f, le(m, f->sa), le(m + f->sa, f->sa));
+    case MSG_LINK_INFO: { /* version, flags, [max creation index], fractal heap address */
+        size_t heap_at = 2 + ((n >= 2 && (m[1] & 1)) ? 8 : 0);
+        if (n < heap_at + f->sa)
+            return refuse(f, "a link info message of %zu bytes", n);
+        if (!undefined_addr(m + heap_at, f->sa))
+            return refuse(f, "links in dense storage (a fractal heap), which btrm's files "
+                          "never use");
+        return 0;
+    }
+    default: return 0;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
 /* Object headers */
 
 typedef struct pending {
@@ -428,7 +945,9 @@ static int check_messages(raw_file *f, const uint8_t *c, size_t n, int version,
             return refuse(f, "a header message (type %u) of %zu bytes runs past its chunk", type,
                           size);
         int rc = 0;
-        if (type == MSG_ATTRIBUTE) {
+        if (f->whole_file && type != MSG_CONTINUATION) {
+            rc = check_file_message(f, type, m, size, flags);
+        } else if (type == MSG_ATTRIBUTE) {
             rc = check_attr(f, m, size, flags);
         } else if (type == MSG_CONTINUATION) {
             if (size < (size_t)f->sa + f->ss)
@@ -519,6 +1038,8 @@ static int check_chunk(raw_file *f, pending p, int first, int *version, int *cre
         return refuse(f, "an object header chunk at address %llu",
                       (unsigned long long)p.addr);
     rc = add_chunk(f, p.addr, chunk_len);
+    if (!rc && f->whole_file)
+        rc = spend(f, chunk_len);
     if (rc)
         return rc;
     uint8_t *chunk = NULL;
@@ -530,6 +1051,19 @@ static int check_chunk(raw_file *f, pending p, int first, int *version, int *cre
         rc = check_messages(f, chunk, (size_t)msg_len, *version, *creation_order, next,
                             n_next);
     free(chunk);
+    return rc;
+}
+
+/* The object header at addr: every chunk, every message. */
+static int walk_header(raw_file *f, uint64_t addr)
+{
+    pending chunks[MAX_CHUNKS];
+    int n_chunks = 1, version = 0, creation_order = 0, rc = 0;
+    chunks[0].addr = addr;
+    chunks[0].len = 0;
+    f->n_chunks = 0;
+    for (int i = 0; i < n_chunks && !rc; i++)
+        rc = check_chunk(f, chunks[i], i == 0, &version, &creation_order, chunks, &n_chunks);
     return rc;
 }
 
@@ -575,12 +1109,7 @@ static int walk_object(hid_t obj, const char *where, raw_file *f)
     }
     f->eof = (uint64_t)st.st_size;
 
-    pending chunks[MAX_CHUNKS];
-    int n_chunks = 1, version = 0, creation_order = 0;
-    chunks[0].addr = info.addr;
-    chunks[0].len = 0;
-    for (int i = 0; i < n_chunks && !rc; i++)
-        rc = check_chunk(f, chunks[i], i == 0, &version, &creation_order, chunks, &n_chunks);
+    rc = walk_header(f, info.addr);
 fail:
     if (fcpl >= 0)
         H5Pclose(fcpl);
@@ -594,6 +1123,8 @@ static void raw_close(raw_file *f)
     if (f->fd >= 0)
         close(f->fd);
     free(f->heap);
+    free(f->seen);
+    free(f->todo);
     for (int i = 0; i < 3; i++)
         free(f->msg[i]);
 }
@@ -672,6 +1203,100 @@ int btrm_h5raw_check_strings(hid_t dset, const char *where)
     int rc = walk_object(dset, where, &f);
     if (rc == 0)
         rc = check_dataset_strings(&f);
+    raw_close(&f);
+    return rc < 0 ? rc : 0;
+}
+
+/* The superblock (versions 0 to 3) at the signature (byte 0, or 512, 1024,
+ * ... after a user block): sizes, K values, the root group. 1: leave the
+ * file to libhdf5 (no signature, cut short or truncated: it refuses those
+ * itself, with its own message). */
+static int read_superblock(raw_file *f, uint64_t size, uint64_t *root, uint64_t *btree,
+                           uint64_t *heap, int *cached)
+{
+    static const uint8_t signature[8] = { 0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n' };
+    uint8_t sb[128];
+    uint64_t at = 0;
+    for (;;) {
+        if (at > size || size - at < sizeof sb)
+            return 1;
+        if (pread(f->fd, sb, sizeof sb, (off_t)at) != (ssize_t)sizeof sb)
+            return 1;
+        if (memcmp(sb, signature, 8) == 0)
+            break;
+        at = at ? 2 * at : 512;
+    }
+    f->base = at;
+    f->eof = size;
+    unsigned version = sb[8];
+    size_t p;
+    if (version <= 1) {
+        f->sa = sb[13];
+        f->ss = sb[14];
+        f->leaf_k = (unsigned)le(sb + 16, 2);
+        f->node_k = (unsigned)le(sb + 18, 2);
+        p = version == 0 ? 24 : 28;
+    } else if (version <= 3) {
+        f->sa = sb[9];
+        f->ss = sb[10];
+        f->leaf_k = 4; /* the defaults: no superblock extension changes them */
+        f->node_k = 16;
+        p = 12;
+    } else {
+        return refuse(f, "superblock version %u", version);
+    }
+    if ((f->sa != 2 && f->sa != 4 && f->sa != 8) || (f->ss != 2 && f->ss != 4 && f->ss != 8))
+        return refuse(f, "addresses of %u bytes and lengths of %u (btrm reads 2, 4 or 8)",
+                      f->sa, f->ss);
+    if (f->leaf_k == 0 || f->node_k == 0)
+        return refuse(f, "a group B-tree K of 0");
+    /* base, free space or extension, end of file, driver info or root */
+    uint64_t ext = le(sb + p + f->sa, f->sa), stored_eof = le(sb + p + 2 * f->sa, f->sa);
+    int ext_defined = !undefined_addr(sb + p + f->sa, f->sa);
+    if (stored_eof > size - at)
+        return 1; /* truncated: libhdf5 says so */
+    if (version >= 2) {
+        if (ext_defined)
+            return refuse(f, "a superblock extension at address %llu (file creation settings "
+                          "btrm's files never use)", (unsigned long long)ext);
+        *root = le(sb + p + 3 * f->sa, f->sa);
+        *cached = 0;
+        return 0;
+    }
+    if (!undefined_addr(sb + p + 3 * f->sa, f->sa))
+        return refuse(f, "a driver information block (a family or multi file), which btrm "
+                      "does not read");
+    /* the root group's symbol table entry: name offset, header, cache type, scratch */
+    const uint8_t *e = sb + p + 4 * f->sa;
+    *root = le(e + f->ss, f->sa);
+    unsigned cache = (unsigned)le(e + f->ss + f->sa, 4);
+    if (cache > 1)
+        return refuse(f, "the root group's entry has cache type %u", cache);
+    *cached = cache == 1;
+    *btree = le(e + f->ss + f->sa + 8, f->sa);
+    *heap = le(e + f->ss + 2 * f->sa + 8, f->sa);
+    return 0;
+}
+
+int btrm_h5raw_check_file(const char *path)
+{
+    raw_file f = {.fd = -1, .where = path, .whole_file = 1};
+    struct stat st;
+    int rc = 0;
+    f.fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f.fd < 0 || fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode))
+        goto done; /* libhdf5 says why it cannot open it */
+    uint64_t root = 0, btree = 0, heap = 0;
+    int cached = 0;
+    rc = read_superblock(&f, (uint64_t)st.st_size, &root, &btree, &heap, &cached);
+    if (rc)
+        goto done;
+    rc = push_object(&f, root);
+    if (!rc && cached) /* libhdf5 checks the cached B-tree and heap on open */
+        rc = check_symbol_table(&f, btree, heap);
+    while (!rc && f.n_todo > 0)
+        rc = walk_header(&f, f.todo[--f.n_todo]);
+done:
     raw_close(&f);
     return rc < 0 ? rc : 0;
 }

@@ -87,10 +87,20 @@ hid_t btrm_h5_fapl(void)
 hid_t btrm_h5_open_read(const char *path)
 {
     btrm_h5_quiet();
+    btrm_error_clear();
+    if (btrm_h5raw_check_file(path) != 0)
+        return -1;
     hid_t fapl = btrm_h5_fapl();
     hid_t file = fapl >= 0 ? H5Fopen(path, H5F_ACC_RDONLY, fapl) : -1;
     btrm_h5_close(fapl);
     return file;
+}
+
+int btrm_h5_open_error(const char *path, const char *what)
+{
+    if (btrm_error_code() != 0)
+        return btrm_error_code(); /* btrm_h5raw_check_file refused it, and said why */
+    return btrm_error_set(BTRM_EDATA, "%s: %s", path, what);
 }
 
 void btrm_h5_close(hid_t id)

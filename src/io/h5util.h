@@ -42,8 +42,13 @@ hid_t btrm_h5_dcpl(void);
 hid_t btrm_h5_fapl(void);
 
 /* Opens path read-only, serially (btrm_h5_fapl), with HDF5's error printing
- * off; negative when it cannot. */
+ * off, after btrm_h5raw_check_file; negative when it cannot or the check
+ * refused the file (then btrm_error_msg says why). */
 hid_t btrm_h5_open_read(const char *path);
+
+/* The error to return when btrm_h5_open_read failed: the check's, when it
+ * refused the file, else BTRM_EDATA "PATH: what". */
+int btrm_h5_open_error(const char *path, const char *what);
 
 /* Closes any HDF5 identifier (file, group, dataset, dataspace, datatype,
  * attribute, property list); a negative one is ignored. For cleanup paths

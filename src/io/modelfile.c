@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "feature_record_h5.h"
+#include "h5raw.h"
 #include "h5util.h"
 
 #include <hdf5.h>
@@ -408,6 +409,9 @@ static int open_model_file(const char *path, hid_t *fapl, hid_t *file, int *vers
     if (is_h5 <= 0)
         return btrm_error_set(BTRM_EDATA, "%s: %s", path, is_h5 < 0 ? "cannot open the model "
                               "file (missing or unreadable)" : "not an HDF5 file");
+    rc = btrm_h5raw_check_file(path);
+    if (rc)
+        return rc;
     BTRM_CHECK_H5(*fapl = btrm_h5_fapl(), path);
     BTRM_CHECK_H5(*file = H5Fopen(path, H5F_ACC_RDONLY, *fapl), path);
     char tag[BTRM_FORMAT_TAG_MAX] = "", writer[BTRM_FORMAT_TAG_MAX], name[BTRM_FORMAT_TAG_MAX];
@@ -587,8 +591,8 @@ int btrm_model_read_features(const char *path, btrm_feature_record *rec)
     btrm_feature_record_clear(rec);
     hid_t file = btrm_h5_open_read(path), group = -1;
     if (file < 0)
-        return btrm_error_set(BTRM_EDATA, "%s: cannot open the model file (missing, "
-                              "unreadable or not HDF5)", path);
+        return btrm_h5_open_error(path, "cannot open the model file (missing, unreadable "
+                                  "or not HDF5)");
     int rc = btrm_h5_exists(file, "/features");
     if (rc > 0) {
         rc = 0;

@@ -30,6 +30,7 @@
 #include "error.h"
 #include "feature_record_h5.h"
 #include "fileutil.h"
+#include "h5raw.h"
 #include "h5util.h"
 #include "log.h"
 #include "memory.h"
@@ -313,6 +314,9 @@ static int read_metadata(btrm_pairs *p, unsigned flags, pairs_header *h, char **
     htri_t is_h5 = H5Fis_hdf5(path);
     if (is_h5 <= 0)
         return btrm_error_set(BTRM_EDATA, "%s is not an HDF5 file", path);
+    rc = btrm_h5raw_check_file(path);
+    if (rc)
+        return rc;
     BTRM_CHECK_H5(fapl = btrm_h5_fapl(), path);
     BTRM_CHECK_H5(file = H5Fopen(path, H5F_ACC_RDONLY, fapl), path);
 
@@ -951,7 +955,7 @@ int btrm_pairs_read_backbone(const char *path, char *label, size_t size)
     if (file >= 0)
         dset = H5Dopen2(file, "/features", H5P_DEFAULT);
     if (file < 0)
-        rc = btrm_error_set(BTRM_EDATA, "%s: not an HDF5 file btrm can open", path);
+        rc = btrm_h5_open_error(path, "not an HDF5 file btrm can open");
     else if (dset < 0)
         rc = btrm_error_set(BTRM_EDATA, "%s has no /features", path);
     else if (btrm_h5_has_attr(dset, "backbone") != 1)
@@ -1000,7 +1004,7 @@ int btrm_pairs_read_features(const char *path, btrm_feature_record *rec)
     btrm_feature_record_clear(rec);
     hid_t file = btrm_h5_open_read(path), dset = -1, space = -1;
     if (file < 0)
-        return btrm_error_set(BTRM_EDATA, "%s: not an HDF5 file btrm can open", path);
+        return btrm_h5_open_error(path, "not an HDF5 file btrm can open");
     int rc = btrm_h5_exists(file, "/features");
     if (rc <= 0)
         goto fail; /* no features: nothing recorded */

@@ -132,7 +132,7 @@ int btrm_tokcache_read(const char *path, const btrm_tokcache_info *info, int64_t
                                                                     : "not an HDF5 file");
     hid_t file = btrm_h5_open_read(path);
     if (file < 0)
-        return btrm_error_set(BTRM_EDATA, "%s: cannot open", path);
+        return btrm_h5_open_error(path, "cannot open");
     int version = 0, rc = btrm_h5_check_format(file, path, &btrm_format_tokens, &version);
     char key[64] = "";
     uint32_t crc = 0;
