@@ -74,7 +74,7 @@ typedef struct raw_file {
     uint64_t *seen;               /* object header addresses met, + 1 (hash set) */
     size_t seen_cap, n_seen;
     uint64_t *todo;               /* object headers still to walk */
-    size_t n_todo;
+    size_t n_todo, todo_cap;
     uint64_t spent;               /* bytes of structures read (spend) */
 } raw_file;
 
@@ -445,6 +445,14 @@ static int spend(raw_file *f, uint64_t bytes)
     return 0;
 }
 
+/* The first slot of key in a hash set of cap slots (a power of 2, at most
+ * 2^32): the high half of a multiplicative hash, so that aligned
+ * addresses spread. */
+static size_t slot_of(uint64_t key, size_t cap)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+}
+
 /* Marks the object header at addr met; 1 if it was met before. */
 static int seen_before(raw_file *f, uint64_t addr, int *rc)
 {
@@ -462,7 +470,7 @@ static int seen_before(raw_file *f, uint64_t addr, int *rc)
         }
         for (size_t i = 0; i < f->seen_cap; i++)
             if (f->seen[i]) {
-                size_t j = (size_t)(f->seen[i] * 0x9E3779B97F4A7C15ull) & (cap - 1);
+                size_t j = slot_of(f->seen[i], cap);
                 while (grown[j])
                     j = (j + 1) & (cap - 1);
                 grown[j] = f->seen[i];
@@ -472,7 +480,7 @@ static int seen_before(raw_file *f, uint64_t addr, int *rc)
         f->seen_cap = cap;
     }
     uint64_t key = addr + 1;
-    size_t j = (size_t)(key * 0x9E3779B97F4A7C15ull) & (f->seen_cap - 1);
+    size_t j = slot_of(key, f->seen_cap);
     for (; f->seen[j]; j = (j + 1) & (f->seen_cap - 1))
         if (f->seen[j] == key)
             return 1;
@@ -490,10 +498,14 @@ static int push_object(raw_file *f, uint64_t addr)
                       "bytes)", (unsigned long long)addr, (unsigned long long)f->eof);
     if (seen_before(f, addr, &rc))
         return rc;
-    uint64_t *grown = realloc(f->todo, (f->n_todo + 1) * sizeof *grown);
-    if (!grown)
-        return btrm_error_set(BTRM_ENOMEM, "%s: out of memory", f->where);
-    f->todo = grown;
+    if (f->n_todo == f->todo_cap) {
+        size_t cap = f->todo_cap ? 2 * f->todo_cap : 64;
+        uint64_t *grown = realloc(f->todo, cap * sizeof *grown);
+        if (!grown)
+            return btrm_error_set(BTRM_ENOMEM, "%s: out of memory", f->where);
+        f->todo = grown;
+        f->todo_cap = cap;
+    }
     f->todo[f->n_todo++] = addr;
     return 0;
 }
@@ -738,8 +750,8 @@ static int load_local_heap(raw_file *f, uint64_t addr, uint8_t **data, uint64_t 
         return rc;
     rc = raw_read(f, daddr, *data, (size_t)dsize, "a local heap's data");
     /* the free list: inside the data, no loop (libhdf5 follows it to the end) */
-    uint64_t steps = 0;
-    while (!rc && free_at != 1 && !(f->ss == 8 && free_at == UINT64_MAX)) {
+    uint64_t steps = 0, undefined = f->ss == 8 ? UINT64_MAX : ((uint64_t)1 << (8 * f->ss)) - 1;
+    while (!rc && free_at != 1 && free_at != undefined) { /* 1: libhdf5's "no free block" */
         if (free_at > dsize || dsize - free_at < 2 * (uint64_t)f->ss ||
             ++steps > dsize / (2 * f->ss))
             rc = refuse(f, "the free list of the local heap at address %llu leaves its data "
