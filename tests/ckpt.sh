@@ -165,7 +165,8 @@ for np in 1 2; do
 done
 run_cmd big-inspect.log "$BTRM" inspect big-2/checkpoints/step-00000002.h5
 expect_rc 0 "the 2-rank checkpoint verifies (every dataset's crc32) on 1 rank"
-# one byte 20 MiB into exp_avg_sq: its third block, moved by the third thread
+# one byte 20 MiB into exp_avg_sq: its third block, in the second thread's
+# run (each thread moves a contiguous run of two 8 MiB blocks here)
 off=$(/usr/bin/python3 -c "import h5py; print(h5py.File('big-1/checkpoints/step-00000002.h5')['optim/exp_avg_sq'].id.get_offset())")
 printf '\x5a' | dd of=big-1/checkpoints/step-00000002.h5 bs=1 seek=$((off + 20971520 + 3)) conv=notrunc 2>/dev/null
 run_cmd big-bad.log mpi 2 "$BTRM" inspect big-1/checkpoints/step-00000002.h5
